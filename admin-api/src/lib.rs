@@ -1,0 +1,1 @@
+//! Admin REST v2 routes and models. Not built yet (issue 6).

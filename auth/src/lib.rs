@@ -1,0 +1,1 @@
+//! JWT token authentication and authorization policy. Not built yet (issue 6).

@@ -1,0 +1,266 @@
+//! Topic names, parsed and normalised as Pulsar's `TopicName` does:
+//!
+//! - `x` → `persistent://public/default/x`; `t/ns/x` → `persistent://t/ns/x`; any other count of
+//!   slashes without a scheme is invalid;
+//! - `persistent://t/ns/x` and `non-persistent://t/ns/x`; the old four-part form
+//!   `persistent://t/cluster/ns/x` is still accepted (everything after the fourth slash belongs to
+//!   the local name);
+//! - `x-partition-N` is partition N of the partitioned topic `x`.
+
+use std::fmt;
+use std::str::FromStr;
+
+const PARTITION_SUFFIX: &str = "-partition-";
+const DEFAULT_TENANT: &str = "public";
+const DEFAULT_NAMESPACE: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TopicDomain {
+    Persistent,
+    NonPersistent,
+}
+
+impl TopicDomain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicDomain::Persistent => "persistent",
+            TopicDomain::NonPersistent => "non-persistent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topic name '{name}': {reason}")]
+pub struct TopicNameError {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+/// A fully qualified topic name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName {
+    domain: TopicDomain,
+    tenant: String,
+    /// Only in old four-part names.
+    cluster: Option<String>,
+    namespace: String,
+    local_name: String,
+    partition: Option<u32>,
+}
+
+impl TopicName {
+    pub fn parse(name: &str) -> Result<TopicName, TopicNameError> {
+        let err = |reason| TopicNameError {
+            name: name.to_string(),
+            reason,
+        };
+        let (domain, rest) = match name.split_once("://") {
+            Some(("persistent", rest)) => (TopicDomain::Persistent, rest.to_string()),
+            Some(("non-persistent", rest)) => (TopicDomain::NonPersistent, rest.to_string()),
+            Some(_) => return Err(err("the domain must be 'persistent' or 'non-persistent'")),
+            None => match name.matches('/').count() {
+                0 => (
+                    TopicDomain::Persistent,
+                    format!("{DEFAULT_TENANT}/{DEFAULT_NAMESPACE}/{name}"),
+                ),
+                2 => (TopicDomain::Persistent, name.to_string()),
+                _ => {
+                    return Err(err(
+                        "a short name must be '<topic>' or '<tenant>/<namespace>/<topic>'",
+                    ));
+                }
+            },
+        };
+        let parts: Vec<&str> = rest.splitn(4, '/').collect();
+        let (tenant, cluster, namespace, local_name) = match parts[..] {
+            [tenant, namespace, local] => (tenant, None, namespace, local),
+            [tenant, cluster, namespace, local] => (tenant, Some(cluster), namespace, local),
+            _ => return Err(err("expected '<domain>://<tenant>/<namespace>/<topic>'")),
+        };
+        if tenant.is_empty() || namespace.is_empty() || cluster.is_some_and(str::is_empty) {
+            return Err(err("tenant and namespace must not be empty"));
+        }
+        if !is_valid_entity_name(tenant)
+            || !is_valid_entity_name(namespace)
+            || !cluster.is_none_or(is_valid_entity_name)
+        {
+            return Err(err(
+                "tenant, cluster and namespace may only hold letters, digits and _ - = : .",
+            ));
+        }
+        if local_name.is_empty() {
+            return Err(err("the topic's local name must not be empty"));
+        }
+        Ok(TopicName {
+            domain,
+            tenant: tenant.to_string(),
+            cluster: cluster.map(str::to_string),
+            namespace: namespace.to_string(),
+            local_name: local_name.to_string(),
+            partition: partition_index(local_name),
+        })
+    }
+
+    pub fn domain(&self) -> TopicDomain {
+        self.domain
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// `tenant/namespace` (or `tenant/cluster/namespace` for old names).
+    pub fn namespace(&self) -> String {
+        match &self.cluster {
+            Some(cluster) => format!("{}/{}/{}", self.tenant, cluster, self.namespace),
+            None => format!("{}/{}", self.tenant, self.namespace),
+        }
+    }
+
+    /// The namespace's own name, without the tenant.
+    pub fn namespace_local(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The last part of the name, partition suffix included.
+    pub fn local_name(&self) -> &str {
+        &self.local_name
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.domain == TopicDomain::Persistent
+    }
+
+    /// The partition index if this is `<topic>-partition-<N>`.
+    pub fn partition(&self) -> Option<u32> {
+        self.partition
+    }
+
+    /// The partitioned topic this partition belongs to, or the name itself.
+    pub fn partitioned_topic(&self) -> TopicName {
+        match self.partition {
+            None => self.clone(),
+            Some(_) => {
+                let at = self
+                    .local_name
+                    .rfind(PARTITION_SUFFIX)
+                    .unwrap_or(self.local_name.len());
+                TopicName {
+                    local_name: self.local_name[..at].to_string(),
+                    partition: None,
+                    ..self.clone()
+                }
+            }
+        }
+    }
+
+    /// Partition `index` of this (partitioned) topic.
+    pub fn with_partition(&self, index: u32) -> TopicName {
+        let base = self.partitioned_topic();
+        TopicName {
+            local_name: format!("{}{PARTITION_SUFFIX}{index}", base.local_name),
+            partition: Some(index),
+            ..base
+        }
+    }
+}
+
+/// Pulsar's `NamedEntity.checkName`: `[-=:.\w]+`.
+fn is_valid_entity_name(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | ':' | '.'))
+}
+
+fn partition_index(local_name: &str) -> Option<u32> {
+    let at = local_name.rfind(PARTITION_SUFFIX)?;
+    let digits = &local_name[at + PARTITION_SUFFIX.len()..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}/{}",
+            self.domain.as_str(),
+            self.namespace(),
+            self.local_name
+        )
+    }
+}
+
+impl FromStr for TopicName {
+    type Err = TopicNameError;
+
+    fn from_str(s: &str) -> Result<TopicName, TopicNameError> {
+        TopicName::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(name: &str) -> String {
+        TopicName::parse(name).expect(name).to_string()
+    }
+
+    #[test]
+    fn normalises_short_names() {
+        assert_eq!(full("x"), "persistent://public/default/x");
+        assert_eq!(full("t/ns/x"), "persistent://t/ns/x");
+        assert_eq!(full("persistent://t/ns/x"), "persistent://t/ns/x");
+        assert_eq!(full("non-persistent://t/ns/x"), "non-persistent://t/ns/x");
+    }
+
+    #[test]
+    fn old_four_part_names_keep_their_cluster() {
+        let name = TopicName::parse("persistent://prop/us-west/ns/a/b").expect("v1 name");
+        assert_eq!(name.namespace(), "prop/us-west/ns");
+        assert_eq!(name.local_name(), "a/b");
+        assert_eq!(name.to_string(), "persistent://prop/us-west/ns/a/b");
+    }
+
+    #[test]
+    fn partitions() {
+        let name = TopicName::parse("t/ns/orders-partition-3").expect("partition");
+        assert_eq!(name.partition(), Some(3));
+        assert_eq!(
+            name.partitioned_topic().to_string(),
+            "persistent://t/ns/orders"
+        );
+        assert_eq!(
+            name.partitioned_topic().with_partition(0).to_string(),
+            "persistent://t/ns/orders-partition-0"
+        );
+        assert_eq!(
+            TopicName::parse("a-partition-x").expect("name").partition(),
+            None
+        );
+        assert_eq!(
+            TopicName::parse("a-partition-").expect("name").partition(),
+            None
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_names() {
+        for bad in [
+            "",
+            "a/b",
+            "a/b/c/d",
+            "http://t/ns/x",
+            "persistent://t/ns",
+            "persistent://t/ns/",
+            "persistent:///ns/x",
+            "persistent://t//x",
+            "persistent://t e/ns/x",
+            "persistent://t/n$s/x",
+        ] {
+            assert!(TopicName::parse(bad).is_err(), "{bad:?} should be invalid");
+        }
+    }
+}
