@@ -1,1 +1,12 @@
-//! Magnetar's broker: Pulsar protocol server, managed ledgers, subscriptions. Not built yet (issue 5).
+//! Magnetar's broker: Pulsar protocol server, managed ledgers and cursors, subscriptions and
+//! dispatch.
+//!
+//! So far this crate holds the sans-IO cores of subscriptions, plain structs that take events and
+//! return decisions, tested without a runtime or sockets:
+//! - [`position`]: entry positions and the ledger layout of a topic;
+//! - [`cursor`]: a durable cursor's acknowledgement state and its persisted snapshot.
+//!
+//! The async broker (connections, managed ledgers, persistence) wraps them.
+
+pub mod cursor;
+pub mod position;
