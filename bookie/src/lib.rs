@@ -1,2 +1,28 @@
-//! Magnetar's storage node (journal + ledger storage) and the ledger client brokers use.
-//! Not built yet (issue 4).
+//! Magnetar's storage node, the *bookie*: it stores ledger entries for brokers, durably and
+//! fenceably, as Apache BookKeeper's bookies do.
+//!
+//! - [`journal`]: the write-ahead log (segment files, group commit with one fdatasync per batch,
+//!   replay with torn-tail truncation).
+//! - [`storage`]: ledger storage in RocksDB with its own WAL off, checkpointed against the journal.
+//! - [`Bookie`]: the two together, plus fencing; no networking.
+//! - [`server`]: the bookie protocol (`magnetar_protocol::bookie`) over TCP, pipelined.
+//! - [`client`]: a pipelined connection to one bookie, for the ledger client and tests.
+//!
+//! Brokers reach bookies only through the ledger client; a bookie knows nothing of topics.
+//! Registration in the metadata service and the ledger client itself are still to come (issue 4).
+
+mod bookie;
+pub mod client;
+pub mod config;
+mod connection;
+mod error;
+pub mod journal;
+pub mod server;
+pub mod storage;
+pub mod wire;
+
+pub use bookie::{AddEntry, Bookie};
+pub use client::{BookieClient, ClientError};
+pub use config::{BookieConfig, ConfigError};
+pub use error::{BookieError, OpError};
+pub use server::{BookieServer, run};

@@ -1,0 +1,153 @@
+//! The bookie server: opens the bookie, accepts connections on a bound listener, checkpoints
+//! periodically, and on shutdown stops accepting, lets connections answer what they took,
+//! then closes the journal and checkpoints.
+//!
+//! Registration in the metadata service (issue 4's next step) slots in beside this: it needs the
+//! bookie's address and read-only state, which [`BookieServer::local_addr`] and
+//! [`BookieServer::bookie`] give, and a child of the same shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bookie::Bookie;
+use crate::config::BookieConfig;
+use crate::connection::{self, ConnectionContext};
+use crate::error::BookieError;
+
+/// Opens the bookie, serves `listener` until `shutdown` is cancelled, then drains and closes.
+pub async fn run(
+    config: BookieConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BookieError> {
+    BookieServer::start(config, listener, shutdown)
+        .await?
+        .wait()
+        .await
+}
+
+/// A started bookie server.
+#[derive(Debug)]
+pub struct BookieServer {
+    bookie: Arc<Bookie>,
+    local_addr: SocketAddr,
+    config: BookieConfig,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl BookieServer {
+    /// Opens the bookie (replaying its journal) and starts serving; returns once it accepts.
+    pub async fn start(
+        config: BookieConfig,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<BookieServer, BookieError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| BookieError::io("reading the listener address", e))?;
+        let open_config = config.clone();
+        let bookie = tokio::task::spawn_blocking(move || Bookie::open(&open_config))
+            .await
+            .map_err(|e| BookieError::Task(e.to_string()))??;
+        let bookie = Arc::new(bookie);
+        let tasks = TaskTracker::new();
+        let ctx = ConnectionContext {
+            bookie: bookie.clone(),
+            max_frame_size: config.max_frame_size,
+            max_inflight_requests: config.max_inflight_requests,
+            tasks: tasks.clone(),
+        };
+        tasks.spawn(accept_loop(listener, ctx, shutdown.clone()));
+        tasks.spawn(checkpoint_loop(
+            bookie.clone(),
+            config.checkpoint_interval(),
+            shutdown.clone(),
+        ));
+        tracing::info!(%local_addr, journal = %config.journal_dir.display(), ledgers = %config.ledger_dir.display(), "bookie serving");
+        Ok(BookieServer {
+            bookie,
+            local_addr,
+            config,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn bookie(&self) -> &Arc<Bookie> {
+        &self.bookie
+    }
+
+    /// Waits for the shutdown token, then drains connections (up to the configured grace),
+    /// closes the journal and takes a last checkpoint.
+    pub async fn wait(self) -> Result<(), BookieError> {
+        self.shutdown.cancelled().await;
+        self.tasks.close();
+        if tokio::time::timeout(self.config.shutdown_grace(), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("bookie connections did not drain in time; closing anyway");
+        }
+        let bookie = self.bookie;
+        tokio::task::spawn_blocking(move || bookie.close())
+            .await
+            .map_err(|e| BookieError::Task(e.to_string()))??;
+        tracing::info!("bookie stopped");
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: ConnectionContext, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, _peer)) => {
+                if let Err(e) = socket.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+                let tasks = ctx.tasks.clone();
+                tasks.spawn(connection::serve(socket, ctx.clone(), shutdown.child_token()));
+            }
+            // Per-connection failures (a peer resetting before accept, fd exhaustion) must not
+            // end the server; yield so a persistent one does not spin.
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+async fn checkpoint_loop(
+    bookie: Arc<Bookie>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; the bookie checkpointed at open
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let b = bookie.clone();
+        match tokio::task::spawn_blocking(move || b.checkpoint()).await {
+            Ok(Ok(position)) => tracing::trace!(%position, "checkpoint"),
+            Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Ledger storage in memory: the executable model [`super::RocksStorage`] is checked against,
+//! and a stand-in where a test needs storage but not its durability.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use super::{LedgerMeta, LedgerStorage, StorageError, StoredEntry};
+use crate::journal::{Position, Record};
+
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<(u64, u64), StoredEntry>,
+    ledgers: HashMap<u64, LedgerMeta>,
+    checkpoint: Option<Position>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl LedgerStorage for MemoryStorage {
+    fn apply(&self, records: &[Record]) -> Result<(), StorageError> {
+        let mut state = self.state();
+        for record in records {
+            let ledger_id = record.ledger_id();
+            match record {
+                Record::Entry {
+                    entry_id,
+                    last_add_confirmed,
+                    data,
+                    ..
+                } => {
+                    let entry = StoredEntry {
+                        last_add_confirmed: *last_add_confirmed,
+                        data: data.clone(),
+                    };
+                    state.entries.insert((ledger_id, *entry_id), entry);
+                }
+                Record::Fence { .. } => {}
+                Record::DeleteLedger { .. } => {
+                    state.entries.retain(|(l, _), _| *l != ledger_id);
+                    state.ledgers.remove(&ledger_id);
+                    continue;
+                }
+            }
+            let meta = state.ledgers.entry(ledger_id).or_default();
+            *meta = meta.updated(record);
+        }
+        Ok(())
+    }
+
+    fn read_entry(
+        &self,
+        ledger_id: u64,
+        entry_id: u64,
+    ) -> Result<Option<StoredEntry>, StorageError> {
+        Ok(self.state().entries.get(&(ledger_id, entry_id)).cloned())
+    }
+
+    fn ledger(&self, ledger_id: u64) -> Result<Option<LedgerMeta>, StorageError> {
+        Ok(self.state().ledgers.get(&ledger_id).copied())
+    }
+
+    fn fenced_ledgers(&self) -> Result<Vec<u64>, StorageError> {
+        let mut ids: Vec<u64> = (self.state().ledgers.iter())
+            .filter(|(_, meta)| meta.fenced)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn checkpoint_position(&self) -> Result<Option<Position>, StorageError> {
+        Ok(self.state().checkpoint)
+    }
+
+    fn checkpoint(&self, position: Position) -> Result<(), StorageError> {
+        self.state().checkpoint = Some(position);
+        Ok(())
+    }
+}
