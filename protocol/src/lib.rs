@@ -26,6 +26,12 @@ pub mod bookie {
     include!(concat!(env!("OUT_DIR"), "/magnetar.bookie.rs"));
 }
 
+/// Magnetar's metadata service protocol (client API and Raft transport), from `proto/metadata.proto`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod metadata {
+    include!(concat!(env!("OUT_DIR"), "/magnetar.metadata.rs"));
+}
+
 pub use frame::{ChecksumMismatch, Frame, FrameError, Payload, PulsarCodec};
 pub use message_id::MessageId;
 pub use topic::{TopicDomain, TopicName, TopicNameError};

@@ -1,0 +1,493 @@
+//! The metadata client: connects to any node of a group, follows the leader on `NotLeader`,
+//! retries what is safe to retry (reads, keep-alives, unconditional writes that were not
+//! answered) and surfaces what is not (a compare-and-set whose outcome is unknown comes back as
+//! `Indeterminate`, for the caller to re-read).
+
+mod session;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use magnetar_protocol::metadata::{self as pb, request, response};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+pub use session::{Session, SessionState};
+pub use watch::{Change, Watch, WatchEvent};
+
+use crate::conn::Connection;
+use crate::error::MetadataError;
+use crate::types::{EventKind, Expected};
+
+/// A key with its value and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// From 1 at creation, +1 per put.
+    pub version: u64,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    /// The owning session of an ephemeral key.
+    pub session: Option<u64>,
+}
+
+impl From<pb::KeyValue> for Record {
+    fn from(kv: pb::KeyValue) -> Record {
+        Record {
+            key: kv.key,
+            value: kv.value,
+            version: kv.version,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            session: (kv.session != 0).then_some(kv.session),
+        }
+    }
+}
+
+pub(crate) fn expected_to_proto(expected: Expected) -> pb::Expected {
+    let kind = match expected {
+        Expected::Any => pb::expected::Kind::Any(pb::Empty {}),
+        Expected::Absent => pb::expected::Kind::Absent(pb::Empty {}),
+        Expected::Version(v) => pb::expected::Kind::Version(v),
+    };
+    pb::Expected { kind: Some(kind) }
+}
+
+/// A multi-key transaction: every compare (and every op's expectation) holds, or nothing applies.
+#[derive(Debug, Clone, Default)]
+pub struct Txn {
+    request: pb::TxnRequest,
+}
+
+impl Txn {
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    pub fn compare(mut self, key: impl Into<String>, expected: Expected) -> Txn {
+        self.request.compares.push(pb::Compare {
+            key: key.into(),
+            expected: Some(expected_to_proto(expected)),
+        });
+        self
+    }
+
+    pub fn put(self, key: impl Into<String>, value: impl Into<Vec<u8>>, expected: Expected) -> Txn {
+        self.put_in_session(key, value, expected, 0)
+    }
+
+    /// A put of a key owned by `session` (deleted when it expires).
+    pub fn put_ephemeral(
+        self,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        expected: Expected,
+        session: &Session,
+    ) -> Txn {
+        let id = session.id();
+        self.put_in_session(key, value, expected, id)
+    }
+
+    /// A put of a key owned by the session with this id.
+    pub fn put_in_session(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        expected: Expected,
+        session: u64,
+    ) -> Txn {
+        let put = pb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+            expected: Some(expected_to_proto(expected)),
+            session,
+        };
+        self.request.ops.push(pb::TxnOp {
+            op: Some(pb::txn_op::Op::Put(put)),
+        });
+        self
+    }
+
+    pub fn delete(mut self, key: impl Into<String>, expected: Expected) -> Txn {
+        let delete = pb::DeleteRequest {
+            key: key.into(),
+            expected: Some(expected_to_proto(expected)),
+        };
+        self.request.ops.push(pb::TxnOp {
+            op: Some(pb::txn_op::Op::Delete(delete)),
+        });
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long one call keeps retrying (leader changes, unreachable nodes) before it fails.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Route {
+    /// Index into `servers` used when no leader is known.
+    next_server: usize,
+    target: String,
+    conn: Option<Arc<Connection>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    servers: Vec<String>,
+    options: ClientOptions,
+    route: Mutex<Route>,
+}
+
+/// A handle to a metadata group; cheap to clone, one connection shared by all clones.
+#[derive(Debug, Clone)]
+pub struct MetadataClient {
+    inner: Arc<Inner>,
+}
+
+impl MetadataClient {
+    /// A client of the group reachable at `servers` (any of its nodes); connects lazily.
+    pub fn new(
+        servers: impl IntoIterator<Item = impl Into<String>>,
+        options: ClientOptions,
+    ) -> Result<MetadataClient, MetadataError> {
+        let servers: Vec<String> = servers
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| !s.is_empty())
+            .collect();
+        let Some(first) = servers.first().cloned() else {
+            return Err(MetadataError::InvalidArgument(
+                "no metadata servers given".into(),
+            ));
+        };
+        let route = Mutex::new(Route {
+            next_server: 1 % servers.len(),
+            target: first,
+            conn: None,
+        });
+        Ok(MetadataClient {
+            inner: Arc::new(Inner {
+                servers,
+                options,
+                route,
+            }),
+        })
+    }
+
+    /// Like [`MetadataClient::new`], then waits until the group answers.
+    pub async fn connect(
+        servers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<MetadataClient, MetadataError> {
+        let client = MetadataClient::new(servers, ClientOptions::default())?;
+        client
+            .call(request::Body::Status(pb::StatusRequest {}), true)
+            .await?;
+        Ok(client)
+    }
+
+    pub fn servers(&self) -> &[String] {
+        &self.inner.servers
+    }
+
+    pub(crate) async fn connection(&self) -> Result<Arc<Connection>, MetadataError> {
+        let mut route = self.inner.route.lock().await;
+        if let Some(conn) = &route.conn
+            && !conn.is_closed()
+        {
+            return Ok(conn.clone());
+        }
+        let conn =
+            Arc::new(Connection::connect(&route.target, self.inner.options.connect_timeout).await?);
+        route.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Points the client at `leader`, or at the next listed server when none is known.
+    pub(crate) async fn retarget(&self, leader: Option<String>, failed: &str) {
+        let mut route = self.inner.route.lock().await;
+        if route.target != failed && leader.is_none() {
+            return; // someone else moved on already
+        }
+        route.target = match leader {
+            Some(leader) => leader,
+            None => {
+                let next = self.inner.servers[route.next_server % self.inner.servers.len()].clone();
+                route.next_server = (route.next_server + 1) % self.inner.servers.len();
+                next
+            }
+        };
+        route.conn = None;
+    }
+
+    pub(crate) async fn call(
+        &self,
+        body: request::Body,
+        idempotent: bool,
+    ) -> Result<response::Body, MetadataError> {
+        let deadline = Instant::now() + self.inner.options.request_timeout;
+        let mut attempt: u32 = 0;
+        loop {
+            let (addr, result) = match self.connection().await {
+                Ok(conn) => (conn.addr().to_string(), conn.call(body.clone()).await),
+                Err(e) => (self.inner.route.lock().await.target.clone(), Err(e)),
+            };
+            let error = match result {
+                Ok(body) => return Ok(body),
+                Err(e) => e,
+            };
+            let leader = match &error {
+                MetadataError::NotLeader { leader_addr, .. } => {
+                    leader_addr.clone().filter(|a| *a != addr)
+                }
+                MetadataError::Unavailable(_) => None,
+                MetadataError::Indeterminate(_) if idempotent => None,
+                _ => return Err(error),
+            };
+            let jump = leader.is_some();
+            self.retarget(leader, &addr).await;
+            if Instant::now() >= deadline {
+                return Err(error);
+            }
+            if !jump {
+                attempt += 1;
+                let backoff = Duration::from_millis(20u64.saturating_mul(1 << attempt.min(5)))
+                    .min(Duration::from_millis(500));
+                tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Record>, MetadataError> {
+        match self
+            .call(
+                request::Body::Get(pb::GetRequest {
+                    key: key.to_string(),
+                }),
+                true,
+            )
+            .await?
+        {
+            response::Body::Get(get) => Ok(get.kv.map(Record::from)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes `value` if the key is as `expected`; returns the key's new version.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: impl Into<Vec<u8>>,
+        expected: Expected,
+    ) -> Result<u64, MetadataError> {
+        self.put_in_session(key, value.into(), expected, 0).await
+    }
+
+    /// Writes a key owned by `session`: it is deleted when the session expires or closes.
+    pub async fn put_ephemeral(
+        &self,
+        key: &str,
+        value: impl Into<Vec<u8>>,
+        expected: Expected,
+        session: &Session,
+    ) -> Result<u64, MetadataError> {
+        self.put_in_session(key, value.into(), expected, session.id())
+            .await
+    }
+
+    /// Writes a key owned by the session with this id (0: no session).
+    pub async fn put_in_session(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Expected,
+        session: u64,
+    ) -> Result<u64, MetadataError> {
+        let put = pb::PutRequest {
+            key: key.to_string(),
+            value,
+            expected: Some(expected_to_proto(expected)),
+            session,
+        };
+        // An unconditional put that went unanswered can simply be sent again.
+        match self
+            .call(request::Body::Put(put), expected == Expected::Any)
+            .await?
+        {
+            response::Body::Put(put) => Ok(put.version),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes the key if it is as `expected`; says whether it existed.
+    pub async fn delete(&self, key: &str, expected: Expected) -> Result<bool, MetadataError> {
+        let delete = pb::DeleteRequest {
+            key: key.to_string(),
+            expected: Some(expected_to_proto(expected)),
+        };
+        match self
+            .call(request::Body::Delete(delete), expected == Expected::Any)
+            .await?
+        {
+            response::Body::Delete(delete) => Ok(delete.deleted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Applies a transaction; per op, the new version of a put or 1/0 for a delete.
+    pub async fn txn(&self, txn: Txn) -> Result<Vec<u64>, MetadataError> {
+        match self.call(request::Body::Txn(txn.request), false).await? {
+            response::Body::Txn(txn) => Ok(txn.results),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of keys under `prefix` after `start_after`; the flag says whether more follow.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<Record>, bool), MetadataError> {
+        let list = pb::ListRequest {
+            prefix: prefix.to_string(),
+            start_after: start_after.to_string(),
+            limit,
+            keys_only: false,
+        };
+        match self.call(request::Body::List(list), true).await? {
+            response::Body::List(list) => {
+                Ok((list.kvs.into_iter().map(Record::from).collect(), list.more))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every key under `prefix`, in key order (paged underneath).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Record>, MetadataError> {
+        let mut all = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (page, more) = self.list_page(prefix, &after, 0).await?;
+            if let Some(last) = page.last() {
+                after = last.key.clone();
+            }
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Names one level below `path`.
+    pub async fn children(&self, path: &str) -> Result<Vec<String>, MetadataError> {
+        match self
+            .call(
+                request::Body::Children(pb::ChildrenRequest {
+                    path: path.to_string(),
+                }),
+                true,
+            )
+            .await?
+        {
+            response::Body::Children(children) => Ok(children.names),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The answering node's view of the group.
+    pub async fn status(&self) -> Result<pb::StatusResponse, MetadataError> {
+        match self
+            .call(request::Body::Status(pb::StatusRequest {}), true)
+            .await?
+        {
+            response::Body::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The status of one particular node, without following the leader.
+    pub async fn status_of(addr: &str) -> Result<pb::StatusResponse, MetadataError> {
+        let conn = Connection::connect(addr, Duration::from_secs(2)).await?;
+        match conn
+            .call(request::Body::Status(pb::StatusRequest {}))
+            .await?
+        {
+            response::Body::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Adds a voting member (as a learner first, until it has caught up).
+    pub async fn add_member(
+        &self,
+        node_id: u64,
+        addr: &str,
+    ) -> Result<pb::StatusResponse, MetadataError> {
+        let add = pb::AddMemberRequest {
+            node_id,
+            addr: addr.to_string(),
+        };
+        match self.call(request::Body::AddMember(add), false).await? {
+            response::Body::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn remove_member(&self, node_id: u64) -> Result<pb::StatusResponse, MetadataError> {
+        match self
+            .call(
+                request::Body::RemoveMember(pb::RemoveMemberRequest { node_id }),
+                false,
+            )
+            .await?
+        {
+            response::Body::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Opens a session kept alive in the background until it is closed or dropped.
+    pub async fn create_session(&self, ttl: Duration) -> Result<Session, MetadataError> {
+        session::create(self.clone(), ttl).await
+    }
+
+    /// Ends a session by id, deleting its ephemeral keys; its owner is told it expired.
+    pub async fn close_session(&self, session: u64) -> Result<(), MetadataError> {
+        let close = request::Body::CloseSession(pb::CloseSessionRequest { session });
+        self.call(close, true).await.map(|_| ())
+    }
+
+    /// Every change under `prefix` from `from_revision` (0: from now on), in order, exactly once,
+    /// across reconnects and leader changes. Returns once the watch is established.
+    pub async fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watch, MetadataError> {
+        watch::start(self.clone(), prefix.to_string(), from_revision).await
+    }
+}
+
+pub(crate) fn unexpected(body: response::Body) -> MetadataError {
+    MetadataError::Internal(format!("unexpected response {body:?}"))
+}
+
+pub(crate) fn event_kind(event_type: i32) -> EventKind {
+    if event_type == pb::EventType::Delete as i32 {
+        EventKind::Delete
+    } else {
+        EventKind::Put
+    }
+}

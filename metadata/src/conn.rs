@@ -1,0 +1,214 @@
+//! One TCP connection to a metadata node with many requests in flight: requests carry ids,
+//! responses are matched back by id, and a watch keeps receiving responses under its id.
+//! Used by the client library and by the Raft transport between nodes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use magnetar_protocol::metadata::{Request, Response, request, response};
+use prost::Message;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::MetadataError;
+use crate::keys::MAX_FRAME_SIZE;
+
+/// The framing of the metadata wire: `[u32 length][protobuf message]`.
+pub(crate) fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_SIZE)
+        .new_codec()
+}
+
+enum Pending {
+    Once(oneshot::Sender<Response>),
+    Stream(mpsc::Sender<Response>),
+}
+
+type PendingMap = Arc<Mutex<HashMap<u64, Pending>>>;
+
+#[derive(Debug)]
+pub struct Connection {
+    addr: String,
+    outgoing: mpsc::Sender<Request>,
+    pending: PendingMap,
+    next_id: AtomicU64,
+    closed: CancellationToken,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pending::Once(_) => "Once",
+            Pending::Stream(_) => "Stream",
+        })
+    }
+}
+
+impl Connection {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, MetadataError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))?
+            .map_err(|e| MetadataError::Unavailable(format!("cannot connect to {addr}: {e}")))?;
+        stream.set_nodelay(true).ok();
+        let (mut sink, mut source) = Framed::new(stream, codec()).split();
+        let (outgoing, mut queue) = mpsc::channel::<Request>(1024);
+        let pending: PendingMap = Arc::default();
+        let closed = CancellationToken::new();
+
+        let writer_closed = closed.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = writer_closed.cancelled() => break,
+                    request = queue.recv() => {
+                        let Some(request) = request else { break };
+                        if sink.send(Bytes::from(request.encode_to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            writer_closed.cancel();
+        });
+
+        let reader_pending = pending.clone();
+        let reader_closed = closed.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    _ = reader_closed.cancelled() => break,
+                    frame = source.next() => frame,
+                };
+                let Some(Ok(frame)) = frame else { break };
+                let Ok(response) = Response::decode(frame) else {
+                    break;
+                };
+                let mut map = reader_pending
+                    .lock()
+                    .expect("pending map lock is never poisoned");
+                match map.get(&response.id) {
+                    Some(Pending::Once(_)) => {
+                        if let Some(Pending::Once(tx)) = map.remove(&response.id) {
+                            let _ = tx.send(response);
+                        }
+                    }
+                    Some(Pending::Stream(tx)) => {
+                        // A full or dropped watch receiver ends that watch only.
+                        if tx.try_send(response.clone()).is_err() {
+                            map.remove(&response.id);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            reader_closed.cancel();
+            // Dropping the senders tells every waiter the connection is gone.
+            reader_pending
+                .lock()
+                .expect("pending map lock is never poisoned")
+                .clear();
+        });
+
+        Ok(Connection {
+            addr: addr.to_string(),
+            outgoing,
+            pending,
+            next_id: AtomicU64::new(1),
+            closed,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    fn register(&self, pending: Pending) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.pending
+            .lock()
+            .expect("pending map lock is never poisoned")
+            .insert(id, pending);
+        id
+    }
+
+    async fn send(&self, id: u64, body: request::Body) -> Result<(), MetadataError> {
+        if self.is_closed() {
+            self.pending
+                .lock()
+                .expect("pending map lock is never poisoned")
+                .remove(&id);
+            return Err(MetadataError::Unavailable(format!(
+                "connection to {} is closed",
+                self.addr
+            )));
+        }
+        self.outgoing
+            .send(Request {
+                id,
+                body: Some(body),
+            })
+            .await
+            .map_err(|_| {
+                MetadataError::Unavailable(format!("connection to {} is closed", self.addr))
+            })
+    }
+
+    /// Sends one request and waits for its answer. `Indeterminate` means it was sent but the
+    /// connection broke before an answer came.
+    pub async fn call(&self, body: request::Body) -> Result<response::Body, MetadataError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.register(Pending::Once(tx));
+        self.send(id, body).await?;
+        let response = rx.await.map_err(|_| {
+            MetadataError::Indeterminate(format!("connection to {} broke", self.addr))
+        })?;
+        into_result(response)
+    }
+
+    /// Sends a request answered by a stream of responses (a watch).
+    pub async fn stream(
+        &self,
+        body: request::Body,
+    ) -> Result<(u64, mpsc::Receiver<Response>), MetadataError> {
+        let (tx, rx) = mpsc::channel(1024);
+        let id = self.register(Pending::Stream(tx));
+        self.send(id, body).await?;
+        Ok((id, rx))
+    }
+
+    /// Stops receiving a stream (the server is told separately).
+    pub fn forget(&self, id: u64) {
+        self.pending
+            .lock()
+            .expect("pending map lock is never poisoned")
+            .remove(&id);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+/// A response's body, or its error.
+pub(crate) fn into_result(response: Response) -> Result<response::Body, MetadataError> {
+    if let Some(error) = response.error {
+        return Err(MetadataError::from_proto(error));
+    }
+    response
+        .body
+        .ok_or_else(|| MetadataError::Internal("response without a body".into()))
+}
