@@ -4,9 +4,11 @@
 //! So far this crate holds the sans-IO cores of subscriptions, plain structs that take events and
 //! return decisions, tested without a runtime or sockets:
 //! - [`position`]: entry positions and the ledger layout of a topic;
-//! - [`cursor`]: a durable cursor's acknowledgement state and its persisted snapshot.
+//! - [`cursor`]: a durable cursor's acknowledgement state and its persisted snapshot;
+//! - [`dispatch`]: consumer selection and delivery bookkeeping for the four subscription types.
 //!
 //! The async broker (connections, managed ledgers, persistence) wraps them.
 
 pub mod cursor;
+pub mod dispatch;
 pub mod position;
