@@ -1,1 +1,98 @@
-fn main() {}
+//! One bookie on this machine (journal and RocksDB in a temporary directory on the same disk),
+//! loaded over TCP by one pipelined client with 1 KiB entries:
+//!
+//! 1. light load (1,000 adds/s, open loop): latency, to compare with one fdatasync;
+//! 2. deep pipelining (10,000 adds outstanding): throughput, latency, fsyncs/s, entries per fsync.
+//!
+//! `cargo bench -p magnetar-bookie` (env `BENCH_ENTRIES` overrides the deep run's add count).
+
+use std::time::{Duration, Instant};
+
+use magnetar_bookie::bench::{self, BenchOptions};
+use magnetar_bookie::{BookieConfig, BookieServer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = BookieConfig {
+        journal_dir: dir.path().join("journal"),
+        ledger_dir: dir.path().join("ledgers"),
+        ..BookieConfig::default()
+    };
+    println!("fdatasync on this disk: {}", fdatasync_probe(dir.path())?);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let server = BookieServer::start(config, listener, shutdown.clone()).await?;
+    let addr = server.local_addr();
+    let bookie = server.bookie().clone();
+    let serving = tokio::spawn(server.wait());
+
+    let entries = std::env::var("BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // Light load first: after the deep run RocksDB is still flushing a gigabyte in the
+    // background, which is a different measurement.
+    let runs = [
+        ("light load 1000 adds/s", 10_000, 10_000, Some(1_000), 2),
+        ("deep pipeline", entries, 10_000, None, 1),
+    ];
+    for (name, entries, inflight, rate, ledger_id) in runs {
+        let options = BenchOptions {
+            entries,
+            entry_size: 1024,
+            inflight,
+            rate,
+            ledger_id,
+        };
+        let before = bookie.journal_stats();
+        let report = bench::run(addr, &options).await?;
+        let after = bookie.journal_stats();
+        let fsyncs = after.fsyncs - before.fsyncs;
+        let records = after.records - before.records;
+        println!("{name}: {report}");
+        println!(
+            "{name}: {} fsyncs, {:.0} fsyncs/s, {:.1} entries per fsync, {:.1} MB journal written",
+            fsyncs,
+            fsyncs as f64 / report.elapsed.as_secs_f64(),
+            records as f64 / fsyncs.max(1) as f64,
+            (after.bytes - before.bytes) as f64 / 1e6,
+        );
+    }
+    shutdown.cancel();
+    serving.await??;
+    Ok(())
+}
+
+/// p50 and p99 of 200 single-page write + fdatasync pairs, the floor of an add's latency.
+fn fdatasync_probe(dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::create(dir.join("probe"))?;
+    file.set_len(1 << 20)?;
+    file.sync_all()?;
+    let mut latencies: Vec<Duration> = (0..200u64)
+        .map(|i| {
+            let started = Instant::now();
+            file.write_all_at(&[1; 4096], i * 4096)?;
+            file.sync_data()?;
+            Ok(started.elapsed())
+        })
+        .collect::<std::io::Result<_>>()?;
+    latencies.sort_unstable();
+    std::fs::remove_file(dir.join("probe"))?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok(format!(
+        "p50 {:.2} ms, p99 {:.2} ms",
+        ms(latencies[100]),
+        ms(latencies[198])
+    ))
+}

@@ -52,7 +52,12 @@ impl Bookie {
             std::fs::create_dir_all(dir).map_err(|e| BookieError::io("creating a data dir", e))?;
         }
         let storage = Arc::new(RocksStorage::open(&config.ledger_dir, &config.storage)?);
-        Self::open_with(&config.journal_dir, &config.journal, storage, config.max_entry_size)
+        Self::open_with(
+            &config.journal_dir,
+            &config.journal,
+            storage,
+            config.max_entry_size,
+        )
     }
 
     /// Like [`Bookie::open`], over any ledger storage.
@@ -111,7 +116,11 @@ impl Bookie {
     }
 
     /// Queues an add; `done` runs once it is durable and readable, or refused, or failed.
-    pub fn add_entry(&self, add: AddEntry, done: impl FnOnce(Result<(), OpError>) + Send + 'static) {
+    pub fn add_entry(
+        &self,
+        add: AddEntry,
+        done: impl FnOnce(Result<(), OpError>) + Send + 'static,
+    ) {
         if self.is_read_only() {
             return done(Err(OpError::ReadOnly));
         }

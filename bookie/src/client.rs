@@ -97,6 +97,11 @@ impl BookieClient {
         self.addr
     }
 
+    /// Whether the connection has broken or been closed.
+    pub fn is_closed(&self) -> bool {
+        self.stopped.is_cancelled()
+    }
+
     /// Sends one request and waits for its response, whatever its status.
     pub async fn call(&self, op: request::Op) -> Result<Response, ClientError> {
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);

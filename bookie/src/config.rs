@@ -132,14 +132,24 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_a_partial_file_keeps_them() {
         BookieConfig::default().validate().expect("defaults valid");
-        let config = BookieConfig::from_toml(
-            "journal_dir = \"/j\"\n[journal]\nmax_group_wait_us = 1000\n",
-        )
-        .expect("parses");
+        let config =
+            BookieConfig::from_toml("journal_dir = \"/j\"\n[journal]\nmax_group_wait_us = 1000\n")
+                .expect("parses");
         assert_eq!(config.journal_dir, PathBuf::from("/j"));
         assert_eq!(config.journal.max_group_wait_us, 1000);
-        assert_eq!(config.journal.segment_size, JournalConfig::default().segment_size);
+        assert_eq!(
+            config.journal.segment_size,
+            JournalConfig::default().segment_size
+        );
         config.validate().expect("valid");
+    }
+
+    #[test]
+    fn deploy_sample_is_the_defaults() {
+        let sample = include_str!("../../deploy/bookie.toml");
+        let config = BookieConfig::from_toml(sample).expect("sample parses");
+        config.validate().expect("sample valid");
+        assert_eq!(config, BookieConfig::default());
     }
 
     #[test]

@@ -98,7 +98,12 @@ async fn write_responses(
     }
 }
 
-fn dispatch(request: Request, ctx: &ConnectionContext, tx: &Responses, permit: OwnedSemaphorePermit) {
+fn dispatch(
+    request: Request,
+    ctx: &ConnectionContext,
+    tx: &Responses,
+    permit: OwnedSemaphorePermit,
+) {
     let id = request.request_id;
     let Some(op) = request.op else {
         let message = "request carries no operation".to_string();

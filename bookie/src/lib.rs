@@ -11,7 +11,9 @@
 //! Brokers reach bookies only through the ledger client; a bookie knows nothing of topics.
 //! Registration in the metadata service and the ledger client itself are still to come (issue 4).
 
+pub mod bench;
 mod bookie;
+pub mod cli;
 pub mod client;
 pub mod config;
 mod connection;

@@ -118,7 +118,11 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext, shutdown: Ca
                     tracing::debug!(error = %e, "could not set TCP_NODELAY");
                 }
                 let tasks = ctx.tasks.clone();
-                tasks.spawn(connection::serve(socket, ctx.clone(), shutdown.child_token()));
+                tasks.spawn(connection::serve(
+                    socket,
+                    ctx.clone(),
+                    shutdown.child_token(),
+                ));
             }
             // Per-connection failures (a peer resetting before accept, fd exhaustion) must not
             // end the server; yield so a persistent one does not spin.

@@ -52,7 +52,10 @@ async fn malformed_requests_get_bad_request_and_the_connection_survives() {
     };
     raw.send(wire::encode(&empty)).await.expect("send");
     let response = next_response(&mut raw).await;
-    assert_eq!((response.request_id, status(&response)), (5, StatusCode::BadRequest));
+    assert_eq!(
+        (response.request_id, status(&response)),
+        (5, StatusCode::BadRequest)
+    );
 
     let lac = Request {
         request_id: 6,
@@ -62,7 +65,10 @@ async fn malformed_requests_get_bad_request_and_the_connection_survives() {
     };
     raw.send(wire::encode(&lac)).await.expect("send");
     let response = next_response(&mut raw).await;
-    assert_eq!((response.request_id, status(&response)), (6, StatusCode::NoSuchLedger));
+    assert_eq!(
+        (response.request_id, status(&response)),
+        (6, StatusCode::NoSuchLedger)
+    );
     bookie.stop().await;
 }
 
@@ -83,7 +89,10 @@ async fn oversized_frame_closes_the_connection_only() {
     assert!(rest.is_empty(), "no response to an undelimitable frame");
 
     let client = bookie.client().await;
-    client.add_entry(add(1, 0, false)).await.expect("new connection works");
+    client
+        .add_entry(add(1, 0, false))
+        .await
+        .expect("new connection works");
     client.close().await;
     bookie.stop().await;
 }
@@ -97,12 +106,18 @@ async fn missing_ledgers_entries_and_oversized_entries_get_clear_statuses() {
     let client = bookie.client().await;
     client.add_entry(add(3, 0, false)).await.expect("add");
 
-    let err = client.read_entry(42, 0, false).await.expect_err("no ledger");
+    let err = client
+        .read_entry(42, 0, false)
+        .await
+        .expect_err("no ledger");
     assert_eq!(err.status(), Some(StatusCode::NoSuchLedger));
     let err = client.read_entry(3, 1, false).await.expect_err("no entry");
     assert_eq!(err.status(), Some(StatusCode::NoSuchEntry));
     assert!(err.to_string().contains("3:1"), "{err}");
-    let err = client.read_last_add_confirmed(42).await.expect_err("no ledger");
+    let err = client
+        .read_last_add_confirmed(42)
+        .await
+        .expect_err("no ledger");
     assert_eq!(err.status(), Some(StatusCode::NoSuchLedger));
 
     let too_large = AddEntryRequest {

@@ -19,7 +19,10 @@ async fn restart_keeps_every_acknowledged_entry_and_the_fence() {
     try_join_all(adds.map(|a| client.add_entry(a)))
         .await
         .expect("adds acknowledged");
-    assert_eq!(client.fence_ledger(2).await.expect("fence"), Some(per_ledger - 2));
+    assert_eq!(
+        client.fence_ledger(2).await.expect("fence"),
+        Some(per_ledger - 2)
+    );
     client.close().await;
     bookie.stop().await;
 
@@ -32,12 +35,18 @@ async fn restart_keeps_every_acknowledged_entry_and_the_fence() {
             assert_eq!(read.payload, payload(ledger_id, entry_id));
             assert_eq!(read.last_add_confirmed, entry_id.checked_sub(1));
         }
-        let lac = client.read_last_add_confirmed(ledger_id).await.expect("lac");
+        let lac = client
+            .read_last_add_confirmed(ledger_id)
+            .await
+            .expect("lac");
         assert_eq!(lac.last_add_confirmed, Some(per_ledger - 2));
         assert_eq!(lac.fenced, ledger_id == 2);
     }
     let refused = client.add_entry(add(2, per_ledger, false)).await;
-    assert_eq!(refused.expect_err("fenced").status(), Some(StatusCode::Fenced));
+    assert_eq!(
+        refused.expect_err("fenced").status(),
+        Some(StatusCode::Fenced)
+    );
     client
         .add_entry(add(2, per_ledger, true))
         .await
@@ -63,14 +72,26 @@ async fn fenced_ledger_refuses_normal_adds_and_accepts_recovery_adds() {
     let read = client.read_entry(7, 4, true).await.expect("fencing read");
     assert_eq!(read.payload, payload(7, 4));
 
-    let refused = client.add_entry(add(7, 5, false)).await.expect_err("fenced");
+    let refused = client
+        .add_entry(add(7, 5, false))
+        .await
+        .expect_err("fenced");
     assert_eq!(refused.status(), Some(StatusCode::Fenced));
-    client.add_entry(add(7, 5, true)).await.expect("recovery add");
-    let read = client.read_entry(7, 5, false).await.expect("read recovered");
+    client
+        .add_entry(add(7, 5, true))
+        .await
+        .expect("recovery add");
+    let read = client
+        .read_entry(7, 5, false)
+        .await
+        .expect("read recovered");
     assert_eq!(read.payload, payload(7, 5));
 
     assert_eq!(client.fence_ledger(99).await.expect("fence unknown"), None);
-    let refused = client.add_entry(add(99, 0, false)).await.expect_err("fenced");
+    let refused = client
+        .add_entry(add(99, 0, false))
+        .await
+        .expect_err("fenced");
     assert_eq!(refused.status(), Some(StatusCode::Fenced));
     client.close().await;
     bookie.stop().await;
@@ -92,7 +113,10 @@ async fn deleted_ledger_is_gone_also_after_restart() {
     let check = |client: magnetar_bookie::BookieClient| async move {
         let missing = client.read_entry(1, 3, false).await.expect_err("deleted");
         assert_eq!(missing.status(), Some(StatusCode::NoSuchLedger));
-        let missing = client.read_last_add_confirmed(1).await.expect_err("deleted");
+        let missing = client
+            .read_last_add_confirmed(1)
+            .await
+            .expect_err("deleted");
         assert_eq!(missing.status(), Some(StatusCode::NoSuchLedger));
         let kept = client.read_entry(2, 3, false).await.expect("kept");
         assert_eq!(kept.payload, payload(2, 3));

@@ -57,13 +57,7 @@ async fn write_records(dir: &Path, n: u64) -> Vec<u64> {
         journal.append_durable(r).await.expect("append");
     }
     assert_eq!(*applied.lock().expect("lock"), n as usize);
-    assert_eq!(
-        journal.applied_position(),
-        Position {
-            segment: 0,
-            offset
-        }
-    );
+    assert_eq!(journal.applied_position(), Position { segment: 0, offset });
     journal.close();
     offsets
 }
@@ -83,7 +77,11 @@ fn check_recovery(dir: &Path, kept: u64, expect_truncation: bool) {
     let (records, outcome) = replay_all(dir);
     let expected: Vec<Record> = (0..kept).map(record).collect();
     assert_eq!(records, expected);
-    assert_eq!(outcome.truncated.is_some(), expect_truncation, "{outcome:?}");
+    assert_eq!(
+        outcome.truncated.is_some(),
+        expect_truncation,
+        "{outcome:?}"
+    );
     // The cut is durable: a second replay finds the same records and nothing left to cut.
     let (again, outcome) = replay_all(dir);
     assert_eq!(again, expected);
@@ -131,7 +129,11 @@ async fn garbage_length_after_the_last_record_is_truncated() {
     let offsets = write_records(dir.path(), 20).await;
     let end = offsets[19] + record(19).encoded_len() as u64;
     // Half-written header in the preallocated space: an absurd length, no valid body.
-    write_at(&segment_path(dir.path(), 0), end, &[0xff, 0xff, 0xff, 0x7f, 1, 2]);
+    write_at(
+        &segment_path(dir.path(), 0),
+        end,
+        &[0xff, 0xff, 0xff, 0x7f, 1, 2],
+    );
     check_recovery(dir.path(), 20, true);
 }
 

@@ -60,7 +60,8 @@ impl JournalConfig {
 
     /// Largest record a segment of this configuration can take with a full batch beside it.
     pub fn max_record_len(&self) -> u64 {
-        self.segment_size.saturating_sub(self.max_batch_bytes as u64)
+        self.segment_size
+            .saturating_sub(self.max_batch_bytes as u64)
     }
 }
 

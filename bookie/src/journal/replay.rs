@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
+use super::JournalError;
 use super::record::{self, Damage, Decoded, Record};
 use super::segment::{self, Position};
-use super::JournalError;
 
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,10 @@ pub fn replay<E>(
         let mut offset = if id == from.segment { from.offset } else { 0 };
         if offset > bytes.len() as u64 {
             return Err(JournalError::Corrupt {
-                position: Position { segment: id, offset },
+                position: Position {
+                    segment: id,
+                    offset,
+                },
                 detail: format!("checkpoint is past the segment's {} bytes", bytes.len()),
             }
             .into());
@@ -65,7 +68,10 @@ pub fn replay<E>(
                 }
                 Decoded::End => break,
                 Decoded::Damaged(damage) => {
-                    let position = Position { segment: id, offset };
+                    let position = Position {
+                        segment: id,
+                        offset,
+                    };
                     if !is_last {
                         return Err(JournalError::Corrupt {
                             position,
@@ -81,7 +87,10 @@ pub fn replay<E>(
                 }
             }
         }
-        outcome.end = Position { segment: id, offset };
+        outcome.end = Position {
+            segment: id,
+            offset,
+        };
     }
     Ok(outcome)
 }

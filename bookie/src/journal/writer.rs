@@ -16,7 +16,9 @@ use super::{AppendError, JournalConfig, JournalError};
 
 /// Called once with the outcome of one append. Dropping it uncalled reports
 /// [`AppendError::Closed`], so no waiter is ever left hanging.
-pub struct Completion(Option<Box<dyn FnOnce(Result<(), AppendError>) + Send>>);
+pub struct Completion(Option<CompletionFn>);
+
+type CompletionFn = Box<dyn FnOnce(Result<(), AppendError>) + Send>;
 
 impl Completion {
     pub fn new(f: impl FnOnce(Result<(), AppendError>) + Send + 'static) -> Self {
@@ -194,12 +196,8 @@ impl Journal {
     /// once both threads have ended. Idempotent.
     pub fn close(&self) {
         let _ = self.tx.send(Msg::Stop);
-        let threads = std::mem::take(
-            &mut *self
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for thread in threads {
             if thread.join().is_err() {
                 tracing::error!("a journal thread panicked");
@@ -345,7 +343,10 @@ fn apply_loop(rx: Receiver<DurableBatch>, mut applier: Applier, shared: &Shared)
         };
         match &result {
             Ok(()) => {
-                *shared.applied.lock().unwrap_or_else(PoisonError::into_inner) = batch.end;
+                *shared
+                    .applied
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = batch.end;
             }
             Err(e) if failure.is_none() => {
                 tracing::error!(error = %e, "applying journaled records failed; journal stopped applying");

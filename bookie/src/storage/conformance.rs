@@ -26,7 +26,11 @@ fn suite(storage: &dyn LedgerStorage) {
     assert_eq!(data(storage, 1, 0), None);
 
     // Entries are readable, with their piggybacked LAC; the ledger's LAC is the highest seen.
-    let batch = [entry(1, 0, None), entry(1, 2, Some(1)), entry(1, 1, Some(0))];
+    let batch = [
+        entry(1, 0, None),
+        entry(1, 2, Some(1)),
+        entry(1, 1, Some(0)),
+    ];
     storage.apply(&batch).expect("apply");
     assert_eq!(data(storage, 1, 1), Some(Bytes::from("ledger 1 entry 1")));
     let stored = storage.read_entry(1, 2).expect("read").expect("present");
@@ -44,7 +48,10 @@ fn suite(storage: &dyn LedgerStorage) {
 
     // Fencing sets the flag, also on a ledger with no entries, and keeps the LAC.
     storage
-        .apply(&[Record::Fence { ledger_id: 1 }, Record::Fence { ledger_id: 5 }])
+        .apply(&[
+            Record::Fence { ledger_id: 1 },
+            Record::Fence { ledger_id: 5 },
+        ])
         .expect("fence");
     assert_eq!(
         storage.ledger(1).expect("ledger"),
@@ -79,7 +86,12 @@ fn suite(storage: &dyn LedgerStorage) {
         .expect("apply");
     assert_eq!(data(storage, 3, 0), None);
     assert!(data(storage, 3, 1).is_some());
-    assert!(storage.ledger(3).expect("ledger").is_some_and(|m| !m.fenced));
+    assert!(
+        storage
+            .ledger(3)
+            .expect("ledger")
+            .is_some_and(|m| !m.fenced)
+    );
 
     let position = Position {
         segment: 4,

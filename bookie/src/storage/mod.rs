@@ -70,8 +70,11 @@ pub trait LedgerStorage: Send + Sync + std::fmt::Debug + 'static {
     /// a record again is harmless, which is what makes replay after a crash safe.
     fn apply(&self, records: &[Record]) -> Result<(), StorageError>;
 
-    fn read_entry(&self, ledger_id: u64, entry_id: u64)
-    -> Result<Option<StoredEntry>, StorageError>;
+    fn read_entry(
+        &self,
+        ledger_id: u64,
+        entry_id: u64,
+    ) -> Result<Option<StoredEntry>, StorageError>;
 
     /// The ledger's state, or `None` if the bookie has nothing of it.
     fn ledger(&self, ledger_id: u64) -> Result<Option<LedgerMeta>, StorageError>;

@@ -17,8 +17,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, FlushOptions, Options,
-    WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, FlushOptions, Options, WriteBatch,
+    WriteOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -205,8 +205,8 @@ impl LedgerStorage for RocksStorage {
         entry_id: u64,
     ) -> Result<Option<StoredEntry>, StorageError> {
         let key = entry_key(ledger_id, entry_id);
-        let Some(value) = (self.db.get_pinned_cf(self.cf(CF_ENTRIES), key))
-            .map_err(rocks("reading an entry"))?
+        let Some(value) =
+            (self.db.get_pinned_cf(self.cf(CF_ENTRIES), key)).map_err(rocks("reading an entry"))?
         else {
             return Ok(None);
         };
@@ -235,7 +235,9 @@ impl LedgerStorage for RocksStorage {
                 what: "ledger key",
                 key: key.to_vec(),
             };
-            let ledger_id = be_u64(&key).filter(|_| key.len() == 8).ok_or_else(corrupt)?;
+            let ledger_id = be_u64(&key)
+                .filter(|_| key.len() == 8)
+                .ok_or_else(corrupt)?;
             if decode_meta(&key, &value)?.fenced {
                 fenced.push(ledger_id);
             }

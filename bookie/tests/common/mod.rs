@@ -60,7 +60,10 @@ impl TestBookie {
     /// Graceful shutdown: drain, close the journal, checkpoint.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.task.await.expect("bookie task").expect("bookie shut down");
+        self.task
+            .await
+            .expect("bookie task")
+            .expect("bookie shut down");
     }
 }
 
