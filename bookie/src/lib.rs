@@ -19,6 +19,8 @@ pub mod config;
 mod connection;
 mod error;
 pub mod journal;
+pub mod ledger;
+pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod wire;

@@ -1,0 +1,221 @@
+//! The ledger client brokers use, as Apache BookKeeper's: a ledger is a log of entries written by
+//! one writer to an ensemble of bookies and sealed by closing it.
+//!
+//! - [`LedgerClient::create`] picks `E` writable bookies and records the ledger's metadata.
+//! - [`LedgerWriter::append`] numbers entries in call order, sends entry `e` to the write set
+//!   `bookies[(e+k) % E], k < Qw`, pipelined, and completes entries in order once `Qa` bookies
+//!   have made them durable. A failing bookie is replaced by an ensemble change (a new fragment,
+//!   by compare-and-set on the metadata) and the pending entries are re-sent.
+//! - [`LedgerClient::open_with_recovery`] fences the ledger on enough bookies that the old writer
+//!   can no longer reach `Qa`, re-replicates every entry that may have been acknowledged, and
+//!   closes it. The old writer's next add fails with `Fenced`.
+//! - Reads go to any bookie of an entry's write set, falling over to the next.
+
+pub mod metadata;
+mod pool;
+mod reader;
+mod recovery;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use magnetar_metadata::{MetadataClient, MetadataError};
+use rand::seq::SliceRandom;
+
+pub use metadata::{LedgerMetadata, LedgerState};
+pub use reader::LedgerReader;
+pub use writer::{LedgerWriter, PendingAdd};
+
+use crate::registry;
+use pool::BookiePool;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {0} does not exist")]
+    NoSuchLedger(u64),
+    #[error("ledger {ledger_id} has no entry {entry_id}")]
+    NoSuchEntry { ledger_id: u64, entry_id: u64 },
+    #[error("ledger {0} is fenced: another client recovered it")]
+    Fenced(u64),
+    #[error("ledger {0} is closed")]
+    Closed(u64),
+    #[error("not enough writable bookies: need {needed}, found {available}")]
+    NotEnoughBookies { needed: usize, available: usize },
+    #[error("bookie {bookie} is unavailable: {reason}")]
+    BookieUnavailable { bookie: String, reason: String },
+    #[error("metadata service: {0}")]
+    Metadata(#[from] MetadataError),
+    #[error("metadata of ledger {ledger_id} is unreadable: {reason}")]
+    CorruptMetadata { ledger_id: u64, reason: String },
+    #[error("recovery of ledger {ledger_id} failed: {reason}")]
+    RecoveryFailed { ledger_id: u64, reason: String },
+    #[error("invalid ledger configuration: {0}")]
+    InvalidConfig(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Replication of a new ledger: `ensemble` bookies, each entry on `write_quorum` of them,
+/// acknowledged after `ack_quorum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerConfig {
+    pub ensemble: usize,
+    pub write_quorum: usize,
+    pub ack_quorum: usize,
+}
+
+impl LedgerConfig {
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        if self.ack_quorum == 0
+            || self.ack_quorum > self.write_quorum
+            || self.write_quorum > self.ensemble
+        {
+            return Err(LedgerError::InvalidConfig(format!(
+                "need 1 <= ack quorum ({}) <= write quorum ({}) <= ensemble ({})",
+                self.ack_quorum, self.write_quorum, self.ensemble
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// A bookie that has not acknowledged an add by then is replaced.
+    pub add_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> LedgerOptions {
+        LedgerOptions {
+            add_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientInner {
+    pub(crate) metadata: MetadataClient,
+    pub(crate) pool: BookiePool,
+    pub(crate) options: LedgerOptions,
+}
+
+/// Creates, opens, recovers and deletes ledgers. Cheap to clone; connections are shared.
+#[derive(Debug, Clone)]
+pub struct LedgerClient {
+    inner: Arc<ClientInner>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl LedgerClient {
+    pub fn new(metadata: MetadataClient, options: LedgerOptions) -> LedgerClient {
+        LedgerClient {
+            inner: Arc::new(ClientInner {
+                metadata,
+                pool: BookiePool::default(),
+                options,
+            }),
+        }
+    }
+
+    pub fn metadata(&self) -> &MetadataClient {
+        &self.inner.metadata
+    }
+
+    /// Creates a ledger on `config.ensemble` randomly chosen writable bookies.
+    pub async fn create(
+        &self,
+        config: LedgerConfig,
+        custom: std::collections::BTreeMap<String, String>,
+    ) -> Result<LedgerWriter, LedgerError> {
+        config.validate()?;
+        let mut bookies: Vec<String> = registry::writable(&self.inner.metadata)
+            .await?
+            .into_iter()
+            .map(|b| b.address)
+            .collect();
+        if bookies.len() < config.ensemble {
+            return Err(LedgerError::NotEnoughBookies {
+                needed: config.ensemble,
+                available: bookies.len(),
+            });
+        }
+        bookies.shuffle(&mut rand::rng());
+        bookies.truncate(config.ensemble);
+        let ledger_id = metadata::allocate_id(&self.inner.metadata).await?;
+        let meta = LedgerMetadata {
+            ensemble_size: config.ensemble,
+            write_quorum: config.write_quorum,
+            ack_quorum: config.ack_quorum,
+            state: LedgerState::Open,
+            last_entry_id: -1,
+            length: 0,
+            fragments: vec![metadata::Fragment {
+                first_entry: 0,
+                bookies,
+            }],
+            created_ms: now_ms(),
+            custom,
+        };
+        let version = metadata::create(&self.inner.metadata, ledger_id, &meta).await?;
+        Ok(LedgerWriter::new(
+            ledger_id,
+            self.inner.clone(),
+            metadata::Versioned {
+                metadata: meta,
+                version,
+            },
+        ))
+    }
+
+    /// Fences and closes a ledger another writer may still hold, keeping every entry that may
+    /// have been acknowledged; returns it for reading.
+    pub async fn open_with_recovery(&self, ledger_id: u64) -> Result<LedgerReader, LedgerError> {
+        recovery::recover(self.inner.clone(), ledger_id).await
+    }
+
+    /// Opens a ledger for reading without recovery: a closed ledger up to its last entry, an
+    /// open one up to the last-add-confirmed its bookies report.
+    pub async fn open(&self, ledger_id: u64) -> Result<LedgerReader, LedgerError> {
+        LedgerReader::open(self.inner.clone(), ledger_id).await
+    }
+
+    /// Deletes a ledger's entries from its bookies, then its metadata.
+    pub async fn delete(&self, ledger_id: u64) -> Result<(), LedgerError> {
+        let versioned = match metadata::read(&self.inner.metadata, ledger_id).await {
+            Ok(versioned) => versioned,
+            Err(LedgerError::NoSuchLedger(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for bookie in versioned.metadata.all_bookies() {
+            // A bookie that misses this collects the ledger later, once its metadata is gone.
+            match self.inner.pool.get(&bookie).await {
+                Ok(conn) => {
+                    if let Err(e) = conn.delete_ledger(ledger_id).await {
+                        tracing::debug!(ledger_id, bookie, error = %e, "delete on bookie failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(ledger_id, bookie, error = %e, "bookie unreachable for delete")
+                }
+            }
+        }
+        let key = metadata::key(ledger_id);
+        self.inner
+            .metadata
+            .delete(
+                &key,
+                magnetar_metadata::Expected::Version(versioned.version),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The ledger client against real in-process bookies registered in a real metadata node.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use magnetar_bookie::ledger::{
+    LedgerClient, LedgerConfig, LedgerError, LedgerOptions, LedgerState,
+};
+use magnetar_bookie::registry::{self, BookieInfo};
+use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
+use magnetar_metadata::{MetadataClient, Session};
+
+struct Bookies {
+    _dirs: Vec<tempfile::TempDir>,
+    bookies: Vec<Option<(common::TestBookie, Session)>>,
+    addrs: Vec<String>,
+}
+
+impl Bookies {
+    async fn start(n: usize, metadata: &MetadataClient) -> Bookies {
+        let mut dirs = Vec::new();
+        let mut bookies = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let bookie = common::TestBookie::start(common::config(dir.path())).await;
+            let session = metadata
+                .create_session(Duration::from_secs(2))
+                .await
+                .expect("session");
+            let info = BookieInfo {
+                address: bookie.addr.to_string(),
+                read_only: false,
+                free_disk_bytes: 1 << 30,
+                total_disk_bytes: 1 << 30,
+            };
+            registry::register(metadata, &session, &info)
+                .await
+                .expect("register");
+            addrs.push(bookie.addr.to_string());
+            bookies.push(Some((bookie, session)));
+            dirs.push(dir);
+        }
+        Bookies {
+            _dirs: dirs,
+            bookies,
+            addrs,
+        }
+    }
+
+    /// Stops a bookie the hard way for its clients: the server goes away mid-stream.
+    async fn kill(&mut self, address: &str) {
+        let index = self
+            .addrs
+            .iter()
+            .position(|a| a == address)
+            .expect("known bookie");
+        if let Some((bookie, session)) = self.bookies[index].take() {
+            drop(session);
+            bookie.stop().await;
+        }
+    }
+}
+
+fn payload(i: u64) -> Bytes {
+    Bytes::from(format!("entry-{i:06}-{}", "x".repeat((i % 50) as usize)))
+}
+
+async fn setup(bookies: usize) -> (LocalCluster, MetadataClient, Bookies, LedgerClient) {
+    let cluster = LocalCluster::start(1, ClusterOptions::default())
+        .await
+        .expect("metadata");
+    let metadata = cluster.client();
+    let bookies = Bookies::start(bookies, &metadata).await;
+    let ledgers = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    (cluster, metadata, bookies, ledgers)
+}
+
+/// 1. E=3, Qw=2, Qa=2 on four bookies; 2000 entries pipelined.
+/// 2. After 500 are acknowledged, one bookie of the ensemble stops.
+/// 3. Every add completes (an ensemble change brings in the fourth bookie) and every entry reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_continue_through_an_ensemble_change() {
+    let (cluster, _metadata, mut bookies, ledgers) = setup(4).await;
+    let config = LedgerConfig {
+        ensemble: 3,
+        write_quorum: 2,
+        ack_quorum: 2,
+    };
+    let writer = ledgers
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let victim = writer.metadata().fragments[0].bookies[1].clone();
+    let mut adds = Vec::new();
+    for i in 0..500 {
+        adds.push(writer.append(payload(i)));
+    }
+    for (i, add) in adds.drain(..).enumerate() {
+        assert_eq!(add.await.expect("acked"), i as u64);
+    }
+    bookies.kill(&victim).await;
+    for i in 500..2000 {
+        adds.push(writer.append(payload(i)));
+    }
+    for (i, add) in adds.into_iter().enumerate() {
+        assert_eq!(
+            add.await.expect("acked after ensemble change"),
+            500 + i as u64
+        );
+    }
+    let meta = writer.metadata();
+    assert!(meta.fragments.len() >= 2, "an ensemble change was recorded");
+    assert!(
+        !meta
+            .fragments
+            .last()
+            .expect("fragment")
+            .bookies
+            .contains(&victim)
+    );
+    assert_eq!(writer.close().await.expect("close"), 1999);
+    let reader = ledgers.open(writer.id()).await.expect("open");
+    assert_eq!(reader.metadata().state, LedgerState::Closed);
+    let entries = reader.read(0, 1999).await.expect("read all");
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(*entry, payload(i as u64));
+    }
+    cluster.shutdown().await;
+}
+
+/// 1. Client A writes 300 acknowledged entries (and leaves the ledger open).
+/// 2. Client B recovers the ledger: fences it, closes it.
+/// 3. B's closed ledger holds every entry A was acknowledged for; A's next add fails `Fenced`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_fences_the_old_writer_and_keeps_acknowledged_entries() {
+    let (cluster, metadata, _bookies, ledgers_a) = setup(3).await;
+    let ledgers_b = LedgerClient::new(metadata.clone(), LedgerOptions::default());
+    let config = LedgerConfig {
+        ensemble: 3,
+        write_quorum: 3,
+        ack_quorum: 2,
+    };
+    let writer = ledgers_a
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let adds: Vec<_> = (0..300).map(|i| writer.append(payload(i))).collect();
+    for add in adds {
+        add.await.expect("acked");
+    }
+    let recovered = ledgers_b
+        .open_with_recovery(writer.id())
+        .await
+        .expect("recover");
+    assert!(
+        recovered.last_entry_id() >= 299,
+        "every acknowledged entry kept"
+    );
+    assert_eq!(recovered.metadata().state, LedgerState::Closed);
+    let entries = recovered.read(0, 299).await.expect("read");
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| *e == payload(i as u64))
+    );
+    assert_eq!(
+        writer.append(payload(300)).await,
+        Err(LedgerError::Fenced(writer.id()))
+    );
+    assert_eq!(writer.close().await, Err(LedgerError::Fenced(writer.id())));
+    // Recovering a closed ledger again changes nothing.
+    let again = ledgers_b
+        .open_with_recovery(writer.id())
+        .await
+        .expect("idempotent");
+    assert_eq!(again.last_entry_id(), recovered.last_entry_id());
+    cluster.shutdown().await;
+}
+
+/// Reads of an open ledger stop at its last-add-confirmed; deletes remove the ledger; bad
+/// requests get clear errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_deletes_and_errors() {
+    let (cluster, _metadata, _bookies, ledgers) = setup(2).await;
+    let too_big = LedgerConfig {
+        ensemble: 3,
+        write_quorum: 2,
+        ack_quorum: 2,
+    };
+    assert!(matches!(
+        ledgers.create(too_big, BTreeMap::new()).await,
+        Err(LedgerError::NotEnoughBookies {
+            needed: 3,
+            available: 2
+        })
+    ));
+    let invalid = LedgerConfig {
+        ensemble: 1,
+        write_quorum: 2,
+        ack_quorum: 1,
+    };
+    assert!(matches!(
+        ledgers.create(invalid, BTreeMap::new()).await,
+        Err(LedgerError::InvalidConfig(_))
+    ));
+
+    let config = LedgerConfig {
+        ensemble: 2,
+        write_quorum: 2,
+        ack_quorum: 2,
+    };
+    let writer = ledgers
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    for i in 0..10 {
+        writer.append(payload(i)).await.expect("acked");
+    }
+    assert_eq!(
+        writer.read(3, 5).await.expect("read own"),
+        vec![payload(3), payload(4), payload(5)]
+    );
+    assert!(matches!(
+        writer.read(0, 10).await,
+        Err(LedgerError::NoSuchEntry { entry_id: 10, .. })
+    ));
+    // A second reader sees the acknowledged prefix (LAC piggybacks on later adds, so at least 8).
+    let open = ledgers.open(writer.id()).await.expect("open");
+    assert!(
+        open.last_entry_id() >= 8 && open.last_entry_id() <= 9,
+        "lac {}",
+        open.last_entry_id()
+    );
+    writer.close().await.expect("close");
+    ledgers.delete(writer.id()).await.expect("delete");
+    assert_eq!(
+        ledgers.open(writer.id()).await.err(),
+        Some(LedgerError::NoSuchLedger(writer.id()))
+    );
+    assert!(matches!(
+        ledgers.open_with_recovery(987_654).await,
+        Err(LedgerError::NoSuchLedger(987_654))
+    ));
+    cluster.shutdown().await;
+}
