@@ -5,10 +5,12 @@
 //! return decisions, tested without a runtime or sockets:
 //! - [`position`]: entry positions and the ledger layout of a topic;
 //! - [`cursor`]: a durable cursor's acknowledgement state and its persisted snapshot;
-//! - [`dispatch`]: consumer selection and delivery bookkeeping for the four subscription types.
+//! - [`dispatch`]: consumer selection and delivery bookkeeping for the four subscription types;
+//! - [`subscription`]: a cursor and a dispatcher driven together, the shell's entry point.
 //!
 //! The async broker (connections, managed ledgers, persistence) wraps them.
 
 pub mod cursor;
 pub mod dispatch;
 pub mod position;
+pub mod subscription;

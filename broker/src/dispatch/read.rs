@@ -222,13 +222,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                SubType::KeyShared => self.ring.select(e.slot).filter(|c| {
-                    let ordered = self.ordered_key_shared();
-                    !blocked_slots.contains(&e.slot)
-                        && self.available(*c) > 0
-                        && !(ordered && self.holders.held_by_other(e.slot, *c))
-                        && !(ordered && self.queue.has_slot_before(e.slot, e.position))
-                }),
+                SubType::KeyShared => self.key_shared_target(e, &blocked_slots),
             };
             match target {
                 Some(c) => {
@@ -245,6 +239,22 @@ impl Dispatcher {
             }
         }
         out
+    }
+
+    /// The owner of the entry's slot, if it may have the entry now.
+    fn key_shared_target(&self, e: &EntryMeta, blocked_slots: &HashSet<u32>) -> Option<ConsumerId> {
+        let c = self.ring.select(e.slot)?;
+        if blocked_slots.contains(&e.slot) || self.available(c) <= 0 {
+            return None;
+        }
+        let ordered = self.ordered_key_shared();
+        if ordered
+            && (self.holders.held_by_other(e.slot, c)
+                || self.queue.has_slot_before(e.slot, e.position))
+        {
+            return None;
+        }
+        Some(c)
     }
 
     fn deliver(&mut self, id: ConsumerId, p: Position, info: EntryInfo) -> Delivery {
