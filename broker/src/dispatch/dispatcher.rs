@@ -36,6 +36,8 @@ pub struct Dispatcher {
     /// Shared round-robin order: by priority level, arrival order within a level.
     pub(super) rr_order: Vec<(ConsumerId, i32)>,
     pub(super) rr_index: usize,
+    /// Which consumer holds each pending entry.
+    pub(super) owners: BTreeMap<Position, ConsumerId>,
     pub(super) active: Option<ConsumerId>,
     pub(super) ring: HashRing,
     pub(super) holders: HashHolders,
@@ -58,6 +60,7 @@ impl Dispatcher {
             arrival: Vec::new(),
             rr_order: Vec::new(),
             rr_index: 0,
+            owners: BTreeMap::new(),
             active: None,
             ring,
             holders: HashHolders::default(),
@@ -190,6 +193,7 @@ impl Dispatcher {
 
     fn requeue(&mut self, id: ConsumerId, pending: BTreeMap<Position, EntryInfo>) {
         for (p, info) in pending {
+            self.owners.remove(&p);
             self.holders.remove(info.slot, id);
             self.queue.insert(p, info);
         }
@@ -288,21 +292,27 @@ impl Dispatcher {
     /// The cursor reports `p` fully acknowledged (by whichever consumer).
     pub fn entry_acked(&mut self, p: Position) {
         self.queue.acked(p);
-        for (id, c) in &mut self.consumers {
-            if let Some(info) = c.pending.remove(&p) {
-                self.holders.remove(info.slot, *id);
-                break;
-            }
+        if let Some(id) = self.owners.remove(&p)
+            && let Some(info) = self
+                .consumers
+                .get_mut(&id)
+                .and_then(|c| c.pending.remove(&p))
+        {
+            self.holders.remove(info.slot, id);
         }
     }
 
     /// The cursor's mark-delete position moved to `mark_delete`: all at or below it is acked.
     pub fn mark_delete_moved(&mut self, mark_delete: Position) {
         self.queue.remove_through(mark_delete);
-        for (id, c) in &mut self.consumers {
-            let keep = c.pending.split_off(&mark_delete.successor());
-            for info in std::mem::replace(&mut c.pending, keep).values() {
-                self.holders.remove(info.slot, *id);
+        let keep = self.owners.split_off(&mark_delete.successor());
+        for (p, id) in std::mem::replace(&mut self.owners, keep) {
+            if let Some(info) = self
+                .consumers
+                .get_mut(&id)
+                .and_then(|c| c.pending.remove(&p))
+            {
+                self.holders.remove(info.slot, id);
             }
         }
     }
@@ -315,6 +325,7 @@ impl Dispatcher {
         self.consumers.clear();
         self.rr_order.clear();
         self.rr_index = 0;
+        self.owners.clear();
         self.active = None;
         self.ring = HashRing::new(self.config.key_shared_replica_points);
         self.holders.clear();

@@ -187,7 +187,7 @@ impl Dispatcher {
     }
 
     fn is_pending(&self, p: Position) -> bool {
-        self.consumers.values().any(|c| c.pending.contains_key(&p))
+        self.owners.contains_key(&p)
     }
 
     fn route(&mut self, entries: &[EntryMeta]) -> Vec<Delivery> {
@@ -209,13 +209,9 @@ impl Dispatcher {
                     match turn {
                         Some((c, n)) if n < batch && self.available(c) > 0 => Some(c),
                         _ => {
-                            let permits: HashMap<ConsumerId, i64> = self
-                                .consumers
-                                .iter()
-                                .map(|(id, c)| (*id, c.permits))
-                                .collect();
+                            let consumers = &self.consumers;
                             let next = next_round_robin(&self.rr_order, &mut self.rr_index, |c| {
-                                permits.get(&c).is_some_and(|p| *p > 0)
+                                consumers.get(&c).is_some_and(|s| s.permits > 0)
                             });
                             turn = next.map(|c| (c, 0));
                             next
@@ -265,6 +261,7 @@ impl Dispatcher {
         if let Some(c) = self.consumers.get_mut(&id) {
             c.permits -= i64::from(info.num_messages);
             c.pending.insert(p, info);
+            self.owners.insert(p, id);
         }
         Delivery {
             consumer_id: id,

@@ -229,3 +229,26 @@ fn stale_read_results_are_ignored_after_reset() {
     d.flow(2, 10).expect("attached");
     assert_eq!(entry_ids(&t.pump(&mut d)), vec![2, 3]);
 }
+
+#[test]
+fn removing_a_standby_can_move_a_partition_to_another_consumer() {
+    let mut t = Topic::default();
+    t.push_n(3, 1);
+    let mut d = failover(Some(1));
+    for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        d.add_consumer(ConsumerInfo::new(id, name)).expect("added");
+    }
+    assert_eq!(d.active_consumer(), Some(2));
+    d.flow(2, 10).expect("attached");
+    assert_eq!(entry_ids(&t.pump(&mut d)), vec![0, 1, 2]);
+    // Group [b, c]: partition 1 now belongs to c; b's unacked entries move with it.
+    assert_eq!(
+        d.remove_consumer(1),
+        Ok(vec![change(2, false), change(3, true)])
+    );
+    assert_eq!(d.redelivery_queue(), vec![p(0), p(1), p(2)]);
+    d.flow(3, 10).expect("attached");
+    let got = t.pump(&mut d);
+    assert!(got.iter().all(|x| x.consumer_id == 3));
+    assert_eq!(entry_ids(&got), vec![0, 1, 2]);
+}
