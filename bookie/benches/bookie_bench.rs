@@ -4,7 +4,8 @@
 //! 1. light load (1,000 adds/s, open loop): latency, to compare with one fdatasync;
 //! 2. deep pipelining (10,000 adds outstanding): throughput, latency, fsyncs/s, entries per fsync.
 //!
-//! `cargo bench -p magnetar-bookie` (env `BENCH_ENTRIES` overrides the deep run's add count).
+//! `cargo bench -p magnetar-bookie`; env `BENCH_ENTRIES` overrides the deep run's add count and
+//! `BENCH_GROUP_WAIT_US` the journal's `max_group_wait_us`.
 
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,18 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = BookieConfig {
+    let mut config = BookieConfig {
         journal_dir: dir.path().join("journal"),
         ledger_dir: dir.path().join("ledgers"),
         ..BookieConfig::default()
     };
+    if let Some(wait) = env_u64("BENCH_GROUP_WAIT_US") {
+        config.journal.max_group_wait_us = wait;
+    }
+    println!(
+        "journal: max_group_wait_us {}, max_batch_bytes {}",
+        config.journal.max_group_wait_us, config.journal.max_batch_bytes
+    );
     println!("fdatasync on this disk: {}", fdatasync_probe(dir.path())?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let shutdown = CancellationToken::new();
@@ -36,10 +44,7 @@ async fn run() -> anyhow::Result<()> {
     let bookie = server.bookie().clone();
     let serving = tokio::spawn(server.wait());
 
-    let entries = std::env::var("BENCH_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let entries = env_u64("BENCH_ENTRIES").unwrap_or(1_000_000);
     // Light load first: after the deep run RocksDB is still flushing a gigabyte in the
     // background, which is a different measurement.
     let runs = [
@@ -71,6 +76,10 @@ async fn run() -> anyhow::Result<()> {
     shutdown.cancel();
     serving.await??;
     Ok(())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// p50 and p99 of 200 single-page write + fdatasync pairs, the floor of an add's latency.
