@@ -1,0 +1,25 @@
+//! Request and response bodies of the admin REST API, with Pulsar's JSON field names: one set
+//! of types shared by the server routes, the resources layer (they are also the stored form in
+//! the metadata service) and the admin client.
+
+mod cluster;
+mod namespace;
+mod tenant;
+mod topic;
+
+pub use cluster::ClusterData;
+pub use magnetar_auth::{AuthAction, AuthPolicies, SubscriptionAuthMode};
+pub use namespace::{
+    BacklogQuota, BacklogQuotaType, BundlesData, Policies, RetentionPolicies, RetentionPolicy,
+};
+pub use tenant::TenantInfo;
+pub use topic::PartitionedTopicMetadata;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error response: `{"reason": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub reason: String,
+}

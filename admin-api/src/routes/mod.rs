@@ -1,0 +1,147 @@
+//! The router: Pulsar's admin REST v2 paths under `/admin/v2`, each route documented with
+//! utoipa so that the OpenAPI document (served at `/admin/v2/openapi.json`) is built from the
+//! very handlers that serve the requests.
+//!
+//! Composition: [`router`] serves the routes of this crate; [`router_with`] also takes an
+//! [`OpenApiRouter`] of extra routes (the broker's topic, lookup and broker routes, with
+//! absolute paths) which then share the state, the authentication middleware and the document.
+//! Routes that must stay outside authentication (`/metrics`) are merged by the caller into the
+//! returned `axum::Router` with `Router::merge`. No fallback is set, so merging never clashes.
+
+mod clusters;
+mod namespace_policies;
+mod namespaces;
+mod tenants;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::{AdminState, authenticate};
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/admin/v2/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Magnetar admin REST API",
+        description = "Pulsar-compatible admin API v2: clusters, tenants, namespaces and their policies."
+    ),
+    security(("token" = [])),
+    tags(
+        (name = "clusters", description = "Clusters (superuser only)"),
+        (name = "tenants", description = "Tenants (superuser; tenant admins may read their own)"),
+        (name = "namespaces", description = "Namespaces and their policies (superuser or tenant admin)"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the bearer-token scheme and the 401/403 answers every route can give.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("No or invalid token"));
+                op.responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| error("The role may not do this"));
+            }
+        }
+    }
+}
+
+/// This crate's routes, relative to `/admin/v2`.
+pub fn admin_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .merge(clusters::routes())
+        .merge(tenants::routes())
+        .merge(namespaces::routes())
+        .merge(namespace_policies::routes())
+}
+
+fn build(extra: OpenApiRouter<AdminState>) -> (Router<AdminState>, OpenApiDoc) {
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/admin/v2", admin_routes())
+        .merge(extra)
+        .split_for_parts();
+    // After the merge, so that every route gets the security answers.
+    Security.modify(&mut doc);
+    (routes, doc)
+}
+
+/// The OpenAPI document of this crate's routes.
+pub fn openapi() -> OpenApiDoc {
+    build(OpenApiRouter::new()).1
+}
+
+/// The admin API with this crate's routes.
+pub fn router(state: AdminState) -> Router {
+    router_with(state, OpenApiRouter::new())
+}
+
+/// The admin API plus `extra` routes (absolute paths), all behind authentication and all in the
+/// OpenAPI document. The document itself is served without authentication.
+pub fn router_with(state: AdminState, extra: OpenApiRouter<AdminState>) -> Router {
+    let (routes, doc) = build(extra);
+    let json = doc
+        .to_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        json,
+                    )
+                }
+            }),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,375 @@
+//! Per-namespace policies with their own routes: permissions, retention, message TTL and
+//! backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::namespaces::authorized;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Principal};
+use crate::models::{
+    AuthAction, BacklogQuota, BacklogQuotaType, ErrorBody, Policies, RetentionPolicies,
+};
+use crate::resources::ResourceError;
+use crate::state::AdminState;
+
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_permissions))
+        .routes(routes!(grant_permission, revoke_permission))
+        .routes(routes!(get_retention, set_retention, remove_retention))
+        .routes(routes!(
+            get_message_ttl,
+            set_message_ttl,
+            remove_message_ttl
+        ))
+        .routes(routes!(set_backlog_quota, remove_backlog_quota))
+        .routes(routes!(get_backlog_quota_map))
+}
+
+type NsPath = Path<(String, String)>;
+
+async fn update(
+    state: &AdminState,
+    principal: &Principal,
+    (tenant, namespace): (String, String),
+    change: impl FnMut(&mut Policies) -> Result<(), ResourceError>,
+) -> Result<StatusCode, ApiError> {
+    let ns = authorized(state, principal, &tenant, &namespace).await?;
+    state.resources().namespaces.update(&ns, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read(
+    state: &AdminState,
+    principal: &Principal,
+    (tenant, namespace): (String, String),
+) -> Result<Policies, ApiError> {
+    let ns = authorized(state, principal, &tenant, &namespace).await?;
+    Ok(state.resources().namespaces.require(&ns).await?)
+}
+
+/// JSON if set, else 204 (as Pulsar answers an unset policy).
+fn optional<T: serde::Serialize>(value: Option<T>) -> Response {
+    match value {
+        Some(v) => Json(v).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// Roles and the actions granted to them on the namespace.
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/permissions", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "role → actions", body = BTreeMap<String, Vec<AuthAction>>),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_permissions(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<Json<BTreeMap<String, BTreeSet<AuthAction>>>, ApiError> {
+    Ok(Json(
+        read(&state, &principal, path)
+            .await?
+            .auth_policies
+            .namespace_auth,
+    ))
+}
+
+fn require_authorization(state: &AdminState) -> Result<(), ApiError> {
+    if !state.authorizer().is_enabled() {
+        return Err(ApiError::not_implemented("Authorization is not enabled"));
+    }
+    Ok(())
+}
+
+/// Grant actions on every topic of the namespace to a role (replaces its previous grant).
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("role" = String, Path)),
+    request_body(content = Vec<AuthAction>, description = "Actions, e.g. [\"produce\",\"consume\"]"),
+    responses(
+        (status = 204, description = "Granted"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 501, description = "Authorization is not enabled", body = ErrorBody)))]
+async fn grant_permission(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path((tenant, namespace, role)): Path<(String, String, String)>,
+    ApiJson(actions): ApiJson<BTreeSet<AuthAction>>,
+) -> Result<StatusCode, ApiError> {
+    require_authorization(&state)?;
+    update(&state, &principal, (tenant, namespace), |p| {
+        p.auth_policies
+            .namespace_auth
+            .insert(role.clone(), actions.clone());
+        Ok(())
+    })
+    .await
+}
+
+/// Revoke a role's grant on the namespace.
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("role" = String, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 501, description = "Authorization is not enabled", body = ErrorBody)))]
+async fn revoke_permission(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path((tenant, namespace, role)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    require_authorization(&state)?;
+    update(&state, &principal, (tenant, namespace), |p| {
+        p.auth_policies.namespace_auth.remove(&role);
+        Ok(())
+    })
+    .await
+}
+
+/// Retention of acknowledged messages; 204 when unset.
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "The retention policy", body = RetentionPolicies),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_retention(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(
+        read(&state, &principal, path).await?.retention_policies,
+    ))
+}
+
+/// Whether retention `r` and the backlog quotas can hold together (Pulsar's rule: a quota
+/// must be below the retention it would otherwise outlive).
+fn check_retention_vs_quotas(
+    r: &RetentionPolicies,
+    quotas: &BTreeMap<BacklogQuotaType, BacklogQuota>,
+) -> Result<(), ResourceError> {
+    let size_bytes = r.retention_size_in_mb.saturating_mul(1024 * 1024);
+    let time_secs = i64::from(r.retention_time_in_minutes).saturating_mul(60);
+    for (kind, quota) in quotas {
+        let conflict = match kind {
+            BacklogQuotaType::DestinationStorage => {
+                r.retention_size_in_mb >= 0
+                    && quota.limit_size >= 0
+                    && quota.limit_size >= size_bytes
+            }
+            BacklogQuotaType::MessageAge => {
+                r.retention_time_in_minutes >= 0
+                    && quota.limit_time >= 0
+                    && quota.limit_time >= time_secs
+            }
+        };
+        if conflict {
+            return Err(ResourceError::PreconditionFailed(format!(
+                "Retention {r:?} is not larger than the {} backlog quota {quota:?}",
+                kind.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Set retention: -1 unlimited, 0 none; both fields -1 or greater, and 0 in both or neither.
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body = RetentionPolicies,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "Invalid values, or in conflict with the backlog quota", body = ErrorBody)))]
+async fn set_retention(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+    ApiJson(retention): ApiJson<RetentionPolicies>,
+) -> Result<StatusCode, ApiError> {
+    let (time, size) = (
+        retention.retention_time_in_minutes,
+        retention.retention_size_in_mb,
+    );
+    if time < -1 || size < -1 || ((time == 0) != (size == 0)) {
+        return Err(ApiError::precondition_failed(format!(
+            "Invalid retention policy {retention:?}: values must be -1 or more, and 0 in both or neither"
+        )));
+    }
+    update(&state, &principal, path, |p| {
+        check_retention_vs_quotas(&retention, &p.backlog_quota_map)?;
+        p.retention_policies = Some(retention);
+        Ok(())
+    })
+    .await
+}
+
+/// Remove the retention policy (back to the broker default).
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_retention(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.retention_policies = None;
+        Ok(())
+    })
+    .await
+}
+
+/// Message TTL in seconds; 204 when unset.
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "TTL in seconds", body = i32),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_message_ttl(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(
+        read(&state, &principal, path).await?.message_ttl_in_seconds,
+    ))
+}
+
+/// Set the message TTL (a bare integer of seconds, 0 or more).
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body(content = i32, description = "Seconds"),
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "Negative TTL", body = ErrorBody)))]
+async fn set_message_ttl(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+    ApiJson(ttl): ApiJson<i32>,
+) -> Result<StatusCode, ApiError> {
+    if ttl < 0 {
+        return Err(ApiError::precondition_failed(format!(
+            "Invalid value for message TTL: {ttl}"
+        )));
+    }
+    update(&state, &principal, path, |p| {
+        p.message_ttl_in_seconds = Some(ttl);
+        Ok(())
+    })
+    .await
+}
+
+/// Remove the message TTL.
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_message_ttl(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.message_ttl_in_seconds = None;
+        Ok(())
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct QuotaQuery {
+    /// `destination_storage` (default) or `message_age`.
+    #[serde(rename = "backlogQuotaType")]
+    #[param(rename = "backlogQuotaType")]
+    backlog_quota_type: Option<String>,
+}
+
+fn quota_type(query: &QuotaQuery) -> Result<BacklogQuotaType, ApiError> {
+    match &query.backlog_quota_type {
+        None => Ok(BacklogQuotaType::DestinationStorage),
+        Some(t) => t.parse().map_err(ApiError::bad_request),
+    }
+}
+
+/// Backlog quotas by type.
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/backlogQuotaMap", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "type → quota", body = BTreeMap<String, BacklogQuota>),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_backlog_quota_map(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+) -> Result<Json<BTreeMap<BacklogQuotaType, BacklogQuota>>, ApiError> {
+    Ok(Json(
+        read(&state, &principal, path).await?.backlog_quota_map,
+    ))
+}
+
+/// Set a backlog quota.
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/backlogQuota", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path), QuotaQuery),
+    request_body = BacklogQuota,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body or quota type", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "The quota exceeds the retention", body = ErrorBody)))]
+async fn set_backlog_quota(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+    Query(query): Query<QuotaQuery>,
+    ApiJson(quota): ApiJson<BacklogQuota>,
+) -> Result<StatusCode, ApiError> {
+    let kind = quota_type(&query)?;
+    update(&state, &principal, path, |p| {
+        let mut quotas = p.backlog_quota_map.clone();
+        quotas.insert(kind, quota);
+        if let Some(retention) = &p.retention_policies {
+            check_retention_vs_quotas(retention, &quotas)?;
+        }
+        p.backlog_quota_map = quotas;
+        Ok(())
+    })
+    .await
+}
+
+/// Remove a backlog quota.
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/backlogQuota", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path), QuotaQuery),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Invalid quota type", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_backlog_quota(
+    State(state): State<AdminState>,
+    principal: Principal,
+    Path(path): NsPath,
+    Query(query): Query<QuotaQuery>,
+) -> Result<StatusCode, ApiError> {
+    let kind = quota_type(&query)?;
+    update(&state, &principal, path, |p| {
+        p.backlog_quota_map.remove(&kind);
+        Ok(())
+    })
+    .await
+}

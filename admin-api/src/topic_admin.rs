@@ -1,0 +1,132 @@
+//! The seam between the admin router and the broker. Routes that need live broker state
+//! (topics, subscriptions, stats, lookup, brokers) call a [`TopicAdmin`] found in the
+//! [`AdminState`](crate::AdminState); the broker implements it and attaches it with
+//! [`AdminState::with_topic_admin`](crate::AdminState::with_topic_admin). Every method has a
+//! default answering 501, so the broker can fill them in one at a time. Errors are
+//! [`ApiError`]s so the implementation picks Pulsar's status (404 no topic, 409 exists, 412 in
+//! use, 307 redirect to the owner, …).
+//!
+//! Metadata-only topic state (partitioned topic metadata, topic-level grants) is in the
+//! resources layer, not here.
+
+use async_trait::async_trait;
+use magnetar_protocol::topic::TopicName;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::names::NamespaceName;
+
+fn not_yet(what: &str) -> ApiError {
+    ApiError::not_implemented(format!("{what} is not implemented by this broker"))
+}
+
+/// Where a subscription's cursor is put: a message id or a publish time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorPosition {
+    Earliest,
+    Latest,
+    MessageId {
+        ledger_id: u64,
+        entry_id: u64,
+        partition: i32,
+    },
+    PublishTime {
+        millis: u64,
+    },
+}
+
+/// Broker operations behind the topic, subscription, lookup and broker routes.
+#[async_trait]
+pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
+    /// Full names of a namespace's topics, partitions included.
+    async fn list_topics(&self, namespace: &NamespaceName) -> Result<Vec<String>, ApiError> {
+        let _ = namespace;
+        Err(not_yet("listing topics"))
+    }
+
+    async fn create_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        let _ = topic;
+        Err(not_yet("creating topics"))
+    }
+
+    /// 412 while producers, consumers or subscriptions are active, unless `force`.
+    async fn delete_topic(&self, topic: &TopicName, force: bool) -> Result<(), ApiError> {
+        let _ = (topic, force);
+        Err(not_yet("deleting topics"))
+    }
+
+    /// Pulsar's `TopicStats` JSON (rates, counters, publishers, subscriptions…).
+    async fn topic_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        let _ = topic;
+        Err(not_yet("topic stats"))
+    }
+
+    /// Pulsar's `PersistentTopicInternalStats` JSON (ledgers, cursors).
+    async fn internal_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        let _ = topic;
+        Err(not_yet("internal stats"))
+    }
+
+    async fn list_subscriptions(&self, topic: &TopicName) -> Result<Vec<String>, ApiError> {
+        let _ = topic;
+        Err(not_yet("listing subscriptions"))
+    }
+
+    async fn create_subscription(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        at: CursorPosition,
+    ) -> Result<(), ApiError> {
+        let _ = (topic, subscription, at);
+        Err(not_yet("creating subscriptions"))
+    }
+
+    async fn delete_subscription(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let _ = (topic, subscription, force);
+        Err(not_yet("deleting subscriptions"))
+    }
+
+    /// Skips `count` messages, or the whole backlog when None.
+    async fn skip_messages(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        count: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let _ = (topic, subscription, count);
+        Err(not_yet("skipping messages"))
+    }
+
+    async fn reset_cursor(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        to: CursorPosition,
+    ) -> Result<(), ApiError> {
+        let _ = (topic, subscription, to);
+        Err(not_yet("resetting cursors"))
+    }
+
+    /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner.
+    async fn lookup(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        let _ = topic;
+        Err(not_yet("lookup"))
+    }
+
+    /// Active brokers of `cluster` (`host:port` of their HTTP service).
+    async fn active_brokers(&self, cluster: &str) -> Result<Vec<String>, ApiError> {
+        let _ = cluster;
+        Err(not_yet("listing brokers"))
+    }
+
+    /// Ok when the broker can serve (Pulsar's health check produces and consumes a message).
+    async fn health_check(&self) -> Result<(), ApiError> {
+        Err(not_yet("the health check"))
+    }
+}

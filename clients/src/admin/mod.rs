@@ -1,0 +1,92 @@
+//! `magnetar admin`: a pulsar-admin-like CLI over the admin REST API. Human-readable tables by
+//! default, the server's JSON with `--json`.
+
+mod clusters;
+mod namespaces;
+mod tenants;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::admin_client::AdminClient;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The admin service (a broker's HTTP or HTTPS URL).
+    #[arg(
+        long,
+        env = "MAGNETAR_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub admin_url: String,
+    /// A JWT token sent as `Authorization: Bearer`.
+    #[arg(long, env = "MAGNETAR_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from this file instead.
+    #[arg(long, global = true, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for HTTPS.
+    #[arg(long, global = true)]
+    pub tls_trust_cert: Option<PathBuf>,
+    /// Print the JSON the server returned instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Clusters: list, get, create, update, delete.
+    Clusters {
+        #[command(subcommand)]
+        command: clusters::ClustersCommand,
+    },
+    /// Tenants: list, get, create, update, delete.
+    Tenants {
+        #[command(subcommand)]
+        command: tenants::TenantsCommand,
+    },
+    /// Namespaces and their policies.
+    Namespaces {
+        #[command(subcommand)]
+        command: namespaces::NamespacesCommand,
+    },
+}
+
+/// Comma-separated values, blanks dropped.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.trim().to_string()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let ca = match &args.tls_trust_cert {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let client = AdminClient::new(&args.admin_url, token, ca.as_deref())?;
+    match args.command {
+        AdminCommand::Clusters { command } => clusters::run(&client, command, args.json).await,
+        AdminCommand::Tenants { command } => tenants::run(&client, command, args.json).await,
+        AdminCommand::Namespaces { command } => namespaces::run(&client, command, args.json).await,
+    }
+}

@@ -1,0 +1,310 @@
+//! `magnetar admin namespaces …`: namespaces and their policies.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context;
+use clap::Subcommand;
+use magnetar_admin_api::models::{
+    AuthAction, BacklogQuota, BacklogQuotaType, Policies, RetentionPolicies, RetentionPolicy,
+};
+
+use super::split_list;
+use crate::admin_client::AdminClient;
+use crate::output;
+use crate::units::{parse_duration_secs, parse_size_bytes};
+
+#[derive(Debug, Subcommand)]
+pub enum NamespacesCommand {
+    /// Namespaces of a tenant.
+    List {
+        tenant: String,
+    },
+    /// Create TENANT/NAMESPACE.
+    Create {
+        namespace: String,
+        /// Comma-separated replication clusters (default: the broker's cluster).
+        #[arg(short = 'c', long)]
+        clusters: Option<String>,
+    },
+    Delete {
+        namespace: String,
+    },
+    /// All policies of a namespace (JSON).
+    Policies {
+        namespace: String,
+    },
+    Permissions {
+        namespace: String,
+    },
+    GrantPermission {
+        namespace: String,
+        #[arg(long)]
+        role: String,
+        /// Comma-separated: produce, consume, functions, sources, sinks, packages.
+        #[arg(long)]
+        actions: String,
+    },
+    RevokePermission {
+        namespace: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Keep acknowledged messages for --time and up to --size (-1: unlimited).
+    SetRetention {
+        namespace: String,
+        /// e.g. 60m, 12h, 7d, -1.
+        #[arg(short, long, allow_hyphen_values = true)]
+        time: String,
+        /// e.g. 500M, 1G, -1.
+        #[arg(short, long, allow_hyphen_values = true)]
+        size: String,
+    },
+    GetRetention {
+        namespace: String,
+    },
+    RemoveRetention {
+        namespace: String,
+    },
+    SetMessageTtl {
+        namespace: String,
+        /// Seconds, or a duration like 1h.
+        #[arg(short, long)]
+        ttl: String,
+    },
+    GetMessageTtl {
+        namespace: String,
+    },
+    RemoveMessageTtl {
+        namespace: String,
+    },
+    SetBacklogQuota {
+        namespace: String,
+        /// Size limit for destination_storage, e.g. 1G.
+        #[arg(short, long, allow_hyphen_values = true)]
+        limit: Option<String>,
+        /// Age limit for message_age, e.g. 1h.
+        #[arg(long, allow_hyphen_values = true)]
+        limit_time: Option<String>,
+        /// producer_request_hold, producer_exception or consumer_backlog_eviction.
+        #[arg(short, long, default_value = "producer_request_hold")]
+        policy: String,
+        /// destination_storage or message_age.
+        #[arg(long = "type", default_value = "destination_storage")]
+        kind: String,
+    },
+    GetBacklogQuotas {
+        namespace: String,
+    },
+    RemoveBacklogQuota {
+        namespace: String,
+        #[arg(long = "type", default_value = "destination_storage")]
+        kind: String,
+    },
+    SetReplicationClusters {
+        namespace: String,
+        #[arg(short, long)]
+        clusters: String,
+    },
+    GetReplicationClusters {
+        namespace: String,
+    },
+}
+
+fn print_optional<T: serde::Serialize>(
+    value: Option<T>,
+    json: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    match value {
+        Some(v) if json => output::json(&v),
+        Some(v) => {
+            output::fields(&v);
+            Ok(())
+        }
+        None if json => output::json(&serde_json::Value::Null),
+        None => {
+            println!("{what} is not set");
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn run(
+    client: &AdminClient,
+    command: NamespacesCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    use NamespacesCommand as C;
+    match command {
+        C::List { tenant } => {
+            let names = client.namespaces(&tenant).await?;
+            if json {
+                output::json(&names)?
+            } else {
+                output::names(&names)
+            }
+        }
+        C::Create {
+            namespace,
+            clusters,
+        } => {
+            let policies = clusters.map(|list| Policies {
+                replication_clusters: split_list(&list).into_iter().collect(),
+                ..Policies::default()
+            });
+            client
+                .create_namespace(&namespace, policies.as_ref())
+                .await?;
+        }
+        C::Delete { namespace } => client.delete_namespace(&namespace).await?,
+        C::Policies { namespace } => output::json(&client.policies(&namespace).await?)?,
+        C::Permissions { namespace } => {
+            let grants = client.permissions(&namespace).await?;
+            if json {
+                output::json(&grants)?;
+            } else {
+                let rows: Vec<Vec<String>> = grants
+                    .iter()
+                    .map(|(role, actions)| {
+                        let actions: Vec<String> = actions
+                            .iter()
+                            .map(|a| {
+                                serde_json::to_value(a)
+                                    .map(|v| v.as_str().unwrap_or("").to_string())
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        vec![role.clone(), actions.join(",")]
+                    })
+                    .collect();
+                output::table(&["ROLE", "ACTIONS"], &rows);
+            }
+        }
+        C::GrantPermission {
+            namespace,
+            role,
+            actions,
+        } => {
+            let actions: BTreeSet<AuthAction> = split_list(&actions)
+                .iter()
+                .map(|a| a.parse().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?;
+            anyhow::ensure!(
+                !actions.is_empty(),
+                "--actions must name at least one action"
+            );
+            client.grant_permission(&namespace, &role, &actions).await?;
+        }
+        C::RevokePermission { namespace, role } => {
+            client.revoke_permission(&namespace, &role).await?
+        }
+        C::SetRetention {
+            namespace,
+            time,
+            size,
+        } => {
+            let secs = parse_duration_secs(&time).map_err(anyhow::Error::msg)?;
+            let bytes = parse_size_bytes(&size).map_err(anyhow::Error::msg)?;
+            let retention = RetentionPolicies {
+                retention_time_in_minutes: if secs < 0 {
+                    -1
+                } else {
+                    i32::try_from(secs / 60).context("--time is too large")?
+                },
+                retention_size_in_mb: if bytes < 0 { -1 } else { bytes / (1 << 20) },
+            };
+            client.set_retention(&namespace, &retention).await?;
+        }
+        C::GetRetention { namespace } => {
+            print_optional(client.retention(&namespace).await?, json, "retention")?
+        }
+        C::RemoveRetention { namespace } => client.remove_retention(&namespace).await?,
+        C::SetMessageTtl { namespace, ttl } => {
+            let secs = parse_duration_secs(&ttl).map_err(anyhow::Error::msg)?;
+            client
+                .set_message_ttl(
+                    &namespace,
+                    i32::try_from(secs).context("--ttl is too large")?,
+                )
+                .await?;
+        }
+        C::GetMessageTtl { namespace } => match client.message_ttl(&namespace).await? {
+            Some(ttl) => println!("{ttl}"),
+            None if json => println!("null"),
+            None => println!("message TTL is not set"),
+        },
+        C::RemoveMessageTtl { namespace } => client.remove_message_ttl(&namespace).await?,
+        C::SetBacklogQuota {
+            namespace,
+            limit,
+            limit_time,
+            policy,
+            kind,
+        } => {
+            let kind: BacklogQuotaType = kind.parse().map_err(anyhow::Error::msg)?;
+            let policy: RetentionPolicy =
+                serde_json::from_value(serde_json::Value::String(policy.clone()))
+                    .with_context(|| format!("unknown policy {policy:?}"))?;
+            let quota = BacklogQuota {
+                limit_size: limit
+                    .as_deref()
+                    .map(parse_size_bytes)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?
+                    .unwrap_or(-1),
+                limit_time: limit_time
+                    .as_deref()
+                    .map(parse_duration_secs)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?
+                    .unwrap_or(-1),
+                policy,
+            };
+            client.set_backlog_quota(&namespace, kind, &quota).await?;
+        }
+        C::GetBacklogQuotas { namespace } => {
+            let quotas = client.backlog_quotas(&namespace).await?;
+            if json {
+                output::json(&quotas)?;
+            } else {
+                let rows: Vec<Vec<String>> = quotas
+                    .iter()
+                    .map(|(kind, q)| {
+                        let policy = serde_json::to_value(q.policy)
+                            .map(|v| v.as_str().unwrap_or("").to_string())
+                            .unwrap_or_default();
+                        vec![
+                            kind.as_str().to_string(),
+                            q.limit_size.to_string(),
+                            q.limit_time.to_string(),
+                            policy,
+                        ]
+                    })
+                    .collect();
+                output::table(&["TYPE", "LIMIT_BYTES", "LIMIT_SECONDS", "POLICY"], &rows);
+            }
+        }
+        C::RemoveBacklogQuota { namespace, kind } => {
+            client
+                .remove_backlog_quota(&namespace, kind.parse().map_err(anyhow::Error::msg)?)
+                .await?;
+        }
+        C::SetReplicationClusters {
+            namespace,
+            clusters,
+        } => {
+            client
+                .set_replication_clusters(&namespace, &split_list(&clusters).into_iter().collect())
+                .await?;
+        }
+        C::GetReplicationClusters { namespace } => {
+            let clusters = client.replication_clusters(&namespace).await?;
+            if json {
+                output::json(&clusters)?
+            } else {
+                output::names(&clusters)
+            }
+        }
+    }
+    Ok(())
+}
