@@ -246,3 +246,7 @@ impl Bookie {
         self.checkpoint().map(|_| ())
     }
 }
+
+#[cfg(test)]
+#[path = "bookie_test.rs"]
+mod tests;
