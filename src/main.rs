@@ -21,6 +21,10 @@ enum Command {
     Metadata(magnetar_metadata::cli::MetadataArgs),
     /// A storage node (bookie): serve, or load one with a benchmark.
     Bookie(magnetar_bookie::cli::BookieArgs),
+    /// Administer clusters, tenants and namespaces over the admin REST API (pulsar-admin-like).
+    Admin(magnetar_clients::admin::AdminArgs),
+    /// Create and check JWT tokens and their keys (pulsar tokens-like).
+    Tokens(magnetar_clients::tokens::TokensArgs),
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
@@ -66,5 +70,7 @@ async fn main() -> anyhow::Result<()> {
             _ => magnetar_metadata::cli::run(args).await,
         },
         Command::Bookie(args) => Ok(magnetar_bookie::cli::run(args, shutdown_on_signal()).await?),
+        Command::Admin(args) => magnetar_clients::admin::run(args).await,
+        Command::Tokens(args) => magnetar_clients::tokens::run(args),
     }
 }
