@@ -82,26 +82,28 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// p50 and p99 of 200 single-page write + fdatasync pairs, the floor of an add's latency.
+/// p50 and p99 of 500 write + fdatasync pairs of one 1 KiB record each into a preallocated
+/// file, as the journal does for a lone add: the floor of an add's latency on this disk.
 fn fdatasync_probe(dir: &std::path::Path) -> anyhow::Result<String> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::File::create(dir.join("probe"))?;
-    file.set_len(1 << 20)?;
+    let path = dir.join("probe");
+    let file = std::fs::File::create(&path)?;
+    rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, 1 << 20)?;
     file.sync_all()?;
-    let mut latencies: Vec<Duration> = (0..200u64)
+    let mut latencies: Vec<Duration> = (0..500u64)
         .map(|i| {
             let started = Instant::now();
-            file.write_all_at(&[1; 4096], i * 4096)?;
+            file.write_all_at(&[1; 1057], i * 1057)?;
             file.sync_data()?;
             Ok(started.elapsed())
         })
         .collect::<std::io::Result<_>>()?;
     latencies.sort_unstable();
-    std::fs::remove_file(dir.join("probe"))?;
+    std::fs::remove_file(&path)?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(format!(
         "p50 {:.2} ms, p99 {:.2} ms",
-        ms(latencies[100]),
-        ms(latencies[198])
+        ms(latencies[250]),
+        ms(latencies[495])
     ))
 }
