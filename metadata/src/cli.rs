@@ -333,7 +333,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::Value::Array(members));
             } else {
-                println!("{:>4} {:<22} {:<8} {}", "ID", "ADDRESS", "ROLE", "");
+                println!("{:>4} {:<22} ROLE", "ID", "ADDRESS");
                 for m in &status.members {
                     let role = if m.voter { "voter" } else { "learner" };
                     let leader = if m.node_id == status.leader_id {

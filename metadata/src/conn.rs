@@ -100,12 +100,11 @@ impl Connection {
                             let _ = tx.send(response);
                         }
                     }
-                    Some(Pending::Stream(tx)) => {
-                        // A full or dropped watch receiver ends that watch only.
-                        if tx.try_send(response.clone()).is_err() {
-                            map.remove(&response.id);
-                        }
+                    // A full or dropped watch receiver ends that watch only.
+                    Some(Pending::Stream(tx)) if tx.try_send(response.clone()).is_err() => {
+                        map.remove(&response.id);
                     }
+                    Some(Pending::Stream(_)) => {}
                     None => {}
                 }
             }

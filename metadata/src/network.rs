@@ -1,6 +1,9 @@
 //! Raft traffic between metadata nodes: openraft's RPCs, postcard-encoded inside the metadata
 //! protocol's `RaftRequest`/`RaftResponse`, over the same connections and port as clients use.
 
+// openraft's network trait fixes the error type (`RPCError`); boxing it is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use magnetar_protocol::metadata::{RaftRequest, RaftResponse, request, response};

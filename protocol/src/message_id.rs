@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn ordering_matches_pulsar() {
-        let mut ids = vec![
+        let mut ids = [
             MessageId::LATEST,
             MessageId {
                 batch_index: 1,

@@ -135,7 +135,7 @@ async fn recovery_read(
             Err(_) => {}
         }
     }
-    if missing >= meta.write_quorum - meta.ack_quorum + 1 {
+    if missing > meta.write_quorum - meta.ack_quorum {
         Ok(None)
     } else {
         Err(LedgerError::RecoveryFailed {

@@ -55,7 +55,7 @@ impl SessionTracker {
                     ticks = 0;
                     continue;
                 }
-                if ticks % RECONCILE_EVERY == 0 {
+                if ticks.is_multiple_of(RECONCILE_EVERY) {
                     this.reconcile();
                 }
                 ticks = ticks.wrapping_add(1);

@@ -282,7 +282,7 @@ impl StateMachine {
             encode(&record),
         );
         batch.put_cf(cf(&self.db, CF_SM), KEY_REVISION, encode(&revision));
-        if revision % TRIM_EVERY == 0 && revision > self.history {
+        if revision.is_multiple_of(TRIM_EVERY) && revision > self.history {
             self.compacted = revision - self.history;
             batch.delete_range_cf(
                 cf(&self.db, CF_EVENTS),
