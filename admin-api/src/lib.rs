@@ -27,7 +27,7 @@ pub mod state;
 pub mod topic_admin;
 
 pub use error::ApiError;
-pub use extract::{ApiJson, OptionalJson, Principal};
+pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, Principal};
 pub use names::{NameError, NamespaceName};
 pub use resources::{ResourceError, Resources};
 pub use routes::{OPENAPI_PATH, admin_routes, openapi, router, router_with};

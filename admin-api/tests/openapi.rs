@@ -35,6 +35,18 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/namespaces/{tenant}/{namespace}/permissions/{role}",
     ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/permissions/subscription",
+    ),
+    (
+        "post",
+        "/namespaces/{tenant}/{namespace}/permissions/subscription/{subscription}",
+    ),
+    (
+        "delete",
+        "/namespaces/{tenant}/{namespace}/permissions/{subscription}/{role}",
+    ),
     ("get", "/namespaces/{tenant}/{namespace}/retention"),
     ("post", "/namespaces/{tenant}/{namespace}/retention"),
     ("delete", "/namespaces/{tenant}/{namespace}/retention"),
@@ -115,7 +127,8 @@ async fn document_lists_and_matches_every_route() -> anyhow::Result<()> {
             .replace("{cluster}", "c")
             .replace("{tenant}", "t")
             .replace("{namespace}", "ns")
-            .replace("{role}", "r");
+            .replace("{role}", "r")
+            .replace("{subscription}", "s");
         let reply = http
             .call(&method.to_uppercase(), &concrete, Some("{}"))
             .await;

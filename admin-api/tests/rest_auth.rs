@@ -227,6 +227,90 @@ async fn tenant_admin_and_permissions() -> anyhow::Result<()> {
             .is_err()
     );
 
+    // Subscription roles: once set, only those roles (and admins) may use the subscription.
+    expect(
+        &boss
+            .post(
+                &format!("{ns}/permissions/subscription/locked"),
+                r#"["reader"]"#,
+            )
+            .await,
+        204,
+    );
+    assert_eq!(
+        boss.get(&format!("{ns}/permissions/subscription"))
+            .await
+            .json(),
+        json!({"locked": ["reader"]})
+    );
+    let locked = TopicOperation::Consume {
+        subscription: "locked",
+    };
+    assert!(
+        state
+            .authorize_topic(Some("reader"), &topic, locked)
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        state
+            .authorize_topic(Some("app"), &topic, locked)
+            .await
+            .map_err(|e| e.status.as_u16()),
+        Err(403)
+    );
+    expect(
+        &boss
+            .delete(&format!("{ns}/permissions/locked/reader"))
+            .await,
+        204,
+    );
+    assert_eq!(
+        boss.get(&format!("{ns}/permissions/subscription"))
+            .await
+            .json(),
+        json!({})
+    );
+    assert!(
+        state
+            .authorize_topic(Some("app"), &topic, locked)
+            .await
+            .is_ok()
+    );
+
+    // Topic-level grants, stored by the resources layer for the broker's topic routes.
+    let other = TopicName::parse("persistent://acme/ns/other")?;
+    let consume_only = [magnetar_auth::AuthAction::Consume].into();
+    server
+        .resources
+        .namespaces
+        .grant_topic_permission(&other, "stranger", &consume_only)
+        .await?;
+    let partition = TopicName::parse("persistent://acme/ns/other-partition-1")?;
+    assert!(
+        state
+            .authorize_topic(Some("stranger"), &partition, consume)
+            .await
+            .is_ok()
+    );
+    assert!(
+        state
+            .authorize_topic(Some("stranger"), &topic, consume)
+            .await
+            .is_err()
+    );
+    server
+        .resources
+        .namespaces
+        .revoke_topic_permission(&other, "stranger")
+        .await?;
+    assert!(
+        state
+            .authorize_topic(Some("stranger"), &other, consume)
+            .await
+            .is_err()
+    );
+
     expect(&boss.delete(&format!("{ns}/permissions/app")).await, 204);
     assert_eq!(
         boss.get(&format!("{ns}/permissions")).await.json(),

@@ -502,6 +502,25 @@ async fn namespace_policies() -> anyhow::Result<()> {
         501,
     );
     expect(&http.delete(&format!("{ns}/permissions/app")).await, 501);
+    expect(
+        &http
+            .post(&format!("{ns}/permissions/subscription/s"), r#"["app"]"#)
+            .await,
+        501,
+    );
+    assert_eq!(
+        http.get(&format!("{ns}/permissions/subscription"))
+            .await
+            .json(),
+        json!({})
+    );
+
+    // Bad path encodings and query values are 400s with a reason too.
+    expect(&http.get("/admin/v2/tenants/%FF").await, 400);
+    expect(
+        &http.delete("/admin/v2/tenants/acme?force=maybe").await,
+        400,
+    );
     server.stop().await;
     Ok(())
 }

@@ -245,6 +245,41 @@ impl AdminClient {
         let path = format!("{}/permissions/{}", ns_path(namespace)?, seg(role));
         self.send::<()>(Method::DELETE, &path, None).await
     }
+    /// Subscription → roles allowed to use it.
+    pub async fn subscription_permissions(
+        &self,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        self.get_required(&format!("{}/permissions/subscription", ns_path(namespace)?))
+            .await
+    }
+    pub async fn grant_subscription_permission(
+        &self,
+        namespace: &str,
+        subscription: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<()> {
+        let path = format!(
+            "{}/permissions/subscription/{}",
+            ns_path(namespace)?,
+            seg(subscription)
+        );
+        self.send(Method::POST, &path, Some(roles)).await
+    }
+    pub async fn revoke_subscription_permission(
+        &self,
+        namespace: &str,
+        subscription: &str,
+        role: &str,
+    ) -> Result<()> {
+        let path = format!(
+            "{}/permissions/{}/{}",
+            ns_path(namespace)?,
+            seg(subscription),
+            seg(role)
+        );
+        self.send::<()>(Method::DELETE, &path, None).await
+    }
     pub async fn retention(&self, namespace: &str) -> Result<Option<RetentionPolicies>> {
         self.get(&format!("{}/retention", ns_path(namespace)?))
             .await

@@ -108,6 +108,40 @@ async fn admin_cli_drives_the_rest_api() -> anyhow::Result<()> {
         &root,
         &[
             "namespaces",
+            "grant-subscription-permission",
+            "acme/ns",
+            "--subscription",
+            "audit",
+            "--roles",
+            "app,auditor",
+        ],
+    )
+    .await?;
+    admin(
+        &url,
+        &root,
+        &["namespaces", "subscription-permissions", "acme/ns"],
+    )
+    .await?;
+    admin(
+        &url,
+        &root,
+        &[
+            "namespaces",
+            "revoke-subscription-permission",
+            "acme/ns",
+            "--subscription",
+            "audit",
+            "--role",
+            "app",
+        ],
+    )
+    .await?;
+    admin(
+        &url,
+        &root,
+        &[
+            "namespaces",
             "set-retention",
             "acme/ns",
             "--time",
@@ -187,6 +221,10 @@ async fn admin_cli_drives_the_rest_api() -> anyhow::Result<()> {
         (60, 1024)
     );
     assert_eq!(policies.message_ttl_in_seconds, Some(3600));
+    assert_eq!(
+        policies.auth_policies.subscription_auth_roles["audit"],
+        ["auditor".to_string()].into()
+    );
     assert_eq!(
         policies.backlog_quota_map[&BacklogQuotaType::DestinationStorage].limit_size,
         100 << 20

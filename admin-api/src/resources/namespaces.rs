@@ -1,8 +1,11 @@
 //! Namespaces: `/admin/policies/{tenant}/{namespace}` holding [`Policies`].
 
-use magnetar_metadata::{Expected, MetadataError, Txn};
+use std::collections::BTreeSet;
 
-use crate::models::Policies;
+use magnetar_metadata::{Expected, MetadataError, Txn};
+use magnetar_protocol::topic::TopicName;
+
+use crate::models::{AuthAction, Policies};
 use crate::names::NamespaceName;
 
 use super::store::{Store, Versioned, encode};
@@ -102,6 +105,47 @@ impl NamespaceResources {
             .await
     }
 
+    /// Grants `actions` on one topic to `role` (`auth_policies.destination_auth`, keyed by the
+    /// partitioned topic's full name), replacing the role's previous grant on it.
+    pub async fn grant_topic_permission(
+        &self,
+        topic: &TopicName,
+        role: &str,
+        actions: &BTreeSet<AuthAction>,
+    ) -> Result<Policies, ResourceError> {
+        let (ns, name) = topic_namespace(topic);
+        self.update(&ns, |p| {
+            let grants = p
+                .auth_policies
+                .destination_auth
+                .entry(name.clone())
+                .or_default();
+            grants.insert(role.to_string(), actions.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `role`'s grant on one topic.
+    pub async fn revoke_topic_permission(
+        &self,
+        topic: &TopicName,
+        role: &str,
+    ) -> Result<Policies, ResourceError> {
+        let (ns, name) = topic_namespace(topic);
+        self.update(&ns, |p| {
+            let destination = &mut p.auth_policies.destination_auth;
+            if let Some(grants) = destination.get_mut(&name) {
+                grants.remove(role);
+                if grants.is_empty() {
+                    destination.remove(&name);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether any topic exists in the namespace: a partitioned topic's metadata or a managed
     /// ledger (`/managed-ledgers/{tenant}/{ns}/…`, written by brokers).
     pub async fn has_topics(&self, ns: &NamespaceName) -> Result<bool, ResourceError> {
@@ -127,4 +171,13 @@ impl NamespaceResources {
             })
             .await
     }
+}
+
+/// The namespace of a topic and the key its grants are stored under.
+fn topic_namespace(topic: &TopicName) -> (NamespaceName, String) {
+    let ns = NamespaceName {
+        tenant: topic.tenant().into(),
+        namespace: topic.namespace_local().into(),
+    };
+    (ns, topic.partitioned_topic().to_string())
 }

@@ -2,13 +2,13 @@
 //! listing, which any authenticated role may do.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Principal};
+use crate::extract::{ApiJson, ApiPath, Principal};
 use crate::models::{ClusterData, ErrorBody};
 use crate::names::check_name;
 use crate::state::AdminState;
@@ -46,7 +46,7 @@ async fn list_clusters(
 async fn get_cluster(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
 ) -> Result<Json<ClusterData>, ApiError> {
     state.require_superuser(&principal)?;
     let data = state.resources().clusters.get(&cluster).await?;
@@ -66,7 +66,7 @@ async fn get_cluster(
 async fn create_cluster(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
     ApiJson(data): ApiJson<ClusterData>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
@@ -91,7 +91,7 @@ async fn create_cluster(
 async fn update_cluster(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
     ApiJson(data): ApiJson<ClusterData>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
@@ -109,7 +109,7 @@ async fn update_cluster(
 async fn delete_cluster(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
     let r = state.resources();

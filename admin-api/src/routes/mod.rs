@@ -11,6 +11,7 @@
 mod clusters;
 mod namespace_policies;
 mod namespaces;
+mod permissions;
 mod tenants;
 
 use axum::Router;
@@ -40,7 +41,7 @@ pub const OPENAPI_PATH: &str = "/admin/v2/openapi.json";
 )]
 struct ApiDoc;
 
-/// Adds the bearer-token scheme and the 401/403 answers every route can give.
+/// Adds the bearer-token scheme and the 400/401/403 answers every route can give.
 struct Security;
 
 impl Modify for Security {
@@ -97,6 +98,7 @@ pub fn admin_routes() -> OpenApiRouter<AdminState> {
         .merge(tenants::routes())
         .merge(namespaces::routes())
         .merge(namespace_policies::routes())
+        .merge(permissions::routes())
 }
 
 fn build(extra: OpenApiRouter<AdminState>) -> (Router<AdminState>, OpenApiDoc) {

@@ -1,10 +1,9 @@
-//! Per-namespace policies with their own routes: permissions, retention, message TTL and
-//! backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
+//! Per-namespace policies with their own routes: retention, message TTL and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,17 +13,13 @@ use utoipa_axum::routes;
 
 use super::namespaces::authorized;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Principal};
-use crate::models::{
-    AuthAction, BacklogQuota, BacklogQuotaType, ErrorBody, Policies, RetentionPolicies,
-};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Principal};
+use crate::models::{BacklogQuota, BacklogQuotaType, ErrorBody, Policies, RetentionPolicies};
 use crate::resources::ResourceError;
 use crate::state::AdminState;
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
-        .routes(routes!(get_permissions))
-        .routes(routes!(grant_permission, revoke_permission))
         .routes(routes!(get_retention, set_retention, remove_retention))
         .routes(routes!(
             get_message_ttl,
@@ -35,9 +30,9 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_backlog_quota_map))
 }
 
-type NsPath = Path<(String, String)>;
+type NsPath = ApiPath<(String, String)>;
 
-async fn update(
+pub(super) async fn update(
     state: &AdminState,
     principal: &Principal,
     (tenant, namespace): (String, String),
@@ -48,7 +43,7 @@ async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn read(
+pub(super) async fn read(
     state: &AdminState,
     principal: &Principal,
     (tenant, namespace): (String, String),
@@ -65,77 +60,6 @@ fn optional<T: serde::Serialize>(value: Option<T>) -> Response {
     }
 }
 
-/// Roles and the actions granted to them on the namespace.
-#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/permissions", tag = "namespaces",
-    params(("tenant" = String, Path), ("namespace" = String, Path)),
-    responses(
-        (status = 200, description = "role → actions", body = BTreeMap<String, Vec<AuthAction>>),
-        (status = 404, description = "No such namespace", body = ErrorBody)))]
-async fn get_permissions(
-    State(state): State<AdminState>,
-    principal: Principal,
-    Path(path): NsPath,
-) -> Result<Json<BTreeMap<String, BTreeSet<AuthAction>>>, ApiError> {
-    Ok(Json(
-        read(&state, &principal, path)
-            .await?
-            .auth_policies
-            .namespace_auth,
-    ))
-}
-
-fn require_authorization(state: &AdminState) -> Result<(), ApiError> {
-    if !state.authorizer().is_enabled() {
-        return Err(ApiError::not_implemented("Authorization is not enabled"));
-    }
-    Ok(())
-}
-
-/// Grant actions on every topic of the namespace to a role (replaces its previous grant).
-#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
-    params(("tenant" = String, Path), ("namespace" = String, Path), ("role" = String, Path)),
-    request_body(content = Vec<AuthAction>, description = "Actions, e.g. [\"produce\",\"consume\"]"),
-    responses(
-        (status = 204, description = "Granted"),
-        (status = 400, description = "Invalid body", body = ErrorBody),
-        (status = 404, description = "No such namespace", body = ErrorBody),
-        (status = 501, description = "Authorization is not enabled", body = ErrorBody)))]
-async fn grant_permission(
-    State(state): State<AdminState>,
-    principal: Principal,
-    Path((tenant, namespace, role)): Path<(String, String, String)>,
-    ApiJson(actions): ApiJson<BTreeSet<AuthAction>>,
-) -> Result<StatusCode, ApiError> {
-    require_authorization(&state)?;
-    update(&state, &principal, (tenant, namespace), |p| {
-        p.auth_policies
-            .namespace_auth
-            .insert(role.clone(), actions.clone());
-        Ok(())
-    })
-    .await
-}
-
-/// Revoke a role's grant on the namespace.
-#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
-    params(("tenant" = String, Path), ("namespace" = String, Path), ("role" = String, Path)),
-    responses(
-        (status = 204, description = "Revoked"),
-        (status = 404, description = "No such namespace", body = ErrorBody),
-        (status = 501, description = "Authorization is not enabled", body = ErrorBody)))]
-async fn revoke_permission(
-    State(state): State<AdminState>,
-    principal: Principal,
-    Path((tenant, namespace, role)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
-    require_authorization(&state)?;
-    update(&state, &principal, (tenant, namespace), |p| {
-        p.auth_policies.namespace_auth.remove(&role);
-        Ok(())
-    })
-    .await
-}
-
 /// Retention of acknowledged messages; 204 when unset.
 #[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path)),
@@ -146,7 +70,7 @@ async fn revoke_permission(
 async fn get_retention(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
 ) -> Result<Response, ApiError> {
     Ok(optional(
         read(&state, &principal, path).await?.retention_policies,
@@ -196,7 +120,7 @@ fn check_retention_vs_quotas(
 async fn set_retention(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
     ApiJson(retention): ApiJson<RetentionPolicies>,
 ) -> Result<StatusCode, ApiError> {
     let (time, size) = (
@@ -223,7 +147,7 @@ async fn set_retention(
 async fn remove_retention(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
 ) -> Result<StatusCode, ApiError> {
     update(&state, &principal, path, |p| {
         p.retention_policies = None;
@@ -242,7 +166,7 @@ async fn remove_retention(
 async fn get_message_ttl(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
 ) -> Result<Response, ApiError> {
     Ok(optional(
         read(&state, &principal, path).await?.message_ttl_in_seconds,
@@ -261,7 +185,7 @@ async fn get_message_ttl(
 async fn set_message_ttl(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
     ApiJson(ttl): ApiJson<i32>,
 ) -> Result<StatusCode, ApiError> {
     if ttl < 0 {
@@ -283,7 +207,7 @@ async fn set_message_ttl(
 async fn remove_message_ttl(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
 ) -> Result<StatusCode, ApiError> {
     update(&state, &principal, path, |p| {
         p.message_ttl_in_seconds = None;
@@ -317,7 +241,7 @@ fn quota_type(query: &QuotaQuery) -> Result<BacklogQuotaType, ApiError> {
 async fn get_backlog_quota_map(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
+    ApiPath(path): NsPath,
 ) -> Result<Json<BTreeMap<BacklogQuotaType, BacklogQuota>>, ApiError> {
     Ok(Json(
         read(&state, &principal, path).await?.backlog_quota_map,
@@ -336,8 +260,8 @@ async fn get_backlog_quota_map(
 async fn set_backlog_quota(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
-    Query(query): Query<QuotaQuery>,
+    ApiPath(path): NsPath,
+    ApiQuery(query): ApiQuery<QuotaQuery>,
     ApiJson(quota): ApiJson<BacklogQuota>,
 ) -> Result<StatusCode, ApiError> {
     let kind = quota_type(&query)?;
@@ -363,8 +287,8 @@ async fn set_backlog_quota(
 async fn remove_backlog_quota(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(path): NsPath,
-    Query(query): Query<QuotaQuery>,
+    ApiPath(path): NsPath,
+    ApiQuery(query): ApiQuery<QuotaQuery>,
 ) -> Result<StatusCode, ApiError> {
     let kind = quota_type(&query)?;
     update(&state, &principal, path, |p| {

@@ -4,14 +4,14 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::tenants::ForceQuery;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, OptionalJson, Principal};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, Principal};
 use crate::models::{BundlesData, ErrorBody, Policies, TenantInfo};
 use crate::names::{NamespaceName, check_name};
 use crate::state::AdminState;
@@ -68,7 +68,7 @@ async fn check_clusters(
 async fn list_namespaces(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     state.require_tenant_admin(&principal, &tenant).await?;
     let r = state.resources();
@@ -92,7 +92,7 @@ async fn list_namespaces(
 async fn get_policies(
     State(state): State<AdminState>,
     principal: Principal,
-    Path((tenant, namespace)): Path<(String, String)>,
+    ApiPath((tenant, namespace)): ApiPath<(String, String)>,
 ) -> Result<Json<Policies>, ApiError> {
     let ns = authorized(&state, &principal, &tenant, &namespace).await?;
     Ok(Json(state.resources().namespaces.require(&ns).await?))
@@ -111,7 +111,7 @@ async fn get_policies(
 async fn create_namespace(
     State(state): State<AdminState>,
     principal: Principal,
-    Path((tenant, namespace)): Path<(String, String)>,
+    ApiPath((tenant, namespace)): ApiPath<(String, String)>,
     OptionalJson(policies): OptionalJson<Policies>,
 ) -> Result<StatusCode, ApiError> {
     check_name("tenant", &tenant)?;
@@ -152,8 +152,8 @@ async fn create_namespace(
 async fn delete_namespace(
     State(state): State<AdminState>,
     principal: Principal,
-    Path((tenant, namespace)): Path<(String, String)>,
-    Query(query): Query<ForceQuery>,
+    ApiPath((tenant, namespace)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
     let ns = authorized(&state, &principal, &tenant, &namespace).await?;
     if query.force {
@@ -174,7 +174,7 @@ async fn delete_namespace(
 async fn get_replication(
     State(state): State<AdminState>,
     principal: Principal,
-    Path((tenant, namespace)): Path<(String, String)>,
+    ApiPath((tenant, namespace)): ApiPath<(String, String)>,
 ) -> Result<Json<BTreeSet<String>>, ApiError> {
     let ns = authorized(&state, &principal, &tenant, &namespace).await?;
     Ok(Json(
@@ -199,7 +199,7 @@ async fn get_replication(
 async fn set_replication(
     State(state): State<AdminState>,
     principal: Principal,
-    Path((tenant, namespace)): Path<(String, String)>,
+    ApiPath((tenant, namespace)): ApiPath<(String, String)>,
     ApiJson(clusters): ApiJson<BTreeSet<String>>,
 ) -> Result<StatusCode, ApiError> {
     let ns = authorized(&state, &principal, &tenant, &namespace).await?;

@@ -2,7 +2,7 @@
 //! reading a tenant, which its admins may do.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Principal};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Principal};
 use crate::models::{ErrorBody, TenantInfo};
 use crate::names::check_name;
 use crate::state::AdminState;
@@ -55,7 +55,7 @@ async fn list_tenants(
 async fn get_tenant(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<TenantInfo>, ApiError> {
     state.require_tenant_admin(&principal, &tenant).await?;
     Ok(Json(state.resources().tenants.require(&tenant).await?))
@@ -73,7 +73,7 @@ async fn get_tenant(
 async fn create_tenant(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(info): ApiJson<TenantInfo>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
@@ -94,7 +94,7 @@ async fn create_tenant(
 async fn update_tenant(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(info): ApiJson<TenantInfo>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
@@ -114,8 +114,8 @@ async fn update_tenant(
 async fn delete_tenant(
     State(state): State<AdminState>,
     principal: Principal,
-    Path(tenant): Path<String>,
-    Query(query): Query<ForceQuery>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
     state.require_superuser(&principal)?;
     if query.force {

@@ -49,6 +49,25 @@ pub enum NamespacesCommand {
         #[arg(long)]
         role: String,
     },
+    /// Let only these roles (and admins) use a subscription.
+    GrantSubscriptionPermission {
+        namespace: String,
+        #[arg(long)]
+        subscription: String,
+        /// Comma-separated roles.
+        #[arg(long)]
+        roles: String,
+    },
+    RevokeSubscriptionPermission {
+        namespace: String,
+        #[arg(long)]
+        subscription: String,
+        #[arg(long)]
+        role: String,
+    },
+    SubscriptionPermissions {
+        namespace: String,
+    },
     /// Keep acknowledged messages for --time and up to --size (-1: unlimited).
     SetRetention {
         namespace: String,
@@ -197,6 +216,43 @@ pub(super) async fn run(
         }
         C::RevokePermission { namespace, role } => {
             client.revoke_permission(&namespace, &role).await?
+        }
+        C::GrantSubscriptionPermission {
+            namespace,
+            subscription,
+            roles,
+        } => {
+            let roles: BTreeSet<String> = split_list(&roles).into_iter().collect();
+            anyhow::ensure!(!roles.is_empty(), "--roles must name at least one role");
+            client
+                .grant_subscription_permission(&namespace, &subscription, &roles)
+                .await?;
+        }
+        C::RevokeSubscriptionPermission {
+            namespace,
+            subscription,
+            role,
+        } => {
+            client
+                .revoke_subscription_permission(&namespace, &subscription, &role)
+                .await?;
+        }
+        C::SubscriptionPermissions { namespace } => {
+            let grants = client.subscription_permissions(&namespace).await?;
+            if json {
+                output::json(&grants)?;
+            } else {
+                let rows: Vec<Vec<String>> = grants
+                    .iter()
+                    .map(|(sub, roles)| {
+                        vec![
+                            sub.clone(),
+                            roles.iter().cloned().collect::<Vec<_>>().join(","),
+                        ]
+                    })
+                    .collect();
+                output::table(&["SUBSCRIPTION", "ROLES"], &rows);
+            }
         }
         C::SetRetention {
             namespace,
