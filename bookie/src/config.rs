@@ -23,8 +23,9 @@ pub struct BookieConfig {
     pub max_entry_size: usize,
     /// Largest protocol frame accepted, in bytes; a larger one closes the connection.
     pub max_frame_size: usize,
-    /// Requests of one connection being processed at once; reading pauses beyond it.
-    pub max_inflight_requests: usize,
+    /// Bytes of requests one connection may have in process at once (each request counts at
+    /// least 1 KiB); the bookie stops reading the connection beyond it.
+    pub max_inflight_bytes: usize,
     /// Milliseconds between checkpoints (RocksDB flush, then old journal segments removed).
     pub checkpoint_interval_ms: u64,
     /// Milliseconds shutdown waits for connections to finish their in-flight requests.
@@ -42,7 +43,7 @@ impl Default for BookieConfig {
             ledger_dir: PathBuf::from("data/bookie/ledgers"),
             max_entry_size,
             max_frame_size: max_entry_size + 64 * 1024,
-            max_inflight_requests: 20_000,
+            max_inflight_bytes: 64 * 1024 * 1024,
             checkpoint_interval_ms: 10_000,
             shutdown_grace_ms: 10_000,
             journal: JournalConfig::default(),
@@ -91,8 +92,14 @@ impl BookieConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         let j = &self.journal;
-        if self.max_entry_size == 0 || self.max_inflight_requests == 0 {
-            return invalid("max_entry_size and max_inflight_requests must be positive".into());
+        if self.max_entry_size == 0 {
+            return invalid("max_entry_size must be positive".into());
+        }
+        if self.max_inflight_bytes < self.max_frame_size || self.max_inflight_bytes > 1 << 31 {
+            return invalid(format!(
+                "max_inflight_bytes ({}) must be between max_frame_size ({}) and 2 GiB",
+                self.max_inflight_bytes, self.max_frame_size
+            ));
         }
         if self.max_frame_size < self.max_entry_size + 1024 {
             return invalid(format!(

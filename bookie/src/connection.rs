@@ -26,11 +26,14 @@ use crate::wire;
 pub(crate) struct ConnectionContext {
     pub bookie: Arc<Bookie>,
     pub max_frame_size: usize,
-    pub max_inflight_requests: usize,
+    pub max_inflight_bytes: usize,
     pub tasks: TaskTracker,
 }
 
 type Responses = mpsc::UnboundedSender<Response>;
+
+/// What the smallest request counts against a connection's in-flight bytes.
+const MIN_REQUEST_COST: usize = 1024;
 
 /// Serves `socket` until the peer closes it, it sends an undelimitable frame, or `shutdown`.
 /// Requests already taken are answered before this returns.
@@ -43,7 +46,7 @@ pub(crate) async fn serve(socket: TcpStream, ctx: ConnectionContext, shutdown: C
         FramedWrite::new(write, wire::codec(ctx.max_frame_size)),
         rx,
     ));
-    let inflight = Arc::new(Semaphore::new(ctx.max_inflight_requests));
+    let inflight = Arc::new(Semaphore::new(ctx.max_inflight_bytes));
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -57,7 +60,9 @@ pub(crate) async fn serve(socket: TcpStream, ctx: ConnectionContext, shutdown: C
                 break;
             }
         };
-        let Ok(permit) = inflight.clone().acquire_owned().await else {
+        // Frames are at most `max_frame_size` <= `max_inflight_bytes` (validated), so this fits.
+        let cost = bytes.len().clamp(MIN_REQUEST_COST, ctx.max_inflight_bytes);
+        let Ok(permit) = inflight.clone().acquire_many_owned(cost as u32).await else {
             break;
         };
         match Request::decode(bytes) {

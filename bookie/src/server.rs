@@ -59,7 +59,7 @@ impl BookieServer {
         let ctx = ConnectionContext {
             bookie: bookie.clone(),
             max_frame_size: config.max_frame_size,
-            max_inflight_requests: config.max_inflight_requests,
+            max_inflight_bytes: config.max_inflight_bytes,
             tasks: tasks.clone(),
         };
         tasks.spawn(accept_loop(listener, ctx, shutdown.clone()));
@@ -125,10 +125,13 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext, shutdown: Ca
                 ));
             }
             // Per-connection failures (a peer resetting before accept, fd exhaustion) must not
-            // end the server; yield so a persistent one does not spin.
+            // end the server; pause so a persistent one does not spin.
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::task::yield_now().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                }
             }
         }
     }
