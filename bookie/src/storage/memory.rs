@@ -1,5 +1,7 @@
 //! Ledger storage in memory: the executable model [`super::RocksStorage`] is checked against,
-//! and a stand-in where a test needs storage but not its durability.
+//! and a stand-in where a test needs storage but not its durability. It models durability too:
+//! only what a checkpoint covered survives [`MemoryStorage::after_crash`], as with RocksDB
+//! running without its WAL.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -10,9 +12,11 @@ use crate::journal::{Position, Record};
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     state: Mutex<State>,
+    /// The state as of the last checkpoint: what survives a crash.
+    durable: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct State {
     entries: BTreeMap<(u64, u64), StoredEntry>,
     ledgers: HashMap<u64, LedgerMeta>,
@@ -26,6 +30,19 @@ impl MemoryStorage {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn durable(&self) -> std::sync::MutexGuard<'_, State> {
+        self.durable.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The storage a restart would find after a crash now: the last checkpoint's state.
+    pub fn after_crash(&self) -> MemoryStorage {
+        let durable = self.durable().clone();
+        MemoryStorage {
+            state: Mutex::new(durable.clone()),
+            durable: Mutex::new(durable),
+        }
     }
 }
 
@@ -86,7 +103,9 @@ impl LedgerStorage for MemoryStorage {
     }
 
     fn checkpoint(&self, position: Position) -> Result<(), StorageError> {
-        self.state().checkpoint = Some(position);
+        let mut state = self.state();
+        state.checkpoint = Some(position);
+        *self.durable() = state.clone();
         Ok(())
     }
 }
