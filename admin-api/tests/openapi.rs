@@ -114,6 +114,10 @@ async fn document_lists_and_matches_every_route() -> anyhow::Result<()> {
                 "{method} {path} lacks {code}"
             );
         }
+        if let Some(content) = doc["paths"][path][method]["requestBody"]["content"].as_object() {
+            let types: Vec<&String> = content.keys().collect();
+            assert_eq!(types, ["application/json"], "{method} {path} body types");
+        }
         assert!(
             responses
                 .as_object()

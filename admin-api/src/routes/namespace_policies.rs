@@ -176,7 +176,7 @@ async fn get_message_ttl(
 /// Set the message TTL (a bare integer of seconds, 0 or more).
 #[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path)),
-    request_body(content = i32, description = "Seconds"),
+    request_body(content = i32, content_type = "application/json", description = "Seconds"),
     responses(
         (status = 204, description = "Set"),
         (status = 400, description = "Invalid body", body = ErrorBody),

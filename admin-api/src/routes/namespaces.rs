@@ -101,7 +101,7 @@ async fn get_policies(
 /// Create a namespace, optionally with initial policies.
 #[utoipa::path(put, path = "/namespaces/{tenant}/{namespace}", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path)),
-    request_body(content = Option<Policies>, description = "Initial policies (optional)"),
+    request_body(content = Option<Policies>, content_type = "application/json", description = "Initial policies (optional)"),
     responses(
         (status = 204, description = "Created"),
         (status = 400, description = "Invalid body", body = ErrorBody),
@@ -190,7 +190,7 @@ async fn get_replication(
 /// Set the clusters a namespace replicates to.
 #[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/replication", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path)),
-    request_body(content = Vec<String>, description = "Cluster names"),
+    request_body(content = Vec<String>, content_type = "application/json", description = "Cluster names"),
     responses(
         (status = 204, description = "Set"),
         (status = 400, description = "Invalid body", body = ErrorBody),

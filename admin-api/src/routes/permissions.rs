@@ -56,7 +56,7 @@ fn require_authorization(state: &AdminState) -> Result<(), ApiError> {
 /// Grant actions on every topic of the namespace to a role (replaces its previous grant).
 #[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path), ("role" = String, Path)),
-    request_body(content = Vec<AuthAction>, description = "Actions, e.g. [\"produce\",\"consume\"]"),
+    request_body(content = Vec<AuthAction>, content_type = "application/json", description = "Actions, e.g. [\"produce\",\"consume\"]"),
     responses(
         (status = 204, description = "Granted"),
         (status = 400, description = "Invalid body", body = ErrorBody),
@@ -121,7 +121,7 @@ async fn get_subscription_permissions(
 /// has roles, other non-admin roles may not consume with it.
 #[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/permissions/subscription/{subscription}", tag = "namespaces",
     params(("tenant" = String, Path), ("namespace" = String, Path), ("subscription" = String, Path)),
-    request_body(content = Vec<String>, description = "Roles"),
+    request_body(content = Vec<String>, content_type = "application/json", description = "Roles"),
     responses(
         (status = 204, description = "Granted"),
         (status = 400, description = "Invalid body", body = ErrorBody),
