@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Metadata service, bookie and broker in one process, data under one directory.
+    Standalone(StandaloneArgs),
     /// The metadata service: run a node, or inspect and change a group (etcdctl-like).
     Metadata(magnetar_metadata::cli::MetadataArgs),
     /// A storage node (bookie): serve, or load one with a benchmark.
@@ -25,6 +27,25 @@ enum Command {
     Admin(magnetar_clients::admin::AdminArgs),
     /// Create and check JWT tokens and their keys (pulsar tokens-like).
     Tokens(magnetar_clients::tokens::TokensArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StandaloneArgs {
+    /// Where metadata, journal and ledgers are kept.
+    #[arg(long, default_value = "data", env = "MAGNETAR_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    /// Pulsar protocol listener.
+    #[arg(long, default_value = "0.0.0.0:6650")]
+    broker_addr: std::net::SocketAddr,
+    /// Metadata service listener (for `magnetar metadata …`).
+    #[arg(long, default_value = "127.0.0.1:6690")]
+    metadata_addr: std::net::SocketAddr,
+    /// Bookie listener.
+    #[arg(long, default_value = "127.0.0.1:3181")]
+    bookie_addr: std::net::SocketAddr,
+    /// Host name clients are told to connect to.
+    #[arg(long, default_value = "127.0.0.1")]
+    advertised_address: String,
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
@@ -61,6 +82,16 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
+        Command::Standalone(args) => {
+            let config = magnetar_broker::standalone::StandaloneConfig {
+                data_dir: args.data_dir,
+                broker_addr: args.broker_addr,
+                metadata_addr: args.metadata_addr,
+                bookie_addr: args.bookie_addr,
+                advertised_address: args.advertised_address,
+            };
+            magnetar_broker::standalone::run(config, shutdown_on_signal()).await
+        }
         Command::Metadata(args) => match args.command {
             magnetar_metadata::cli::MetadataCommand::Serve(serve) => {
                 let config = serve.into_config()?;

@@ -1,16 +1,27 @@
-//! Magnetar's broker: Pulsar protocol server, managed ledgers and cursors, subscriptions and
-//! dispatch.
+//! Magnetar's broker: the Pulsar protocol server, topics stored as managed ledgers on bookies,
+//! and subscriptions with Pulsar's semantics.
 //!
-//! So far this crate holds the sans-IO cores of subscriptions, plain structs that take events and
-//! return decisions, tested without a runtime or sockets:
-//! - [`position`]: entry positions and the ledger layout of a topic;
-//! - [`cursor`]: a durable cursor's acknowledgement state and its persisted snapshot;
-//! - [`dispatch`]: consumer selection and delivery bookkeeping for the four subscription types;
-//! - [`subscription`]: a cursor and a dispatcher driven together, the shell's entry point.
-//!
-//! The async broker (connections, managed ledgers, persistence) wraps them.
+//! - sans-IO cores, tested without a runtime: [`position`] (entry positions, a topic's ledger
+//!   layout), [`cursor`] (a durable cursor's acknowledgement state), [`dispatch`] (consumer
+//!   selection for the four subscription types), [`subscription`] (cursor + dispatcher);
+//! - storage: [`managed_ledger`] (a topic's ledgers and cursors in bookies and metadata);
+//! - the async shell: [`server`] (connections), [`topic`], [`subscription_actor`],
+//!   [`service`] (loaded topics), [`broker::Broker`], and [`standalone`].
 
+pub mod broker;
+pub mod config;
 pub mod cursor;
 pub mod dispatch;
+pub mod error;
+pub mod managed_ledger;
 pub mod position;
+pub mod server;
+pub mod service;
+pub mod standalone;
 pub mod subscription;
+pub mod subscription_actor;
+pub mod topic;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::BrokerError;

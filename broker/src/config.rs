@@ -1,0 +1,68 @@
+//! Broker settings, with Pulsar's broker.conf defaults where Pulsar has one.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `clusterName`.
+    pub cluster: String,
+    /// Host clients are told to connect to (`advertisedAddress`).
+    pub advertised_address: String,
+    /// `maxMessageSize` (5 MiB); frames may be 10 KiB larger.
+    pub max_message_size: usize,
+    /// `keepAliveIntervalSeconds`.
+    pub keep_alive_secs: u64,
+    /// `allowAutoTopicCreation`.
+    pub allow_auto_topic_creation: bool,
+    /// `allowAutoSubscriptionCreation`.
+    pub allow_auto_subscription_creation: bool,
+    /// `managedLedgerDefaultEnsembleSize` / `WriteQuorum` / `AckQuorum`.
+    pub ensemble_size: usize,
+    pub write_quorum: usize,
+    pub ack_quorum: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            cluster: "standalone".into(),
+            advertised_address: "127.0.0.1".into(),
+            max_message_size: magnetar_protocol::DEFAULT_MAX_MESSAGE_SIZE,
+            keep_alive_secs: 30,
+            allow_auto_topic_creation: true,
+            allow_auto_subscription_creation: true,
+            ensemble_size: 2,
+            write_quorum: 2,
+            ack_quorum: 2,
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs.max(1))
+    }
+
+    pub fn max_frame_size(&self) -> usize {
+        self.max_message_size + magnetar_protocol::FRAME_PADDING
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster.is_empty() {
+            return Err("cluster must be named".into());
+        }
+        if self.ack_quorum == 0
+            || self.ack_quorum > self.write_quorum
+            || self.write_quorum > self.ensemble_size
+        {
+            return Err("need 1 <= ack_quorum <= write_quorum <= ensemble_size".into());
+        }
+        if self.max_message_size < 1024 {
+            return Err("max_message_size must be at least 1 KiB".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! Broker errors and the Pulsar `ServerError` code each one travels as.
+
+use magnetar_protocol::pulsar::ServerError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{0}")]
+    InvalidTopicName(String),
+    #[error("topic {0} does not exist")]
+    TopicNotFound(String),
+    #[error("subscription {0} does not exist")]
+    SubscriptionNotFound(String),
+    #[error("{0}")]
+    ConsumerBusy(String),
+    #[error("{0}")]
+    ProducerBusy(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("the broker cannot serve this now: {0}")]
+    ServiceNotReady(String),
+    #[error("storage failure: {0}")]
+    Persistence(String),
+    #[error("metadata failure: {0}")]
+    Metadata(String),
+    #[error("{0}")]
+    AuthenticationError(String),
+    #[error("{0}")]
+    AuthorizationError(String),
+    #[error("{0}")]
+    Unknown(String),
+}
+
+impl BrokerError {
+    pub fn code(&self) -> ServerError {
+        match self {
+            BrokerError::InvalidTopicName(_) => ServerError::InvalidTopicName,
+            BrokerError::TopicNotFound(_) => ServerError::TopicNotFound,
+            BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
+            BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
+            BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
+            BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
+            BrokerError::ServiceNotReady(_) => ServerError::ServiceNotReady,
+            BrokerError::Persistence(_) => ServerError::PersistenceError,
+            BrokerError::Metadata(_) => ServerError::MetadataError,
+            BrokerError::AuthenticationError(_) => ServerError::AuthenticationError,
+            BrokerError::AuthorizationError(_) => ServerError::AuthorizationError,
+            BrokerError::Unknown(_) => ServerError::UnknownError,
+        }
+    }
+}
+
+impl From<magnetar_metadata::MetadataError> for BrokerError {
+    fn from(e: magnetar_metadata::MetadataError) -> BrokerError {
+        BrokerError::Metadata(e.to_string())
+    }
+}

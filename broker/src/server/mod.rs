@@ -1,0 +1,51 @@
+//! The Pulsar binary protocol server: accepts connections and serves each with its own task.
+
+mod connection;
+mod producer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::service::BrokerService;
+
+/// Serves `listener` until `shutdown` is cancelled; connections end with it.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<BrokerService>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                stream.set_nodelay(true).ok();
+                let id = service.next_id();
+                tasks.spawn(connection::run(
+                    id,
+                    stream,
+                    peer,
+                    service.clone(),
+                    shutdown.child_token(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The address a broker is reached at, as LOOKUP answers: `pulsar://host:port`.
+pub fn service_url(advertised_host: &str, addr: SocketAddr) -> String {
+    format!("pulsar://{advertised_host}:{}", addr.port())
+}

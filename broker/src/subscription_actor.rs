@@ -1,0 +1,636 @@
+//! The async shell of one subscription: a task that owns the sans-IO [`Subscription`] (cursor +
+//! dispatcher), reads entries from the managed ledger as consumers' permits allow, sends them as
+//! MESSAGE frames to the consumers' connections, records acknowledgements and persists the
+//! cursor at a bounded rate. Everything that touches the subscription goes through its queue,
+//! so its state needs no locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use magnetar_protocol::pulsar::command_ack::AckType;
+use magnetar_protocol::pulsar::{
+    CommandAck, CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage, MessageIdData,
+};
+use magnetar_protocol::{Frame, MessageId, Payload};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::cursor::Cursor;
+use crate::dispatch::{
+    ActiveConsumerChange, ConsumerInfo, Delivery, DispatchError, DispatcherConfig, EntryMeta,
+    ReadRequest, SubType, hash,
+};
+use crate::error::BrokerError;
+use crate::managed_ledger::{InitialPosition as MlInitialPosition, ManagedCursor, ManagedLedger};
+use crate::position::{LedgerLayout, Position};
+use crate::subscription::{AckKind, AckedMessage, Subscription};
+use crate::topic::Topic;
+
+/// How often a changed cursor is persisted (Pulsar's mark-delete rate limit is 1/s).
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// `ACTIVE_CONSUMER_CHANGE` exists from protocol v12.
+const ACTIVE_CONSUMER_CHANGE_VERSION: i32 = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialPosition {
+    Latest,
+    Earliest,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionOptions {
+    pub sub_type: SubType,
+    /// Durable subscriptions keep a persisted cursor; readers do not.
+    pub durable: bool,
+    pub initial_position: InitialPosition,
+    /// Readers: where to start.
+    pub start_message_id: Option<MessageId>,
+    pub key_shared_allow_out_of_order: bool,
+    pub partition_index: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTarget {
+    MessageId(MessageId),
+    /// Milliseconds since the epoch: the first message published at or after it.
+    PublishTime(u64),
+}
+
+/// A consumer as the subscription sees it: where its messages go.
+#[derive(Debug, Clone)]
+pub struct ConsumerLink {
+    /// Unique across the broker.
+    pub id: u64,
+    /// The id the client chose on its connection.
+    pub client_consumer_id: u64,
+    pub name: String,
+    pub priority_level: i32,
+    pub out: mpsc::Sender<Frame>,
+    pub protocol_version: i32,
+    /// Partition index for message ids, −1 when not partitioned.
+    pub partition: i32,
+    /// Told `(client id, broker id)` before the broker closes this consumer itself.
+    pub evicted: mpsc::UnboundedSender<(u64, u64)>,
+}
+
+enum Msg {
+    Add(ConsumerLink, oneshot::Sender<Result<(), BrokerError>>),
+    Remove(u64, oneshot::Sender<()>),
+    Flow(u64, u32),
+    Ack(CommandAck),
+    Redeliver(u64, Option<Vec<Position>>),
+    Unsubscribe(u64, bool, oneshot::Sender<Result<(), BrokerError>>),
+    Seek(SeekTarget, oneshot::Sender<Result<(), BrokerError>>),
+    DisconnectConsumers,
+    HasConsumers(oneshot::Sender<bool>),
+    MarkDelete(oneshot::Sender<Position>),
+    Backlog(oneshot::Sender<(u64, usize)>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle to a subscription's task.
+#[derive(Debug, Clone)]
+pub struct SubscriptionHandle {
+    name: Arc<str>,
+    sub_type: SubType,
+    tx: mpsc::UnboundedSender<Msg>,
+    stopped: CancellationToken,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+fn gone() -> BrokerError {
+    BrokerError::ServiceNotReady("the subscription is closed".into())
+}
+
+impl SubscriptionHandle {
+    /// Opens (or creates) the subscription's cursor and starts its task.
+    pub async fn start(
+        topic: Arc<Topic>,
+        name: String,
+        options: SubscriptionOptions,
+    ) -> Result<SubscriptionHandle, BrokerError> {
+        let ml = topic.managed_ledger().clone();
+        let layout = ml.layout();
+        let (cursor, persisted) = if options.durable {
+            let initial = match options.initial_position {
+                InitialPosition::Earliest => MlInitialPosition::Earliest,
+                InitialPosition::Latest => MlInitialPosition::Latest,
+            };
+            let managed = ml
+                .open_cursor(&name, initial)
+                .await
+                .map_err(|e| BrokerError::Persistence(e.to_string()))?;
+            (managed.state(), Some(managed))
+        } else {
+            (
+                reader_cursor(&layout, options.start_message_id, options.initial_position),
+                None,
+            )
+        };
+        let mut config = DispatcherConfig::new(options.sub_type, topic.name().to_string());
+        config.partition_index = options.partition_index;
+        config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
+        let subscription = Subscription::new(config, cursor, &layout);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stopped = CancellationToken::new();
+        let actor = Actor {
+            topic,
+            ml,
+            name: name.clone(),
+            subscription,
+            persisted,
+            dirty: false,
+            consumers: HashMap::new(),
+        };
+        tokio::spawn(actor.run(rx, stopped.clone()));
+        Ok(SubscriptionHandle {
+            name: name.into(),
+            sub_type: options.sub_type,
+            tx,
+            stopped,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn sub_type(&self) -> SubType {
+        self.sub_type
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.stopped.is_cancelled()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn add_consumer(&self, link: ConsumerLink) -> Result<(), BrokerError> {
+        self.ask(|tx| Msg::Add(link, tx))
+            .await
+            .unwrap_or_else(|| Err(gone()))
+    }
+
+    pub async fn remove_consumer(&self, id: u64) {
+        let _ = self.ask(|tx| Msg::Remove(id, tx)).await;
+    }
+
+    pub fn flow(&self, id: u64, permits: u32) {
+        let _ = self.tx.send(Msg::Flow(id, permits));
+    }
+
+    pub fn ack(&self, ack: CommandAck) {
+        let _ = self.tx.send(Msg::Ack(ack));
+    }
+
+    pub fn redeliver(&self, id: u64, positions: Option<Vec<Position>>) {
+        let _ = self.tx.send(Msg::Redeliver(id, positions));
+    }
+
+    pub async fn unsubscribe(&self, id: u64, force: bool) -> Result<(), BrokerError> {
+        self.ask(|tx| Msg::Unsubscribe(id, force, tx))
+            .await
+            .unwrap_or_else(|| Err(gone()))
+    }
+
+    pub async fn seek(&self, target: SeekTarget) -> Result<(), BrokerError> {
+        self.ask(|tx| Msg::Seek(target, tx))
+            .await
+            .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Closes every consumer (they re-subscribe), as after a seek.
+    pub fn disconnect_consumers(&self) {
+        let _ = self.tx.send(Msg::DisconnectConsumers);
+    }
+
+    pub async fn has_consumers(&self) -> bool {
+        self.ask(Msg::HasConsumers).await.unwrap_or(false)
+    }
+
+    pub async fn mark_delete(&self) -> Option<Position> {
+        self.ask(Msg::MarkDelete).await
+    }
+
+    /// Backlog in entries and the number of consumers.
+    pub async fn backlog(&self) -> Option<(u64, usize)> {
+        self.ask(Msg::Backlog).await
+    }
+
+    /// Persists the cursor and stops the task (consumers are not told; used on topic close).
+    pub async fn close(&self) {
+        let _ = self.ask(Msg::Close).await;
+    }
+}
+
+/// Where a reader (non-durable subscription) starts: from a message id, else the initial position.
+fn reader_cursor(
+    layout: &LedgerLayout,
+    start: Option<MessageId>,
+    initial: InitialPosition,
+) -> Cursor {
+    match start {
+        Some(id) if id.ledger_id == i64::MAX => Cursor::latest(layout),
+        Some(id) if id.ledger_id < 0 => Cursor::earliest(layout),
+        Some(id) => {
+            let position = Position::new(id.ledger_id, id.entry_id);
+            // Inside a batch the entry is delivered again and the client skips what it saw.
+            let mark_delete = if id.batch_index >= 0 {
+                layout.prev(position)
+            } else {
+                position
+            };
+            Cursor::new(mark_delete)
+        }
+        None if initial == InitialPosition::Earliest => Cursor::earliest(layout),
+        None => Cursor::latest(layout),
+    }
+}
+
+struct Actor {
+    topic: Arc<Topic>,
+    ml: ManagedLedger,
+    name: String,
+    subscription: Subscription,
+    persisted: Option<ManagedCursor>,
+    dirty: bool,
+    consumers: HashMap<u64, ConsumerLink>,
+}
+
+fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
+    let metadata = Payload::parse(bytes.clone())
+        .ok()
+        .and_then(|p| p.metadata().ok());
+    let Some(metadata) = metadata else {
+        return EntryMeta::new(position, 1);
+    };
+    let messages = metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+    let key = hash::sticky_key(
+        metadata.ordering_key.as_deref(),
+        metadata.partition_key.as_deref().map(str::as_bytes),
+    );
+    EntryMeta::new(position, messages).with_sticky_key(key)
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, stopped: CancellationToken) {
+        let mut appends = self.ml.watch_appends();
+        let mut persist = tokio::time::interval(PERSIST_EVERY);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if !self.handle(msg).await {
+                        break;
+                    }
+                }
+                changed = appends.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = persist.tick() => self.persist().await,
+            }
+            self.pump().await;
+        }
+        self.persist().await;
+        stopped.cancel();
+    }
+
+    /// Returns false when the subscription ends.
+    async fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Add(link, reply) => {
+                let info = ConsumerInfo::new(link.id, link.name.clone())
+                    .with_priority(link.priority_level);
+                let layout = self.ml.layout();
+                let sub_type = self.subscription.sub_type();
+                let result = match self.subscription.add_consumer(&layout, sub_type, info) {
+                    Ok(changes) => {
+                        self.consumers.insert(link.id, link);
+                        self.announce(changes).await;
+                        Ok(())
+                    }
+                    Err(DispatchError::ConsumerBusy { .. }) => {
+                        Err(BrokerError::ConsumerBusy(format!(
+                            "exclusive subscription {} on {} already has a consumer",
+                            self.name,
+                            self.topic.name()
+                        )))
+                    }
+                    Err(e) => Err(BrokerError::ConsumerBusy(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Msg::Remove(id, reply) => {
+                self.remove(id).await;
+                let _ = reply.send(());
+                if self.persisted.is_none() && self.consumers.is_empty() {
+                    return false; // a reader's subscription ends with its reader
+                }
+            }
+            Msg::Flow(id, permits) => {
+                let _ = self.subscription.flow(id, permits);
+            }
+            Msg::Ack(ack) => self.ack(ack),
+            Msg::Redeliver(id, positions) => {
+                let _ = self.subscription.redeliver(id, positions.as_deref());
+            }
+            Msg::Unsubscribe(id, force, reply) => {
+                if !force && !self.subscription.can_unsubscribe(id) {
+                    let error = BrokerError::ConsumerBusy(format!(
+                        "subscription {} has other consumers",
+                        self.name
+                    ));
+                    let _ = reply.send(Err(error));
+                    return true;
+                }
+                let others: Vec<u64> = self
+                    .consumers
+                    .keys()
+                    .copied()
+                    .filter(|c| *c != id)
+                    .collect();
+                for other in others {
+                    self.evict(other).await;
+                }
+                self.remove(id).await;
+                self.persisted = None; // the topic deletes the cursor
+                let _ = reply.send(Ok(()));
+                return false;
+            }
+            Msg::Seek(target, reply) => {
+                let result = self.seek(target).await;
+                let _ = reply.send(result);
+            }
+            Msg::DisconnectConsumers => {
+                let ids: Vec<u64> = self.consumers.keys().copied().collect();
+                for id in ids {
+                    self.evict(id).await;
+                }
+            }
+            Msg::HasConsumers(reply) => {
+                let _ = reply.send(!self.consumers.is_empty());
+            }
+            Msg::MarkDelete(reply) => {
+                let _ = reply.send(self.subscription.cursor().mark_delete());
+            }
+            Msg::Backlog(reply) => {
+                let _ = reply.send((
+                    self.subscription.backlog(&self.ml.layout()),
+                    self.consumers.len(),
+                ));
+            }
+            Msg::Close(reply) => {
+                self.persist().await;
+                let _ = reply.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn remove(&mut self, id: u64) {
+        if self.consumers.remove(&id).is_some()
+            && let Ok(changes) = self.subscription.remove_consumer(id)
+        {
+            self.announce(changes).await;
+        }
+    }
+
+    /// Closes a consumer from the broker's side: its connection forgets it first, then the
+    /// client is told with CLOSE_CONSUMER and re-subscribes.
+    async fn evict(&mut self, id: u64) {
+        if let Some(link) = self.consumers.get(&id).cloned() {
+            let _ = link.evicted.send((link.client_consumer_id, link.id));
+            let close = CommandCloseConsumer {
+                consumer_id: link.client_consumer_id,
+                request_id: 0,
+                ..Default::default()
+            };
+            let _ = link.out.send(close.into()).await;
+        }
+        self.remove(id).await;
+    }
+
+    async fn announce(&self, changes: Vec<ActiveConsumerChange>) {
+        for change in changes {
+            let Some(link) = self.consumers.get(&change.consumer_id) else {
+                continue;
+            };
+            if link.protocol_version < ACTIVE_CONSUMER_CHANGE_VERSION {
+                continue;
+            }
+            let frame = CommandActiveConsumerChange {
+                consumer_id: link.client_consumer_id,
+                is_active: Some(change.is_active),
+            };
+            let _ = link.out.send(frame.into()).await;
+        }
+    }
+
+    fn ack(&mut self, ack: CommandAck) {
+        let kind = if ack.ack_type == AckType::Cumulative as i32 {
+            AckKind::Cumulative
+        } else {
+            AckKind::Individual
+        };
+        let messages: Vec<AckedMessage> = ack
+            .message_id
+            .iter()
+            .map(|id| AckedMessage {
+                position: Position::new(id.ledger_id as i64, id.entry_id as i64),
+                ack_set: (!id.ack_set.is_empty()).then(|| id.ack_set.clone()),
+            })
+            .collect();
+        let layout = self.ml.layout();
+        let report = self.subscription.ack(&layout, kind, &messages);
+        if report.ignored_cumulative {
+            tracing::warn!(subscription = self.name, topic = %self.topic.name(), "cumulative ack on a shared subscription ignored");
+        }
+        if !report.unknown.is_empty() {
+            tracing::debug!(subscription = self.name, unknown = ?report.unknown, "acks for unknown positions ignored");
+        }
+        self.dirty = true;
+    }
+
+    async fn seek(&mut self, target: SeekTarget) -> Result<(), BrokerError> {
+        let layout = self.ml.layout();
+        let position = match target {
+            SeekTarget::MessageId(id) if id.ledger_id < 0 => layout
+                .first_position()
+                .unwrap_or_else(|| layout.end_position()),
+            SeekTarget::MessageId(id) if id.ledger_id == i64::MAX => layout.end_position(),
+            SeekTarget::MessageId(id) => Position::new(id.ledger_id, id.entry_id),
+            SeekTarget::PublishTime(time) => self.find_by_publish_time(&layout, time).await?,
+        };
+        self.subscription.seek(&layout, position);
+        self.dirty = true;
+        self.persist().await;
+        Ok(())
+    }
+
+    /// The first entry published at or after `time` (binary search over the topic).
+    async fn find_by_publish_time(
+        &self,
+        layout: &LedgerLayout,
+        time: u64,
+    ) -> Result<Position, BrokerError> {
+        let positions: Vec<Position> = layout
+            .ledgers()
+            .iter()
+            .flat_map(|l| (0..l.entries).map(move |e| Position::new(l.ledger_id, e)))
+            .collect();
+        let (mut low, mut high) = (0usize, positions.len());
+        while low < high {
+            let mid = (low + high) / 2;
+            let entries = self
+                .ml
+                .read_positions(&positions[mid..=mid])
+                .await
+                .map_err(|e| BrokerError::Persistence(e.to_string()))?;
+            let published = entries
+                .first()
+                .and_then(|(_, bytes)| Payload::parse(bytes.clone()).ok())
+                .and_then(|p| p.metadata().ok())
+                .map_or(0, |m| m.publish_time);
+            if published < time {
+                low = mid + 1
+            } else {
+                high = mid
+            }
+        }
+        Ok(positions
+            .get(low)
+            .copied()
+            .unwrap_or_else(|| layout.end_position()))
+    }
+
+    async fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(cursor) = &self.persisted {
+            // The subscription's cursor is the live state; the managed cursor persists a copy.
+            let state = self.subscription.cursor().clone();
+            let result = match cursor.update(|persisted, _| *persisted = state) {
+                Ok(()) => cursor.flush().await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => self.dirty = false,
+                Err(e) => {
+                    tracing::warn!(subscription = self.name, error = %e, "persisting the cursor failed; will retry")
+                }
+            }
+        } else {
+            self.dirty = false;
+        }
+    }
+
+    /// Reads and delivers as long as consumers can take more.
+    async fn pump(&mut self) {
+        loop {
+            let layout = self.ml.layout();
+            let Some(request) = self.subscription.next_read(&layout) else {
+                return;
+            };
+            match request {
+                ReadRequest::Read {
+                    epoch,
+                    from,
+                    max_entries,
+                } => {
+                    let entries = match self.ml.read(from, max_entries as usize).await {
+                        Ok(entries) => entries,
+                        Err(e) => {
+                            tracing::warn!(subscription = self.name, error = %e, "read failed");
+                            self.subscription.read_failed(epoch);
+                            return;
+                        }
+                    };
+                    if entries.is_empty() {
+                        self.subscription.read_failed(epoch);
+                        return;
+                    }
+                    let metas: Vec<EntryMeta> =
+                        entries.iter().map(|(p, b)| entry_meta(*p, b)).collect();
+                    let deliveries = self.subscription.read_complete(&layout, epoch, &metas);
+                    self.deliver(deliveries, &entries).await;
+                }
+                ReadRequest::Replay { epoch, positions } => {
+                    let entries = match self.ml.read_positions(&positions).await {
+                        Ok(entries) => entries,
+                        Err(e) => {
+                            tracing::warn!(subscription = self.name, error = %e, "replay read failed");
+                            self.subscription.read_failed(epoch);
+                            return;
+                        }
+                    };
+                    let metas: Vec<EntryMeta> =
+                        entries.iter().map(|(p, b)| entry_meta(*p, b)).collect();
+                    let deliveries = self.subscription.replay_complete(epoch, &metas);
+                    self.deliver(deliveries, &entries).await;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, deliveries: Vec<Delivery>, entries: &[(Position, Bytes)]) {
+        let by_position: HashMap<Position, &Bytes> = entries.iter().map(|(p, b)| (*p, b)).collect();
+        for delivery in deliveries {
+            let (Some(link), Some(bytes)) = (
+                self.consumers.get(&delivery.consumer_id),
+                by_position.get(&delivery.position),
+            ) else {
+                continue;
+            };
+            let Ok(payload) = Payload::parse((*bytes).clone()) else {
+                tracing::error!(position = %delivery.position, "stored entry is unreadable; skipping it");
+                continue;
+            };
+            let ack_set = self
+                .subscription
+                .cursor()
+                .batch_ack_set(delivery.position)
+                .map(|set| set.to_words())
+                .unwrap_or_default();
+            let message = CommandMessage {
+                consumer_id: link.client_consumer_id,
+                message_id: MessageIdData {
+                    ledger_id: delivery.position.ledger_id as u64,
+                    entry_id: delivery.position.entry_id as u64,
+                    partition: (link.partition >= 0).then_some(link.partition),
+                    ..Default::default()
+                },
+                redelivery_count: (delivery.redelivery_count > 0)
+                    .then_some(delivery.redelivery_count),
+                ack_set,
+                consumer_epoch: None,
+            };
+            self.topic
+                .counters
+                .msg_out
+                .fetch_add(u64::from(delivery.num_messages), Ordering::Relaxed);
+            self.topic
+                .counters
+                .bytes_out
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            // A closed connection removes its consumers; its undelivered messages are
+            // redelivered then.
+            let _ = link.out.send(Frame::with_payload(message, payload)).await;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! A persistent topic on this broker: its managed ledger, its producers and its subscriptions.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use magnetar_protocol::TopicName;
+
+use crate::error::BrokerError;
+use crate::managed_ledger::{ManagedLedger, MlError};
+use crate::position::Position;
+use crate::service::{BrokerService, managed_ledger_name};
+use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions};
+
+/// Who holds a producer name on this topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerOwner {
+    pub connection: u64,
+    pub producer_id: u64,
+}
+
+/// Counters for stats and metrics.
+#[derive(Debug, Default)]
+pub struct TopicCounters {
+    pub msg_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub msg_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Topic {
+    name: TopicName,
+    ml: ManagedLedger,
+    producers: Mutex<HashMap<String, ProducerOwner>>,
+    subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
+    pub counters: Arc<TopicCounters>,
+}
+
+fn ml_error(e: MlError) -> BrokerError {
+    match e {
+        MlError::Fenced => BrokerError::ServiceNotReady("topic is owned by another broker".into()),
+        other => BrokerError::Persistence(other.to_string()),
+    }
+}
+
+impl Topic {
+    pub(crate) async fn load(
+        name: TopicName,
+        service: &BrokerService,
+    ) -> Result<Topic, BrokerError> {
+        let ml = ManagedLedger::open(
+            &managed_ledger_name(&name),
+            service.ledgers.clone(),
+            service.ml_config.clone(),
+        )
+        .await
+        .map_err(ml_error)?;
+        Ok(Topic {
+            name,
+            ml,
+            producers: Mutex::default(),
+            subscriptions: tokio::sync::Mutex::default(),
+            counters: Arc::default(),
+        })
+    }
+
+    pub fn name(&self) -> &TopicName {
+        &self.name
+    }
+
+    pub fn managed_ledger(&self) -> &ManagedLedger {
+        &self.ml
+    }
+
+    fn producers(&self) -> MutexGuard<'_, HashMap<String, ProducerOwner>> {
+        self.producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a producer name; a name held by another producer is `ProducerBusy`.
+    pub fn add_producer(&self, name: &str, owner: ProducerOwner) -> Result<(), BrokerError> {
+        let mut producers = self.producers();
+        match producers.get(name) {
+            Some(existing) if *existing != owner => Err(BrokerError::ProducerBusy(format!(
+                "producer with name '{name}' is already connected to topic {}",
+                self.name
+            ))),
+            _ => {
+                producers.insert(name.to_string(), owner);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn remove_producer(&self, name: &str, owner: ProducerOwner) {
+        let mut producers = self.producers();
+        if producers.get(name) == Some(&owner) {
+            producers.remove(name);
+        }
+    }
+
+    pub fn producer_count(&self) -> usize {
+        self.producers().len()
+    }
+
+    /// Appends one entry (a message or a batch as the producer sent it); resolves once durable.
+    pub fn publish(
+        &self,
+        entry: Bytes,
+        num_messages: u32,
+    ) -> impl Future<Output = Result<Position, BrokerError>> + Send + 'static {
+        let size = entry.len() as u64;
+        let append = self.ml.append(entry);
+        let counters = self.counters.clone();
+        async move {
+            let position = append.await.map_err(ml_error)?;
+            counters
+                .msg_in
+                .fetch_add(u64::from(num_messages), Ordering::Relaxed);
+            counters.bytes_in.fetch_add(size, Ordering::Relaxed);
+            Ok(position)
+        }
+    }
+
+    /// The last entry and how many messages it holds (read back from storage, so it is right
+    /// after a restart too).
+    pub async fn last_entry(&self) -> Result<Option<(Position, u32)>, BrokerError> {
+        let Some(last) = self.ml.last_confirmed() else {
+            return Ok(None);
+        };
+        let entries = self.ml.read_positions(&[last]).await.map_err(ml_error)?;
+        let messages = entries
+            .first()
+            .and_then(|(_, bytes)| magnetar_protocol::Payload::parse(bytes.clone()).ok())
+            .and_then(|payload| payload.metadata().ok())
+            .and_then(|metadata| metadata.num_messages_in_batch)
+            .unwrap_or(1);
+        Ok(Some((last, messages.max(1) as u32)))
+    }
+
+    /// The subscription, created (with its cursor) if it does not exist and creation is allowed.
+    pub async fn subscription(
+        self: &Arc<Self>,
+        name: &str,
+        options: SubscriptionOptions,
+        service: &BrokerService,
+    ) -> Result<SubscriptionHandle, BrokerError> {
+        let mut subscriptions = self.subscriptions.lock().await;
+        if let Some(existing) = subscriptions.get(name)
+            && !existing.is_closed()
+        {
+            if existing.sub_type() != options.sub_type && existing.has_consumers().await {
+                return Err(BrokerError::ConsumerBusy(format!(
+                    "subscription {name} is of type {:?}, not {:?}",
+                    existing.sub_type(),
+                    options.sub_type
+                )));
+            }
+            if existing.sub_type() == options.sub_type {
+                return Ok(existing.clone());
+            }
+        }
+        let exists = self.ml.cursor_names().iter().any(|c| c == name);
+        if options.durable && !exists && !service.config.allow_auto_subscription_creation {
+            return Err(BrokerError::SubscriptionNotFound(name.to_string()));
+        }
+        let handle = SubscriptionHandle::start(self.clone(), name.to_string(), options).await?;
+        subscriptions.insert(name.to_string(), handle.clone());
+        Ok(handle)
+    }
+
+    pub async fn subscription_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.ml.cursor_names();
+        for name in self.subscriptions.lock().await.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// Forgets a subscription (after unsubscribe).
+    pub async fn remove_subscription(&self, name: &str) -> Result<(), BrokerError> {
+        self.subscriptions.lock().await.remove(name);
+        match self.ml.delete_cursor(name).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(ml_error(e)),
+        }
+    }
+
+    /// Flushes cursors and seals the current ledger.
+    pub async fn close(&self) {
+        let subscriptions: Vec<SubscriptionHandle> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        for subscription in subscriptions {
+            subscription.close().await;
+        }
+        if let Err(e) = self.ml.close().await {
+            tracing::warn!(topic = %self.name, error = %e, "closing the managed ledger failed");
+        }
+    }
+}
