@@ -152,9 +152,11 @@ def test_seek_and_readers(client):
     ids = [producer.send(str(i).encode()) for i in range(10)]
     consumer = client.subscribe(t, "sub", initial_position=pulsar.InitialPosition.Earliest)
     receive_all(consumer, 10)
+    # The broker rewinds to the id inclusively; the client skips up to the seek id (Pulsar's
+    # default resetIncludeHead=false), so the next message is the one after it.
     consumer.seek(ids[3])
     again = consumer.receive(timeout_millis=10000)
-    assert again.data() == b"3"
+    assert again.data() == b"4"
     consumer.close()
 
     reader = client.create_reader(t, pulsar.MessageId.earliest)
