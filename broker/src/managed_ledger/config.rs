@@ -1,0 +1,93 @@
+//! Settings of a managed ledger, with the defaults of Pulsar's `broker.conf`.
+
+use std::time::Duration;
+
+use magnetar_bookie::ledger::LedgerConfig;
+
+use super::MlError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedLedgerConfig {
+    /// Bookies per ledger (`managedLedgerDefaultEnsembleSize`).
+    pub ensemble: usize,
+    /// Copies of each entry (`managedLedgerDefaultWriteQuorum`).
+    pub write_quorum: usize,
+    /// Copies acknowledged before an append completes (`managedLedgerDefaultAckQuorum`).
+    pub ack_quorum: usize,
+    /// Roll over once a ledger holds this many entries (`managedLedgerMaxEntriesPerLedger`)…
+    pub max_entries_per_ledger: u64,
+    /// …or this many bytes (`managedLedgerMaxSizePerLedgerMbytes`)…
+    pub max_size_per_ledger: u64,
+    /// …but never before the ledger is this old (`managedLedgerMinLedgerRolloverTimeMinutes`).
+    pub min_rollover: Duration,
+    /// A ledger with entries rolls over at this age whatever its size
+    /// (`managedLedgerMaxLedgerRolloverTimeMinutes`).
+    pub max_rollover: Duration,
+    /// Bytes of recently appended entries kept in memory for tailing readers.
+    pub cache_bytes: usize,
+    /// Cursor state is written at most this often (`managedLedgerDefaultMarkDeleteRateLimit`).
+    pub cursor_persist_interval: Duration,
+    /// Acknowledged ranges (and partly acknowledged batches) written per cursor; more are kept in
+    /// memory only, reported in stats and logs (`managedLedgerMaxUnackedRangesToPersist`).
+    pub max_unacked_ranges_persisted: usize,
+    /// How long consumed ledgers are kept. `None` is Pulsar's 0: no retention; use
+    /// `Some(Duration::MAX)` for Pulsar's −1 (forever).
+    pub retention_time: Option<Duration>,
+    /// Bytes of consumed ledgers kept. `None` is Pulsar's 0; `Some(u64::MAX)` is −1.
+    ///
+    /// As in Pulsar, a consumed ledger is deleted once it is older than the retention time *or*
+    /// the topic stays at least this large without it, so keeping data by time alone needs
+    /// `retention_size: Some(u64::MAX)`.
+    pub retention_size: Option<u64>,
+}
+
+impl Default for ManagedLedgerConfig {
+    fn default() -> ManagedLedgerConfig {
+        ManagedLedgerConfig {
+            ensemble: 2,
+            write_quorum: 2,
+            ack_quorum: 2,
+            max_entries_per_ledger: 50_000,
+            max_size_per_ledger: 2048 * 1024 * 1024,
+            min_rollover: Duration::from_secs(10 * 60),
+            max_rollover: Duration::from_secs(240 * 60),
+            cache_bytes: 16 * 1024 * 1024,
+            cursor_persist_interval: Duration::from_secs(1),
+            max_unacked_ranges_persisted: 10_000,
+            retention_time: None,
+            retention_size: None,
+        }
+    }
+}
+
+impl ManagedLedgerConfig {
+    pub fn ledger_config(&self) -> LedgerConfig {
+        LedgerConfig {
+            ensemble: self.ensemble,
+            write_quorum: self.write_quorum,
+            ack_quorum: self.ack_quorum,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), MlError> {
+        self.ledger_config()
+            .validate()
+            .map_err(|e| MlError::InvalidConfig(e.to_string()))?;
+        if self.max_entries_per_ledger == 0 || self.max_size_per_ledger == 0 {
+            return Err(MlError::InvalidConfig(
+                "max entries and max size per ledger must be positive".into(),
+            ));
+        }
+        if self.cursor_persist_interval.is_zero() {
+            return Err(MlError::InvalidConfig(
+                "cursor_persist_interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How often the appender checks for a time-based rollover.
+    pub(super) fn rollover_check_interval(&self) -> Duration {
+        (self.max_rollover / 10).clamp(Duration::from_millis(10), Duration::from_secs(10))
+    }
+}

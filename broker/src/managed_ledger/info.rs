@@ -1,0 +1,172 @@
+//! The managed ledger's record in the metadata service and where its cursors live.
+//!
+//! `/managed-ledgers/{name}` holds, as JSON, Pulsar's `ManagedLedgerInfo`:
+//! `{"ledgers":[{"ledgerId","entries","size","timestamp"}…],"properties":{…}}`, ledgers ascending
+//! by id. The last ledger is the one being written: its `entries`/`size` are 0 until it is
+//! closed; a new owner recovers it to learn them. `timestamp` is when a ledger was closed (ms
+//! since the epoch; retention counts from it). The record changes only by compare-and-set.
+//!
+//! `/managed-ledgers/{name}/cursors/{cursor}` holds each cursor's state (see `persist`); cursor
+//! names are escaped so that one is always one path segment.
+
+use std::collections::BTreeMap;
+
+use magnetar_metadata::{Expected, MetadataClient, MetadataError};
+use serde::{Deserialize, Serialize};
+
+use super::MlError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerRecord {
+    pub ledger_id: u64,
+    pub entries: u64,
+    pub size: u64,
+    #[serde(default)]
+    pub timestamp: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MlInfo {
+    pub ledgers: Vec<LedgerRecord>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl MlInfo {
+    pub fn decode(name: &str, bytes: &[u8]) -> Result<MlInfo, MlError> {
+        let info: MlInfo = serde_json::from_slice(bytes)
+            .map_err(|e| MlError::Corrupt(format!("managed ledger {name}: {e}")))?;
+        for pair in info.ledgers.windows(2) {
+            if pair[0].ledger_id >= pair[1].ledger_id {
+                return Err(MlError::Corrupt(format!(
+                    "managed ledger {name}: ledger ids not ascending ({} then {})",
+                    pair[0].ledger_id, pair[1].ledger_id
+                )));
+            }
+        }
+        Ok(info)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain structs of numbers and strings always serialize.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn ledger_mut(&mut self, ledger_id: u64) -> Option<&mut LedgerRecord> {
+        self.ledgers.iter_mut().find(|l| l.ledger_id == ledger_id)
+    }
+}
+
+pub fn ml_key(name: &str) -> String {
+    format!("/managed-ledgers/{name}")
+}
+
+pub fn cursors_prefix(name: &str) -> String {
+    format!("/managed-ledgers/{name}/cursors/")
+}
+
+pub fn cursor_key(name: &str, cursor: &str) -> String {
+    format!("{}{}", cursors_prefix(name), escape(cursor))
+}
+
+/// Percent-escapes what may not appear in one key segment (`/`, `%`, control characters).
+pub fn escape(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for c in segment.chars() {
+        if c == '/' || c == '%' || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn unescape(segment: &str) -> Result<String, MlError> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| MlError::Corrupt(format!("bad cursor key segment {segment:?}")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| MlError::Corrupt(format!("bad cursor key {segment:?}")))
+}
+
+/// Writes `value` at `key` if it is still as `expected`; returns the new version. A conflict is
+/// `Fenced`. When the outcome is unknown (connection lost), reads back to find out.
+pub async fn cas(
+    metadata: &MetadataClient,
+    key: &str,
+    value: Vec<u8>,
+    expected: Expected,
+) -> Result<u64, MlError> {
+    for _ in 0..5 {
+        match metadata.put(key, value.clone(), expected).await {
+            Ok(version) => return Ok(version),
+            Err(MetadataError::Indeterminate(reason)) => {
+                tracing::debug!(key, reason, "compare-and-set outcome unknown; reading back");
+                let current = metadata.get(key).await?;
+                match (&current, expected) {
+                    (Some(r), _) if r.value == value => return Ok(r.version),
+                    (None, Expected::Absent) => continue,
+                    (Some(r), Expected::Version(v)) if r.version == v => continue,
+                    _ => return Err(MlError::Fenced),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(MlError::Metadata(MetadataError::Unavailable(format!(
+        "could not write {key}"
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_names_escape_to_one_segment() {
+        for name in ["sub", "a/b", "50%", "x\ny", "ünï/cødé"] {
+            let escaped = escape(name);
+            assert!(!escaped.contains('/'));
+            assert_eq!(unescape(&escaped).expect("round trip"), name);
+        }
+        assert!(unescape("%zz").is_err());
+        assert!(unescape("%4").is_err());
+    }
+
+    #[test]
+    fn info_is_pulsar_shaped_json_and_checked() {
+        let info = MlInfo {
+            ledgers: vec![LedgerRecord {
+                ledger_id: 3,
+                entries: 10,
+                size: 100,
+                timestamp: 7,
+            }],
+            properties: BTreeMap::new(),
+        };
+        let json = String::from_utf8(info.encode()).expect("utf8");
+        assert!(json.contains("\"ledgerId\":3"), "{json}");
+        assert_eq!(MlInfo::decode("t", json.as_bytes()).expect("decode"), info);
+        let bad = br#"{"ledgers":[{"ledgerId":5,"entries":0,"size":0},{"ledgerId":4,"entries":0,"size":0}]}"#;
+        assert!(matches!(MlInfo::decode("t", bad), Err(MlError::Corrupt(_))));
+        assert!(MlInfo::decode("t", b"not json").is_err());
+    }
+}

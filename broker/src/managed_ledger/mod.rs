@@ -1,0 +1,345 @@
+//! The managed ledger: a topic's storage, as Pulsar's `ManagedLedgerImpl`. A topic is an ordered
+//! list of ledgers on bookies (written through the ledger client) recorded in the metadata
+//! service, plus one durable cursor per subscription.
+//!
+//! - [`ManagedLedger::open`] takes the topic over: it recovers (fences and closes) the last ledger
+//!   of the previous owner and starts a new ledger (see `open`).
+//! - [`ManagedLedger::append`] is pipelined and ordered: the `appender` task writes each entry to
+//!   the current ledger and resolves the futures in call order once `Qa` bookies have it; it rolls
+//!   ledgers over by entries, size and age, and after a write failure re-writes the unconfirmed
+//!   appends, in order, to a new ledger.
+//! - Reads come from the entry `cache` (recent appends) or the bookies (`read`).
+//! - [`ManagedCursor`]s keep acknowledgements in memory; the background task (`persist`) writes
+//!   the changed ones at a bounded rate, then deletes the ledgers every cursor has consumed and
+//!   retention does not keep (`trim`).
+//! - Losing ownership (a fenced ledger, a lost compare-and-set) turns every write into
+//!   [`MlError::Fenced`].
+
+mod appender;
+mod cache;
+mod config;
+mod cursor;
+mod error;
+mod info;
+mod open;
+mod persist;
+mod read;
+mod shared;
+mod trim;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use magnetar_bookie::ledger::LedgerClient;
+use magnetar_metadata::Expected;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::ManagedLedgerConfig;
+pub use cursor::{CursorStats, InitialPosition, ManagedCursor};
+pub use error::MlError;
+pub use info::{LedgerRecord, MlInfo};
+
+use crate::cursor::Cursor;
+use crate::position::{LedgerLayout, Position};
+use shared::{Command, Shared, lock};
+
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A topic's storage; cheap to clone. Dropping the last clone stops its tasks (without
+/// flushing: call [`ManagedLedger::close`] for that).
+#[derive(Debug, Clone)]
+pub struct ManagedLedger {
+    handle: Arc<Handle>,
+}
+
+/// Figures for stats and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlStats {
+    pub entries: u64,
+    pub size_bytes: u64,
+    pub ledgers: usize,
+    pub current_ledger: i64,
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Ledger writes that failed, each followed by a rollover.
+    pub write_failures: u64,
+}
+
+impl ManagedLedger {
+    /// Opens (or creates) the managed ledger `name` — the topic's persistent name path
+    /// `tenant/ns/persistent/topic`, stored at `/managed-ledgers/{name}` — taking the topic over
+    /// from any previous owner.
+    pub async fn open(
+        name: &str,
+        ledgers: LedgerClient,
+        config: ManagedLedgerConfig,
+    ) -> Result<ManagedLedger, MlError> {
+        let opened = open::open(name, ledgers, config).await?;
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(opened.appender.run(cancel.child_token()));
+        tasks.spawn(persist::run(opened.shared.clone(), cancel.child_token()));
+        Ok(ManagedLedger {
+            handle: Arc::new(Handle {
+                shared: opened.shared,
+                cancel,
+                tasks,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// Appends an entry. Pipelined and ordered: the futures resolve in call order, each with
+    /// its entry's position once `Qa` bookies have it durably.
+    pub fn append(
+        &self,
+        entry: Bytes,
+    ) -> impl Future<Output = Result<Position, MlError>> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let sent = self.shared().check_open().and_then(|()| {
+            self.shared()
+                .commands
+                .send(Command::Append { data: entry, done })
+                .map_err(|_| MlError::Closed)
+        });
+        async move {
+            sent?;
+            rx.await.unwrap_or(Err(MlError::Closed))
+        }
+    }
+
+    pub fn last_confirmed(&self) -> Option<Position> {
+        self.shared().lock().last_confirmed
+    }
+
+    /// A snapshot of the ledgers and their confirmed entry counts.
+    pub fn layout(&self) -> LedgerLayout {
+        self.shared().lock().layout.clone()
+    }
+
+    /// The ledger list as recorded in metadata (the open ledger's counts are 0 there).
+    pub fn info(&self) -> MlInfo {
+        self.shared().lock().info.clone()
+    }
+
+    pub fn entries(&self) -> u64 {
+        let state = self.shared().lock();
+        state
+            .layout
+            .ledgers()
+            .iter()
+            .map(|l| l.entries as u64)
+            .sum()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        let state = self.shared().lock();
+        state.info.ledgers.iter().map(|l| l.size).sum::<u64>() + state.current_size
+    }
+
+    pub fn stats(&self) -> MlStats {
+        let (entries, size_bytes) = (self.entries(), self.size_bytes());
+        let (ledgers, current_ledger) = {
+            let state = self.shared().lock();
+            (state.layout.ledgers().len(), state.layout.open_ledger_id())
+        };
+        let cache = lock(&self.shared().cache);
+        let (cache_hits, cache_misses) = cache.hit_counts();
+        MlStats {
+            entries,
+            size_bytes,
+            ledgers,
+            current_ledger,
+            cache_entries: cache.len(),
+            cache_bytes: cache.size_bytes(),
+            cache_hits,
+            cache_misses,
+            write_failures: self
+                .shared()
+                .write_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Up to `max` entries from `from` (inclusive) in order, stopping at the last confirmed
+    /// entry; positions that do not exist (a trimmed or empty ledger) are skipped over.
+    pub async fn read(
+        &self,
+        from: Position,
+        max: usize,
+    ) -> Result<Vec<(Position, Bytes)>, MlError> {
+        read::read(self.shared(), from, max).await
+    }
+
+    /// The entries at `positions` (redeliveries), in the order given; positions that name no
+    /// confirmed entry are left out.
+    pub async fn read_positions(
+        &self,
+        positions: &[Position],
+    ) -> Result<Vec<(Position, Bytes)>, MlError> {
+        read::read_positions(self.shared(), positions).await
+    }
+
+    /// Changes whenever entries are confirmed; the value is the last confirmed position.
+    pub fn watch_appends(&self) -> watch::Receiver<Option<Position>> {
+        self.shared().appended.subscribe()
+    }
+
+    /// The cursor `name`, loaded if persisted, else created at `initial` and persisted at once.
+    pub async fn open_cursor(
+        &self,
+        name: &str,
+        initial: InitialPosition,
+    ) -> Result<ManagedCursor, MlError> {
+        let shared = self.shared();
+        let _serial = shared.cursor_lock.lock().await;
+        if let Some(core) = lock(&shared.cursors).get(name).cloned() {
+            return Ok(ManagedCursor {
+                core,
+                shared: shared.clone(),
+            });
+        }
+        shared.check_open()?;
+        let cursor = {
+            let state = shared.lock();
+            match initial {
+                InitialPosition::Latest => Cursor::latest(&state.layout),
+                InitialPosition::Earliest => Cursor::earliest(&state.layout),
+            }
+        };
+        let core = Arc::new(cursor::CursorCore::new(name.to_string(), cursor, true));
+        persist::persist(shared, &core).await?;
+        lock(&shared.cursors).insert(name.to_string(), core.clone());
+        tracing::info!(managed_ledger = %shared.name, cursor = name, ?initial, "cursor created");
+        Ok(ManagedCursor {
+            core,
+            shared: shared.clone(),
+        })
+    }
+
+    /// Removes a cursor and its persisted state; ledgers it alone held become trimmable.
+    pub async fn delete_cursor(&self, name: &str) -> Result<(), MlError> {
+        let shared = self.shared();
+        let _serial = shared.cursor_lock.lock().await;
+        let core = lock(&shared.cursors).remove(name);
+        let _persisting = match &core {
+            Some(core) => {
+                lock(&core.state).deleted = true;
+                Some(core.persist_lock.lock().await)
+            }
+            None => None,
+        };
+        let key = info::cursor_key(&shared.name, name);
+        shared
+            .owned_txn(|txn| txn.delete(key.clone(), Expected::Any))
+            .await?;
+        shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn cursor_names(&self) -> Vec<String> {
+        lock(&self.shared().cursors).keys().cloned().collect()
+    }
+
+    /// An open cursor by name, without creating it.
+    pub fn cursor(&self, name: &str) -> Option<ManagedCursor> {
+        let shared = self.shared();
+        let core = lock(&shared.cursors).get(name).cloned()?;
+        Some(ManagedCursor {
+            core,
+            shared: shared.clone(),
+        })
+    }
+
+    /// Rolls over to a new ledger now, whatever the rollover rules say.
+    pub async fn roll_over(&self) -> Result<(), MlError> {
+        let (done, rx) = oneshot::channel();
+        self.shared()
+            .commands
+            .send(Command::Rollover { done })
+            .map_err(|_| MlError::Closed)?;
+        rx.await.unwrap_or(Err(MlError::Closed))
+    }
+
+    /// Persists changed cursors and trims consumed ledgers now (the background task does this
+    /// every `cursor_persist_interval`); returns the ledgers deleted.
+    pub async fn trim(&self) -> Result<Vec<u64>, MlError> {
+        persist::persist_all(self.shared()).await?;
+        trim::trim(self.shared()).await
+    }
+
+    /// Finishes the appends in flight, seals the current ledger, writes every changed cursor
+    /// and stops the tasks. Appends after this fail with `Closed`.
+    pub async fn close(&self) -> Result<(), MlError> {
+        let shared = self.shared();
+        let (done, rx) = oneshot::channel();
+        let sealed = match shared.commands.send(Command::Close { done }) {
+            Ok(()) => rx.await.unwrap_or(Ok(())),
+            Err(_) => Ok(()), // already closed
+        };
+        let flushed = match shared.status() {
+            shared::Status::Fenced => Ok(()),
+            _ => persist::persist_all(shared).await,
+        };
+        self.handle.cancel.cancel();
+        self.handle.tasks.close();
+        self.handle.tasks.wait().await;
+        shared.set_closed();
+        lock(&shared.cache).clear();
+        tracing::info!(managed_ledger = %shared.name, "managed ledger closed");
+        sealed.and(flushed)
+    }
+
+    /// Deletes the topic's storage: closes, then removes the cursors and the ledger list from
+    /// metadata and the ledgers from the bookies. Refused (`Fenced`) if another broker owns it.
+    pub async fn delete(&self) -> Result<(), MlError> {
+        self.close().await?;
+        let shared = self.shared();
+        if shared.status() == shared::Status::Fenced {
+            return Err(MlError::Fenced);
+        }
+        let metadata = shared.metadata();
+        for record in metadata.list(&info::cursors_prefix(&shared.name)).await? {
+            let key = record.key;
+            shared
+                .owned_txn(|txn| txn.delete(key.clone(), Expected::Any))
+                .await?;
+        }
+        let (ledgers, version) = {
+            let state = shared.lock();
+            (state.info.ledgers.clone(), state.version)
+        };
+        metadata
+            .delete(&shared.key, Expected::Version(version))
+            .await?;
+        for ledger in ledgers {
+            appender::delete_quietly(shared, ledger.ledger_id).await;
+        }
+        lock(&shared.cursors).clear();
+        tracing::info!(managed_ledger = %shared.name, "managed ledger deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Reads: from the entry cache when the entries are recent, otherwise from the bookies — through
+//! this instance's own writers for the ledgers it wrote (they know their last confirmed entry),
+//! and through cached readers for closed ledgers.
+
+use bytes::Bytes;
+
+use super::MlError;
+use super::shared::{Shared, lock};
+use crate::position::{LedgerLayout, Position};
+
+/// Consecutive entries of one ledger: `(ledger, first, last)`.
+type Run = (i64, i64, i64);
+
+/// The runs holding up to `max` existing entries from `from` on, up to `last`.
+pub(super) fn plan(
+    layout: &LedgerLayout,
+    last: Option<Position>,
+    from: Position,
+    max: usize,
+) -> Vec<Run> {
+    let Some(last) = last else {
+        return Vec::new();
+    };
+    let mut p = if layout.contains(from) {
+        from
+    } else {
+        layout.next(from)
+    };
+    let mut remaining = max as i64;
+    let mut runs = Vec::new();
+    while remaining > 0 && p <= last && layout.contains(p) {
+        let Some(entries) = layout
+            .ledgers()
+            .iter()
+            .find(|l| l.ledger_id == p.ledger_id)
+            .map(|l| l.entries)
+        else {
+            break;
+        };
+        let mut end = (entries - 1).min(p.entry_id + remaining - 1);
+        if p.ledger_id == last.ledger_id {
+            end = end.min(last.entry_id);
+        }
+        runs.push((p.ledger_id, p.entry_id, end));
+        remaining -= end - p.entry_id + 1;
+        p = layout.next(Position::new(p.ledger_id, end));
+    }
+    runs
+}
+
+/// Up to `max` entries from `from` (inclusive), in order, up to the last confirmed one.
+pub(super) async fn read(
+    shared: &Shared,
+    from: Position,
+    max: usize,
+) -> Result<Vec<(Position, Bytes)>, MlError> {
+    let runs = {
+        let state = shared.lock();
+        plan(&state.layout, state.last_confirmed, from, max)
+    };
+    let mut out = Vec::new();
+    for run in runs {
+        read_run(shared, run, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The entries at `positions` that exist, in the order given.
+pub(super) async fn read_positions(
+    shared: &Shared,
+    positions: &[Position],
+) -> Result<Vec<(Position, Bytes)>, MlError> {
+    let mut runs: Vec<Run> = Vec::new();
+    {
+        let state = shared.lock();
+        for p in positions {
+            if !state.layout.contains(*p) || state.last_confirmed.is_none_or(|last| *p > last) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((ledger, _, end)) if *ledger == p.ledger_id && *end + 1 == p.entry_id => {
+                    *end = p.entry_id;
+                }
+                _ => runs.push((p.ledger_id, p.entry_id, p.entry_id)),
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(positions.len());
+    for run in runs {
+        read_run(shared, run, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// One run: cached entries as they are, the gaps between them from the bookies.
+async fn read_run(
+    shared: &Shared,
+    (ledger, first, last): Run,
+    out: &mut Vec<(Position, Bytes)>,
+) -> Result<(), MlError> {
+    let cached: Vec<Option<Bytes>> = {
+        let mut cache = lock(&shared.cache);
+        (first..=last)
+            .map(|e| cache.get(Position::new(ledger, e)))
+            .collect()
+    };
+    let mut entry = first;
+    let mut i = 0;
+    while entry <= last {
+        if let Some(data) = &cached[i] {
+            out.push((Position::new(ledger, entry), data.clone()));
+            entry += 1;
+            i += 1;
+            continue;
+        }
+        let gap_end = cached[i..]
+            .iter()
+            .position(Option::is_some)
+            .map_or(last, |n| entry + n as i64 - 1);
+        let data = from_bookies(shared, ledger, entry, gap_end).await?;
+        if data.len() as i64 != gap_end - entry + 1 {
+            return Err(MlError::Corrupt(format!(
+                "ledger {ledger}: asked for entries {entry}..={gap_end}, got {}",
+                data.len()
+            )));
+        }
+        for d in data {
+            out.push((Position::new(ledger, entry), d));
+            entry += 1;
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn from_bookies(
+    shared: &Shared,
+    ledger: i64,
+    first: i64,
+    last: i64,
+) -> Result<Vec<Bytes>, MlError> {
+    let (Ok(id), Ok(first), Ok(last)) = (
+        u64::try_from(ledger),
+        u64::try_from(first),
+        u64::try_from(last),
+    ) else {
+        return Err(MlError::UnknownPosition(Position::new(ledger, first)));
+    };
+    let writer = shared.lock().writers.iter().find(|w| w.id() == id).cloned();
+    if let Some(writer) = writer {
+        return Ok(writer.read(first, last).await?);
+    }
+    let reader = match shared.cached_reader(id) {
+        Some(reader) => reader,
+        None => {
+            let reader = shared.ledgers.open(id).await?;
+            shared.keep_reader(reader.clone());
+            reader
+        }
+    };
+    Ok(reader.read(first, last).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_runs_across_ledgers_up_to_last_confirmed() {
+        let layout = LedgerLayout::new([(1, 3), (2, 0), (5, 4)]).expect("layout");
+        let last = Some(Position::new(5, 3));
+        assert_eq!(
+            plan(&layout, last, Position::new(1, 1), 10),
+            vec![(1, 1, 2), (5, 0, 3)]
+        );
+        assert_eq!(
+            plan(&layout, last, Position::new(1, 1), 3),
+            vec![(1, 1, 2), (5, 0, 0)]
+        );
+        assert_eq!(plan(&layout, last, Position::new(0, 0), 2), vec![(1, 0, 1)]);
+        assert_eq!(
+            plan(&layout, last, Position::new(2, -1), 2),
+            vec![(5, 0, 1)]
+        );
+        assert_eq!(plan(&layout, last, Position::new(5, 4), 2), vec![]);
+        assert_eq!(plan(&layout, None, Position::new(1, 0), 2), vec![]);
+        assert_eq!(
+            plan(&layout, Some(Position::new(5, 1)), Position::new(5, 0), 9),
+            vec![(5, 0, 1)]
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! State shared by a managed ledger's handles, its cursors and its two tasks (the appender and
+//! the background persister/trimmer).
+//!
+//! Locks, always taken in this order and never held across an await: `cursors` (the map only),
+//! `state`, one cursor's state, `cache`, `readers`. `meta_lock` (async) serializes the
+//! read-modify-CAS cycles of the ledger list between the appender and the trimmer.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use magnetar_bookie::ledger::{LedgerClient, LedgerReader, LedgerWriter};
+use magnetar_metadata::{Expected, MetadataClient, MetadataError, Txn};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::cache::EntryCache;
+use super::cursor::CursorCore;
+use super::info::{self, MlInfo};
+use super::{ManagedLedgerConfig, MlError};
+use crate::position::{LedgerLayout, Position};
+
+/// Ledgers written by this instance kept for reads (the open one and the last closed ones).
+const RECENT_WRITERS: usize = 3;
+/// Closed ledgers kept open for catch-up reads.
+const MAX_READERS: usize = 64;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Status {
+    Open = 0,
+    Fenced = 1,
+    Closed = 2,
+}
+
+/// What the appender task is asked to do, in call order.
+#[derive(Debug)]
+pub(super) enum Command {
+    Append {
+        data: Bytes,
+        done: oneshot::Sender<Result<Position, MlError>>,
+    },
+    /// Roll over to a new ledger now (admin, tests), ignoring the rollover rules.
+    Rollover {
+        done: oneshot::Sender<Result<(), MlError>>,
+    },
+    /// Finish what is in flight, seal the current ledger, record it; take no more appends.
+    Close {
+        done: oneshot::Sender<Result<(), MlError>>,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub info: MlInfo,
+    /// Version of `/managed-ledgers/{name}` that `info` was written at.
+    pub version: u64,
+    /// Confirmed entries only: the open ledger's count grows as appends complete.
+    pub layout: LedgerLayout,
+    pub last_confirmed: Option<Position>,
+    /// Bytes confirmed in the open ledger.
+    pub current_size: u64,
+    pub writers: VecDeque<LedgerWriter>,
+}
+
+impl State {
+    pub fn remember_writer(&mut self, writer: LedgerWriter) {
+        self.writers.push_back(writer);
+        while self.writers.len() > RECENT_WRITERS {
+            self.writers.pop_front();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub name: String,
+    pub key: String,
+    pub config: ManagedLedgerConfig,
+    pub ledgers: LedgerClient,
+    status: AtomicU8,
+    pub state: Mutex<State>,
+    pub meta_lock: tokio::sync::Mutex<()>,
+    pub cache: Mutex<EntryCache>,
+    pub readers: Mutex<HashMap<u64, LedgerReader>>,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub appended: watch::Sender<Option<Position>>,
+    pub cursors: Mutex<BTreeMap<String, Arc<CursorCore>>>,
+    /// Serializes cursor creation and deletion.
+    pub cursor_lock: tokio::sync::Mutex<()>,
+    /// Wakes the background task (persist cursors, then trim) before its next tick.
+    pub wake: Notify,
+    /// Ledger writes that failed (each followed by a rollover).
+    pub write_failures: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        name: &str,
+        config: ManagedLedgerConfig,
+        ledgers: LedgerClient,
+        state: State,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Shared {
+        let last = state.last_confirmed;
+        Shared {
+            name: name.to_string(),
+            key: info::ml_key(name),
+            cache: Mutex::new(EntryCache::new(config.cache_bytes)),
+            config,
+            ledgers,
+            status: AtomicU8::new(Status::Open as u8),
+            state: Mutex::new(state),
+            meta_lock: tokio::sync::Mutex::new(()),
+            readers: Mutex::default(),
+            commands,
+            appended: watch::Sender::new(last),
+            cursors: Mutex::default(),
+            cursor_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            write_failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn metadata(&self) -> &MetadataClient {
+        self.ledgers.metadata()
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub fn status(&self) -> Status {
+        match self.status.load(Ordering::Acquire) {
+            0 => Status::Open,
+            1 => Status::Fenced,
+            _ => Status::Closed,
+        }
+    }
+
+    pub fn check_open(&self) -> Result<(), MlError> {
+        match self.status() {
+            Status::Open => Ok(()),
+            Status::Fenced => Err(MlError::Fenced),
+            Status::Closed => Err(MlError::Closed),
+        }
+    }
+
+    /// Another broker took the topic: stop writing for good.
+    pub fn fence(&self) {
+        if self
+            .status
+            .compare_exchange(
+                Status::Open as u8,
+                Status::Fenced as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            tracing::warn!(managed_ledger = %self.name, "fenced: another broker owns the topic now");
+        }
+    }
+
+    pub fn set_closed(&self) {
+        let _ = self.status.compare_exchange(
+            Status::Open as u8,
+            Status::Closed as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Changes the ledger list by compare-and-set: `edit` the latest list, write it, then
+    /// `apply` the matching in-memory change under the same lock that records the new version.
+    pub async fn update_info(
+        &self,
+        edit: impl FnOnce(&mut MlInfo),
+        apply: impl FnOnce(&mut State),
+    ) -> Result<(), MlError> {
+        let _guard = self.meta_lock.lock().await;
+        self.check_not_fenced()?;
+        let (mut info, version) = {
+            let state = self.lock();
+            (state.info.clone(), state.version)
+        };
+        edit(&mut info);
+        let value = info.encode();
+        match info::cas(
+            self.metadata(),
+            &self.key,
+            value,
+            Expected::Version(version),
+        )
+        .await
+        {
+            Ok(version) => {
+                let mut state = self.lock();
+                state.info = info;
+                state.version = version;
+                apply(&mut state);
+                Ok(())
+            }
+            Err(MlError::Fenced) => {
+                self.fence();
+                Err(MlError::Fenced)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_not_fenced(&self) -> Result<(), MlError> {
+        match self.status() {
+            Status::Fenced => Err(MlError::Fenced),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs a transaction that applies only while this instance still owns the topic (the
+    /// ledger list is at the version we wrote).
+    pub async fn owned_txn(&self, build: impl Fn(Txn) -> Txn) -> Result<(), MlError> {
+        for _ in 0..5 {
+            self.check_not_fenced()?;
+            let version = self.lock().version;
+            let txn = build(Txn::new().compare(self.key.clone(), Expected::Version(version)));
+            match self.metadata().txn(txn).await {
+                Ok(_) => return Ok(()),
+                Err(MetadataError::BadVersion { key, .. }) if key == self.key => {
+                    if self.lock().version != version {
+                        continue; // our own list update raced with this write
+                    }
+                    self.fence();
+                    return Err(MlError::Fenced);
+                }
+                Err(e) => return Err(MlError::Metadata(e)),
+            }
+        }
+        Err(MlError::Metadata(MetadataError::Unavailable(
+            "ledger list kept changing".into(),
+        )))
+    }
+
+    pub fn cached_reader(&self, ledger_id: u64) -> Option<LedgerReader> {
+        lock(&self.readers).get(&ledger_id).cloned()
+    }
+
+    pub fn keep_reader(&self, reader: LedgerReader) {
+        let mut readers = lock(&self.readers);
+        if readers.len() >= MAX_READERS
+            && let Some(oldest) = readers.keys().min().copied()
+        {
+            readers.remove(&oldest);
+        }
+        readers.insert(reader.id(), reader);
+    }
+
+    pub fn cursor_cores(&self) -> Vec<Arc<CursorCore>> {
+        lock(&self.cursors).values().cloned().collect()
+    }
+}

@@ -1,0 +1,168 @@
+//! Trimming: deleting ledgers that every cursor has consumed and retention no longer keeps
+//! (Pulsar's `internalTrimLedgers`).
+//!
+//! The boundary is the ledger of the first entry not acknowledged by the slowest cursor, using
+//! each cursor's *persisted* mark-delete (a restart must not land in a deleted ledger); with no
+//! cursors it is the open ledger. Going from the oldest ledger up to the boundary, a ledger is
+//! deleted if it is older than the retention time or the topic stays at least the retention size
+//! without it; the first ledger retention keeps stops the walk. The open ledger is never deleted.
+//! The list is updated by compare-and-set first, then the ledgers are deleted from the bookies.
+
+use std::time::Duration;
+
+use super::appender::delete_quietly;
+use super::info::LedgerRecord;
+use super::open::now_ms;
+use super::shared::{Shared, lock};
+use super::{ManagedLedgerConfig, MlError};
+use crate::position::{LedgerLayout, Position};
+
+/// Ledgers to delete, oldest first.
+pub(super) fn candidates(
+    ledgers: &[LedgerRecord],
+    layout: &LedgerLayout,
+    slowest: Option<Position>,
+    total_size: u64,
+    config: &ManagedLedgerConfig,
+    now_ms: u64,
+) -> Vec<u64> {
+    let open = layout.open_ledger_id();
+    let boundary = match slowest {
+        Some(mark_delete) => layout.next(mark_delete).ledger_id,
+        None => open,
+    };
+    let mut out = Vec::new();
+    let mut size_to_delete = 0u64;
+    for ledger in ledgers {
+        let id = ledger.ledger_id as i64;
+        if id >= boundary || id >= open {
+            break;
+        }
+        size_to_delete += ledger.size;
+        let over_size = config
+            .retention_size
+            .is_none_or(|keep| total_size.saturating_sub(size_to_delete) >= keep);
+        let expired = config.retention_time.is_none_or(|keep| {
+            let age = Duration::from_millis(now_ms.saturating_sub(ledger.timestamp));
+            age > keep
+        });
+        if over_size || expired {
+            out.push(ledger.ledger_id);
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+/// Deletes what [`candidates`] allows; returns the ledgers deleted.
+pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
+    let cores = shared.cursor_cores();
+    let ids = {
+        let state = shared.lock();
+        let slowest = cores
+            .iter()
+            .map(|core| lock(&core.state).persisted_mark_delete)
+            .min();
+        let total = state.info.ledgers.iter().map(|l| l.size).sum::<u64>() + state.current_size;
+        candidates(
+            &state.info.ledgers,
+            &state.layout,
+            slowest,
+            total,
+            &shared.config,
+            now_ms(),
+        )
+    };
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    shared
+        .update_info(
+            |info| info.ledgers.retain(|l| !ids.contains(&l.ledger_id)),
+            |state| {
+                for id in &ids {
+                    let _ = state.layout.remove_ledger(*id as i64);
+                }
+            },
+        )
+        .await?;
+    for id in &ids {
+        lock(&shared.cache).remove_ledger(*id as i64);
+        lock(&shared.readers).remove(id);
+        delete_quietly(shared, *id).await;
+    }
+    tracing::info!(managed_ledger = %shared.name, ledgers = ?ids, "trimmed consumed ledgers");
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(ts: u64) -> Vec<LedgerRecord> {
+        [(1, 10), (2, 10), (3, 10), (4, 0)]
+            .into_iter()
+            .map(|(ledger_id, entries)| LedgerRecord {
+                ledger_id,
+                entries,
+                size: entries * 100,
+                timestamp: ts,
+            })
+            .collect()
+    }
+
+    fn layout() -> LedgerLayout {
+        LedgerLayout::new([(1, 10), (2, 10), (3, 10), (4, 0)]).expect("layout")
+    }
+
+    #[test]
+    fn consumed_ledgers_go_without_retention() {
+        let config = ManagedLedgerConfig::default();
+        let l = records(1_000);
+        let at = |ledger, entry| Some(Position::new(ledger, entry));
+        assert_eq!(
+            candidates(&l, &layout(), at(1, 8), 3000, &config, 2_000),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            candidates(&l, &layout(), at(1, 9), 3000, &config, 2_000),
+            vec![1]
+        );
+        assert_eq!(
+            candidates(&l, &layout(), at(3, 9), 3000, &config, 2_000),
+            vec![1, 2, 3]
+        );
+        // No cursor: everything but the open ledger.
+        assert_eq!(
+            candidates(&l, &layout(), None, 3000, &config, 2_000),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn retention_keeps_by_time_and_size() {
+        let l = records(1_000);
+        let all = Some(Position::new(3, 9));
+        let by_time = ManagedLedgerConfig {
+            retention_time: Some(Duration::from_secs(60)),
+            retention_size: Some(u64::MAX),
+            ..Default::default()
+        };
+        assert!(candidates(&l, &layout(), all, 3000, &by_time, 30_000).is_empty());
+        assert_eq!(
+            candidates(&l, &layout(), all, 3000, &by_time, 62_000),
+            vec![1, 2, 3]
+        );
+        let by_size = ManagedLedgerConfig {
+            retention_time: Some(Duration::MAX),
+            retention_size: Some(1500),
+            ..Default::default()
+        };
+        // Deleting ledger 1 leaves 2000 >= 1500; deleting 2 as well would leave 1000.
+        assert_eq!(
+            candidates(&l, &layout(), all, 3000, &by_size, 62_000),
+            vec![1]
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Managed cursors against a real metadata node and real bookies: persistence across owners,
+//! bounded (truncated) snapshots, trimming of consumed ledgers, topic deletion.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Storage, wait_until};
+use magnetar_bookie::ledger::LedgerError;
+use magnetar_broker::managed_ledger::{InitialPosition, ManagedLedger, ManagedLedgerConfig};
+use magnetar_broker::position::Position;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn config(max_entries: u64) -> ManagedLedgerConfig {
+    ManagedLedgerConfig {
+        max_entries_per_ledger: max_entries,
+        min_rollover: Duration::ZERO,
+        cursor_persist_interval: Duration::from_millis(50),
+        ..ManagedLedgerConfig::default()
+    }
+}
+
+async fn append_n(ml: &ManagedLedger, n: u64) -> Vec<Position> {
+    let appends: Vec<_> = (0..n)
+        .map(|i| ml.append(Bytes::from(format!("entry-{i}"))))
+        .collect();
+    futures::future::try_join_all(appends)
+        .await
+        .expect("appends")
+}
+
+/// 1. Cursor `sub` from Earliest over 100 entries: cumulative ack to 9, individual acks of
+///    20..=30 and 50, batch-index acks of indexes 0 and 2 of entry 60; flush.
+/// 2. Entry 70 is acked without a flush, then the broker "crashes" (dropped, not closed).
+/// 3. A new owner finds `sub` where the flush left it (70 may or may not be kept), not at its
+///    initial position; a new cursor from Latest starts at the end.
+/// 4. An ack before a clean close survives the next reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_state_survives_reopen() {
+    let storage = Storage::start(2).await;
+    let name = "t/ns/persistent/cursor-reopen";
+    let a = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
+        .await
+        .expect("open");
+    let cursor = a
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    let p = append_n(&a, 100).await;
+    assert_eq!(cursor.backlog(), 100);
+    cursor.ack_cumulative(p[9]).expect("cumulative");
+    for position in &p[20..=30] {
+        cursor.ack(*position).expect("ack");
+    }
+    cursor.ack(p[50]).expect("ack");
+    let unacked = ((1i64 << 10) - 1) & !0b101;
+    cursor
+        .ack_batch_indexes(p[60], &[unacked], 10)
+        .expect("batch ack");
+    cursor.flush().await.expect("flush");
+    assert_eq!(cursor.stats().persisted_mark_delete, p[9]);
+    cursor.ack(p[70]).expect("ack");
+    drop(cursor);
+    drop(a);
+
+    let b = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
+        .await
+        .expect("reopen");
+    assert_eq!(b.cursor_names(), vec!["sub".to_string()]);
+    let cursor = b
+        .open_cursor("sub", InitialPosition::Latest)
+        .await
+        .expect("cursor");
+    assert_eq!(cursor.mark_delete(), p[9]);
+    assert!(!cursor.is_acked(p[10], None));
+    assert!((20..=30).all(|e| cursor.is_acked(p[e], None)));
+    assert!(!cursor.is_acked(p[31], None) && cursor.is_acked(p[50], None));
+    assert!(cursor.is_acked(p[60], Some(0)) && cursor.is_acked(p[60], Some(2)));
+    assert!(!cursor.is_acked(p[60], Some(1)) && !cursor.is_acked(p[60], None));
+    let backlog = cursor.backlog();
+    assert!(backlog == 78 || backlog == 77, "backlog {backlog}");
+    assert_eq!(cursor.next_unacked(), p[10]);
+    let latest = b
+        .open_cursor("late", InitialPosition::Latest)
+        .await
+        .expect("cursor");
+    assert_eq!(latest.mark_delete(), p[99]);
+    assert_eq!(latest.backlog(), 0);
+    cursor.ack(p[80]).expect("ack");
+    b.close().await.expect("close");
+
+    let c = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
+        .await
+        .expect("reopen");
+    let cursor = c
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    assert!(cursor.is_acked(p[80], None));
+    assert_eq!(
+        c.cursor_names(),
+        vec!["late".to_string(), "sub".to_string()]
+    );
+    c.close().await.expect("close");
+    storage.shutdown().await;
+}
+
+/// 1. Cursor acks are persisted by the background task within a few intervals, unasked.
+/// 2. With at most 5 ranges persisted, 15 scattered acks are written truncated: counted in
+///    stats; after a restart the 5 lowest ranges are acknowledged and the others redelivered,
+///    none skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_persistence_and_truncated_snapshots() {
+    let storage = Storage::start(2).await;
+    let name = "t/ns/persistent/cursor-bounded";
+    let config = ManagedLedgerConfig {
+        max_unacked_ranges_persisted: 5,
+        ..config(50_000)
+    };
+    let a = ManagedLedger::open(name, storage.ledger_client(), config.clone())
+        .await
+        .expect("open");
+    let cursor = a
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    let p = append_n(&a, 40).await;
+    cursor.ack(p[0]).expect("ack");
+    wait_until("background persistence", TIMEOUT, || async {
+        cursor.stats().persisted_mark_delete == p[0]
+    })
+    .await;
+    for e in (2..32).step_by(2) {
+        cursor.ack(p[e]).expect("ack");
+    }
+    cursor.flush().await.expect("flush");
+    let stats = cursor.stats();
+    assert_eq!(stats.acked_ranges, 15);
+    assert!(stats.truncated_persists >= 1, "{stats:?}");
+    assert_eq!(stats.dropped_ranges, 10);
+    a.close().await.expect("close");
+
+    let b = ManagedLedger::open(name, storage.ledger_client(), config)
+        .await
+        .expect("reopen");
+    let cursor = b
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    for (e, position) in p.iter().enumerate().skip(1) {
+        let acked = cursor.is_acked(*position, None);
+        let expected = e % 2 == 0 && e <= 10;
+        assert_eq!(acked, expected, "entry {e}");
+    }
+    b.close().await.expect("close");
+    storage.shutdown().await;
+}
+
+/// 1. Ten entries per ledger, 35 entries (four ledgers), cursor `sub` from Earliest.
+/// 2. A cumulative ack through the second ledger: the first two are deleted from the list and
+///    from the bookies by the background task.
+/// 3. Deleting the cursor leaves no reader: every ledger but the open one goes.
+/// 4. With infinite retention nothing consumed is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimming_deletes_consumed_ledgers() {
+    let storage = Storage::start(2).await;
+    let ledgers = storage.ledger_client();
+    let ml = ManagedLedger::open("t/ns/persistent/trim", ledgers.clone(), config(10))
+        .await
+        .expect("open");
+    let cursor = ml
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    let p = append_n(&ml, 35).await;
+    let ids: Vec<i64> = ml.layout().ledgers().iter().map(|l| l.ledger_id).collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(
+        ml.trim().await.expect("trim"),
+        Vec::<u64>::new(),
+        "nothing consumed yet"
+    );
+
+    cursor.ack_cumulative(p[19]).expect("ack");
+    wait_until("two ledgers trimmed", TIMEOUT, || async {
+        ml.layout().ledgers()[0].ledger_id == ids[2]
+    })
+    .await;
+    assert_eq!(ml.info().ledgers.len(), 2);
+    assert_eq!(ml.entries(), 15);
+    assert_eq!(cursor.backlog(), 15);
+    for id in &ids[..2] {
+        // The list changes first, then the ledgers are deleted from the bookies.
+        wait_until("ledger deletion", TIMEOUT, || async {
+            matches!(
+                ledgers.open(*id as u64).await,
+                Err(LedgerError::NoSuchLedger(_))
+            )
+        })
+        .await;
+    }
+    let rest = ml.read(Position::new(0, 0), 100).await.expect("read");
+    assert_eq!(rest.first().map(|e| e.0), Some(p[20]));
+    assert_eq!(rest.len(), 15);
+
+    ml.delete_cursor("sub").await.expect("delete cursor");
+    wait_until("all but the open ledger trimmed", TIMEOUT, || async {
+        ml.layout().ledgers().len() == 1
+    })
+    .await;
+    assert_eq!(ml.layout().open_ledger_id(), ids[3]);
+    ml.close().await.expect("close");
+
+    let keep = ManagedLedgerConfig {
+        retention_time: Some(Duration::MAX),
+        retention_size: Some(u64::MAX),
+        ..config(10)
+    };
+    let kept = ManagedLedger::open("t/ns/persistent/retained", ledgers, keep)
+        .await
+        .expect("open");
+    append_n(&kept, 25).await;
+    assert_eq!(kept.trim().await.expect("trim"), Vec::<u64>::new());
+    assert_eq!(kept.entries(), 25);
+    kept.close().await.expect("close");
+    storage.shutdown().await;
+}
+
+/// 1. A topic with entries in two ledgers and two cursors is deleted.
+/// 2. Its ledger list, its cursors and its ledgers are gone; opening the name again starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_removes_ledgers_cursors_and_metadata() {
+    let storage = Storage::start(2).await;
+    let ledgers = storage.ledger_client();
+    let name = "t/ns/persistent/deleted";
+    let ml = ManagedLedger::open(name, ledgers.clone(), config(10))
+        .await
+        .expect("open");
+    ml.open_cursor("a", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    ml.open_cursor("b/with/slashes", InitialPosition::Latest)
+        .await
+        .expect("cursor");
+    append_n(&ml, 15).await;
+    let ids: Vec<i64> = ml.layout().ledgers().iter().map(|l| l.ledger_id).collect();
+    ml.delete().await.expect("delete");
+    let key = format!("/managed-ledgers/{name}");
+    assert!(storage.metadata.get(&key).await.expect("get").is_none());
+    assert!(
+        storage
+            .metadata
+            .list(&format!("{key}/"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    for id in ids {
+        assert!(matches!(
+            ledgers.open(id as u64).await,
+            Err(LedgerError::NoSuchLedger(_))
+        ));
+    }
+    let again = ManagedLedger::open(name, ledgers, config(10))
+        .await
+        .expect("open again");
+    assert_eq!(again.entries(), 0);
+    assert!(again.cursor_names().is_empty());
+    again.close().await.expect("close");
+    storage.shutdown().await;
+}
