@@ -43,6 +43,8 @@ pub struct MetadataNode {
     reader: StateReader,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Held to know when everything else has let go of the database (see `shutdown`).
+    db: Arc<rocksdb::DB>,
 }
 
 impl std::fmt::Debug for MetadataNode {
@@ -66,6 +68,7 @@ impl MetadataNode {
             )
         })?;
         let state_machine = StateMachine::open(db.clone(), config.history_revisions)?;
+        let db_handle = db.clone();
         let reader = state_machine.reader();
         let raft_config = openraft::Config {
             cluster_name: "magnetar-metadata".into(),
@@ -151,6 +154,7 @@ impl MetadataNode {
             reader,
             cancel,
             tasks,
+            db: db_handle,
         })
     }
 
@@ -184,6 +188,20 @@ impl MetadataNode {
             .is_err()
         {
             tracing::warn!("metadata tasks still running after the shutdown grace period");
+        }
+        let MetadataNode {
+            raft, reader, db, ..
+        } = self;
+        drop(raft);
+        drop(reader);
+        // The log's sync thread may hold the database for a last WAL sync; return only once
+        // RocksDB is closed, so the same data directory can be opened again right away.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while Arc::strong_count(&db) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if Arc::strong_count(&db) > 1 {
+            tracing::warn!("metadata store still referenced after shutdown");
         }
     }
 }

@@ -1,8 +1,14 @@
 //! The Raft log and vote in RocksDB. Every append and vote is synced before it is acknowledged.
+//!
+//! Appends are written to RocksDB at once (so they can be read back and replicated) and made
+//! durable by a sync thread that fsyncs the write-ahead log once for every append waiting at that
+//! moment (group commit), then tells openraft through each append's `LogFlushed` callback. The
+//! Raft core never waits for an fsync itself.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, Vote};
@@ -18,11 +24,41 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// Fsyncs the WAL for every append queued when it wakes, then completes them. It holds the
+/// database only while syncing, so the database closes when the node drops it.
+fn sync_loop(db: Weak<DB>, queue: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = queue.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(queue.try_iter());
+        let result = match db.upgrade() {
+            Some(db) => db
+                .flush_wal(true)
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            None => Err(std::io::Error::other("the log store is closed")),
+        };
+        for callback in waiting {
+            callback.log_io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+        }
+    }
 }
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+        let (syncs, queue) = mpsc::channel();
+        let weak = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("metadata-log-sync".into())
+            .spawn(move || sync_loop(weak, queue))
+            .expect("spawning the log sync thread");
+        LogStore { db, syncs }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -147,14 +183,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             batch.put_cf(log, entry.log_id.index.to_be_bytes(), encode(&entry));
         }
-        let result = self.write_synced(batch).await;
-        callback.log_io_completed(
-            result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.to_string())),
-        );
-        result
+        // Written now, durable when the sync thread has fsynced the WAL and called back.
+        self.db.write(batch).map_err(write_err)?;
+        self.syncs
+            .send(callback)
+            .map_err(|_| write_err(std::io::Error::other("the log sync thread has stopped")))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
