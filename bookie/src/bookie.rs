@@ -207,6 +207,11 @@ impl Bookie {
             .ok_or(OpError::NoSuchLedger { ledger_id })
     }
 
+    /// Ids of every ledger the bookie holds entries or state of, ascending. Blocks on disk.
+    pub fn ledger_ids(&self) -> Result<Vec<u64>, OpError> {
+        Ok(self.storage.list_ledgers()?)
+    }
+
     /// Makes storage durable up to what has been applied and drops journal segments before it.
     /// Blocks on disk (a RocksDB flush). Returns the checkpoint position.
     pub fn checkpoint(&self) -> Result<Position, BookieError> {

@@ -23,6 +23,7 @@ fn data(storage: &dyn LedgerStorage, ledger_id: u64, entry_id: u64) -> Option<By
 fn suite(storage: &dyn LedgerStorage) {
     assert_eq!(storage.checkpoint_position().expect("checkpoint"), None);
     assert_eq!(storage.ledger(1).expect("ledger"), None);
+    assert_eq!(storage.list_ledgers().expect("list"), Vec::<u64>::new());
     assert_eq!(data(storage, 1, 0), None);
 
     // Entries are readable, with their piggybacked LAC; the ledger's LAC is the highest seen.
@@ -62,6 +63,7 @@ fn suite(storage: &dyn LedgerStorage) {
     );
     assert!(storage.ledger(5).expect("ledger").is_some_and(|m| m.fenced));
     assert_eq!(storage.fenced_ledgers().expect("fenced"), vec![1, 5]);
+    assert_eq!(storage.list_ledgers().expect("list"), vec![1, 5]);
 
     // Deleting removes entries and state of that ledger only, including the last entry id.
     storage
@@ -75,6 +77,7 @@ fn suite(storage: &dyn LedgerStorage) {
     assert_eq!(data(storage, 1, u64::MAX), None);
     assert!(data(storage, 2, 0).is_some());
     assert_eq!(storage.fenced_ledgers().expect("fenced"), vec![5]);
+    assert_eq!(storage.list_ledgers().expect("list"), vec![2, 5]);
 
     // Within one batch, records apply in order: delete then re-add leaves the re-added entry.
     storage
@@ -92,6 +95,12 @@ fn suite(storage: &dyn LedgerStorage) {
             .expect("ledger")
             .is_some_and(|m| !m.fenced)
     );
+
+    // Ids list in numeric order, also past the first byte of their big-endian keys.
+    storage
+        .apply(&[entry(300, 0, None), entry(256, 0, None)])
+        .expect("apply");
+    assert_eq!(storage.list_ledgers().expect("list"), vec![2, 3, 5, 256, 300]);
 
     let position = Position {
         segment: 4,

@@ -98,6 +98,12 @@ impl LedgerStorage for MemoryStorage {
         Ok(ids)
     }
 
+    fn list_ledgers(&self) -> Result<Vec<u64>, StorageError> {
+        let mut ids: Vec<u64> = self.state().ledgers.keys().copied().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     fn checkpoint_position(&self) -> Result<Option<Position>, StorageError> {
         Ok(self.state().checkpoint)
     }

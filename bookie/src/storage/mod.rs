@@ -82,6 +82,10 @@ pub trait LedgerStorage: Send + Sync + std::fmt::Debug + 'static {
     /// Ids of every fenced ledger (loaded into memory at start).
     fn fenced_ledgers(&self) -> Result<Vec<u64>, StorageError>;
 
+    /// Ids of every ledger the bookie holds entries or state of, ascending (what garbage
+    /// collection checks against the ledger metadata).
+    fn list_ledgers(&self) -> Result<Vec<u64>, StorageError>;
+
     /// The position recorded by the last [`LedgerStorage::checkpoint`], if any.
     fn checkpoint_position(&self) -> Result<Option<Position>, StorageError>;
 

@@ -105,6 +105,25 @@ impl RocksStorage {
             .expect("column families are created at open")
     }
 
+    /// Calls `f` with every ledger's id and state, in id order.
+    fn for_each_ledger(&self, mut f: impl FnMut(u64, LedgerMeta)) -> Result<(), StorageError> {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_LEDGERS), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(rocks("listing ledgers"))?;
+            let corrupt = || StorageError::Corrupt {
+                what: "ledger key",
+                key: key.to_vec(),
+            };
+            let ledger_id = be_u64(&key)
+                .filter(|_| key.len() == 8)
+                .ok_or_else(corrupt)?;
+            f(ledger_id, decode_meta(&key, &value)?);
+        }
+        Ok(())
+    }
+
     fn load_meta(&self, ledger_id: u64) -> Result<Option<LedgerMeta>, StorageError> {
         let key = ledger_id.to_be_bytes();
         let value = (self.db.get_pinned_cf(self.cf(CF_LEDGERS), key)).map_err(rocks("reading"))?;
@@ -229,23 +248,18 @@ impl LedgerStorage for RocksStorage {
 
     fn fenced_ledgers(&self) -> Result<Vec<u64>, StorageError> {
         let mut fenced = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_LEDGERS), rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(rocks("listing ledgers"))?;
-            let corrupt = || StorageError::Corrupt {
-                what: "ledger key",
-                key: key.to_vec(),
-            };
-            let ledger_id = be_u64(&key)
-                .filter(|_| key.len() == 8)
-                .ok_or_else(corrupt)?;
-            if decode_meta(&key, &value)?.fenced {
+        self.for_each_ledger(|ledger_id, meta| {
+            if meta.fenced {
                 fenced.push(ledger_id);
             }
-        }
+        })?;
         Ok(fenced)
+    }
+
+    fn list_ledgers(&self) -> Result<Vec<u64>, StorageError> {
+        let mut ids = Vec::new();
+        self.for_each_ledger(|ledger_id, _| ids.push(ledger_id))?;
+        Ok(ids)
     }
 
     fn checkpoint_position(&self) -> Result<Option<Position>, StorageError> {
