@@ -142,10 +142,11 @@ async fn catch_up_reads_come_from_bookies_after_eviction() {
 
 /// 1. Broker A opens a topic and writes 300 acknowledged entries, then 300 more pipelined.
 /// 2. Broker B (its own ledger client) opens the same topic while A's appends are in flight.
-/// 3. Every entry A was acknowledged for is readable from B with its payload, B holds a prefix
+/// 3. A's cursor can no longer be persisted (`Fenced`).
+/// 4. Every entry A was acknowledged for is readable from B with its payload, B holds a prefix
 ///    of A's appends in order; A's appends that failed failed with `Fenced`, and A's next
 ///    append fails `Fenced`.
-/// 4. B appends into a new ledger after A's; B reopened later sees everything again.
+/// 5. B appends into a new ledger after A's; B reopened later sees everything again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
     let storage = Storage::start(3).await;
@@ -153,6 +154,10 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
     let a = ManagedLedger::open(name, storage.ledger_client(), small_ledgers(50_000))
         .await
         .expect("open A");
+    let a_cursor = a
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
     let first: Vec<_> = (0..300).map(|i| a.append(payload(i))).collect();
     let mut acked: Vec<(Position, u64)> = futures::future::try_join_all(first)
         .await
@@ -173,6 +178,11 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
         }
     }
     assert_eq!(a.append(payload(9999)).await, Err(MlError::Fenced));
+    // A's cursor writes are refused too: they would overwrite B's state.
+    a_cursor.ack(acked[0].0).expect("in-memory ack");
+    assert_eq!(a_cursor.flush().await, Err(MlError::Fenced));
+    let b_cursor = b.cursor("sub").expect("B loaded the cursor");
+    assert!(!b_cursor.is_acked(acked[0].0, None));
     let seen = read_all(&b).await;
     let by_position: std::collections::BTreeMap<Position, Bytes> = seen.iter().cloned().collect();
     for (position, i) in &acked {
