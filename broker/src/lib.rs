@@ -6,22 +6,32 @@
 //!   selection for the four subscription types), [`subscription`] (cursor + dispatcher);
 //! - storage: [`managed_ledger`] (a topic's ledgers and cursors in bookies and metadata);
 //! - the async shell: [`server`] (connections), [`topic`], [`subscription_actor`],
-//!   [`service`] (loaded topics), [`broker::Broker`], and [`standalone`].
+//!   [`service`] (loaded topics), [`broker::Broker`], and [`standalone`];
+//! - operating it: [`http`] (the admin REST API from `magnetar-admin-api` over [`admin`], and
+//!   [`metrics`] at `/metrics`, both fed by [`stats`]), token auth on connections
+//!   (`server::auth`), and [`tls`] for `pulsar+ssl://` and HTTPS.
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod cursor;
 pub mod dispatch;
 pub mod error;
+pub mod http;
 pub mod managed_ledger;
+pub mod metrics;
 pub mod position;
+pub mod schema;
+pub mod security_config;
 pub mod server;
 pub mod service;
 pub mod standalone;
+pub mod stats;
 pub mod subscription;
 pub mod subscription_actor;
+pub mod tls;
 pub mod topic;
 
-pub use broker::Broker;
+pub use broker::{Broker, BrokerListeners};
 pub use config::BrokerConfig;
 pub use error::BrokerError;

@@ -187,3 +187,26 @@ def test_partitioned_topic(client, standalone):
 def test_invalid_topic_name_is_refused(client):
     with pytest.raises(Exception):
         client.create_producer("persistent://public/default")
+
+
+def test_string_and_json_schemas_are_stored_with_versions(client):
+    from pulsar.schema import JsonSchema, Record, String, StringSchema
+
+    t = topic("schema")
+    producer = client.create_producer(t, schema=StringSchema())
+    consumer = client.subscribe(t, "sub", schema=StringSchema())
+    producer.send("hello schema")
+    msg = consumer.receive(timeout_millis=5000)
+    assert msg.value() == "hello schema"
+    consumer.acknowledge(msg)
+
+    class Order(Record):
+        item = String()
+
+    t2 = topic("json-schema")
+    json_producer = client.create_producer(t2, schema=JsonSchema(Order))
+    json_consumer = client.subscribe(t2, "sub", schema=JsonSchema(Order))
+    json_producer.send(Order(item="book"))
+    assert json_consumer.receive(timeout_millis=5000).value().item == "book"
+    for c in (producer, consumer, json_producer, json_consumer):
+        c.close()

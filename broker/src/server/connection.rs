@@ -8,21 +8,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::{FutureExt, SinkExt, StreamExt};
+use magnetar_auth::TopicOperation;
 use magnetar_protocol::commands;
 use magnetar_protocol::pulsar::base_command::Type;
 use magnetar_protocol::pulsar::command_lookup_topic_response::LookupType;
 use magnetar_protocol::pulsar::command_partitioned_topic_metadata_response::LookupType as MetadataResult;
 use magnetar_protocol::pulsar::*;
 use magnetar_protocol::{Frame, FrameError, MessageId, PulsarCodec, TopicName};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, ConnectionAuth, Refresh};
 use super::producer::{Producer, Receipt};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;
+use crate::schema;
 use crate::service::BrokerService;
 use crate::subscription_actor::{
     ConsumerLink, InitialPosition, SeekTarget, SubscriptionHandle, SubscriptionOptions,
@@ -32,6 +35,8 @@ use crate::topic::{ProducerOwner, Topic};
 const SERVER_VERSION: &str = concat!("Magnetar-", env!("CARGO_PKG_VERSION"));
 /// Outbound frames queued per connection before senders wait.
 const OUTBOUND_QUEUE: usize = 8192;
+/// How long a closing connection may take to write what is queued (an ERROR, say).
+const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 enum ProducerSlot {
     Creating,
@@ -52,7 +57,8 @@ enum Completion {
     Producer {
         producer_id: u64,
         request_id: u64,
-        result: Result<(Arc<Topic>, String), BrokerError>,
+        /// The topic, the producer's name, and the schema version if it sent a schema.
+        result: Result<(Arc<Topic>, String, Option<Vec<u8>>), BrokerError>,
     },
     Consumer {
         consumer_id: u64,
@@ -72,22 +78,26 @@ struct Connection {
     consumers: HashMap<u64, ConsumerSlot>,
     completions: mpsc::UnboundedSender<Completion>,
     evictions: mpsc::UnboundedSender<(u64, u64)>,
+    auth: ConnectionAuth,
 }
 
-pub(super) async fn run(
+pub(super) async fn run<R, W>(
     id: u64,
-    stream: TcpStream,
+    read: R,
+    write: W,
     peer: SocketAddr,
     service: Arc<BrokerService>,
     cancel: CancellationToken,
-) {
-    let (read, write) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let codec = PulsarCodec::new(service.config.max_frame_size());
     let mut frames = FramedRead::new(read, codec.clone());
     let mut sink = FramedWrite::new(write, codec);
     let (out, mut outbound) = mpsc::channel::<Frame>(OUTBOUND_QUEUE);
     let writer_cancel = cancel.clone();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
                 _ = writer_cancel.cancelled() => break,
@@ -103,6 +113,8 @@ pub(super) async fn run(
     let (completions, mut completed) = mpsc::unbounded_channel();
     let (evictions, mut evicted) = mpsc::unbounded_channel::<(u64, u64)>();
     let keep_alive = service.config.keep_alive();
+    let refresh = service.config.auth_refresh_check();
+    let mut auth_check = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
     let mut conn = Connection {
         id,
         peer,
@@ -114,6 +126,7 @@ pub(super) async fn run(
         consumers: HashMap::new(),
         completions,
         evictions,
+        auth: ConnectionAuth::default(),
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut heard_since_tick = true;
@@ -158,9 +171,17 @@ pub(super) async fn run(
                     break;
                 }
             }
+            _ = auth_check.tick() => {
+                if conn.check_auth().await.is_err() {
+                    break;
+                }
+            }
         }
     }
     conn.close_all().await;
+    // The writer ends once every sender is gone and what is queued is written.
+    drop(conn);
+    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await;
     cancel.cancel();
     let _ = writer.await;
 }
@@ -264,24 +285,12 @@ impl Connection {
                     .await
             }
             Type::GetSchema => {
-                let get = command.get_schema.unwrap_or_default();
-                let response = CommandGetSchemaResponse {
-                    request_id: get.request_id,
-                    error_code: Some(ServerError::TopicNotFound as i32),
-                    error_message: Some("the topic has no schema".into()),
-                    ..Default::default()
-                };
-                self.send(response.into()).await
+                self.get_schema(command.get_schema.unwrap_or_default())
+                    .await
             }
             Type::GetOrCreateSchema => {
-                let get = command.get_or_create_schema.unwrap_or_default();
-                let response = CommandGetOrCreateSchemaResponse {
-                    request_id: get.request_id,
-                    error_code: Some(ServerError::NotAllowedError as i32),
-                    error_message: Some("schemas are not supported yet".into()),
-                    schema_version: None,
-                };
-                self.send(response.into()).await
+                self.get_or_create_schema(command.get_or_create_schema.unwrap_or_default())
+                    .await
             }
             Type::ConsumerStats => {
                 let stats = command.consumer_stats.unwrap_or_default();
@@ -293,7 +302,10 @@ impl Connection {
                 };
                 self.send(response.into()).await
             }
-            Type::AuthResponse => Ok(()),
+            Type::AuthResponse => {
+                self.auth_response(command.auth_response.unwrap_or_default())
+                    .await
+            }
             other => {
                 tracing::debug!(peer = %self.peer, ?other, "unsupported command");
                 Ok(())
@@ -304,6 +316,21 @@ impl Connection {
     async fn connect(&mut self, connect: CommandConnect) -> Result<(), Closed> {
         if self.connected {
             return Err(Closed);
+        }
+        match ConnectionAuth::connect(self.service.admin.authenticator(), &connect) {
+            Ok(auth) => self.auth = auth,
+            Err(e) => {
+                // Java's answer; clients see it as a failed connection (nothing but CONNECTED
+                // may come before CONNECTED).
+                tracing::info!(peer = %self.peer, error = %e, "closing connection: authentication failed");
+                let _ = self
+                    .send(
+                        commands::error(u64::MAX, ServerError::AuthenticationError, e.to_string())
+                            .into(),
+                    )
+                    .await;
+                return Err(Closed);
+            }
         }
         self.protocol_version = connect
             .protocol_version()
@@ -322,6 +349,52 @@ impl Connection {
         self.send(connected.into()).await
     }
 
+    async fn authorize(
+        &self,
+        topic: &TopicName,
+        operation: TopicOperation<'_>,
+    ) -> Result<(), BrokerError> {
+        auth::authorize(
+            &self.service.admin,
+            self.auth.role.as_deref(),
+            topic,
+            operation,
+        )
+        .await
+    }
+
+    /// The periodic token check: challenge an expired token, close after an unanswered one.
+    async fn check_auth(&mut self) -> Result<(), Closed> {
+        if !self.connected || !self.service.admin.authenticator().is_enabled() {
+            return Ok(());
+        }
+        match self.auth.check_now() {
+            Refresh::Nothing => Ok(()),
+            Refresh::Challenge => {
+                tracing::debug!(peer = %self.peer, "token expired: AUTH_CHALLENGE");
+                let challenge = auth::challenge(SERVER_VERSION, self.protocol_version);
+                self.send(challenge.into()).await
+            }
+            Refresh::Close => {
+                tracing::info!(peer = %self.peer, role = ?self.auth.role, "closing connection: the token expired and was not refreshed");
+                Err(Closed)
+            }
+        }
+    }
+
+    async fn auth_response(&mut self, response: CommandAuthResponse) -> Result<(), Closed> {
+        match self
+            .auth
+            .respond(self.service.admin.authenticator(), &response)
+        {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                tracing::info!(peer = %self.peer, %reason, "closing connection: refreshed credentials refused");
+                Err(Closed)
+            }
+        }
+    }
+
     async fn partitioned_metadata(
         &mut self,
         request: CommandPartitionedTopicMetadata,
@@ -329,7 +402,10 @@ impl Connection {
         let request_id = request.request_id;
         let result = match TopicName::parse(&request.topic) {
             Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
-            Ok(topic) => self.service.partitions(&topic).await,
+            Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
+                Ok(()) => self.service.partitions(&topic).await,
+                Err(e) => Err(e),
+            },
         };
         let response = match result {
             Ok(partitions) => CommandPartitionedTopicMetadataResponse {
@@ -350,19 +426,27 @@ impl Connection {
     }
 
     async fn lookup(&mut self, request: CommandLookupTopic) -> Result<(), Closed> {
-        let response = match TopicName::parse(&request.topic) {
-            Ok(_) => CommandLookupTopicResponse {
+        let allowed = match TopicName::parse(&request.topic) {
+            Ok(topic) => self
+                .authorize(&topic, TopicOperation::Lookup)
+                .await
+                .map_err(|e| (e.code(), e.to_string())),
+            Err(e) => Err((ServerError::InvalidTopicName, e.to_string())),
+        };
+        let response = match allowed {
+            Ok(()) => CommandLookupTopicResponse {
                 broker_service_url: Some(self.service.service_url.clone()),
+                broker_service_url_tls: self.service.urls.service_url_tls.clone(),
                 response: Some(LookupType::Connect as i32),
                 request_id: request.request_id,
                 authoritative: Some(true),
                 ..Default::default()
             },
-            Err(e) => CommandLookupTopicResponse {
+            Err((code, message)) => CommandLookupTopicResponse {
                 response: Some(LookupType::Failed as i32),
                 request_id: request.request_id,
-                error: Some(ServerError::InvalidTopicName as i32),
-                message: Some(e.to_string()),
+                error: Some(code as i32),
+                message: Some(message),
                 ..Default::default()
             },
         };
@@ -403,9 +487,23 @@ impl Connection {
             producer_id,
         };
         let exclusive = request.producer_access_mode == Some(ProducerAccessMode::Exclusive as i32);
+        let role = self.auth.role.clone();
         tokio::spawn(async move {
             let result = async {
+                auth::authorize(
+                    &service.admin,
+                    role.as_deref(),
+                    &topic,
+                    TopicOperation::Produce,
+                )
+                .await?;
                 let topic = service.topic(&topic, true).await?;
+                let schema_version = match request.schema.as_ref().filter(|s| !schema::is_none(s)) {
+                    Some(s) => Some(schema::version_bytes(
+                        schema::get_or_create(&service.metadata, topic.name(), s).await?,
+                    )),
+                    None => None,
+                };
                 let name = match request.producer_name.filter(|n| !n.is_empty()) {
                     Some(name) => name,
                     None => format!(
@@ -422,7 +520,7 @@ impl Connection {
                     )));
                 }
                 topic.add_producer(&name, owner)?;
-                Ok((topic, name))
+                Ok((topic, name, schema_version))
             }
             .await;
             let _ = completions.send(Completion::Producer {
@@ -549,8 +647,13 @@ impl Connection {
         let evicted = self.evictions.clone();
         let protocol_version = self.protocol_version;
         let partition = topic.partition().map_or(-1, |p| p as i32);
+        let role = self.auth.role.clone();
         tokio::spawn(async move {
             let result = async {
+                let consume = TopicOperation::Consume {
+                    subscription: &request.subscription,
+                };
+                auth::authorize(&service.admin, role.as_deref(), &topic, consume).await?;
                 let topic = service
                     .topic(&topic, request.force_topic_creation())
                     .await?;
@@ -589,7 +692,7 @@ impl Connection {
                 result,
             } => {
                 let frame = match result {
-                    Ok((topic, name)) => {
+                    Ok((topic, name, schema_version)) => {
                         if !matches!(
                             self.producers.get(&producer_id),
                             Some(ProducerSlot::Creating)
@@ -616,6 +719,7 @@ impl Connection {
                             producer_name: name,
                             last_sequence_id: Some(-1),
                             producer_ready: Some(true),
+                            schema_version,
                             ..Default::default()
                         }
                         .into()
@@ -784,6 +888,64 @@ impl Connection {
                 ..Default::default()
             }),
         };
+        self.send(response.into()).await
+    }
+
+    async fn get_schema(&mut self, request: CommandGetSchema) -> Result<(), Closed> {
+        let mut response = CommandGetSchemaResponse {
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        let found = match TopicName::parse(&request.topic) {
+            Ok(topic) => {
+                schema::get(
+                    &self.service.metadata,
+                    &topic,
+                    request.schema_version.as_deref(),
+                )
+                .await
+            }
+            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
+        };
+        match found {
+            Ok(Some((stored, version))) => {
+                response.schema = Some(stored);
+                response.schema_version = Some(schema::version_bytes(version));
+            }
+            // C++ treats TopicNotFound here as "no schema", quietly.
+            Ok(None) => {
+                response.error_code = Some(ServerError::TopicNotFound as i32);
+                response.error_message = Some("the topic has no schema".into());
+            }
+            Err(e) => {
+                response.error_code = Some(e.code() as i32);
+                response.error_message = Some(e.to_string());
+            }
+        }
+        self.send(response.into()).await
+    }
+
+    async fn get_or_create_schema(
+        &mut self,
+        request: CommandGetOrCreateSchema,
+    ) -> Result<(), Closed> {
+        let mut response = CommandGetOrCreateSchemaResponse {
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        let result = match TopicName::parse(&request.topic) {
+            Ok(topic) => {
+                schema::get_or_create(&self.service.metadata, &topic, &request.schema).await
+            }
+            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
+        };
+        match result {
+            Ok(version) => response.schema_version = Some(schema::version_bytes(version)),
+            Err(e) => {
+                response.error_code = Some(e.code() as i32);
+                response.error_message = Some(e.to_string());
+            }
+        }
         self.send(response.into()).await
     }
 
