@@ -6,13 +6,14 @@
 //!   partitioned topic metadata in the metadata service; the broker reads policies through it;
 //! - [`routes`]: the axum router (`/admin/v2/...`) with bearer-token authentication and
 //!   per-route authorization, and its OpenAPI document at `/admin/v2/openapi.json`;
+//!   [`broker_routes`] adds the topic, subscription, broker and lookup routes a broker serves;
 //! - [`TopicAdmin`]: the trait through which broker-backed routes (topics, subscriptions,
 //!   lookup, brokers) reach the broker, attached with [`AdminState::with_topic_admin`].
 //!
 //! ```text
 //! let state = AdminState::new(Resources::new(metadata), authn, authz, AdminSettings::default())
 //!     .with_topic_admin(broker_topics);
-//! let app = magnetar_admin_api::router_with(state, broker_topic_routes()) // OpenApiRouter
+//! let app = magnetar_admin_api::router_with(state, broker_routes())      // OpenApiRouter
 //!     .merge(metrics_router);                                               // unauthenticated
 //! axum::serve(listener, app).await?;
 //! ```
@@ -30,7 +31,7 @@ pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, Principal};
 pub use names::{NameError, NamespaceName};
 pub use resources::{ResourceError, Resources};
-pub use routes::{OPENAPI_PATH, admin_routes, openapi, router, router_with};
+pub use routes::{OPENAPI_PATH, admin_routes, broker_routes, openapi, router, router_with};
 pub use state::{AdminSettings, AdminState};
 pub use topic_admin::{CursorPosition, TopicAdmin};
 pub use utoipa_axum::router::OpenApiRouter;

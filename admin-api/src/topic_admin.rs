@@ -14,6 +14,7 @@ use magnetar_protocol::topic::TopicName;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::models::LookupData;
 use crate::names::NamespaceName;
 
 fn not_yet(what: &str) -> ApiError {
@@ -25,10 +26,13 @@ fn not_yet(what: &str) -> ApiError {
 pub enum CursorPosition {
     Earliest,
     Latest,
+    /// On this message, or just after it when `excluded`.
     MessageId {
-        ledger_id: u64,
-        entry_id: u64,
+        ledger_id: i64,
+        entry_id: i64,
         partition: i32,
+        batch_index: i32,
+        excluded: bool,
     },
     PublishTime {
         millis: u64,
@@ -114,7 +118,7 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner.
-    async fn lookup(&self, topic: &TopicName) -> Result<Value, ApiError> {
+    async fn lookup(&self, topic: &TopicName) -> Result<LookupData, ApiError> {
         let _ = topic;
         Err(not_yet("lookup"))
     }

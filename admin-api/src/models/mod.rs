@@ -13,7 +13,7 @@ pub use namespace::{
     BacklogQuota, BacklogQuotaType, BundlesData, Policies, RetentionPolicies, RetentionPolicy,
 };
 pub use tenant::TenantInfo;
-pub use topic::PartitionedTopicMetadata;
+pub use topic::{LookupData, MessageIdBody, PartitionedTopicMetadata};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -8,11 +8,14 @@
 //! Routes that must stay outside authentication (`/metrics`) are merged by the caller into the
 //! returned `axum::Router` with `Router::merge`. No fallback is set, so merging never clashes.
 
+mod brokers;
 mod clusters;
 mod namespace_policies;
 mod namespaces;
 mod permissions;
+mod subscriptions;
 mod tenants;
+mod topics;
 
 use axum::Router;
 use axum::routing::get;
@@ -37,6 +40,9 @@ pub const OPENAPI_PATH: &str = "/admin/v2/openapi.json";
         (name = "clusters", description = "Clusters (superuser only)"),
         (name = "tenants", description = "Tenants (superuser; tenant admins may read their own)"),
         (name = "namespaces", description = "Namespaces and their policies (superuser or tenant admin)"),
+        (name = "topics", description = "Persistent topics and their subscriptions (superuser or tenant admin; served by brokers)"),
+        (name = "lookup", description = "Which broker serves a topic (roles that may produce or consume)"),
+        (name = "brokers", description = "Active brokers and the health check (superuser)"),
     )
 )]
 struct ApiDoc;
@@ -99,6 +105,20 @@ pub fn admin_routes() -> OpenApiRouter<AdminState> {
         .merge(namespaces::routes())
         .merge(namespace_policies::routes())
         .merge(permissions::routes())
+}
+
+/// The routes that need a broker behind the [`TopicAdmin`](crate::TopicAdmin), with absolute
+/// paths: topics and subscriptions (`/admin/v2/persistent/...`, `/admin/v2/namespaces/{t}/{ns}/topics`),
+/// brokers (`/admin/v2/brokers/...`) and the HTTP lookup (`/lookup/v2/...`). A broker passes
+/// them (plus any of its own) to [`router_with`].
+pub fn broker_routes() -> OpenApiRouter<AdminState> {
+    let admin = OpenApiRouter::new()
+        .merge(topics::routes())
+        .merge(subscriptions::routes())
+        .merge(brokers::admin_routes());
+    OpenApiRouter::new()
+        .nest("/admin/v2", admin)
+        .merge(brokers::lookup_routes())
 }
 
 fn build(extra: OpenApiRouter<AdminState>) -> (Router<AdminState>, OpenApiDoc) {
