@@ -46,6 +46,43 @@ struct StandaloneArgs {
     /// Host name clients are told to connect to.
     #[arg(long, default_value = "127.0.0.1")]
     advertised_address: String,
+    /// Admin REST API, HTTP lookup and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// pulsar+ssl:// listener (with --tls-cert-file).
+    #[arg(long, default_value = "0.0.0.0:6651")]
+    broker_tls_addr: std::net::SocketAddr,
+    /// HTTPS listener (with --tls-cert-file).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    https_addr: std::net::SocketAddr,
+    /// TOML file with the [auth] settings (see docs/auth.md).
+    #[arg(long, value_name = "FILE", env = "MAGNETAR_AUTH_CONFIG")]
+    auth_config: Option<std::path::PathBuf>,
+    /// Turns token authentication and authorization on with this HMAC key (a key URL such as
+    /// file:///path/secret.key).
+    #[arg(long, value_name = "KEY_URL", conflicts_with = "token_public_key")]
+    token_secret_key: Option<String>,
+    /// Turns token authentication and authorization on with this public key (a key URL).
+    #[arg(long, value_name = "KEY_URL")]
+    token_public_key: Option<String>,
+    /// Roles allowed everything (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    superuser_roles: Vec<String>,
+    /// Seconds between checks of connected clients' token expiry.
+    #[arg(long, default_value_t = 60)]
+    auth_refresh_check_secs: u64,
+    /// PEM certificate chain: turns on pulsar+ssl:// and HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// PEM CA certificates client certificates are checked against.
+    #[arg(long, value_name = "FILE")]
+    tls_trust_certs_file: Option<std::path::PathBuf>,
+    /// Refuse TLS clients without a certificate signed by --tls-trust-certs-file (mTLS).
+    #[arg(long, requires = "tls_trust_certs_file")]
+    tls_require_trusted_client_cert: bool,
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
@@ -83,12 +120,30 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Standalone(args) => {
+            let auth = magnetar_broker::security_config::AuthFlags {
+                config_file: args.auth_config,
+                token_secret_key: args.token_secret_key,
+                token_public_key: args.token_public_key,
+                superuser_roles: args.superuser_roles,
+            }
+            .resolve()?;
             let config = magnetar_broker::standalone::StandaloneConfig {
                 data_dir: args.data_dir,
                 broker_addr: args.broker_addr,
                 metadata_addr: args.metadata_addr,
                 bookie_addr: args.bookie_addr,
+                http_addr: args.http_addr,
+                broker_tls_addr: args.broker_tls_addr,
+                https_addr: args.https_addr,
                 advertised_address: args.advertised_address,
+                auth,
+                auth_refresh_check_secs: args.auth_refresh_check_secs,
+                tls: magnetar_broker::tls::TlsConfig {
+                    cert_file: args.tls_cert_file,
+                    key_file: args.tls_key_file,
+                    trust_certs_file: args.tls_trust_certs_file,
+                    require_trusted_client_cert: args.tls_require_trusted_client_cert,
+                },
             };
             magnetar_broker::standalone::run(config, shutdown_on_signal()).await
         }

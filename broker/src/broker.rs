@@ -1,9 +1,11 @@
-//! A running broker: the Pulsar protocol listener over a [`BrokerService`].
+//! A running broker: the Pulsar protocol listener (and its TLS twin) over a [`BrokerService`],
+//! and the HTTP service (admin API, lookup, metrics) on HTTP and HTTPS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use magnetar_admin_api::{AdminSettings, AdminState, Resources};
 use magnetar_bookie::ledger::{LedgerClient, LedgerOptions};
 use magnetar_metadata::MetadataClient;
 use tokio::net::TcpListener;
@@ -11,52 +13,135 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::BrokerConfig;
+use crate::http;
 use crate::managed_ledger::ManagedLedgerConfig;
+use crate::metrics::BrokerMetrics;
 use crate::server;
-use crate::service::BrokerService;
+use crate::service::{BrokerService, ServiceUrls};
+use crate::tls::TlsListener;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// The sockets a broker serves; the TLS ones are used only when `config.tls` is on.
+#[derive(Debug)]
+pub struct BrokerListeners {
+    /// `pulsar://` (default 6650).
+    pub pulsar: TcpListener,
+    /// `pulsar+ssl://` (default 6651).
+    pub pulsar_tls: Option<TcpListener>,
+    /// Admin API, lookup and metrics over HTTP (default 8080).
+    pub http: Option<TcpListener>,
+    /// The same over HTTPS (default 8443).
+    pub https: Option<TcpListener>,
+}
+
+impl From<TcpListener> for BrokerListeners {
+    fn from(pulsar: TcpListener) -> BrokerListeners {
+        BrokerListeners {
+            pulsar,
+            pulsar_tls: None,
+            http: None,
+            https: None,
+        }
+    }
+}
+
+/// Where a running broker listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerAddrs {
+    pub pulsar: SocketAddr,
+    pub pulsar_tls: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+}
+
 #[derive(Debug)]
 pub struct Broker {
-    addr: SocketAddr,
+    addrs: BrokerAddrs,
     service: Arc<BrokerService>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Broker {
-    /// Serves the Pulsar protocol on `listener`, storing topics through `metadata`'s bookies.
+    /// Serves the Pulsar protocol (and, with the listeners for them, TLS and HTTP), storing
+    /// topics through `metadata`'s bookies. Refuses to start with broken auth or TLS settings.
     pub async fn start(
         config: BrokerConfig,
         ml_config: ManagedLedgerConfig,
         metadata: MetadataClient,
-        listener: TcpListener,
+        listeners: impl Into<BrokerListeners>,
     ) -> anyhow::Result<Broker> {
         config
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid broker config: {e}"))?;
-        let addr = listener.local_addr()?;
-        let service_url = server::service_url(&config.advertised_address, addr);
+        let listeners = listeners.into();
+        let authenticator = config
+            .auth
+            .authenticator()
+            .map_err(|e| anyhow::anyhow!("invalid auth config: {e}"))?;
+        let acceptor = match config.tls.is_enabled() {
+            true => Some(config.tls.acceptor()?),
+            false => None,
+        };
+        let host = config.advertised_address.clone();
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let addrs = BrokerAddrs {
+            pulsar: listeners.pulsar.local_addr()?,
+            pulsar_tls: local(&listeners.pulsar_tls).filter(|_| acceptor.is_some()),
+            http: local(&listeners.http),
+            https: local(&listeners.https).filter(|_| acceptor.is_some()),
+        };
+        let urls = ServiceUrls {
+            service_url: server::service_url(&host, addrs.pulsar),
+            service_url_tls: addrs
+                .pulsar_tls
+                .map(|a| format!("pulsar+ssl://{host}:{}", a.port())),
+            web_url: addrs.http.map(|a| format!("http://{host}:{}", a.port())),
+            web_url_tls: addrs.https.map(|a| format!("https://{host}:{}", a.port())),
+        };
+        let admin = AdminState::new(
+            Resources::new(metadata.clone()),
+            authenticator,
+            config.auth.authorizer(),
+            AdminSettings {
+                cluster_name: config.cluster.clone(),
+                ..AdminSettings::default()
+            },
+        );
+        let metrics = BrokerMetrics::new(&config.cluster)?;
         let ledgers = LedgerClient::new(metadata.clone(), LedgerOptions::default());
         let service = Arc::new(BrokerService::new(
-            config,
-            ml_config,
-            metadata,
-            ledgers,
-            service_url,
+            config, ml_config, metadata, ledgers, urls, admin, metrics,
         ));
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(server::serve(
-            listener,
+            listeners.pulsar,
             service.clone(),
             cancel.clone(),
             tasks.clone(),
         ));
-        tracing::info!(%addr, url = service.service_url, "broker serving the Pulsar protocol");
+        if let (Some(listener), Some(acceptor)) = (listeners.pulsar_tls, &acceptor) {
+            let tls = TlsListener::new(listener, acceptor.clone(), cancel.clone());
+            tasks.spawn(server::serve_tls(
+                tls,
+                service.clone(),
+                cancel.clone(),
+                tasks.clone(),
+            ));
+        }
+        let app = http::router(service.clone());
+        if let Some(listener) = listeners.http {
+            tasks.spawn(http::serve(listener, app.clone(), cancel.clone()));
+        }
+        if let (Some(listener), Some(acceptor)) = (listeners.https, acceptor) {
+            let tls = TlsListener::new(listener, acceptor, cancel.clone());
+            tasks.spawn(http::serve_tls(tls, app, cancel.clone()));
+        }
+        tracing::info!(?addrs, url = service.service_url, "broker serving");
         Ok(Broker {
-            addr,
+            addrs,
             service,
             cancel,
             tasks,
@@ -64,7 +149,11 @@ impl Broker {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs.pulsar
+    }
+
+    pub fn addrs(&self) -> BrokerAddrs {
+        self.addrs
     }
 
     pub fn service_url(&self) -> &str {

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use magnetar_auth::AuthConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::tls::TlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +26,13 @@ pub struct BrokerConfig {
     pub ensemble_size: usize,
     pub write_quorum: usize,
     pub ack_quorum: usize,
+    /// Token authentication and authorization (the `[auth]` section; off by default).
+    pub auth: AuthConfig,
+    /// How often live connections' tokens are checked for expiry
+    /// (`authenticationRefreshCheckSeconds`).
+    pub auth_refresh_check_secs: u64,
+    /// TLS for `pulsar+ssl://` and HTTPS (the `[tls]` section; off by default).
+    pub tls: TlsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -37,6 +47,9 @@ impl Default for BrokerConfig {
             ensemble_size: 2,
             write_quorum: 2,
             ack_quorum: 2,
+            auth: AuthConfig::default(),
+            auth_refresh_check_secs: 60,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -44,6 +57,10 @@ impl Default for BrokerConfig {
 impl BrokerConfig {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_secs.max(1))
+    }
+
+    pub fn auth_refresh_check(&self) -> Duration {
+        Duration::from_secs(self.auth_refresh_check_secs.max(1))
     }
 
     pub fn max_frame_size(&self) -> usize {
@@ -62,6 +79,9 @@ impl BrokerConfig {
         }
         if self.max_message_size < 1024 {
             return Err("max_message_size must be at least 1 KiB".into());
+        }
+        if self.auth.authorization_enabled && !self.auth.authentication_enabled {
+            return Err("auth.authorization_enabled needs auth.authentication_enabled".into());
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use magnetar_admin_api::AdminState;
 use magnetar_bookie::ledger::LedgerClient;
 use magnetar_metadata::MetadataClient;
 use magnetar_protocol::TopicName;
@@ -13,6 +14,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
+use crate::metrics::BrokerMetrics;
 use crate::topic::Topic;
 
 /// Where the admin API records partitioned topics (`{"partitions": N}`).
@@ -35,6 +37,19 @@ pub fn managed_ledger_name(topic: &TopicName) -> String {
     )
 }
 
+/// Where this broker is reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceUrls {
+    /// `pulsar://host:port`, which LOOKUP always answers.
+    pub service_url: String,
+    /// `pulsar+ssl://host:port` when TLS is on.
+    pub service_url_tls: Option<String>,
+    /// `http://host:port` of the admin API.
+    pub web_url: Option<String>,
+    /// `https://host:port` when TLS is on.
+    pub web_url_tls: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct BrokerService {
     pub config: BrokerConfig,
@@ -43,6 +58,10 @@ pub struct BrokerService {
     pub ledgers: LedgerClient,
     /// `pulsar://host:port` clients are sent to by LOOKUP.
     pub service_url: String,
+    pub urls: ServiceUrls,
+    /// Authentication, authorization and the admin resources (policies) the broker checks.
+    pub admin: AdminState,
+    pub metrics: BrokerMetrics,
     topics: Mutex<HashMap<String, Arc<OnceCell<Arc<Topic>>>>>,
     next_id: AtomicU64,
 }
@@ -53,14 +72,19 @@ impl BrokerService {
         ml_config: ManagedLedgerConfig,
         metadata: MetadataClient,
         ledgers: LedgerClient,
-        service_url: String,
+        urls: ServiceUrls,
+        admin: AdminState,
+        metrics: BrokerMetrics,
     ) -> BrokerService {
         BrokerService {
             config,
             ml_config,
             metadata,
             ledgers,
-            service_url,
+            service_url: urls.service_url.clone(),
+            urls,
+            admin,
+            metrics,
             topics: Mutex::default(),
             next_id: AtomicU64::new(1),
         }
@@ -89,7 +113,8 @@ impl BrokerService {
         }
     }
 
-    async fn exists(&self, topic: &TopicName) -> Result<bool, BrokerError> {
+    /// Whether the topic has storage, or is a partition of a partitioned topic.
+    pub async fn topic_exists(&self, topic: &TopicName) -> Result<bool, BrokerError> {
         let key = format!("/managed-ledgers/{}", managed_ledger_name(topic));
         if self.metadata.get(&key).await?.is_some() {
             return Ok(true);
@@ -100,6 +125,16 @@ impl BrokerService {
 
     /// The loaded topic, loading it (and creating it when allowed) on first use.
     pub async fn topic(&self, name: &TopicName, create: bool) -> Result<Arc<Topic>, BrokerError> {
+        self.load(name, create && self.config.allow_auto_topic_creation)
+            .await
+    }
+
+    /// Creates (or loads) a topic whatever auto-creation allows: the admin API's create.
+    pub async fn create_topic(&self, name: &TopicName) -> Result<Arc<Topic>, BrokerError> {
+        self.load(name, true).await
+    }
+
+    async fn load(&self, name: &TopicName, create: bool) -> Result<Arc<Topic>, BrokerError> {
         if !name.is_persistent() {
             return Err(BrokerError::NotAllowed(
                 "non-persistent topics are not supported".into(),
@@ -110,7 +145,7 @@ impl BrokerService {
         if let Some(topic) = cell.get() {
             return Ok(topic.clone());
         }
-        if !self.exists(name).await? && !(create && self.config.allow_auto_topic_creation) {
+        if !create && !self.topic_exists(name).await? {
             return Err(BrokerError::TopicNotFound(name.to_string()));
         }
         let topic = cell
@@ -121,6 +156,11 @@ impl BrokerService {
             })
             .await?;
         Ok(topic.clone())
+    }
+
+    /// Drops a topic from the loaded set (before its storage is deleted).
+    pub async fn forget_topic(&self, name: &TopicName) {
+        self.topics.lock().await.remove(&name.to_string());
     }
 
     /// Topics loaded on this broker.

@@ -1,22 +1,27 @@
 //! `magnetar standalone`: one metadata node (a single-node Raft group), one bookie (E=Qw=Qa=1)
 //! and one broker in one process, with data under one directory. On first start it creates
 //! cluster `standalone`, tenant `public` and namespace `public/default`, as Pulsar's standalone
-//! does.
+//! does. The broker serves the admin API and metrics on HTTP, and with TLS settings also
+//! `pulsar+ssl://` and HTTPS; the metrics include the bookie's journal and the Raft node.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use magnetar_admin_api::models::{BundlesData, ClusterData, Policies, TenantInfo};
+use magnetar_admin_api::{NamespaceName, ResourceError, Resources};
+use magnetar_auth::AuthConfig;
 use magnetar_bookie::registry::{self, BookieInfo};
 use magnetar_bookie::{BookieConfig, BookieServer};
-use magnetar_metadata::{Expected, MetadataClient, MetadataError, MetadataNode, NodeConfig};
-use serde_json::json;
+use magnetar_metadata::{MetadataClient, MetadataNode, NodeConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
 use crate::managed_ledger::ManagedLedgerConfig;
+use crate::metrics::{Kind, Sample};
+use crate::tls::TlsConfig;
 
 #[derive(Debug, Clone)]
 pub struct StandaloneConfig {
@@ -27,8 +32,20 @@ pub struct StandaloneConfig {
     pub metadata_addr: SocketAddr,
     /// Bookie protocol (default 127.0.0.1:3181).
     pub bookie_addr: SocketAddr,
+    /// Admin REST API, lookup and metrics over HTTP (default 0.0.0.0:8080).
+    pub http_addr: SocketAddr,
+    /// `pulsar+ssl://` (default 0.0.0.0:6651), served when `tls` is on.
+    pub broker_tls_addr: SocketAddr,
+    /// HTTPS (default 0.0.0.0:8443), served when `tls` is on.
+    pub https_addr: SocketAddr,
     /// Host name put in service URLs.
     pub advertised_address: String,
+    /// Token authentication and authorization (off by default).
+    pub auth: AuthConfig,
+    /// Seconds between checks of live connections' token expiry.
+    pub auth_refresh_check_secs: u64,
+    /// TLS certificate and key (off by default).
+    pub tls: TlsConfig,
 }
 
 impl Default for StandaloneConfig {
@@ -38,7 +55,13 @@ impl Default for StandaloneConfig {
             broker_addr: SocketAddr::from(([0, 0, 0, 0], 6650)),
             metadata_addr: SocketAddr::from(([127, 0, 0, 1], 6690)),
             bookie_addr: SocketAddr::from(([127, 0, 0, 1], 3181)),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            broker_tls_addr: SocketAddr::from(([0, 0, 0, 0], 6651)),
+            https_addr: SocketAddr::from(([0, 0, 0, 0], 8443)),
             advertised_address: "127.0.0.1".into(),
+            auth: AuthConfig::default(),
+            auth_refresh_check_secs: 60,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -83,6 +106,7 @@ impl Standalone {
         let bookie_stop = CancellationToken::new();
         let bookie =
             BookieServer::start(bookie_config, bookie_listener, bookie_stop.clone()).await?;
+        let journal = bookie.bookie().clone();
         let bookie_task = tokio::spawn(bookie.wait());
         let bookie_session = metadata.create_session(Duration::from_secs(10)).await?;
         let info = BookieInfo {
@@ -93,13 +117,14 @@ impl Standalone {
         };
         registry::register(&metadata, &bookie_session, &info).await?;
 
-        bootstrap(&metadata, &config).await?;
-
         let broker_config = BrokerConfig {
             advertised_address: config.advertised_address.clone(),
             ensemble_size: 1,
             write_quorum: 1,
             ack_quorum: 1,
+            auth: config.auth.clone(),
+            auth_refresh_check_secs: config.auth_refresh_check_secs,
+            tls: config.tls.clone(),
             ..BrokerConfig::default()
         };
         let ml_config = ManagedLedgerConfig {
@@ -108,9 +133,60 @@ impl Standalone {
             ack_quorum: 1,
             ..ManagedLedgerConfig::default()
         };
-        let broker_listener = TcpListener::bind(config.broker_addr).await?;
-        let broker =
-            Broker::start(broker_config, ml_config, metadata.clone(), broker_listener).await?;
+        let tls = config.tls.is_enabled();
+        let listeners = BrokerListeners {
+            pulsar: TcpListener::bind(config.broker_addr).await?,
+            pulsar_tls: optional_bind(tls, config.broker_tls_addr).await?,
+            http: Some(TcpListener::bind(config.http_addr).await?),
+            https: optional_bind(tls, config.https_addr).await?,
+        };
+        let broker = Broker::start(broker_config, ml_config, metadata.clone(), listeners).await?;
+        bootstrap(&metadata, &broker).await?;
+        let metrics = &broker.service().metrics;
+        metrics.add_source(move || {
+            let stats = journal.journal_stats();
+            vec![
+                counter(
+                    "bookie_journal_fsyncs_total",
+                    "Journal fsyncs (group commits)",
+                    stats.fsyncs,
+                ),
+                counter(
+                    "bookie_journal_adds_total",
+                    "Entries written to the journal",
+                    stats.records,
+                ),
+                counter(
+                    "bookie_journal_bytes_total",
+                    "Bytes written to the journal",
+                    stats.bytes,
+                ),
+            ]
+        });
+        let raft = metadata_node.raft().metrics();
+        metrics.add_source(move || {
+            let m = raft.borrow();
+            vec![
+                Sample {
+                    name: "metadata_raft_term",
+                    help: "Raft term: grows by one at each election (leader change)",
+                    kind: Kind::Gauge,
+                    value: m.current_term as f64,
+                },
+                Sample {
+                    name: "metadata_raft_last_log_index",
+                    help: "Index of the last Raft log entry: proposals so far",
+                    kind: Kind::Gauge,
+                    value: m.last_log_index.unwrap_or(0) as f64,
+                },
+                Sample {
+                    name: "metadata_raft_is_leader",
+                    help: "1 while this node is the Raft leader",
+                    kind: Kind::Gauge,
+                    value: f64::from(u8::from(m.current_leader == Some(m.id))),
+                },
+            ]
+        });
         tracing::info!(elapsed = ?started.elapsed(), "standalone ready");
         Ok(Standalone {
             broker,
@@ -135,36 +211,57 @@ impl Standalone {
     }
 }
 
-/// Creates what Pulsar's standalone has from the start; leaves existing records alone.
-async fn bootstrap(metadata: &MetadataClient, config: &StandaloneConfig) -> anyhow::Result<()> {
-    let service_url = format!(
-        "pulsar://{}:{}",
-        config.advertised_address,
-        config.broker_addr.port()
-    );
-    let records = [
-        (
-            "/admin/clusters/standalone",
-            json!({ "serviceUrl": "http://127.0.0.1:8080", "brokerServiceUrl": service_url }),
-        ),
-        (
-            "/admin/policies/public",
-            json!({ "adminRoles": [], "allowedClusters": ["standalone"] }),
-        ),
-        (
-            "/admin/policies/public/default",
-            json!({ "replication_clusters": ["standalone"] }),
-        ),
-    ];
-    for (key, value) in records {
-        match metadata
-            .put(key, serde_json::to_vec(&value)?, Expected::Absent)
-            .await
-        {
-            Ok(_) | Err(MetadataError::BadVersion { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+fn counter(name: &'static str, help: &'static str, value: u64) -> Sample {
+    Sample {
+        name,
+        help,
+        kind: Kind::Counter,
+        value: value as f64,
     }
+}
+
+async fn optional_bind(on: bool, addr: SocketAddr) -> std::io::Result<Option<TcpListener>> {
+    match on {
+        true => TcpListener::bind(addr).await.map(Some),
+        false => Ok(None),
+    }
+}
+
+/// Already there: a record a previous start (or an admin) created is left alone.
+fn exists_ok(result: Result<(), ResourceError>) -> Result<(), ResourceError> {
+    match result {
+        Err(ResourceError::Conflict(_)) => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates what Pulsar's standalone has from the start — cluster `standalone` with this
+/// broker's URLs, tenant `public`, namespace `public/default` — through the admin resources, so
+/// the records are exactly what the admin API reads and writes.
+async fn bootstrap(metadata: &MetadataClient, broker: &Broker) -> anyhow::Result<()> {
+    let resources = Resources::new(metadata.clone());
+    let service = broker.service();
+    let cluster = service.config.cluster.clone();
+    let data = ClusterData {
+        service_url: service.urls.web_url.clone(),
+        service_url_tls: service.urls.web_url_tls.clone(),
+        broker_service_url: Some(service.service_url.clone()),
+        broker_service_url_tls: service.urls.service_url_tls.clone(),
+        ..ClusterData::default()
+    };
+    exists_ok(resources.clusters.create(&cluster, &data).await)?;
+    let tenant = TenantInfo {
+        admin_roles: Default::default(),
+        allowed_clusters: [cluster.clone()].into(),
+    };
+    exists_ok(resources.tenants.create("public", &tenant).await)?;
+    let policies = Policies {
+        replication_clusters: [cluster].into(),
+        bundles: Some(BundlesData::even(4)),
+        ..Policies::default()
+    };
+    let ns = NamespaceName::new("public", "default")?;
+    exists_ok(resources.namespaces.create(&ns, &policies).await)?;
     Ok(())
 }
 
@@ -172,7 +269,21 @@ async fn bootstrap(metadata: &MetadataClient, config: &StandaloneConfig) -> anyh
 pub async fn run(config: StandaloneConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let standalone = Standalone::start(config.clone()).await?;
     println!("Magnetar standalone is ready");
+    let service = standalone.broker.service();
     println!("  Pulsar protocol : {}", standalone.broker.service_url());
+    if let Some(url) = &service.urls.service_url_tls {
+        println!("  Pulsar over TLS : {url}");
+    }
+    if let Some(url) = &service.urls.web_url {
+        println!("  admin API       : {url}/admin/v2");
+        println!("  metrics         : {url}/metrics");
+    }
+    if let Some(url) = &service.urls.web_url_tls {
+        println!("  admin API (TLS) : {url}/admin/v2");
+    }
+    if config.auth.authentication_enabled {
+        println!("  authentication  : token");
+    }
     println!("  metadata service: {}", config.metadata_addr);
     println!("  data directory  : {}", config.data_dir.display());
     shutdown.cancelled().await;

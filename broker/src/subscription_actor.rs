@@ -31,6 +31,8 @@ use crate::topic::Topic;
 
 /// How often a changed cursor is persisted (Pulsar's mark-delete rate limit is 1/s).
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// How often message TTL is applied.
+const TTL_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// `ACTIVE_CONSUMER_CHANGE` exists from protocol v12.
 const ACTIVE_CONSUMER_CHANGE_VERSION: i32 = 12;
 
@@ -88,7 +90,24 @@ enum Msg {
     HasConsumers(oneshot::Sender<bool>),
     MarkDelete(oneshot::Sender<Position>),
     Backlog(oneshot::Sender<(u64, usize)>),
+    Stats(oneshot::Sender<SubscriptionStats>),
     Close(oneshot::Sender<()>),
+}
+
+/// A subscription's figures for the admin API's stats and the metrics.
+#[derive(Debug, Clone)]
+pub struct SubscriptionStats {
+    /// Entries after mark-delete not yet acknowledged.
+    pub backlog: u64,
+    pub mark_delete: Position,
+    pub consumers: Vec<ConsumerStats>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerStats {
+    pub name: String,
+    pub available_permits: i64,
+    pub unacked_messages: u64,
 }
 
 /// A handle to a subscription's task.
@@ -149,6 +168,7 @@ impl SubscriptionHandle {
             persisted,
             dirty: false,
             consumers: HashMap::new(),
+            metadata: Some(metadata),
         };
         tokio::spawn(actor.run(rx, stopped.clone()));
         Ok(SubscriptionHandle {
@@ -229,6 +249,11 @@ impl SubscriptionHandle {
         self.ask(Msg::Backlog).await
     }
 
+    /// Backlog, mark-delete and consumers, for stats and metrics.
+    pub async fn stats(&self) -> Option<SubscriptionStats> {
+        self.ask(Msg::Stats).await
+    }
+
     /// Persists the cursor and stops the task (consumers are not told; used on topic close).
     pub async fn close(&self) {
         let _ = self.ask(Msg::Close).await;
@@ -267,6 +292,8 @@ struct Actor {
     persisted: Option<ManagedCursor>,
     dirty: bool,
     consumers: HashMap<u64, ConsumerLink>,
+    /// For reading namespace policies (message TTL).
+    metadata: Option<magnetar_metadata::MetadataClient>,
 }
 
 fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
@@ -288,6 +315,7 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, stopped: CancellationToken) {
         let mut appends = self.ml.watch_appends();
         let mut persist = tokio::time::interval(PERSIST_EVERY);
+        let mut ttl_check = tokio::time::interval(TTL_CHECK_EVERY);
         loop {
             tokio::select! {
                 msg = rx.recv() => {
@@ -302,6 +330,7 @@ impl Actor {
                     }
                 }
                 _ = persist.tick() => self.persist().await,
+                _ = ttl_check.tick() => self.expire_by_ttl().await,
             }
             self.pump().await;
         }
@@ -393,6 +422,23 @@ impl Actor {
                     self.consumers.len(),
                 ));
             }
+            Msg::Stats(reply) => {
+                let dispatcher = self.subscription.dispatcher();
+                let consumers = self
+                    .consumers
+                    .values()
+                    .map(|link| ConsumerStats {
+                        name: link.name.clone(),
+                        available_permits: dispatcher.permits(link.id).unwrap_or(0),
+                        unacked_messages: dispatcher.unacked_messages(link.id),
+                    })
+                    .collect();
+                let _ = reply.send(SubscriptionStats {
+                    backlog: self.subscription.backlog(&self.ml.layout()),
+                    mark_delete: self.subscription.cursor().mark_delete(),
+                    consumers,
+                });
+            }
             Msg::Close(reply) => {
                 self.persist().await;
                 let _ = reply.send(());
@@ -480,6 +526,25 @@ impl Actor {
         self.dirty = true;
         self.persist().await;
         Ok(())
+    }
+
+    /// Acknowledges, for this subscription, every message older than the namespace's TTL.
+    async fn expire_by_ttl(&mut self) {
+        let Some(metadata) = &self.metadata else { return };
+        let Some(ttl) = self.topic.message_ttl(metadata).await else { return };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(ttl.as_millis() as u64);
+        let layout = self.ml.layout();
+        let Ok(first_live) = self.find_by_publish_time(&layout, cutoff).await else { return };
+        let last_expired = layout.prev(first_live);
+        if last_expired > self.subscription.cursor().mark_delete()
+            && self.subscription.expire_through(&layout, last_expired)
+        {
+            tracing::info!(subscription = self.name, topic = %self.topic.name(), through = %last_expired, "messages expired by TTL");
+            self.dirty = true;
+        }
     }
 
     /// The first entry published at or after `time` (binary search over the topic).

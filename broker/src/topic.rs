@@ -4,9 +4,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use magnetar_protocol::TopicName;
+use prometheus::Histogram;
 
 use crate::error::BrokerError;
 use crate::managed_ledger::{ManagedLedger, MlError};
@@ -37,6 +39,7 @@ pub struct Topic {
     producers: Mutex<HashMap<String, ProducerOwner>>,
     subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
     pub counters: Arc<TopicCounters>,
+    publish_latency: Histogram,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -64,6 +67,7 @@ impl Topic {
             producers: Mutex::default(),
             subscriptions: tokio::sync::Mutex::default(),
             counters: Arc::default(),
+            publish_latency: service.metrics.publish_latency.clone(),
         })
     }
 
@@ -107,6 +111,12 @@ impl Topic {
         self.producers().len()
     }
 
+    pub fn producer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.producers().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Appends one entry (a message or a batch as the producer sent it); resolves once durable.
     pub fn publish(
         &self,
@@ -116,8 +126,11 @@ impl Topic {
         let size = entry.len() as u64;
         let append = self.ml.append(entry);
         let counters = self.counters.clone();
+        let latency = self.publish_latency.clone();
+        let started = Instant::now();
         async move {
             let position = append.await.map_err(ml_error)?;
+            latency.observe(started.elapsed().as_secs_f64());
             counters
                 .msg_in
                 .fetch_add(u64::from(num_messages), Ordering::Relaxed);
@@ -184,6 +197,20 @@ impl Topic {
         names
     }
 
+    /// A running subscription, if a consumer or the admin API has loaded it.
+    pub async fn loaded_subscription(&self, name: &str) -> Option<SubscriptionHandle> {
+        self.subscriptions
+            .lock()
+            .await
+            .get(name)
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
+
+    pub async fn loaded_subscriptions(&self) -> Vec<SubscriptionHandle> {
+        self.subscriptions.lock().await.values().cloned().collect()
+    }
+
     /// Forgets a subscription (after unsubscribe).
     pub async fn remove_subscription(&self, name: &str) -> Result<(), BrokerError> {
         self.subscriptions.lock().await.remove(name);
@@ -191,6 +218,15 @@ impl Topic {
             Ok(()) => Ok(()),
             Err(e) => Err(ml_error(e)),
         }
+    }
+
+    /// The namespace's `message_ttl_in_seconds` policy, if set and positive.
+    pub async fn message_ttl(&self, service_metadata: &magnetar_metadata::MetadataClient) -> Option<std::time::Duration> {
+        let key = format!("/admin/policies/{}/{}", self.name.tenant(), self.name.namespace_local());
+        let record = service_metadata.get(&key).await.ok()??;
+        let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
+        let seconds = policies.get("message_ttl_in_seconds")?.as_i64()?;
+        (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
     }
 
     /// Flushes cursors and seals the current ledger.

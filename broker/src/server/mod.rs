@@ -1,5 +1,7 @@
-//! The Pulsar binary protocol server: accepts connections and serves each with its own task.
+//! The Pulsar binary protocol server: accepts connections (plain TCP, or TLS for
+//! `pulsar+ssl://`) and serves each with its own task.
 
+mod auth;
 mod connection;
 mod producer;
 
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::service::BrokerService;
+use crate::tls::TlsListener;
 
 /// Serves `listener` until `shutdown` is cancelled; connections end with it.
 pub async fn serve(
@@ -29,9 +32,11 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 stream.set_nodelay(true).ok();
                 let id = service.next_id();
+                let (read, write) = stream.into_split();
                 tasks.spawn(connection::run(
                     id,
-                    stream,
+                    read,
+                    write,
                     peer,
                     service.clone(),
                     shutdown.child_token(),
@@ -42,6 +47,34 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Serves TLS connections (their handshakes done by `listener`) until `shutdown` is cancelled.
+pub async fn serve_tls(
+    mut listener: TlsListener,
+    service: Arc<BrokerService>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.next() => accepted,
+        };
+        let Some((stream, peer)) = accepted else {
+            return;
+        };
+        let id = service.next_id();
+        let (read, write) = tokio::io::split(stream);
+        tasks.spawn(connection::run(
+            id,
+            read,
+            write,
+            peer,
+            service.clone(),
+            shutdown.child_token(),
+        ));
     }
 }
 

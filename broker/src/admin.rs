@@ -1,0 +1,314 @@
+//! The broker behind the admin API's topic, subscription, lookup and broker routes: the
+//! [`TopicAdmin`] implementation over the [`BrokerService`]. Topics are loaded on demand, as a
+//! client's lookup would; errors carry Pulsar's REST status (404 missing, 409 exists, 412 in use).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use magnetar_admin_api::models::LookupData;
+use magnetar_admin_api::{ApiError, CursorPosition, NamespaceName, TopicAdmin};
+use magnetar_protocol::{MessageId, TopicName};
+use serde_json::Value;
+
+use crate::dispatch::SubType;
+use crate::error::BrokerError;
+use crate::position::Position;
+use crate::service::BrokerService;
+use crate::stats;
+use crate::subscription_actor::{
+    InitialPosition, SeekTarget, SubscriptionHandle, SubscriptionOptions,
+};
+use crate::topic::Topic;
+
+/// The [`TopicAdmin`] of one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerAdmin {
+    service: Arc<BrokerService>,
+}
+
+impl BrokerAdmin {
+    pub fn new(service: Arc<BrokerService>) -> BrokerAdmin {
+        BrokerAdmin { service }
+    }
+
+    /// The loaded topic; 404 if it does not exist.
+    async fn existing(&self, topic: &TopicName) -> Result<Arc<Topic>, ApiError> {
+        self.service.topic(topic, false).await.map_err(api_error)
+    }
+
+    /// The subscription, loaded (with its cursor) if it exists; 404 otherwise.
+    async fn subscription(
+        &self,
+        topic: &Arc<Topic>,
+        name: &str,
+    ) -> Result<SubscriptionHandle, ApiError> {
+        if let Some(handle) = topic.loaded_subscription(name).await {
+            return Ok(handle);
+        }
+        if !topic.subscription_names().await.iter().any(|s| s == name) {
+            return Err(ApiError::not_found(format!(
+                "Subscription {name} not found on {}",
+                topic.name()
+            )));
+        }
+        self.open_subscription(topic, name, InitialPosition::Latest)
+            .await
+    }
+
+    async fn open_subscription(
+        &self,
+        topic: &Arc<Topic>,
+        name: &str,
+        initial_position: InitialPosition,
+    ) -> Result<SubscriptionHandle, ApiError> {
+        let options = SubscriptionOptions {
+            sub_type: SubType::Exclusive,
+            durable: true,
+            initial_position,
+            start_message_id: None,
+            key_shared_allow_out_of_order: false,
+            partition_index: topic.name().partition(),
+        };
+        topic
+            .subscription(name, options, &self.service)
+            .await
+            .map_err(api_error)
+    }
+
+    /// Moves the cursor, then closes the consumers so they re-subscribe from there (as a seek
+    /// from a client does).
+    async fn seek(&self, handle: &SubscriptionHandle, target: SeekTarget) -> Result<(), ApiError> {
+        handle.seek(target).await.map_err(api_error)?;
+        handle.disconnect_consumers();
+        Ok(())
+    }
+
+    /// Where the cursor goes for `at`.
+    fn target(topic: &Topic, at: CursorPosition) -> SeekTarget {
+        match at {
+            CursorPosition::Earliest => SeekTarget::MessageId(MessageId::EARLIEST),
+            CursorPosition::Latest => SeekTarget::MessageId(MessageId::LATEST),
+            CursorPosition::PublishTime { millis } => SeekTarget::PublishTime(millis),
+            CursorPosition::MessageId {
+                ledger_id,
+                entry_id,
+                excluded,
+                ..
+            } => {
+                let position = Position::new(ledger_id, entry_id);
+                let position = if excluded {
+                    topic.managed_ledger().layout().next(position)
+                } else {
+                    position
+                };
+                SeekTarget::MessageId(MessageId::new(position.ledger_id, position.entry_id))
+            }
+        }
+    }
+}
+
+/// Pulsar's REST status for a broker error.
+fn api_error(e: BrokerError) -> ApiError {
+    match e {
+        BrokerError::TopicNotFound(_) | BrokerError::SubscriptionNotFound(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        BrokerError::InvalidTopicName(_) => ApiError::precondition_failed(e.to_string()),
+        BrokerError::ConsumerBusy(_) | BrokerError::ProducerBusy(_) => {
+            ApiError::precondition_failed(e.to_string())
+        }
+        BrokerError::NotAllowed(_) => ApiError::not_allowed(e.to_string()),
+        BrokerError::AuthenticationError(_) => ApiError::unauthorized(e.to_string()),
+        BrokerError::AuthorizationError(_) => ApiError::forbidden(e.to_string()),
+        BrokerError::ServiceNotReady(_) | BrokerError::Metadata(_) => {
+            ApiError::unavailable(e.to_string())
+        }
+        BrokerError::Persistence(_) | BrokerError::Unknown(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl TopicAdmin for BrokerAdmin {
+    async fn list_topics(&self, namespace: &NamespaceName) -> Result<Vec<String>, ApiError> {
+        let mut topics = self
+            .service
+            .topics_of_namespace(&namespace.to_string())
+            .await
+            .map_err(api_error)?;
+        topics.sort();
+        Ok(topics)
+    }
+
+    async fn create_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        if self.service.topic_exists(topic).await.map_err(api_error)? {
+            return Err(ApiError::conflict(format!("Topic {topic} already exists")));
+        }
+        self.service.create_topic(topic).await.map_err(api_error)?;
+        Ok(())
+    }
+
+    async fn delete_topic(&self, topic: &TopicName, force: bool) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let subscriptions = loaded.subscription_names().await;
+        if !force && (loaded.producer_count() > 0 || !subscriptions.is_empty()) {
+            return Err(ApiError::precondition_failed(format!(
+                "Topic {topic} has {} producers and {} subscriptions",
+                loaded.producer_count(),
+                subscriptions.len()
+            )));
+        }
+        for handle in loaded.loaded_subscriptions().await {
+            handle.disconnect_consumers();
+            handle.close().await;
+        }
+        self.service.forget_topic(topic).await;
+        self.service.metrics.rates.forget(&topic.to_string());
+        loaded
+            .managed_ledger()
+            .delete()
+            .await
+            .map_err(|e| ApiError::internal(format!("deleting {topic}: {e}")))?;
+        tracing::info!(%topic, force, "topic deleted");
+        Ok(())
+    }
+
+    async fn topic_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        let loaded = self.existing(topic).await?;
+        Ok(stats::snapshot(&loaded, &self.service.metrics.rates)
+            .await
+            .to_json())
+    }
+
+    async fn internal_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        let loaded = self.existing(topic).await?;
+        Ok(stats::internal_stats(&loaded))
+    }
+
+    async fn list_subscriptions(&self, topic: &TopicName) -> Result<Vec<String>, ApiError> {
+        Ok(self.existing(topic).await?.subscription_names().await)
+    }
+
+    async fn create_subscription(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        at: CursorPosition,
+    ) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        if loaded
+            .subscription_names()
+            .await
+            .iter()
+            .any(|s| s == subscription)
+        {
+            return Err(ApiError::conflict(format!(
+                "Subscription {subscription} already exists on {topic}"
+            )));
+        }
+        let initial = match at {
+            CursorPosition::Earliest => InitialPosition::Earliest,
+            _ => InitialPosition::Latest,
+        };
+        let handle = self
+            .open_subscription(&loaded, subscription, initial)
+            .await?;
+        if !matches!(at, CursorPosition::Earliest | CursorPosition::Latest) {
+            self.seek(&handle, Self::target(&loaded, at)).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_subscription(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let handle = self.subscription(&loaded, subscription).await?;
+        if handle.has_consumers().await {
+            if !force {
+                return Err(ApiError::precondition_failed(format!(
+                    "Subscription {subscription} has active consumers"
+                )));
+            }
+            handle.disconnect_consumers();
+        }
+        handle.close().await;
+        loaded
+            .remove_subscription(subscription)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn skip_messages(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        count: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let handle = self.subscription(&loaded, subscription).await?;
+        let target = match count {
+            None => MessageId::LATEST,
+            Some(n) => {
+                let layout = loaded.managed_ledger().layout();
+                let end = layout.end_position();
+                let mut next = layout.next(handle.mark_delete().await.unwrap_or(end));
+                for _ in 0..n {
+                    if next >= end {
+                        break;
+                    }
+                    next = layout.next(next);
+                }
+                let next = next.min(end);
+                MessageId::new(next.ledger_id, next.entry_id)
+            }
+        };
+        self.seek(&handle, SeekTarget::MessageId(target)).await
+    }
+
+    async fn reset_cursor(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        to: CursorPosition,
+    ) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let handle = self.subscription(&loaded, subscription).await?;
+        self.seek(&handle, Self::target(&loaded, to)).await
+    }
+
+    async fn lookup(&self, topic: &TopicName) -> Result<LookupData, ApiError> {
+        let _ = topic;
+        let urls = &self.service.urls;
+        Ok(LookupData {
+            broker_url: self.service.service_url.clone(),
+            broker_url_tls: urls.service_url_tls.clone(),
+            http_url: urls.web_url.clone().unwrap_or_default(),
+            http_url_tls: urls.web_url_tls.clone(),
+        })
+    }
+
+    async fn active_brokers(&self, cluster: &str) -> Result<Vec<String>, ApiError> {
+        if cluster != self.service.config.cluster {
+            return Ok(Vec::new());
+        }
+        let urls = &self.service.urls;
+        let web = urls.web_url.as_ref().or(urls.web_url_tls.as_ref());
+        Ok(web
+            .and_then(|url| url.split_once("://").map(|(_, host)| host.to_string()))
+            .into_iter()
+            .collect())
+    }
+
+    async fn health_check(&self) -> Result<(), ApiError> {
+        let key = format!("/admin/clusters/{}", self.service.config.cluster);
+        self.service
+            .metadata
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("metadata service: {e}")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! Prometheus metrics at `/metrics`, named like Pulsar's so existing dashboards map:
+//!
+//! - per topic (labels `cluster`, `namespace`, `topic`): `pulsar_in_messages_total`,
+//!   `pulsar_out_messages_total`, `pulsar_in_bytes_total`, `pulsar_out_bytes_total`,
+//!   `pulsar_rate_in`, `pulsar_rate_out`, `pulsar_throughput_in`, `pulsar_throughput_out`,
+//!   `pulsar_msg_backlog`, `pulsar_storage_size`, `pulsar_producers_count`,
+//!   `pulsar_consumers_count`, `pulsar_subscriptions_count`;
+//! - per namespace (labels `cluster`, `namespace`): the same figures summed, named
+//!   `pulsar_namespace_…`, plus `pulsar_topics_count`;
+//! - `pulsar_broker_publish_latency_seconds`: a histogram of the time from a SEND to its entry
+//!   being durable;
+//! - whatever the process adds with [`BrokerMetrics::add_source`] (standalone adds its bookie's
+//!   journal and its metadata node's Raft figures).
+//!
+//! Topic figures are read when scraped, from the topics loaded on this broker.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::service::BrokerService;
+use crate::stats::{self, RateTracker, TopicSnapshot};
+
+/// Publish latency buckets, in seconds (Pulsar's storage write latency buckets, 0.5 ms–1 s).
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One figure read from elsewhere at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub value: f64,
+}
+
+type Source = Arc<dyn Fn() -> Vec<Sample> + Send + Sync>;
+
+/// The broker's metrics; cheap to clone.
+#[derive(Clone)]
+pub struct BrokerMetrics {
+    cluster: String,
+    registry: Registry,
+    pub publish_latency: Histogram,
+    pub rates: Arc<RateTracker>,
+    sources: Arc<Mutex<Vec<Source>>>,
+}
+
+impl std::fmt::Debug for BrokerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerMetrics")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cluster_registry(cluster: &str) -> Registry {
+    let labels = [("cluster".to_string(), cluster.to_string())].into();
+    Registry::new_custom(None, Some(labels)).unwrap_or_default()
+}
+
+impl BrokerMetrics {
+    pub fn new(cluster: &str) -> prometheus::Result<BrokerMetrics> {
+        let registry = cluster_registry(cluster);
+        let opts = HistogramOpts::new(
+            "pulsar_broker_publish_latency_seconds",
+            "Time from a SEND to its entry being durable on the bookies",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec());
+        let publish_latency = Histogram::with_opts(opts)?;
+        registry.register(Box::new(publish_latency.clone()))?;
+        Ok(BrokerMetrics {
+            cluster: cluster.to_string(),
+            registry,
+            publish_latency,
+            rates: Arc::default(),
+            sources: Arc::default(),
+        })
+    }
+
+    /// Adds figures read at every scrape (e.g. a bookie's journal counters).
+    pub fn add_source(&self, source: impl Fn() -> Vec<Sample> + Send + Sync + 'static) {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(source));
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub async fn render(&self, service: &BrokerService) -> String {
+        let mut topics = Vec::new();
+        for topic in service.loaded_topics().await {
+            topics.push(stats::snapshot(&topic, &self.rates).await);
+        }
+        let scrape = cluster_registry(&self.cluster);
+        if let Err(e) = register_topics(&scrape, &topics) {
+            tracing::warn!(error = %e, "topic metrics");
+        }
+        let sources: Vec<Source> = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for sample in sources.iter().flat_map(|source| source()) {
+            if let Err(e) = register_sample(&scrape, &sample) {
+                tracing::debug!(name = sample.name, error = %e, "metric sample");
+            }
+        }
+        let mut families = self.registry.gather();
+        families.extend(scrape.gather());
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn register_sample(registry: &Registry, sample: &Sample) -> prometheus::Result<()> {
+    let opts = Opts::new(sample.name, sample.help);
+    match sample.kind {
+        Kind::Counter => {
+            let counter = prometheus::Counter::with_opts(opts)?;
+            counter.inc_by(sample.value.max(0.0));
+            registry.register(Box::new(counter))
+        }
+        Kind::Gauge => {
+            let gauge = prometheus::Gauge::with_opts(opts)?;
+            gauge.set(sample.value);
+            registry.register(Box::new(gauge))
+        }
+    }
+}
+
+/// The figures of one topic or namespace, in metric order.
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    counters: [u64; 4],
+    gauges: [f64; 4],
+    counts: [i64; 5],
+}
+
+const COUNTERS: [(&str, &str); 4] = [
+    ("in_messages_total", "Messages published"),
+    ("out_messages_total", "Messages delivered to consumers"),
+    ("in_bytes_total", "Bytes published"),
+    ("out_bytes_total", "Bytes delivered to consumers"),
+];
+const RATES: [(&str, &str); 4] = [
+    ("rate_in", "Messages published per second"),
+    ("rate_out", "Messages delivered per second"),
+    ("throughput_in", "Bytes published per second"),
+    ("throughput_out", "Bytes delivered per second"),
+];
+const COUNTS: [(&str, &str); 5] = [
+    (
+        "msg_backlog",
+        "Entries not yet acknowledged, over all subscriptions",
+    ),
+    ("storage_size", "Bytes stored in the topic's ledgers"),
+    ("producers_count", "Connected producers"),
+    ("consumers_count", "Connected consumers"),
+    ("subscriptions_count", "Subscriptions"),
+];
+
+impl Figures {
+    fn of(t: &TopicSnapshot) -> Figures {
+        Figures {
+            counters: [t.msg_in, t.msg_out, t.bytes_in, t.bytes_out],
+            gauges: [
+                t.rates.msg_in,
+                t.rates.msg_out,
+                t.rates.bytes_in,
+                t.rates.bytes_out,
+            ],
+            counts: [
+                t.backlog() as i64,
+                t.storage_size as i64,
+                t.producers.len() as i64,
+                t.consumers() as i64,
+                t.subscriptions.len() as i64,
+            ],
+        }
+    }
+
+    fn add(&mut self, other: &Figures) {
+        for i in 0..4 {
+            self.counters[i] += other.counters[i];
+            self.gauges[i] += other.gauges[i];
+        }
+        for i in 0..5 {
+            self.counts[i] += other.counts[i];
+        }
+    }
+}
+
+/// Registers one metric family per figure, with a series per label set.
+fn register_figures(
+    registry: &Registry,
+    prefix: &str,
+    labels: &[&str],
+    rows: &[(Vec<String>, Figures)],
+) -> prometheus::Result<()> {
+    for (i, (name, help)) in COUNTERS.iter().enumerate() {
+        let vec = IntCounterVec::new(Opts::new(format!("{prefix}{name}"), *help), labels)?;
+        for (values, f) in rows {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            vec.with_label_values(&values).inc_by(f.counters[i]);
+        }
+        registry.register(Box::new(vec))?;
+    }
+    for (i, (name, help)) in RATES.iter().enumerate() {
+        let vec = prometheus::GaugeVec::new(Opts::new(format!("{prefix}{name}"), *help), labels)?;
+        for (values, f) in rows {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            vec.with_label_values(&values).set(f.gauges[i]);
+        }
+        registry.register(Box::new(vec))?;
+    }
+    for (i, (name, help)) in COUNTS.iter().enumerate() {
+        let vec = IntGaugeVec::new(Opts::new(format!("{prefix}{name}"), *help), labels)?;
+        for (values, f) in rows {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            vec.with_label_values(&values).set(f.counts[i]);
+        }
+        registry.register(Box::new(vec))?;
+    }
+    Ok(())
+}
+
+fn register_topics(registry: &Registry, topics: &[TopicSnapshot]) -> prometheus::Result<()> {
+    let mut by_namespace: BTreeMap<&str, (Figures, i64)> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for t in topics {
+        let figures = Figures::of(t);
+        let entry = by_namespace.entry(&t.namespace).or_default();
+        entry.0.add(&figures);
+        entry.1 += 1;
+        rows.push((vec![t.namespace.clone(), t.name.clone()], figures));
+    }
+    register_figures(registry, "pulsar_", &["namespace", "topic"], &rows)?;
+    let ns_rows: Vec<(Vec<String>, Figures)> = by_namespace
+        .iter()
+        .map(|(ns, (f, _))| (vec![ns.to_string()], *f))
+        .collect();
+    register_figures(registry, "pulsar_namespace_", &["namespace"], &ns_rows)?;
+    let topics_count = IntGaugeVec::new(
+        Opts::new("pulsar_topics_count", "Topics loaded on this broker"),
+        &["namespace"],
+    )?;
+    for (ns, (_, count)) in &by_namespace {
+        topics_count.with_label_values(&[*ns]).set(*count);
+    }
+    registry.register(Box::new(topics_count))
+}

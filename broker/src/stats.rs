@@ -1,0 +1,290 @@
+//! A topic's figures, gathered once and shown two ways: Pulsar's `TopicStats` and
+//! `PersistentTopicInternalStats` JSON for the admin API, and the Prometheus metrics. Rates are
+//! computed from the topic's counters sampled over time.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::dispatch::SubType;
+use crate::subscription_actor::SubscriptionStats;
+use crate::topic::Topic;
+
+/// Rates are recomputed at most this often; calls in between see the last ones.
+const RATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Per second, over the interval between two samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub msg_in: f64,
+    pub msg_out: f64,
+    pub bytes_in: f64,
+    pub bytes_out: f64,
+}
+
+/// msg in, msg out, bytes in, bytes out.
+type Counts = [u64; 4];
+
+#[derive(Debug)]
+struct Sample {
+    at: Instant,
+    counts: Counts,
+    rates: Rates,
+}
+
+/// The last counter sample of each topic.
+#[derive(Debug, Default)]
+pub struct RateTracker {
+    samples: Mutex<HashMap<String, Sample>>,
+}
+
+impl RateTracker {
+    fn rates(&self, topic: &str, counts: Counts) -> Rates {
+        let now = Instant::now();
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sample) = samples.get_mut(topic) else {
+            samples.insert(
+                topic.to_string(),
+                Sample {
+                    at: now,
+                    counts,
+                    rates: Rates::default(),
+                },
+            );
+            return Rates::default();
+        };
+        let elapsed = now.duration_since(sample.at);
+        if elapsed >= RATE_INTERVAL {
+            let secs = elapsed.as_secs_f64();
+            let rate = |i: usize| counts[i].saturating_sub(sample.counts[i]) as f64 / secs;
+            sample.rates = Rates {
+                msg_in: rate(0),
+                msg_out: rate(1),
+                bytes_in: rate(2),
+                bytes_out: rate(3),
+            };
+            sample.at = now;
+            sample.counts = counts;
+        }
+        sample.rates
+    }
+
+    pub fn forget(&self, topic: &str) {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(topic);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionSnapshot {
+    pub name: String,
+    /// None when no consumer has loaded the subscription since the topic was loaded.
+    pub sub_type: Option<SubType>,
+    pub backlog: u64,
+    pub stats: Option<SubscriptionStats>,
+}
+
+impl SubscriptionSnapshot {
+    pub fn consumers(&self) -> usize {
+        self.stats.as_ref().map_or(0, |s| s.consumers.len())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicSnapshot {
+    pub name: String,
+    pub namespace: String,
+    pub msg_in: u64,
+    pub msg_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rates: Rates,
+    pub storage_size: u64,
+    pub entries: u64,
+    pub producers: Vec<String>,
+    pub subscriptions: Vec<SubscriptionSnapshot>,
+}
+
+/// Gathers a loaded topic's figures (asks each loaded subscription for its own).
+pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &topic.counters;
+    let counts = [
+        c.msg_in.load(Relaxed),
+        c.msg_out.load(Relaxed),
+        c.bytes_in.load(Relaxed),
+        c.bytes_out.load(Relaxed),
+    ];
+    let name = topic.name().to_string();
+    let ml = topic.managed_ledger();
+    let mut subscriptions = Vec::new();
+    for sub in topic.subscription_names().await {
+        let handle = topic.loaded_subscription(&sub).await;
+        let stats = match &handle {
+            Some(handle) => handle.stats().await,
+            None => None,
+        };
+        let backlog = match &stats {
+            Some(stats) => stats.backlog,
+            None => ml.cursor(&sub).map_or(0, |c| c.backlog()),
+        };
+        subscriptions.push(SubscriptionSnapshot {
+            name: sub,
+            sub_type: handle.map(|h| h.sub_type()),
+            backlog,
+            stats,
+        });
+    }
+    TopicSnapshot {
+        rates: rates.rates(&name, counts),
+        namespace: topic.name().namespace(),
+        name,
+        msg_in: counts[0],
+        msg_out: counts[1],
+        bytes_in: counts[2],
+        bytes_out: counts[3],
+        storage_size: ml.size_bytes(),
+        entries: ml.entries(),
+        producers: topic.producer_names(),
+        subscriptions,
+    }
+}
+
+fn type_name(sub_type: Option<SubType>) -> &'static str {
+    match sub_type {
+        Some(SubType::Exclusive) => "Exclusive",
+        Some(SubType::Shared) => "Shared",
+        Some(SubType::Failover) => "Failover",
+        Some(SubType::KeyShared) => "Key_Shared",
+        None => "None",
+    }
+}
+
+impl TopicSnapshot {
+    /// Entries not yet acknowledged, summed over subscriptions.
+    pub fn backlog(&self) -> u64 {
+        self.subscriptions.iter().map(|s| s.backlog).sum()
+    }
+
+    pub fn consumers(&self) -> usize {
+        self.subscriptions.iter().map(|s| s.consumers()).sum()
+    }
+
+    /// Pulsar's `TopicStats`.
+    pub fn to_json(&self) -> Value {
+        let mut subscriptions = Map::new();
+        for sub in &self.subscriptions {
+            let consumers: Vec<Value> = sub
+                .stats
+                .iter()
+                .flat_map(|s| &s.consumers)
+                .map(|c| {
+                    json!({
+                        "consumerName": c.name,
+                        "availablePermits": c.available_permits,
+                        "unackedMessages": c.unacked_messages,
+                        "msgRateOut": 0.0,
+                    })
+                })
+                .collect();
+            let unacked: u64 = sub
+                .stats
+                .iter()
+                .flat_map(|s| &s.consumers)
+                .map(|c| c.unacked_messages)
+                .sum();
+            subscriptions.insert(
+                sub.name.clone(),
+                json!({
+                    "msgBacklog": sub.backlog,
+                    "type": type_name(sub.sub_type),
+                    "unackedMessages": unacked,
+                    "isDurable": true,
+                    "consumers": consumers,
+                }),
+            );
+        }
+        let publishers: Vec<Value> = self
+            .producers
+            .iter()
+            .map(|name| json!({ "producerName": name }))
+            .collect();
+        let average = if self.msg_in > 0 {
+            self.bytes_in as f64 / self.msg_in as f64
+        } else {
+            0.0
+        };
+        json!({
+            "msgRateIn": self.rates.msg_in,
+            "msgRateOut": self.rates.msg_out,
+            "msgThroughputIn": self.rates.bytes_in,
+            "msgThroughputOut": self.rates.bytes_out,
+            "msgInCounter": self.msg_in,
+            "msgOutCounter": self.msg_out,
+            "bytesInCounter": self.bytes_in,
+            "bytesOutCounter": self.bytes_out,
+            "averageMsgSize": average,
+            "storageSize": self.storage_size,
+            "backlogSize": self.backlog(),
+            "publishers": publishers,
+            "subscriptions": subscriptions,
+            "replication": {},
+        })
+    }
+}
+
+/// Pulsar's `PersistentTopicInternalStats`: the ledgers and the cursors.
+pub fn internal_stats(topic: &Topic) -> Value {
+    let ml = topic.managed_ledger();
+    let layout = ml.layout();
+    let info = ml.info();
+    let sizes: HashMap<u64, u64> = info.ledgers.iter().map(|l| (l.ledger_id, l.size)).collect();
+    let ledgers: Vec<Value> = layout
+        .ledgers()
+        .iter()
+        .map(|l| {
+            json!({
+                "ledgerId": l.ledger_id,
+                "entries": l.entries,
+                "size": sizes.get(&(l.ledger_id as u64)).copied().unwrap_or(0),
+                "offloaded": false,
+            })
+        })
+        .collect();
+    let current = layout.ledgers().last();
+    let mut cursors = Map::new();
+    for name in ml.cursor_names() {
+        let Some(cursor) = ml.cursor(&name) else {
+            continue;
+        };
+        let stats = cursor.stats();
+        cursors.insert(
+            name,
+            json!({
+                "markDeletePosition": stats.mark_delete.to_string(),
+                "readPosition": cursor.next_unacked().to_string(),
+                "persistedMarkDeletePosition": stats.persisted_mark_delete.to_string(),
+                "numberOfEntriesSinceFirstNotAckedMessage": stats.backlog,
+                "totalNonContiguousDeletedMessagesRange": stats.acked_ranges,
+                "state": "Open",
+                "properties": {},
+            }),
+        );
+    }
+    json!({
+        "entriesAddedCounter": ml.entries(),
+        "numberOfEntries": ml.entries(),
+        "totalSize": ml.size_bytes(),
+        "currentLedgerEntries": current.map_or(0, |l| l.entries),
+        "lastConfirmedEntry": ml
+            .last_confirmed()
+            .map_or_else(|| "-1:-1".to_string(), |p| p.to_string()),
+        "state": "LedgerOpened",
+        "ledgers": ledgers,
+        "cursors": cursors,
+    })
+}
