@@ -209,6 +209,19 @@ impl Subscription {
         self.dispatcher.reset(self.cursor.next_unacked(layout))
     }
 
+    /// Message TTL: everything up to and including `last` counts as acknowledged, whatever the
+    /// subscription type (unlike a client's cumulative ack, which Shared ignores). Entries held
+    /// by consumers stay with them until acked or redelivered; they are just no longer backlog.
+    pub fn expire_through(&mut self, layout: &LedgerLayout, last: Position) -> bool {
+        match self.cursor.ack_cumulative(layout, last, None) {
+            Ok(effect) if effect.mark_delete_moved => {
+                self.dispatcher.mark_delete_moved(self.cursor.mark_delete());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The cursor state to persist.
     pub fn snapshot(&self, limits: SnapshotLimits) -> CursorSnapshot {
         self.cursor.snapshot(limits)

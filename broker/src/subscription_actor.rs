@@ -135,6 +135,7 @@ impl SubscriptionHandle {
         topic: Arc<Topic>,
         name: String,
         options: SubscriptionOptions,
+        metadata: magnetar_metadata::MetadataClient,
     ) -> Result<SubscriptionHandle, BrokerError> {
         let ml = topic.managed_ledger().clone();
         let layout = ml.layout();
@@ -530,14 +531,20 @@ impl Actor {
 
     /// Acknowledges, for this subscription, every message older than the namespace's TTL.
     async fn expire_by_ttl(&mut self) {
-        let Some(metadata) = &self.metadata else { return };
-        let Some(ttl) = self.topic.message_ttl(metadata).await else { return };
+        let Some(metadata) = &self.metadata else {
+            return;
+        };
+        let Some(ttl) = self.topic.message_ttl(metadata).await else {
+            return;
+        };
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let cutoff = now_ms.saturating_sub(ttl.as_millis() as u64);
         let layout = self.ml.layout();
-        let Ok(first_live) = self.find_by_publish_time(&layout, cutoff).await else { return };
+        let Ok(first_live) = self.find_by_publish_time(&layout, cutoff).await else {
+            return;
+        };
         let last_expired = layout.prev(first_live);
         if last_expired > self.subscription.cursor().mark_delete()
             && self.subscription.expire_through(&layout, last_expired)

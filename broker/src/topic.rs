@@ -181,7 +181,13 @@ impl Topic {
         if options.durable && !exists && !service.config.allow_auto_subscription_creation {
             return Err(BrokerError::SubscriptionNotFound(name.to_string()));
         }
-        let handle = SubscriptionHandle::start(self.clone(), name.to_string(), options).await?;
+        let handle = SubscriptionHandle::start(
+            self.clone(),
+            name.to_string(),
+            options,
+            service.metadata.clone(),
+        )
+        .await?;
         subscriptions.insert(name.to_string(), handle.clone());
         Ok(handle)
     }
@@ -221,8 +227,15 @@ impl Topic {
     }
 
     /// The namespace's `message_ttl_in_seconds` policy, if set and positive.
-    pub async fn message_ttl(&self, service_metadata: &magnetar_metadata::MetadataClient) -> Option<std::time::Duration> {
-        let key = format!("/admin/policies/{}/{}", self.name.tenant(), self.name.namespace_local());
+    pub async fn message_ttl(
+        &self,
+        service_metadata: &magnetar_metadata::MetadataClient,
+    ) -> Option<std::time::Duration> {
+        let key = format!(
+            "/admin/policies/{}/{}",
+            self.name.tenant(),
+            self.name.namespace_local()
+        );
         let record = service_metadata.get(&key).await.ok()??;
         let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
         let seconds = policies.get("message_ttl_in_seconds")?.as_i64()?;

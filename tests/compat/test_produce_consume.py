@@ -210,3 +210,23 @@ def test_string_and_json_schemas_are_stored_with_versions(client):
     assert json_consumer.receive(timeout_millis=5000).value().item == "book"
     for c in (producer, consumer, json_producer, json_consumer):
         c.close()
+
+
+def test_message_ttl_expires_old_backlog(client, standalone):
+    """A namespace with a 1 s message TTL: a backlog older than that is expired (acknowledged)
+    for the subscription within the broker's 5 s TTL check."""
+    import json
+    import time
+
+    standalone.metadata("put", "/admin/policies/public/ttl", json.dumps({"message_ttl_in_seconds": 1}))
+    t = f"persistent://public/ttl/expiring-{uuid.uuid4().hex[:8]}"
+    client.subscribe(t, "sub").close()
+    producer = client.create_producer(t, batching_enabled=False)
+    for i in range(5):
+        producer.send(f"old-{i}".encode())
+    time.sleep(7)  # TTL (1 s) plus one broker TTL check (every 5 s)
+    producer.send(b"fresh")
+    consumer = client.subscribe(t, "sub")
+    assert consumer.receive(timeout_millis=10000).data() == b"fresh"
+    consumer.close()
+    producer.close()
