@@ -66,6 +66,23 @@ impl Default for StandaloneConfig {
     }
 }
 
+impl StandaloneConfig {
+    /// Every listener on `127.0.0.1:0` (ports picked by the OS), for tests.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> StandaloneConfig {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        StandaloneConfig {
+            data_dir: data_dir.into(),
+            broker_addr: any,
+            metadata_addr: any,
+            bookie_addr: any,
+            http_addr: any,
+            broker_tls_addr: any,
+            https_addr: any,
+            ..StandaloneConfig::default()
+        }
+    }
+}
+
 /// The parts of a running standalone, for tests that start one in-process.
 #[derive(Debug)]
 pub struct Standalone {

@@ -28,6 +28,7 @@ async fn start() -> (Standalone, tempfile::TempDir) {
         metadata_addr: any,
         bookie_addr: any,
         advertised_address: "127.0.0.1".into(),
+        ..StandaloneConfig::ephemeral(dir.path())
     };
     (Standalone::start(config).await.expect("standalone"), dir)
 }
