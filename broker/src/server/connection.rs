@@ -181,9 +181,11 @@ pub(super) async fn run<R, W>(
     conn.close_all().await;
     // The writer ends once every sender is gone and what is queued is written.
     drop(conn);
-    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await;
+    let flushed = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await.is_ok();
     cancel.cancel();
-    let _ = writer.await;
+    if !flushed {
+        let _ = writer.await;
+    }
 }
 
 /// The connection cannot go on (its writer is gone).
