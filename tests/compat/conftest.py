@@ -33,18 +33,25 @@ def wait_for_port(port, timeout=60.0):
 
 
 class Standalone:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra_args=()):
         self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
         self.data_dir = str(data_dir)
         self.port = free_port()
         self.metadata_port = free_port()
         self.bookie_port = free_port()
+        self.http_port = free_port()
+        # More `magnetar standalone` flags (auth, TLS, ...); may name more ports.
+        self.extra_args = list(extra_args)
         self.proc = None
         self.log = open(os.path.join(self.data_dir, "standalone.log"), "ab")
 
     @property
     def url(self):
         return f"pulsar://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self):
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def metadata_servers(self):
@@ -58,6 +65,8 @@ class Standalone:
                 "--broker-addr", f"127.0.0.1:{self.port}",
                 "--metadata-addr", f"127.0.0.1:{self.metadata_port}",
                 "--bookie-addr", f"127.0.0.1:{self.bookie_port}",
+                "--http-addr", f"127.0.0.1:{self.http_port}",
+                *self.extra_args,
             ],
             stdout=self.log,
             stderr=self.log,
