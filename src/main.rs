@@ -27,6 +27,8 @@ enum Command {
     Admin(magnetar_clients::admin::AdminArgs),
     /// Create and check JWT tokens and their keys (pulsar tokens-like).
     Tokens(magnetar_clients::tokens::TokensArgs),
+    /// Produce and consume messages (pulsar-client-like).
+    Client(magnetar_clients::client_cli::ClientArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,5 +160,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Bookie(args) => Ok(magnetar_bookie::cli::run(args, shutdown_on_signal()).await?),
         Command::Admin(args) => magnetar_clients::admin::run(args).await,
         Command::Tokens(args) => magnetar_clients::tokens::run(args),
+        Command::Client(args) => magnetar_clients::client_cli::run(args).await,
     }
 }

@@ -1,11 +1,13 @@
-//! Magnetar's client side: the admin REST client and the CLI tools behind `magnetar admin`
-//! and `magnetar tokens`. (The messaging client library and the `client`/`perf` tools come
-//! with the broker.) The REST client uses the model types of `magnetar-admin-api`, so client
-//! and server cannot drift apart.
+//! Magnetar's client side: the Rust client library for the Pulsar binary protocol
+//! ([`pulsar`]), the admin REST client, and the CLI tools behind `magnetar client`, `magnetar
+//! perf`, `magnetar admin` and `magnetar tokens`. The REST client uses the model types of
+//! `magnetar-admin-api`, so client and server cannot drift apart.
 
 pub mod admin;
 pub mod admin_client;
+pub mod client_cli;
 mod output;
+pub mod pulsar;
 pub mod tokens;
 pub mod units;
 
