@@ -4,13 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use magnetar_metadata::MetadataClient;
+use magnetar_metadata::client::ClientOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::bench::{self, BenchOptions};
 use crate::config::{BookieConfig, ConfigError};
 use crate::error::BookieError;
+use crate::ledger::{LedgerClient, LedgerConfig, LedgerOptions};
+use crate::registry;
 use crate::server::BookieServer;
+use crate::simpletest::{self, SimpletestOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct BookieArgs {
@@ -24,6 +29,33 @@ pub enum BookieCommand {
     Serve(ServeArgs),
     /// Load a running bookie with pipelined adds; print throughput and latency.
     Bench(BenchArgs),
+    /// Write a ledger through the ledger client, read it back and verify it, delete it; print
+    /// throughput and add latency.
+    Simpletest(SimpletestArgs),
+    /// List the registered (live) bookies with their read-only state and free disk.
+    List(ListArgs),
+}
+
+/// Where the metadata service is.
+#[derive(Debug, clap::Args)]
+pub struct MetadataArgs {
+    /// Metadata nodes (any of them; the leader is found).
+    #[arg(
+        long = "metadata",
+        env = "MAGNETAR_METADATA_SERVERS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:6690"
+    )]
+    pub servers: Vec<String>,
+}
+
+impl MetadataArgs {
+    fn client(&self) -> Result<MetadataClient, BookieError> {
+        Ok(MetadataClient::new(
+            self.servers.clone(),
+            ClientOptions::default(),
+        )?)
+    }
 }
 
 /// Flags override the config file, which overrides the defaults.
@@ -38,6 +70,13 @@ pub struct ServeArgs {
     /// Directory of the RocksDB ledger storage.
     #[arg(long, env = "MAGNETAR_BOOKIE_LEDGER_DIR")]
     pub ledger_dir: Option<PathBuf>,
+    /// Address to register for clients (`host:port`, or `host` with the listen port).
+    #[arg(long, env = "MAGNETAR_BOOKIE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Metadata nodes to register in (comma-separated); without them the bookie runs
+    /// unregistered and collects no garbage.
+    #[arg(long, env = "MAGNETAR_METADATA_SERVERS", value_delimiter = ',')]
+    pub metadata: Vec<String>,
     /// TOML config file (see deploy/bookie.toml).
     #[arg(long, env = "MAGNETAR_BOOKIE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -58,6 +97,12 @@ impl ServeArgs {
         }
         if let Some(dir) = self.ledger_dir {
             config.ledger_dir = dir;
+        }
+        if let Some(advertise) = self.advertise {
+            config.advertise = Some(advertise);
+        }
+        if !self.metadata.is_empty() {
+            config.metadata_servers = self.metadata;
         }
         config.validate()?;
         Ok(config)
@@ -84,6 +129,45 @@ pub struct BenchArgs {
     /// Ledger id to write (entries are numbered from 0).
     #[arg(long, default_value_t = 1)]
     pub ledger: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimpletestArgs {
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Bookies the ledger is striped over (E).
+    #[arg(long, default_value_t = 3)]
+    pub ensemble: usize,
+    /// Copies of each entry (Qw).
+    #[arg(long, default_value_t = 2)]
+    pub write_quorum: usize,
+    /// Copies acknowledged before an add completes (Qa).
+    #[arg(long, default_value_t = 2)]
+    pub ack_quorum: usize,
+    /// Entries to write.
+    #[arg(long, default_value_t = 100_000)]
+    pub entries: u64,
+    /// Payload bytes per entry.
+    #[arg(long, default_value_t = 1024)]
+    pub entry_size: usize,
+    /// Adds outstanding at once.
+    #[arg(long, default_value_t = 1000)]
+    pub inflight: usize,
+    /// Adds per second to send at (open loop); unlimited when absent.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Print the report as JSON (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs one `magnetar bookie` subcommand until it ends or `shutdown` is cancelled.
@@ -113,5 +197,64 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
             println!("{report}");
             Ok(())
         }
+        BookieCommand::Simpletest(args) => run_simpletest(args).await,
+        BookieCommand::List(args) => list(args).await,
     }
+}
+
+async fn run_simpletest(args: SimpletestArgs) -> Result<(), BookieError> {
+    let ledgers = LedgerClient::new(args.metadata.client()?, LedgerOptions::default());
+    let options = SimpletestOptions {
+        ledger: LedgerConfig {
+            ensemble: args.ensemble,
+            write_quorum: args.write_quorum,
+            ack_quorum: args.ack_quorum,
+        },
+        entries: args.entries,
+        entry_size: args.entry_size,
+        inflight: args.inflight,
+        rate: args.rate,
+    };
+    let report = simpletest::run(&ledgers, &options, |p| {
+        eprintln!(
+            "progress: {} of {} entries acknowledged, {:.0} entries/s",
+            p.acked, p.entries, p.rate
+        );
+    })
+    .await
+    .map_err(|e| BookieError::Task(format!("simpletest failed: {e}")))?;
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| BookieError::Task(e.to_string()))?;
+        println!("{json}");
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+async fn list(args: ListArgs) -> Result<(), BookieError> {
+    let bookies = registry::list(&args.metadata.client()?).await?;
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&bookies).map_err(|e| BookieError::Task(e.to_string()))?;
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:<10} {:>10} {:>10}",
+        "ADDRESS", "STATE", "FREE GiB", "TOTAL GiB"
+    );
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    for b in &bookies {
+        println!(
+            "{:<32} {:<10} {:>10.1} {:>10.1}",
+            b.address,
+            if b.read_only { "read-only" } else { "writable" },
+            gib(b.free_disk_bytes),
+            gib(b.total_disk_bytes),
+        );
+    }
+    println!("{} bookie(s)", bookies.len());
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The bookie's configuration: a TOML file layer with defaults for every field, command-line
 //! flags applied on top by the binary, then [`BookieConfig::validate`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +15,15 @@ use crate::storage::StorageConfig;
 pub struct BookieConfig {
     /// Where the binary binds the bookie protocol listener (tests pass their own listener).
     pub listen: SocketAddr,
+    /// The address clients are told to use, registered in the metadata service: `host:port`,
+    /// or `host` with the listener's port. Default: the listen address, with an unspecified
+    /// IP (`0.0.0.0`, `::`) replaced by loopback; set it when clients run elsewhere.
+    pub advertise: Option<String>,
+    /// Metadata service nodes (any of them). Empty: the bookie runs unregistered, without
+    /// garbage collection (tests, benchmarks).
+    pub metadata_servers: Vec<String>,
+    /// TTL of the metadata session owning the registration: how long a dead bookie stays listed.
+    pub session_ttl_ms: u64,
     /// Journal segments; ideally a disk of their own.
     pub journal_dir: PathBuf,
     /// RocksDB ledger storage.
@@ -30,6 +39,16 @@ pub struct BookieConfig {
     pub checkpoint_interval_ms: u64,
     /// Milliseconds shutdown waits for connections to finish their in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// Milliseconds between disk-usage checks (and refreshes of the registered disk figures).
+    pub disk_check_interval_ms: u64,
+    /// Fraction of the journal's or ledgers' disk in use (as `df` counts) at which the bookie
+    /// turns read-only; 0 makes it read-only at once.
+    pub disk_usage_threshold: f64,
+    /// A read-only bookie turns writable again below this fraction.
+    pub disk_usage_lwm_threshold: f64,
+    /// Milliseconds between garbage-collection passes (ledgers deleted from metadata); 0 turns
+    /// collection off. A ledger goes after two passes have found its metadata missing.
+    pub gc_interval_ms: u64,
     pub journal: JournalConfig,
     pub storage: StorageConfig,
 }
@@ -39,6 +58,9 @@ impl Default for BookieConfig {
         let max_entry_size = 5 * 1024 * 1024 + 10 * 1024;
         BookieConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 3181)),
+            advertise: None,
+            metadata_servers: Vec::new(),
+            session_ttl_ms: 10_000,
             journal_dir: PathBuf::from("data/bookie/journal"),
             ledger_dir: PathBuf::from("data/bookie/ledgers"),
             max_entry_size,
@@ -46,6 +68,10 @@ impl Default for BookieConfig {
             max_inflight_bytes: 64 * 1024 * 1024,
             checkpoint_interval_ms: 10_000,
             shutdown_grace_ms: 10_000,
+            disk_check_interval_ms: 10_000,
+            disk_usage_threshold: 0.95,
+            disk_usage_lwm_threshold: 0.90,
+            gc_interval_ms: 60_000,
             journal: JournalConfig::default(),
             storage: StorageConfig::default(),
         }
@@ -120,6 +146,27 @@ impl BookieConfig {
         if self.journal_dir == self.ledger_dir {
             return invalid("journal_dir and ledger_dir must differ".into());
         }
+        let (high, low) = (self.disk_usage_threshold, self.disk_usage_lwm_threshold);
+        if !(0.0..=1.0).contains(&high) || !(0.0..=high).contains(&low) {
+            return invalid(format!(
+                "need 0 <= disk_usage_lwm_threshold ({low}) <= disk_usage_threshold ({high}) <= 1"
+            ));
+        }
+        if self.disk_check_interval_ms == 0 {
+            return invalid("disk_check_interval_ms must be positive".into());
+        }
+        if self.session_ttl_ms < 300 {
+            return invalid(format!(
+                "session_ttl_ms ({}) must be at least 300",
+                self.session_ttl_ms
+            ));
+        }
+        if self.metadata_servers.iter().any(|s| s.trim().is_empty()) {
+            return invalid("metadata_servers holds an empty address".into());
+        }
+        if matches!(&self.advertise, Some(a) if a.trim().is_empty()) {
+            return invalid("advertise must not be empty".into());
+        }
         Ok(())
     }
 
@@ -129,6 +176,42 @@ impl BookieConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_millis(self.session_ttl_ms)
+    }
+
+    pub fn disk_check_interval(&self) -> Duration {
+        Duration::from_millis(self.disk_check_interval_ms)
+    }
+
+    /// `None` when collection is off.
+    pub fn gc_interval(&self) -> Option<Duration> {
+        (self.gc_interval_ms > 0).then(|| Duration::from_millis(self.gc_interval_ms))
+    }
+
+    /// The `host:port` to register, given the address the listener is bound to.
+    pub fn advertised_address(&self, bound: SocketAddr) -> String {
+        let Some(advertise) = self.advertise.as_deref().map(str::trim) else {
+            let ip = match bound.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            return SocketAddr::new(ip, bound.port()).to_string();
+        };
+        if let Ok(ip) = advertise.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return SocketAddr::new(ip, bound.port()).to_string();
+        }
+        let has_port = advertise
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if has_port {
+            advertise.to_string()
+        } else {
+            format!("{advertise}:{}", bound.port())
+        }
     }
 }
 
@@ -160,6 +243,34 @@ mod tests {
     }
 
     #[test]
+    fn the_advertised_address_defaults_to_a_reachable_listen_address() {
+        let bound: SocketAddr = "0.0.0.0:4181".parse().expect("addr");
+        let with = |advertise: Option<&str>| BookieConfig {
+            advertise: advertise.map(String::from),
+            ..BookieConfig::default()
+        };
+        assert_eq!(with(None).advertised_address(bound), "127.0.0.1:4181");
+        let v6: SocketAddr = "[::]:4181".parse().expect("addr");
+        assert_eq!(with(None).advertised_address(v6), "[::1]:4181");
+        let local: SocketAddr = "10.1.2.3:4181".parse().expect("addr");
+        assert_eq!(with(None).advertised_address(local), "10.1.2.3:4181");
+        assert_eq!(with(Some("bk1")).advertised_address(bound), "bk1:4181");
+        assert_eq!(with(Some("bk1:3181")).advertised_address(bound), "bk1:3181");
+        assert_eq!(
+            with(Some("10.0.0.7")).advertised_address(bound),
+            "10.0.0.7:4181"
+        );
+        assert_eq!(
+            with(Some("fd00::7")).advertised_address(bound),
+            "[fd00::7]:4181"
+        );
+        assert_eq!(
+            with(Some("[fd00::7]:1")).advertised_address(bound),
+            "[fd00::7]:1"
+        );
+    }
+
+    #[test]
     fn unknown_fields_and_impossible_values_are_refused() {
         assert!(BookieConfig::from_toml("jornal_dir = \"/j\"").is_err());
         let config = BookieConfig {
@@ -170,5 +281,17 @@ mod tests {
             ..BookieConfig::default()
         };
         assert!(config.validate().is_err());
+        let inverted = BookieConfig {
+            disk_usage_threshold: 0.5,
+            disk_usage_lwm_threshold: 0.6,
+            ..BookieConfig::default()
+        };
+        assert!(inverted.validate().is_err());
+        let zero = BookieConfig {
+            disk_usage_threshold: 0.0,
+            disk_usage_lwm_threshold: 0.0,
+            ..BookieConfig::default()
+        };
+        zero.validate().expect("a zero threshold is allowed");
     }
 }

@@ -24,6 +24,8 @@ pub enum BookieError {
         #[source]
         source: std::io::Error,
     },
+    #[error("metadata service: {0}")]
+    Metadata(#[from] magnetar_metadata::MetadataError),
     #[error("a bookie task failed: {0}")]
     Task(String),
 }

@@ -7,9 +7,13 @@
 //! - [`Bookie`]: the two together, plus fencing; no networking.
 //! - [`server`]: the bookie protocol (`magnetar_protocol::bookie`) over TCP, pipelined.
 //! - [`client`]: a pipelined connection to one bookie, for the ledger client and tests.
+//! - [`ledger`]: the ledger client brokers use (create, append, recover, read, delete).
+//! - [`registry`]: bookie registrations in the metadata service; the server keeps its own up to
+//!   date, with its read-only state from the [`disk`] monitor, and garbage-collects ledgers whose
+//!   metadata is gone (`gc`).
+//! - [`simpletest`]: the operator's end-to-end check of a cluster through the ledger client.
 //!
 //! Brokers reach bookies only through the ledger client; a bookie knows nothing of topics.
-//! Registration in the metadata service and the ledger client itself are still to come (issue 4).
 
 pub mod bench;
 mod bookie;
@@ -17,11 +21,15 @@ pub mod cli;
 pub mod client;
 pub mod config;
 mod connection;
+pub mod disk;
 mod error;
+pub mod gc;
 pub mod journal;
 pub mod ledger;
+mod registration;
 pub mod registry;
 pub mod server;
+pub mod simpletest;
 pub mod storage;
 pub mod wire;
 

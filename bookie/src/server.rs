@@ -1,22 +1,26 @@
 //! The bookie server: opens the bookie, accepts connections on a bound listener, checkpoints
-//! periodically, and on shutdown stops accepting, lets connections answer what they took,
-//! then closes the journal and checkpoints.
-//!
-//! Registration in the metadata service (issue 4's next step) slots in beside this: it needs the
-//! bookie's address and read-only state, which [`BookieServer::local_addr`] and
-//! [`BookieServer::bookie`] give, and a child of the same shutdown token.
+//! periodically, watches its disks ([`crate::disk`]) and, given metadata servers, keeps itself
+//! registered ([`crate::registration`]) and collects ledgers deleted from metadata
+//! ([`crate::gc`]). On shutdown it deregisters, stops accepting, lets connections answer what
+//! they took, then closes the journal and checkpoints.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use magnetar_metadata::MetadataClient;
+use magnetar_metadata::client::ClientOptions;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bookie::Bookie;
 use crate::config::BookieConfig;
 use crate::connection::{self, ConnectionContext};
+use crate::disk::{DiskMonitor, ReadOnlyGate};
 use crate::error::BookieError;
+use crate::registry::BookieInfo;
+use crate::{gc, registration};
 
 /// Opens the bookie, serves `listener` until `shutdown` is cancelled, then drains and closes.
 pub async fn run(
@@ -35,6 +39,7 @@ pub async fn run(
 pub struct BookieServer {
     bookie: Arc<Bookie>,
     local_addr: SocketAddr,
+    info: watch::Receiver<BookieInfo>,
     config: BookieConfig,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -55,6 +60,25 @@ impl BookieServer {
             .await
             .map_err(|e| BookieError::Task(e.to_string()))??;
         let bookie = Arc::new(bookie);
+        let address = config.advertised_address(local_addr);
+        // Measure before serving, so a full disk never takes an add nor registers writable.
+        let mut monitor = DiskMonitor {
+            bookie: bookie.clone(),
+            address: address.clone(),
+            dirs: vec![config.journal_dir.clone(), config.ledger_dir.clone()],
+            gate: ReadOnlyGate {
+                threshold: config.disk_usage_threshold,
+                low_water_mark: config.disk_usage_lwm_threshold,
+                read_only: false,
+            },
+        };
+        let first = monitor.check().unwrap_or(BookieInfo {
+            address: address.clone(),
+            read_only: false,
+            free_disk_bytes: 0,
+            total_disk_bytes: 0,
+        });
+        let (info_tx, info) = watch::channel(first);
         let tasks = TaskTracker::new();
         let ctx = ConnectionContext {
             bookie: bookie.clone(),
@@ -68,10 +92,30 @@ impl BookieServer {
             config.checkpoint_interval(),
             shutdown.clone(),
         ));
-        tracing::info!(%local_addr, journal = %config.journal_dir.display(), ledgers = %config.ledger_dir.display(), "bookie serving");
+        tasks.spawn(monitor.run(config.disk_check_interval(), info_tx, shutdown.clone()));
+        if !config.metadata_servers.is_empty() {
+            let metadata =
+                MetadataClient::new(config.metadata_servers.clone(), ClientOptions::default())?;
+            tasks.spawn(registration::keep_registered(
+                metadata.clone(),
+                config.session_ttl(),
+                info.clone(),
+                shutdown.clone(),
+            ));
+            if let Some(interval) = config.gc_interval() {
+                tasks.spawn(gc::run(
+                    bookie.clone(),
+                    metadata,
+                    interval,
+                    shutdown.clone(),
+                ));
+            }
+        }
+        tracing::info!(%local_addr, advertised = address, journal = %config.journal_dir.display(), ledgers = %config.ledger_dir.display(), "bookie serving");
         Ok(BookieServer {
             bookie,
             local_addr,
+            info,
             config,
             shutdown,
             tasks,
@@ -84,6 +128,11 @@ impl BookieServer {
 
     pub fn bookie(&self) -> &Arc<Bookie> {
         &self.bookie
+    }
+
+    /// What the bookie registers (or would): advertised address, read-only state, disk figures.
+    pub fn info(&self) -> BookieInfo {
+        self.info.borrow().clone()
     }
 
     /// Waits for the shutdown token, then drains connections (up to the configured grace),

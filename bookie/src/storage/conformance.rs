@@ -100,7 +100,10 @@ fn suite(storage: &dyn LedgerStorage) {
     storage
         .apply(&[entry(300, 0, None), entry(256, 0, None)])
         .expect("apply");
-    assert_eq!(storage.list_ledgers().expect("list"), vec![2, 3, 5, 256, 300]);
+    assert_eq!(
+        storage.list_ledgers().expect("list"),
+        vec![2, 3, 5, 256, 300]
+    );
 
     let position = Position {
         segment: 4,
