@@ -27,7 +27,9 @@ fn signer(alg: Algorithm) -> TokenSigner {
 }
 
 fn token(role: &str) -> String {
-    signer(Algorithm::HS256).create(role, Some(3600)).expect("token")
+    signer(Algorithm::HS256)
+        .create(role, Some(3600))
+        .expect("token")
 }
 
 fn token_expiring(role: &str, exp_offset: i64) -> String {
@@ -65,7 +67,11 @@ async fn refused(standalone: &Standalone, token: Option<&str>) {
         Hello::Refused(Some(frame)) => {
             let error = frame.command.error.expect("ERROR");
             assert_eq!(error.request_id, u64::MAX);
-            assert_eq!(error.error, ServerError::AuthenticationError as i32, "{error:?}");
+            assert_eq!(
+                error.error,
+                ServerError::AuthenticationError as i32,
+                "{error:?}"
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -77,7 +83,13 @@ struct Rest {
 }
 
 impl Rest {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> u16 {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> u16 {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -97,7 +109,9 @@ async fn tokens_and_grants_on_the_binary_protocol() {
     // Authentication.
     refused(&standalone, None).await;
     refused(&standalone, Some(&token_expiring("admin", -60))).await;
-    let hs384 = signer(Algorithm::HS384).create("admin", None).expect("token");
+    let hs384 = signer(Algorithm::HS384)
+        .create("admin", None)
+        .expect("token");
     refused(&standalone, Some(&hs384)).await;
     refused(&standalone, Some("not-a-jwt")).await;
 
@@ -107,54 +121,126 @@ async fn tokens_and_grants_on_the_binary_protocol() {
         base: format!("http://{}", standalone.broker.addrs().http.expect("http")),
     };
     use reqwest::Method as M;
-    assert_eq!(rest.call(M::GET, "/admin/v2/tenants", None, None).await, 401);
-    assert_eq!(rest.call(M::GET, "/admin/v2/tenants", Some(&token("writer")), None).await, 403);
+    assert_eq!(
+        rest.call(M::GET, "/admin/v2/tenants", None, None).await,
+        401
+    );
+    assert_eq!(
+        rest.call(M::GET, "/admin/v2/tenants", Some(&token("writer")), None)
+            .await,
+        403
+    );
     let admin = token("admin");
     let tenant = json!({"adminRoles": ["acme-admin"], "allowedClusters": ["standalone"]});
-    assert_eq!(rest.call(M::PUT, "/admin/v2/tenants/acme", Some(&admin), Some(tenant)).await, 204);
-    assert_eq!(rest.call(M::PUT, "/admin/v2/namespaces/acme/orders", Some(&admin), None).await, 204);
+    assert_eq!(
+        rest.call(M::PUT, "/admin/v2/tenants/acme", Some(&admin), Some(tenant))
+            .await,
+        204
+    );
+    assert_eq!(
+        rest.call(
+            M::PUT,
+            "/admin/v2/namespaces/acme/orders",
+            Some(&admin),
+            None
+        )
+        .await,
+        204
+    );
     let grant = "/admin/v2/namespaces/acme/orders/permissions/writer";
-    assert_eq!(rest.call(M::POST, grant, Some(&admin), Some(json!(["produce"]))).await, 204);
+    assert_eq!(
+        rest.call(M::POST, grant, Some(&admin), Some(json!(["produce"])))
+            .await,
+        204
+    );
     // Topic routes follow the tenant's rules too.
     let topics = "/admin/v2/persistent/acme/orders";
-    assert_eq!(rest.call(M::GET, topics, Some(&token("writer")), None).await, 403);
-    assert_eq!(rest.call(M::GET, topics, Some(&token("acme-admin")), None).await, 200);
-    assert_eq!(rest.call(M::GET, "/lookup/v2/topic/persistent/acme/orders/t", Some(&token("reader")), None).await, 403);
-    assert_eq!(rest.call(M::GET, "/lookup/v2/topic/persistent/acme/orders/t", Some(&token("writer")), None).await, 200);
+    assert_eq!(
+        rest.call(M::GET, topics, Some(&token("writer")), None)
+            .await,
+        403
+    );
+    assert_eq!(
+        rest.call(M::GET, topics, Some(&token("acme-admin")), None)
+            .await,
+        200
+    );
+    assert_eq!(
+        rest.call(
+            M::GET,
+            "/lookup/v2/topic/persistent/acme/orders/t",
+            Some(&token("reader")),
+            None
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        rest.call(
+            M::GET,
+            "/lookup/v2/topic/persistent/acme/orders/t",
+            Some(&token("writer")),
+            None
+        )
+        .await,
+        200
+    );
 
     let topic = "persistent://acme/orders/t";
     // A role without a grant: authenticated, but refused everything on the topic.
-    let mut reader = RawClient::connect(addr, Some(&token("reader"))).await.expect_connected();
+    let mut reader = RawClient::connect(addr, Some(&token("reader")))
+        .await
+        .expect_connected();
     let lookup = reader.lookup(topic).await;
     assert_eq!(lookup.response, Some(LookupType::Failed as i32));
     assert_eq!(lookup.error, Some(ServerError::AuthorizationError as i32));
-    let error = reader.producer(topic, 1).await.expect_err("no produce grant");
+    let error = reader
+        .producer(topic, 1)
+        .await
+        .expect_err("no produce grant");
     assert_eq!(error.error, ServerError::AuthorizationError as i32);
-    let error = reader.subscribe(topic, "s", 1, 10).await.expect_err("no consume grant");
+    let error = reader
+        .subscribe(topic, "s", 1, 10)
+        .await
+        .expect_err("no consume grant");
     assert_eq!(error.error, ServerError::AuthorizationError as i32);
 
     // `produce` granted: lookup and produce, not consume.
-    let mut writer = RawClient::connect(addr, Some(&token("writer"))).await.expect_connected();
-    assert_eq!(writer.lookup(topic).await.response, Some(LookupType::Connect as i32));
+    let mut writer = RawClient::connect(addr, Some(&token("writer")))
+        .await
+        .expect_connected();
+    assert_eq!(
+        writer.lookup(topic).await.response,
+        Some(LookupType::Connect as i32)
+    );
     let name = writer.producer(topic, 1).await.expect("producer");
     writer.publish(1, &name, b"hello").await;
-    let error = writer.subscribe(topic, "s", 2, 10).await.expect_err("no consume grant");
+    let error = writer
+        .subscribe(topic, "s", 2, 10)
+        .await
+        .expect_err("no consume grant");
     assert_eq!(error.error, ServerError::AuthorizationError as i32);
 
     // The tenant's admin may do everything on its topics.
-    let mut owner = RawClient::connect(addr, Some(&token("acme-admin"))).await.expect_connected();
+    let mut owner = RawClient::connect(addr, Some(&token("acme-admin")))
+        .await
+        .expect_connected();
     owner.subscribe(topic, "s", 1, 10).await.expect("subscribe");
     assert_eq!(owner.receive().await, b"hello");
 
     // A token that expires on a live connection: a client that supports refresh is challenged
     // and stays with a fresh token; without an answer, or without refresh support, it is closed.
-    let tcp = |a| async move { Box::new(tokio::net::TcpStream::connect(a).await.expect("tcp")) as Box<dyn raw::Io> };
-    let mut renewing = RawClient::handshake(tcp(addr).await, Some(&token_expiring("writer", 2)), true)
-        .await
-        .expect_connected();
-    let mut silent = RawClient::handshake(tcp(addr).await, Some(&token_expiring("writer", 2)), true)
-        .await
-        .expect_connected();
+    let tcp = |a| async move {
+        Box::new(tokio::net::TcpStream::connect(a).await.expect("tcp")) as Box<dyn raw::Io>
+    };
+    let mut renewing =
+        RawClient::handshake(tcp(addr).await, Some(&token_expiring("writer", 2)), true)
+            .await
+            .expect_connected();
+    let mut silent =
+        RawClient::handshake(tcp(addr).await, Some(&token_expiring("writer", 2)), true)
+            .await
+            .expect_connected();
     let mut old = RawClient::handshake(tcp(addr).await, Some(&token_expiring("writer", 2)), false)
         .await
         .expect_connected();
@@ -170,11 +256,23 @@ async fn tokens_and_grants_on_the_binary_protocol() {
             protocol_version: None,
         })
         .await;
-    assert!(old.closed_within(Duration::from_secs(10)).await, "no refresh support: closed");
-    assert!(silent.closed_within(Duration::from_secs(10)).await, "unanswered challenge: closed");
+    assert!(
+        old.closed_within(Duration::from_secs(10)).await,
+        "no refresh support: closed"
+    );
+    assert!(
+        silent.closed_within(Duration::from_secs(10)).await,
+        "unanswered challenge: closed"
+    );
     // The renewed connection outlives several more checks.
-    assert!(!renewing.closed_within(Duration::from_secs(3)).await, "renewed: stays open");
-    assert_eq!(renewing.lookup(topic).await.response, Some(LookupType::Connect as i32));
+    assert!(
+        !renewing.closed_within(Duration::from_secs(3)).await,
+        "renewed: stays open"
+    );
+    assert_eq!(
+        renewing.lookup(topic).await.response,
+        Some(LookupType::Connect as i32)
+    );
 
     standalone.shutdown().await;
 }

@@ -33,7 +33,8 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("number in {line}"));
         let name = series.split('{').next().expect("name");
         assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "{line}"
         );
         let family = ["_bucket", "_sum", "_count"]
@@ -41,10 +42,10 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
             .find_map(|s| name.strip_suffix(s).filter(|f| families.contains_key(*f)))
             .unwrap_or(name);
         assert!(families.contains_key(family), "no TYPE for {line}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-            }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
         }
         samples.insert(series.to_string(), value);
     }
@@ -65,7 +66,10 @@ fn value(samples: &BTreeMap<String, f64>, name: &str, label: &str) -> f64 {
 async fn scrape(url: &str) -> BTreeMap<String, f64> {
     let resp = reqwest::get(url).await.expect("scrape");
     assert_eq!(resp.status(), 200);
-    let content_type = resp.headers()["content-type"].to_str().expect("ascii").to_string();
+    let content_type = resp.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     parse(&resp.text().await.expect("body"))
 }
@@ -81,16 +85,25 @@ async fn metrics_parse_and_move_with_traffic() {
         standalone.broker.addrs().http.expect("http")
     );
     let before = scrape(&url).await;
-    let adds_before = value(&before, "bookie_journal_adds_total", "cluster=\"standalone\"");
+    let adds_before = value(
+        &before,
+        "bookie_journal_adds_total",
+        "cluster=\"standalone\"",
+    );
 
     let topic = "persistent://public/default/metered";
     let addr = standalone.broker.addr();
     let mut consumer = RawClient::connect(addr, None).await.expect_connected();
-    consumer.subscribe(topic, "watch", 1, 100).await.expect("subscribe");
+    consumer
+        .subscribe(topic, "watch", 1, 100)
+        .await
+        .expect("subscribe");
     let mut client = RawClient::connect(addr, None).await.expect_connected();
     let producer = client.producer(topic, 1).await.expect("producer");
     for i in 0..5 {
-        client.publish(1, &producer, format!("m{i}").as_bytes()).await;
+        client
+            .publish(1, &producer, format!("m{i}").as_bytes())
+            .await;
     }
     for _ in 0..5 {
         consumer.receive().await;
@@ -111,8 +124,18 @@ async fn metrics_parse_and_move_with_traffic() {
     let ns = "namespace=\"public/default\"";
     assert_eq!(value(&after, "pulsar_namespace_in_messages_total", ns), 5.0);
     assert_eq!(value(&after, "pulsar_topics_count", ns), 1.0);
-    assert!(value(&after, "pulsar_broker_publish_latency_seconds_count", "cluster") >= 5.0);
-    let adds = value(&after, "bookie_journal_adds_total", "cluster=\"standalone\"");
+    assert!(
+        value(
+            &after,
+            "pulsar_broker_publish_latency_seconds_count",
+            "cluster"
+        ) >= 5.0
+    );
+    let adds = value(
+        &after,
+        "bookie_journal_adds_total",
+        "cluster=\"standalone\"",
+    );
     assert!(adds >= adds_before + 5.0, "{adds_before} -> {adds}");
     assert!(value(&after, "bookie_journal_fsyncs_total", "cluster") > 0.0);
     assert!(value(&after, "metadata_raft_last_log_index", "cluster") > 0.0);

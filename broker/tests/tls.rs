@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use magnetar_broker::standalone::{Standalone, StandaloneConfig};
 use magnetar_broker::tls::TlsConfig;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use raw::RawClient;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
@@ -27,8 +27,8 @@ struct Pki {
 fn make_pki(dir: &Path) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key"))
-        .expect("CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
     let server_key = KeyPair::generate().expect("key");
     let server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("params")
@@ -121,10 +121,17 @@ async fn pulsar_ssl_and_https() {
 
     let https_addr = addrs.https.expect("HTTPS listener");
     let url = format!("https://localhost:{}/admin/v2/clusters", https_addr.port());
-    let resp = https(&pki.ca_pem, None).get(&url).send().await.expect("HTTPS");
+    let resp = https(&pki.ca_pem, None)
+        .get(&url)
+        .send()
+        .await
+        .expect("HTTPS");
     assert_eq!(resp.status(), 200);
     let cluster: serde_json::Value = https(&pki.ca_pem, None)
-        .get(format!("https://localhost:{}/admin/v2/clusters/standalone", https_addr.port()))
+        .get(format!(
+            "https://localhost:{}/admin/v2/clusters/standalone",
+            https_addr.port()
+        ))
         .send()
         .await
         .expect("HTTPS")

@@ -231,8 +231,7 @@ async fn reset_cursor_to_message(
     ApiPath(path): SubPath,
     ApiJson(body): ApiJson<MessageIdBody>,
 ) -> Result<StatusCode, ApiError> {
-    let (topic, subscription, mut topics, partitioned) =
-        targets(&state, &principal, path).await?;
+    let (topic, subscription, mut topics, partitioned) = targets(&state, &principal, path).await?;
     if partitioned && body.partition_index >= 0 {
         let index = body.partition_index as u32;
         if !topics.iter().any(|t| t.partition() == Some(index)) {

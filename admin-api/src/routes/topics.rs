@@ -275,12 +275,7 @@ async fn create_partitioned_topic(
         namespace: topic.namespace_local().into(),
     };
     let name = topic.to_string();
-    if state
-        .topic_admin()?
-        .list_topics(&ns)
-        .await?
-        .contains(&name)
-    {
+    if state.topic_admin()?.list_topics(&ns).await?.contains(&name) {
         return Err(ApiError::conflict(format!(
             "{topic} already exists as a non-partitioned topic"
         )));
@@ -378,7 +373,10 @@ async fn partitioned_stats(
         }
         per_partition.insert(partition.to_string(), stats);
     }
-    total.insert("metadata".into(), serde_json::json!({ "partitions": partitions }));
+    total.insert(
+        "metadata".into(),
+        serde_json::json!({ "partitions": partitions }),
+    );
     total.insert("partitions".into(), Value::Object(per_partition));
     Ok(Json(Value::Object(total)))
 }

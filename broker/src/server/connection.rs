@@ -52,13 +52,15 @@ enum ConsumerSlot {
     },
 }
 
+/// The topic, the producer's name, and the schema version if it sent a schema.
+type ProducerCreated = (Arc<Topic>, String, Option<Vec<u8>>);
+
 /// Results of work done outside the command loop.
 enum Completion {
     Producer {
         producer_id: u64,
         request_id: u64,
-        /// The topic, the producer's name, and the schema version if it sent a schema.
-        result: Result<(Arc<Topic>, String, Option<Vec<u8>>), BrokerError>,
+        result: Result<ProducerCreated, BrokerError>,
     },
     Consumer {
         consumer_id: u64,
@@ -181,7 +183,9 @@ pub(super) async fn run<R, W>(
     conn.close_all().await;
     // The writer ends once every sender is gone and what is queued is written.
     drop(conn);
-    let flushed = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await.is_ok();
+    let flushed = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer)
+        .await
+        .is_ok();
     cancel.cancel();
     if !flushed {
         let _ = writer.await;

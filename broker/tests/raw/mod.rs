@@ -31,7 +31,7 @@ pub struct RawClient {
 pub enum Hello {
     Connected(RawClient),
     /// The frame the broker sent instead of CONNECTED (None: it closed at once).
-    Refused(Option<Frame>),
+    Refused(Option<Box<Frame>>),
 }
 
 impl Hello {
@@ -84,7 +84,7 @@ impl RawClient {
             Some(frame) if frame.command.kind() == Some(Type::Connected) => {
                 Hello::Connected(client)
             }
-            other => Hello::Refused(other),
+            other => Hello::Refused(other.map(Box::new)),
         }
     }
 
