@@ -27,6 +27,9 @@ async fn run() -> anyhow::Result<()> {
     let mut config = BookieConfig {
         journal_dir: dir.path().join("journal"),
         ledger_dir: dir.path().join("ledgers"),
+        // A nearly full development disk must not turn the measured bookie read-only.
+        disk_usage_threshold: 1.0,
+        disk_usage_lwm_threshold: 1.0,
         ..BookieConfig::default()
     };
     if let Some(wait) = env_u64("BENCH_GROUP_WAIT_US") {

@@ -97,4 +97,14 @@ mod tests {
         assert!(!AuthFlags::default().resolve()?.authentication_enabled);
         Ok(())
     }
+
+    #[test]
+    fn sample_in_deploy_parses() -> anyhow::Result<()> {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/auth.toml");
+        let config = read_auth_file(&sample)?;
+        assert!(config.authentication_enabled && config.authorization_enabled);
+        assert_eq!(config.superuser_roles, ["admin"]);
+        assert!(config.token.secret_key.is_some());
+        Ok(())
+    }
 }

@@ -126,6 +126,8 @@ async fn topic_and_subscription_routes() {
         )
         .await;
     assert_eq!(ns_topics, listed);
+    api.expect(M::DELETE, "/admin/v2/namespaces/public/default", None, 409)
+        .await;
     let partitioned = api
         .expect(M::GET, &format!("{T}/partitioned"), None, 200)
         .await;

@@ -36,6 +36,10 @@ max_batch_bytes = 262144
 write_buffer_size = 4194304
 "#;
 
+/// Read-only only on a completely full disk (the development disk may be nearly full), unless a
+/// test sets the thresholds itself.
+const DISK_THRESHOLDS: &str = "disk_usage_threshold = 1.0\ndisk_usage_lwm_threshold = 1.0\n";
+
 /// One metadata node in this process.
 pub async fn metadata() -> anyhow::Result<(LocalCluster, MetadataClient, String)> {
     let cluster = LocalCluster::start(1, ClusterOptions::default()).await?;
@@ -70,11 +74,16 @@ pub struct BookieProcess {
 }
 
 impl BookieProcess {
-    /// Starts a bookie in `dir` on an ephemeral port, registered in `servers`, with
-    /// [`BASE_CONFIG`] followed by `extra` top-level settings.
+    /// Starts a bookie in `dir` on an ephemeral port, registered in `servers`, with `extra`
+    /// top-level settings followed by [`BASE_CONFIG`].
     pub async fn start(dir: &Path, servers: &str, extra: &str) -> anyhow::Result<BookieProcess> {
         std::fs::create_dir_all(dir)?;
-        let config = format!("{extra}\n{BASE_CONFIG}");
+        let disk = if extra.contains("disk_usage") {
+            ""
+        } else {
+            DISK_THRESHOLDS
+        };
+        let config = format!("{extra}\n{disk}{BASE_CONFIG}");
         std::fs::write(dir.join("bookie.toml"), config)?;
         let mut bookie = BookieProcess {
             addr: "127.0.0.1:0".parse()?,

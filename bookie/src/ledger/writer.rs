@@ -278,8 +278,9 @@ fn send(inner: Arc<Inner>, entry: u64, slot: usize, bookie: String, data: Bytes,
             Ok(()) => on_ack(&inner, entry, slot, &bookie),
             Err(LedgerError::Fenced(id)) => fail_all(&inner, LedgerError::Fenced(id)),
             Err(e) => {
-                tracing::warn!(ledger_id = inner.id, entry, bookie, error = %e, "add failed; changing ensemble");
-                tokio::spawn(change_ensemble(inner.clone(), slot, bookie));
+                // Every add in flight to a failed bookie ends here; the change itself is logged once.
+                tracing::debug!(ledger_id = inner.id, entry, bookie, error = %e, "add failed; changing ensemble");
+                tokio::spawn(change_ensemble(inner.clone(), slot, bookie, e.to_string()));
             }
         }
     });
@@ -354,7 +355,7 @@ fn fail_all(inner: &Inner, error: LedgerError) {
 
 /// Replaces the bookie in `slot` of the current ensemble, records the new fragment by
 /// compare-and-set, and re-sends the pending entries that belong on it.
-async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String) {
+async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason: String) {
     let _guard = inner.ensemble_change.lock().await;
     let (versioned, first_entry) = {
         let state = inner.lock();
@@ -429,12 +430,13 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String) {
         fail_all(&inner, LedgerError::Fenced(inner.id));
         return;
     }
-    tracing::info!(
+    tracing::warn!(
         ledger_id = inner.id,
         failed,
         replacement,
         first_entry,
-        "ensemble changed"
+        reason,
+        "bookie failed; ensemble changed"
     );
     let resend: Vec<(u64, Bytes)> = {
         let mut state = inner.lock();

@@ -21,6 +21,9 @@ pub fn config(dir: &Path) -> BookieConfig {
         max_entry_size: 64 * 1024,
         max_frame_size: 128 * 1024,
         checkpoint_interval_ms: 200,
+        // Read-only only on a completely full disk: the development disk may be nearly full.
+        disk_usage_threshold: 1.0,
+        disk_usage_lwm_threshold: 1.0,
         journal: JournalConfig {
             segment_size: 2 * 1024 * 1024,
             max_batch_bytes: 256 * 1024,
