@@ -29,6 +29,8 @@ enum Command {
     Tokens(magnetar_clients::tokens::TokensArgs),
     /// Produce and consume messages (pulsar-client-like).
     Client(magnetar_clients::client_cli::ClientArgs),
+    /// Load generators: publish and consume throughput and latency (pulsar-perf-like).
+    Perf(magnetar_clients::perf::PerfArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -161,5 +163,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(args) => magnetar_clients::admin::run(args).await,
         Command::Tokens(args) => magnetar_clients::tokens::run(args),
         Command::Client(args) => magnetar_clients::client_cli::run(args).await,
+        Command::Perf(args) => magnetar_clients::perf::run(args).await,
     }
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admin_client;
 pub mod client_cli;
 mod output;
+pub mod perf;
 pub mod pulsar;
 pub mod tokens;
 pub mod units;

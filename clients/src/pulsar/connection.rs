@@ -7,7 +7,7 @@
 //! owner reconnects through a fresh lookup.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -76,6 +76,8 @@ struct Inner {
     outbound: mpsc::UnboundedSender<Frame>,
     shared: Mutex<Shared>,
     next_request_id: AtomicU64,
+    /// Mirrors `Shared::closed`, for the send path to check without a lock.
+    closed: AtomicBool,
     max_message_size: usize,
     operation_timeout: Duration,
     auth_token: Option<String>,
@@ -186,6 +188,7 @@ impl Connection {
             outbound,
             shared: Mutex::new(Shared::default()),
             next_request_id: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             max_message_size,
             operation_timeout: params.operation_timeout,
             auth_token: params.auth_token.clone(),
@@ -197,7 +200,7 @@ impl Connection {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.inner.lock().closed
+        self.inner.closed.load(Ordering::Relaxed)
     }
 
     /// Largest message the broker accepts.
@@ -355,6 +358,7 @@ impl Inner {
             let mut shared = self.lock();
             let taken = std::mem::take(&mut *shared);
             shared.closed = true;
+            self.closed.store(true, Ordering::Relaxed);
             taken
         };
         for (_, tx) in shared.pending {

@@ -36,5 +36,6 @@ pub use magnetar_protocol::MessageId;
 pub use magnetar_protocol::pulsar::{CompressionType, ServerError};
 pub use message::{Message, ProducerMessage};
 pub use partition_producer::Batching;
+pub(crate) use partition_producer::now_millis;
 pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use reader::{Reader, ReaderBuilder};

@@ -1,0 +1,229 @@
+//! `magnetar perf`: load generators in the manner of `pulsar-perf`. `produce` publishes at a
+//! rate (or as fast as receipts allow) and reports publish latency; `consume` reports
+//! throughput and end-to-end latency (from each message's publish time), and drains a backlog
+//! to measure catch-up; `topics` holds many idle topics open to measure broker memory.
+//! Every two seconds a line of figures, then a summary; `--json` prints them as JSON lines.
+
+mod consume;
+mod histogram;
+mod produce;
+mod topics;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use histogram::Histogram;
+
+pub use consume::ConsumeArgs;
+pub use produce::ProduceArgs;
+pub use topics::TopicsArgs;
+
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Args)]
+pub struct PerfArgs {
+    /// The broker's Pulsar protocol URL.
+    #[arg(
+        long,
+        env = "MAGNETAR_SERVICE_URL",
+        default_value = "pulsar://127.0.0.1:6650",
+        global = true
+    )]
+    pub service_url: String,
+    /// Print JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: PerfCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PerfCommand {
+    /// Publish load; report throughput and publish latency.
+    Produce(ProduceArgs),
+    /// Consume load; report throughput and end-to-end latency.
+    Consume(ConsumeArgs),
+    /// Create many topics, each with one producer, and keep them idle (broker memory).
+    Topics(TopicsArgs),
+}
+
+pub async fn run(args: PerfArgs) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    let signal = tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    let result = match args.command {
+        PerfCommand::Produce(p) => produce::run(&args.service_url, p, args.json, stop).await,
+        PerfCommand::Consume(c) => consume::run(&args.service_url, c, args.json, stop).await,
+        PerfCommand::Topics(t) => topics::run(&args.service_url, t, stop).await,
+    };
+    signal.abort();
+    result
+}
+
+/// `name` for one topic, `name-0` … `name-{n-1}` for several.
+pub(crate) fn topic_names(base: &str, n: usize) -> Vec<String> {
+    if n <= 1 {
+        vec![base.to_string()]
+    } else {
+        (0..n).map(|i| format!("{base}-{i}")).collect()
+    }
+}
+
+/// Counters and latencies shared by the load tasks and the reporter.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    /// (since the last report, since the start), in microseconds.
+    latency: Mutex<(Histogram, Histogram)>,
+}
+
+impl Stats {
+    pub(crate) fn record(&self, bytes: usize, latency: Duration) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let micros = latency.as_micros() as u64;
+        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        h.0.record(micros);
+        h.1.record(micros);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Relaxed)
+    }
+}
+
+/// Prints a line every [`REPORT_EVERY`] until `stop`, then the summary.
+pub(crate) async fn report(
+    stats: &Stats,
+    what: &str,
+    latency_kind: &str,
+    json: bool,
+    stop: CancellationToken,
+) {
+    let start = Instant::now();
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    let (mut last_messages, mut last_bytes, mut last_at) = (0, 0, start);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let (messages, bytes) = (stats.messages(), stats.bytes.load(Ordering::Relaxed));
+        let secs = last_at.elapsed().as_secs_f64();
+        let interval = {
+            let mut h = stats.latency.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut h.0)
+        };
+        let line = Figures {
+            what,
+            latency_kind,
+            elapsed: start.elapsed().as_secs_f64(),
+            messages: messages - last_messages,
+            rate: (messages - last_messages) as f64 / secs,
+            mb_rate: (bytes - last_bytes) as f64 / secs / 1e6,
+            errors: stats.errors.load(Ordering::Relaxed),
+            latency: &interval,
+        };
+        line.print(json, false);
+        (last_messages, last_bytes, last_at) = (messages, bytes, Instant::now());
+    }
+    let total = stats
+        .latency
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .1
+        .clone();
+    let secs = start.elapsed().as_secs_f64();
+    let messages = stats.messages();
+    Figures {
+        what,
+        latency_kind,
+        elapsed: secs,
+        messages,
+        rate: messages as f64 / secs,
+        mb_rate: stats.bytes.load(Ordering::Relaxed) as f64 / secs / 1e6,
+        errors: stats.errors.load(Ordering::Relaxed),
+        latency: &total,
+    }
+    .print(json, true);
+}
+
+struct Figures<'a> {
+    what: &'a str,
+    latency_kind: &'a str,
+    elapsed: f64,
+    messages: u64,
+    rate: f64,
+    mb_rate: f64,
+    errors: u64,
+    latency: &'a Histogram,
+}
+
+impl Figures<'_> {
+    fn print(&self, json: bool, summary: bool) {
+        let ms = |q: f64| self.latency.quantile(q) as f64 / 1000.0;
+        if json {
+            let value = serde_json::json!({
+                "summary": summary,
+                "what": self.what,
+                "elapsed_s": round(self.elapsed),
+                "messages": self.messages,
+                "msg_per_s": round(self.rate),
+                "mb_per_s": round(self.mb_rate),
+                "errors": self.errors,
+                "latency": self.latency_kind,
+                "latency_samples": self.latency.count(),
+                "p50_ms": ms(0.5),
+                "p99_ms": ms(0.99),
+                "p999_ms": ms(0.999),
+                "max_ms": self.latency.max() as f64 / 1000.0,
+            });
+            println!("{value}");
+            return;
+        }
+        let prefix = if summary {
+            "Summary:".to_string()
+        } else {
+            format!("[{:>6.1}s]", self.elapsed)
+        };
+        println!(
+            "{prefix} {} {:>10.0} msg/s {:>8.2} MB/s | {} latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}{}{}",
+            self.what,
+            self.rate,
+            self.mb_rate,
+            self.latency_kind,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            self.latency.max() as f64 / 1000.0,
+            if summary {
+                format!(" | {} messages in {:.1}s", self.messages, self.elapsed)
+            } else {
+                String::new()
+            },
+            if self.errors > 0 {
+                format!(" | {} errors", self.errors)
+            } else {
+                String::new()
+            },
+        );
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
