@@ -5,7 +5,6 @@
 //! Every two seconds a line of figures, then a summary; `--json` prints them as JSON lines.
 
 mod consume;
-mod histogram;
 mod produce;
 mod topics;
 
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use histogram::Histogram;
+use hdrhistogram::Histogram;
 
 pub use consume::ConsumeArgs;
 pub use produce::ProduceArgs;
@@ -77,13 +76,31 @@ pub(crate) fn topic_names(base: &str, n: usize) -> Vec<String> {
 }
 
 /// Counters and latencies shared by the load tasks and the reporter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stats {
     messages: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
     /// (since the last report, since the start), in microseconds.
-    latency: Mutex<(Histogram, Histogram)>,
+    latency: Mutex<(Histogram<u64>, Histogram<u64>)>,
+}
+
+/// Microseconds with three significant figures, growing as larger values arrive.
+fn histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant figures is in range");
+    h.auto(true);
+    h
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            messages: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            latency: Mutex::new((histogram(), histogram())),
+        }
+    }
 }
 
 impl Stats {
@@ -92,8 +109,8 @@ impl Stats {
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let micros = latency.as_micros() as u64;
         let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        h.0.record(micros);
-        h.1.record(micros);
+        h.0.saturating_record(micros);
+        h.1.saturating_record(micros);
     }
 
     pub(crate) fn error(&self) {
@@ -126,7 +143,7 @@ pub(crate) async fn report(
         let secs = last_at.elapsed().as_secs_f64();
         let interval = {
             let mut h = stats.latency.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut h.0)
+            std::mem::replace(&mut h.0, histogram())
         };
         let line = Figures {
             what,
@@ -170,12 +187,12 @@ struct Figures<'a> {
     rate: f64,
     mb_rate: f64,
     errors: u64,
-    latency: &'a Histogram,
+    latency: &'a Histogram<u64>,
 }
 
 impl Figures<'_> {
     fn print(&self, json: bool, summary: bool) {
-        let ms = |q: f64| self.latency.quantile(q) as f64 / 1000.0;
+        let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
         if json {
             let value = serde_json::json!({
                 "summary": summary,
@@ -186,7 +203,7 @@ impl Figures<'_> {
                 "mb_per_s": round(self.mb_rate),
                 "errors": self.errors,
                 "latency": self.latency_kind,
-                "latency_samples": self.latency.count(),
+                "latency_samples": self.latency.len(),
                 "p50_ms": ms(0.5),
                 "p99_ms": ms(0.99),
                 "p999_ms": ms(0.999),

@@ -105,8 +105,9 @@ pub(super) async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for producer in producers {
         let (stats, payload, sending) = (stats.clone(), payload.clone(), sending.clone());
+        let max_pending = args.max_pending.max(1);
         tasks.spawn(async move {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(max_pending);
             let collector = tokio::spawn(collect(rx, stats.clone(), payload.len()));
             let sent = send_loop(
                 &producer,
@@ -157,7 +158,7 @@ async fn send_loop(
     payload: Bytes,
     rate: f64,
     limit: Option<u64>,
-    receipts: &mpsc::UnboundedSender<(Instant, Receipt)>,
+    receipts: &mpsc::Sender<(Instant, Receipt)>,
     stats: &Stats,
     stop: CancellationToken,
 ) -> u64 {
@@ -181,7 +182,7 @@ async fn send_loop(
         };
         match send {
             Ok(receipt) => {
-                let _ = receipts.send((at, receipt));
+                let _ = receipts.send((at, receipt)).await;
                 sent += 1;
             }
             Err(e) => {
@@ -194,16 +195,13 @@ async fn send_loop(
     sent
 }
 
-/// Awaits receipts in send order, recording each message's publish latency.
-async fn collect(
-    mut rx: mpsc::UnboundedReceiver<(Instant, Receipt)>,
-    stats: Arc<Stats>,
-    size: usize,
-) {
+/// Awaits receipts in send order, recording each message's publish latency (from `send` to
+/// the receipt's arrival, however late this task looks at it).
+async fn collect(mut rx: mpsc::Receiver<(Instant, Receipt)>, stats: Arc<Stats>, size: usize) {
     while let Some((at, receipt)) = rx.recv().await {
-        match receipt.await {
-            Ok(_) => stats.record(size, at.elapsed()),
-            Err(_) => stats.error(),
+        match receipt.timed().await {
+            (Ok(_), done) => stats.record(size, done.saturating_duration_since(at)),
+            (Err(_), _) => stats.error(),
         }
     }
 }

@@ -53,7 +53,10 @@ pub(crate) struct Options {
     pub max_pending_messages: usize,
 }
 
-type Completion = oneshot::Sender<Result<MessageId>>;
+/// A message's outcome and when it was known (for latency measurements that do not depend on
+/// when the sender gets round to looking).
+pub(crate) type Outcome = (Result<MessageId>, std::time::Instant);
+type Completion = oneshot::Sender<Outcome>;
 
 /// An entry sent and waiting for its receipt.
 #[derive(Debug)]
@@ -150,7 +153,7 @@ impl PartitionProducer {
     pub(crate) async fn send(
         &self,
         message: ProducerMessage,
-    ) -> Result<oneshot::Receiver<Result<MessageId>>> {
+    ) -> Result<oneshot::Receiver<Outcome>> {
         let shared = &self.shared;
         let permit = shared
             .permits
@@ -378,8 +381,9 @@ impl Shared {
 
     fn fail(&self, completions: Vec<Completion>, error: impl Fn() -> ClientError) {
         self.permits.add_permits(completions.len());
+        let now = std::time::Instant::now();
         for tx in completions {
-            let _ = tx.send(Err(error()));
+            let _ = tx.send((Err(error()), now));
         }
     }
 
@@ -401,6 +405,7 @@ impl Shared {
             }
         }
         let entry = receipt.message_id.as_ref().map(MessageId::from);
+        let now = std::time::Instant::now();
         for (in_flight, ok) in done {
             let (Some(entry), true) = (entry, ok) else {
                 let lost = || ClientError::Unexpected("receipt out of order".into());
@@ -414,7 +419,7 @@ impl Shared {
                     batch_index: if in_flight.batched { i as i32 } else { -1 },
                     ..entry.entry()
                 };
-                let _ = tx.send(Ok(id));
+                let _ = tx.send((Ok(id), now));
             }
         }
     }

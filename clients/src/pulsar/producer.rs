@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use magnetar_protocol::pulsar::CompressionType;
 use magnetar_protocol::{MessageId, TopicName};
@@ -13,7 +14,7 @@ use tokio::sync::oneshot;
 use super::client::Client;
 use super::error::{ClientError, Result};
 use super::message::ProducerMessage;
-use super::partition_producer::{Batching, Options, PartitionProducer};
+use super::partition_producer::{Batching, Options, Outcome, PartitionProducer};
 
 /// Builds a [`Producer`].
 #[derive(Debug)]
@@ -163,7 +164,17 @@ pub(crate) fn key_hash(key: &[u8]) -> u32 {
 
 /// The outcome of one `send_async`: the message id once the broker stored it.
 #[derive(Debug)]
-pub struct Receipt(oneshot::Receiver<Result<MessageId>>);
+pub struct Receipt(oneshot::Receiver<Outcome>);
+
+impl Receipt {
+    /// The outcome with the instant the broker's receipt (or the failure) arrived, which may
+    /// be well before this future is awaited.
+    pub async fn timed(self) -> (Result<MessageId>, Instant) {
+        self.0
+            .await
+            .unwrap_or_else(|_| (Err(ClientError::Disconnected), Instant::now()))
+    }
+}
 
 impl Future for Receipt {
     type Output = Result<MessageId>;
@@ -171,6 +182,6 @@ impl Future for Receipt {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<MessageId>> {
         Pin::new(&mut self.0)
             .poll(cx)
-            .map(|r| r.unwrap_or(Err(ClientError::Disconnected)))
+            .map(|r| r.map_or(Err(ClientError::Disconnected), |(result, _)| result))
     }
 }
