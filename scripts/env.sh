@@ -10,10 +10,17 @@ export CARGO_PROFILE="release"
 
 need_apt=()
 # bindgen (for RocksDB's C API) loads libclang at build time.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-  need_apt+=(libclang-dev)
-fi
+# (libclang-cpp, which some base images carry, is not it.)
+have_libclang=""
+for lib in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+  /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so*; do
+  [ -e "$lib" ] && have_libclang=1
+done
+[ -n "$have_libclang" ] || need_apt+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+# Our protocol crate brings its own protoc; the `pulsar` crate (the Rust client the compatibility
+# tests drive) runs prost-build with the system one.
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing build prerequisites: ${need_apt[*]}"
   SUDO=""

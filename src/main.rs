@@ -87,6 +87,10 @@ struct StandaloneArgs {
     /// Refuse TLS clients without a certificate signed by --tls-trust-certs-file (mTLS).
     #[arg(long, requires = "tls_trust_certs_file")]
     tls_require_trusted_client_cert: bool,
+    /// The bookie turns read-only (publishes fail) when the data disk is fuller than this
+    /// fraction; 1.0 turns the check off.
+    #[arg(long, default_value_t = 0.95, env = "MAGNETAR_DISK_USAGE_THRESHOLD")]
+    disk_usage_threshold: f64,
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
@@ -148,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
                     trust_certs_file: args.tls_trust_certs_file,
                     require_trusted_client_cert: args.tls_require_trusted_client_cert,
                 },
+                disk_usage_threshold: args.disk_usage_threshold,
             };
             magnetar_broker::standalone::run(config, shutdown_on_signal()).await
         }

@@ -46,6 +46,9 @@ pub struct StandaloneConfig {
     pub auth_refresh_check_secs: u64,
     /// TLS certificate and key (off by default).
     pub tls: TlsConfig,
+    /// The bookie turns read-only when its disk is fuller than this (0.95; tests use 1.0 so a
+    /// crowded build machine cannot fail them).
+    pub disk_usage_threshold: f64,
 }
 
 impl Default for StandaloneConfig {
@@ -62,6 +65,7 @@ impl Default for StandaloneConfig {
             auth: AuthConfig::default(),
             auth_refresh_check_secs: 60,
             tls: TlsConfig::default(),
+            disk_usage_threshold: BookieConfig::default().disk_usage_threshold,
         }
     }
 }
@@ -78,6 +82,7 @@ impl StandaloneConfig {
             http_addr: any,
             broker_tls_addr: any,
             https_addr: any,
+            disk_usage_threshold: 1.0,
             ..StandaloneConfig::default()
         }
     }
@@ -118,6 +123,10 @@ impl Standalone {
             listen: bookie_addr,
             journal_dir: config.data_dir.join("bookie/journal"),
             ledger_dir: config.data_dir.join("bookie/ledgers"),
+            disk_usage_threshold: config.disk_usage_threshold,
+            disk_usage_lwm_threshold: BookieConfig::default()
+                .disk_usage_lwm_threshold
+                .min(config.disk_usage_threshold),
             ..BookieConfig::default()
         };
         let bookie_stop = CancellationToken::new();

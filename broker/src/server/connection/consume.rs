@@ -1,0 +1,229 @@
+//! SUBSCRIBE, ACK, UNSUBSCRIBE, SEEK and GET_LAST_MESSAGE_ID: consumers join their
+//! subscription's actor, which dispatches, tracks acknowledgements and persists the cursor.
+
+use super::*;
+
+impl Connection {
+    pub(super) async fn subscribe(&mut self, request: CommandSubscribe) -> Result<(), Closed> {
+        let consumer_id = request.consumer_id;
+        let request_id = request.request_id;
+        if self.consumers.contains_key(&consumer_id) {
+            let error = BrokerError::ConsumerBusy(format!(
+                "consumer id {consumer_id} is already in use on this connection"
+            ));
+            return self.send_error(request_id, &error).await;
+        }
+        let topic = match TopicName::parse(&request.topic) {
+            Ok(topic) => topic,
+            Err(e) => {
+                return self
+                    .send_error(request_id, &BrokerError::InvalidTopicName(e.to_string()))
+                    .await;
+            }
+        };
+        let Some(sub_type) = SubType::from_wire(request.sub_type) else {
+            return self
+                .send_error(
+                    request_id,
+                    &BrokerError::NotAllowed("unknown subscription type".into()),
+                )
+                .await;
+        };
+        if request.subscription.is_empty() {
+            return self
+                .send_error(
+                    request_id,
+                    &BrokerError::NotAllowed("empty subscription name".into()),
+                )
+                .await;
+        }
+        let options = SubscriptionOptions {
+            sub_type,
+            durable: request.durable(),
+            initial_position: if request.initial_position()
+                == command_subscribe::InitialPosition::Earliest
+            {
+                InitialPosition::Earliest
+            } else {
+                InitialPosition::Latest
+            },
+            start_message_id: request.start_message_id.as_ref().map(MessageId::from),
+            key_shared_allow_out_of_order: request
+                .key_shared_meta
+                .as_ref()
+                .is_some_and(|m| m.allow_out_of_order_delivery()),
+            partition_index: topic.partition(),
+        };
+        self.consumers.insert(consumer_id, ConsumerSlot::Creating);
+        let service = self.service.clone();
+        let completions = self.completions.clone();
+        let out = self.out.clone();
+        let evicted = self.evictions.clone();
+        let protocol_version = self.protocol_version;
+        let partition = topic.partition().map_or(-1, |p| p as i32);
+        let role = self.auth.role.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let consume = TopicOperation::Consume {
+                    subscription: &request.subscription,
+                };
+                auth::authorize(&service.admin, role.as_deref(), &topic, consume).await?;
+                let topic = service
+                    .topic(&topic, request.force_topic_creation())
+                    .await?;
+                let subscription = topic
+                    .subscription(&request.subscription, options, &service)
+                    .await?;
+                let id = service.next_id();
+                let link = ConsumerLink {
+                    id,
+                    client_consumer_id: consumer_id,
+                    name: request.consumer_name.clone().unwrap_or_default(),
+                    priority_level: request.priority_level.unwrap_or(0),
+                    out,
+                    protocol_version,
+                    partition,
+                    evicted,
+                };
+                subscription.add_consumer(link).await?;
+                Ok((topic, subscription, id))
+            }
+            .await;
+            let _ = completions.send(Completion::Consumer {
+                consumer_id,
+                request_id,
+                result,
+            });
+        });
+        Ok(())
+    }
+
+    pub(super) async fn ack(&mut self, ack: CommandAck) -> Result<(), Closed> {
+        let request_id = ack.request_id;
+        let consumer_id = ack.consumer_id;
+        let result = match self.consumers.get(&consumer_id) {
+            Some(ConsumerSlot::Ready { subscription, .. }) => {
+                subscription.ack(ack);
+                Ok(())
+            }
+            _ => Err(BrokerError::NotAllowed(format!(
+                "consumer {consumer_id} is not ready"
+            ))),
+        };
+        // Only an ACK with a request id asks for a receipt.
+        if let Some(request_id) = request_id {
+            let response = CommandAckResponse {
+                consumer_id,
+                request_id: Some(request_id),
+                error: result.as_ref().err().map(|e| e.code() as i32),
+                message: result.err().map(|e| e.to_string()),
+                ..Default::default()
+            };
+            return self.send(response.into()).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn unsubscribe(&mut self, request: CommandUnsubscribe) -> Result<(), Closed> {
+        let Some(ConsumerSlot::Ready {
+            subscription,
+            id,
+            topic,
+        }) = self.consumers.get(&request.consumer_id)
+        else {
+            let error =
+                BrokerError::NotAllowed(format!("consumer {} is not ready", request.consumer_id));
+            return self.send_error(request.request_id, &error).await;
+        };
+        let (subscription, id, topic) = (subscription.clone(), *id, topic.clone());
+        match subscription.unsubscribe(id, request.force()).await {
+            Ok(()) => {
+                self.consumers.remove(&request.consumer_id);
+                if let Err(e) = topic.remove_subscription(subscription.name()).await {
+                    return self.send_error(request.request_id, &e).await;
+                }
+                self.send(commands::success(request.request_id).into())
+                    .await
+            }
+            Err(e) => self.send_error(request.request_id, &e).await,
+        }
+    }
+
+    pub(super) async fn seek(&mut self, request: CommandSeek) -> Result<(), Closed> {
+        let Some(ConsumerSlot::Ready { subscription, .. }) =
+            self.consumers.get(&request.consumer_id)
+        else {
+            let error =
+                BrokerError::NotAllowed(format!("consumer {} is not ready", request.consumer_id));
+            return self.send_error(request.request_id, &error).await;
+        };
+        let target = match (&request.message_id, request.message_publish_time) {
+            (Some(id), _) => SeekTarget::MessageId(MessageId::from(id)),
+            (None, Some(time)) => SeekTarget::PublishTime(time),
+            (None, None) => {
+                let error =
+                    BrokerError::NotAllowed("SEEK needs a message id or a publish time".into());
+                return self.send_error(request.request_id, &error).await;
+            }
+        };
+        let subscription = subscription.clone();
+        match subscription.seek(target).await {
+            // SUCCESS first; the subscription then closes its consumers so they re-subscribe
+            // with fresh permits, as Java does.
+            Ok(()) => {
+                self.send(commands::success(request.request_id).into())
+                    .await?;
+                subscription.disconnect_consumers();
+                Ok(())
+            }
+            Err(e) => self.send_error(request.request_id, &e).await,
+        }
+    }
+
+    pub(super) async fn last_message_id(
+        &mut self,
+        request: CommandGetLastMessageId,
+    ) -> Result<(), Closed> {
+        let Some(ConsumerSlot::Ready {
+            topic,
+            subscription,
+            ..
+        }) = self.consumers.get(&request.consumer_id)
+        else {
+            let error =
+                BrokerError::NotAllowed(format!("consumer {} is not ready", request.consumer_id));
+            return self.send_error(request.request_id, &error).await;
+        };
+        let partition = topic.name().partition().map(|p| p as i32);
+        let last = match topic.last_entry().await {
+            Ok(last) => last,
+            Err(e) => return self.send_error(request.request_id, &e).await,
+        };
+        let last_message_id = match last {
+            Some((position, messages)) => MessageIdData {
+                ledger_id: position.ledger_id as u64,
+                entry_id: position.entry_id as u64,
+                partition,
+                batch_index: (messages > 1).then(|| messages as i32 - 1),
+                ..Default::default()
+            },
+            None => MessageIdData {
+                ledger_id: u64::MAX,
+                entry_id: u64::MAX,
+                partition,
+                ..Default::default()
+            },
+        };
+        let mark_delete = subscription.mark_delete().await;
+        let response = CommandGetLastMessageIdResponse {
+            last_message_id,
+            request_id: request.request_id,
+            consumer_mark_delete_position: mark_delete.map(|p| MessageIdData {
+                ledger_id: p.ledger_id as u64,
+                entry_id: p.entry_id as u64,
+                ..Default::default()
+            }),
+        };
+        self.send(response.into()).await
+    }
+}

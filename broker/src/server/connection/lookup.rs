@@ -1,0 +1,141 @@
+//! Topic discovery on a connection: partitioned metadata, lookup, schemas, and the topics of a
+//! namespace.
+
+use super::*;
+
+impl Connection {
+    pub(super) async fn partitioned_metadata(
+        &mut self,
+        request: CommandPartitionedTopicMetadata,
+    ) -> Result<(), Closed> {
+        let request_id = request.request_id;
+        let result = match TopicName::parse(&request.topic) {
+            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
+            Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
+                Ok(()) => self.service.partitions(&topic).await,
+                Err(e) => Err(e),
+            },
+        };
+        let response = match result {
+            Ok(partitions) => CommandPartitionedTopicMetadataResponse {
+                partitions: Some(partitions),
+                request_id,
+                response: Some(MetadataResult::Success as i32),
+                ..Default::default()
+            },
+            Err(e) => CommandPartitionedTopicMetadataResponse {
+                partitions: Some(0),
+                request_id,
+                response: Some(MetadataResult::Failed as i32),
+                error: Some(e.code() as i32),
+                message: Some(e.to_string()),
+            },
+        };
+        self.send(response.into()).await
+    }
+
+    pub(super) async fn lookup(&mut self, request: CommandLookupTopic) -> Result<(), Closed> {
+        let allowed = match TopicName::parse(&request.topic) {
+            Ok(topic) => self
+                .authorize(&topic, TopicOperation::Lookup)
+                .await
+                .map_err(|e| (e.code(), e.to_string())),
+            Err(e) => Err((ServerError::InvalidTopicName, e.to_string())),
+        };
+        let response = match allowed {
+            Ok(()) => CommandLookupTopicResponse {
+                broker_service_url: Some(self.service.service_url.clone()),
+                broker_service_url_tls: self.service.urls.service_url_tls.clone(),
+                response: Some(LookupType::Connect as i32),
+                request_id: request.request_id,
+                authoritative: Some(true),
+                ..Default::default()
+            },
+            Err((code, message)) => CommandLookupTopicResponse {
+                response: Some(LookupType::Failed as i32),
+                request_id: request.request_id,
+                error: Some(code as i32),
+                message: Some(message),
+                ..Default::default()
+            },
+        };
+        self.send(response.into()).await
+    }
+
+    pub(super) async fn get_schema(&mut self, request: CommandGetSchema) -> Result<(), Closed> {
+        let mut response = CommandGetSchemaResponse {
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        let found = match TopicName::parse(&request.topic) {
+            Ok(topic) => {
+                schema::get(
+                    &self.service.metadata,
+                    &topic,
+                    request.schema_version.as_deref(),
+                )
+                .await
+            }
+            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
+        };
+        match found {
+            Ok(Some((stored, version))) => {
+                response.schema = Some(stored);
+                response.schema_version = Some(schema::version_bytes(version));
+            }
+            // C++ treats TopicNotFound here as "no schema", quietly.
+            Ok(None) => {
+                response.error_code = Some(ServerError::TopicNotFound as i32);
+                response.error_message = Some("the topic has no schema".into());
+            }
+            Err(e) => {
+                response.error_code = Some(e.code() as i32);
+                response.error_message = Some(e.to_string());
+            }
+        }
+        self.send(response.into()).await
+    }
+
+    pub(super) async fn get_or_create_schema(
+        &mut self,
+        request: CommandGetOrCreateSchema,
+    ) -> Result<(), Closed> {
+        let mut response = CommandGetOrCreateSchemaResponse {
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        let result = match TopicName::parse(&request.topic) {
+            Ok(topic) => {
+                schema::get_or_create(&self.service.metadata, &topic, &request.schema).await
+            }
+            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
+        };
+        match result {
+            Ok(version) => response.schema_version = Some(schema::version_bytes(version)),
+            Err(e) => {
+                response.error_code = Some(e.code() as i32);
+                response.error_message = Some(e.to_string());
+            }
+        }
+        self.send(response.into()).await
+    }
+
+    pub(super) async fn topics_of_namespace(
+        &mut self,
+        request: CommandGetTopicsOfNamespace,
+    ) -> Result<(), Closed> {
+        match self.service.topics_of_namespace(&request.namespace).await {
+            Ok(topics) => {
+                let response = CommandGetTopicsOfNamespaceResponse {
+                    request_id: request.request_id,
+                    topics,
+                    filtered: Some(false),
+                    topics_hash: None,
+                    changed: Some(true),
+                };
+                self.send(response.into()).await
+            }
+            Err(e) => self.send_error(request.request_id, &e).await,
+        }
+    }
+}
