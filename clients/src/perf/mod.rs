@@ -85,11 +85,14 @@ pub(crate) struct Stats {
     latency: Mutex<(Histogram<u64>, Histogram<u64>)>,
 }
 
-/// Microseconds with three significant figures, growing as larger values arrive.
+/// The largest latency a histogram tells apart, in microseconds (an hour); longer ones count as
+/// an hour.
+const LATENCY_BOUND_MICROS: u64 = 3_600_000_000;
+
+/// Microseconds, 1 µs to an hour, with three significant figures. The bounds are fixed: with an
+/// auto-resizing histogram `saturating_record` clamps to the initial 2,047 µs instead of growing.
 fn histogram() -> Histogram<u64> {
-    let mut h = Histogram::new(3).expect("3 significant figures is in range");
-    h.auto(true);
-    h
+    Histogram::new_with_bounds(1, LATENCY_BOUND_MICROS, 3).expect("valid histogram bounds")
 }
 
 impl Default for Stats {
@@ -243,4 +246,33 @@ impl Figures<'_> {
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_beyond_two_milliseconds_keep_their_size() {
+        let stats = Stats::default();
+        for ms in [1, 3, 500, 90_000] {
+            stats.record(100, Duration::from_millis(ms));
+        }
+        let h = &stats.latency.lock().expect("not poisoned").1;
+        assert_eq!(h.len(), 4);
+        let near = |got: u64, want: u64| got.abs_diff(want) * 1000 <= want;
+        assert!(near(h.value_at_quantile(0.25), 1_000));
+        assert!(near(h.value_at_quantile(0.5), 3_000));
+        assert!(near(h.value_at_quantile(0.75), 500_000));
+        assert!(near(h.max(), 90_000_000));
+        assert_eq!(stats.messages(), 4);
+    }
+
+    #[test]
+    fn latencies_past_the_bound_count_as_the_bound() {
+        let stats = Stats::default();
+        stats.record(1, Duration::from_secs(10 * 3600));
+        let h = &stats.latency.lock().expect("not poisoned").1;
+        assert!(h.max().abs_diff(LATENCY_BOUND_MICROS) * 1000 <= LATENCY_BOUND_MICROS);
+    }
 }

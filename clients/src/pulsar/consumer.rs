@@ -197,7 +197,11 @@ impl Consumer {
     /// The next message, waiting as long as it takes.
     pub async fn receive(&mut self) -> Result<Message> {
         loop {
-            self.resubscribe_closed_parts().await?;
+            if self.parts.iter().any(|p| p.conn.is_none()) {
+                // Boxed: inline, the subscribe future would make every `receive` future large
+                // enough that moving it dominated the cost of a message.
+                Box::pin(self.resubscribe_closed_parts()).await?;
+            }
             if let Some(message) = self.queue.pop_front() {
                 let i = self.part_of(message.id);
                 if !self.options.durable {
