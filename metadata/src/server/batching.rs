@@ -2,7 +2,9 @@
 //! entry (one append, one fsync on each node), and linearizable reads that arrive together share
 //! one leadership check — this is what lets many concurrent clients get high throughput.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,6 +16,10 @@ use crate::types::{Command, CommandResult, Op, Proposal, Raft};
 const MAX_BATCH_COMMANDS: usize = 512;
 /// Rough byte budget of one proposal.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Proposals in flight at once. Without a bound every write was proposed the moment it arrived,
+/// alone, and paid its own log append and replication round; with one, writes that arrive while
+/// a proposal is being committed wait and go together in the next.
+const MAX_IN_FLIGHT: usize = 2;
 
 type Reply = oneshot::Sender<Result<CommandResult, MetadataError>>;
 
@@ -42,8 +48,16 @@ impl Proposer {
     pub(crate) fn start(raft: Raft, cancel: CancellationToken, tasks: &TaskTracker) -> Proposer {
         let (tx, mut rx) = mpsc::channel::<(Command, Reply)>(4096);
         let spawner = tasks.clone();
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         tasks.spawn(async move {
             loop {
+                let permit = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    permit = in_flight.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
                 let first = tokio::select! {
                     _ = cancel.cancelled() => break,
                     first = rx.recv() => match first { Some(first) => first, None => break },
@@ -64,7 +78,9 @@ impl Proposer {
                     Ok(pending) => {
                         // Wait for the outcome elsewhere, so the next batch can be proposed now.
                         spawner.spawn(async move {
-                            let outcome = match pending.await {
+                            let outcome = pending.await;
+                            drop(permit);
+                            let outcome = match outcome {
                                 Ok(Ok(response)) => Ok(response.data.results),
                                 Ok(Err(e)) => Err(raft_errors::from_write_api(e)),
                                 Err(_) => {
