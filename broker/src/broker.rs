@@ -66,11 +66,14 @@ pub struct Broker {
 impl Broker {
     /// Serves the Pulsar protocol (and, with the listeners for them, TLS and HTTP), storing
     /// topics through `metadata`'s bookies. Refuses to start with broken auth or TLS settings.
+    /// `before_serving` runs once the service exists (its URLs known) and before the first
+    /// connection is accepted — e.g. to create the namespaces clients expect to find.
     pub async fn start(
         config: BrokerConfig,
         ml_config: ManagedLedgerConfig,
         metadata: MetadataClient,
         listeners: impl Into<BrokerListeners>,
+        before_serving: impl AsyncFnOnce(&BrokerService) -> anyhow::Result<()>,
     ) -> anyhow::Result<Broker> {
         config
             .validate()
@@ -114,6 +117,7 @@ impl Broker {
         let service = Arc::new(BrokerService::new(
             config, ml_config, metadata, ledgers, urls, admin, metrics,
         ));
+        before_serving(&service).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(server::serve(

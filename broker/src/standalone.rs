@@ -21,6 +21,7 @@ use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::{Kind, Sample};
+use crate::service::BrokerService;
 use crate::tls::TlsConfig;
 
 #[derive(Debug, Clone)]
@@ -166,8 +167,15 @@ impl Standalone {
             http: Some(TcpListener::bind(config.http_addr).await?),
             https: optional_bind(tls, config.https_addr).await?,
         };
-        let broker = Broker::start(broker_config, ml_config, metadata.clone(), listeners).await?;
-        bootstrap(&metadata, &broker).await?;
+        // Clients that connect the moment the port opens find `public/default` already there.
+        let broker = Broker::start(
+            broker_config,
+            ml_config,
+            metadata.clone(),
+            listeners,
+            async |service| bootstrap(&metadata, service).await,
+        )
+        .await?;
         let metrics = &broker.service().metrics;
         metrics.add_source(move || {
             let stats = journal.journal_stats();
@@ -264,9 +272,8 @@ fn exists_ok(result: Result<(), ResourceError>) -> Result<(), ResourceError> {
 /// Creates what Pulsar's standalone has from the start — cluster `standalone` with this
 /// broker's URLs, tenant `public`, namespace `public/default` — through the admin resources, so
 /// the records are exactly what the admin API reads and writes.
-async fn bootstrap(metadata: &MetadataClient, broker: &Broker) -> anyhow::Result<()> {
+async fn bootstrap(metadata: &MetadataClient, service: &BrokerService) -> anyhow::Result<()> {
     let resources = Resources::new(metadata.clone());
-    let service = broker.service();
     let cluster = service.config.cluster.clone();
     let data = ClusterData {
         service_url: service.urls.web_url.clone(),
