@@ -24,7 +24,10 @@ mod store;
 pub mod testing;
 pub mod types;
 
-pub use client::{MetadataClient, Record, Session, SessionState, Txn, Watch, WatchEvent};
+pub use client::{
+    MetadataClient, PrefixCache, Record, Session, SessionKeeper, SessionState, Txn, Watch,
+    WatchEvent,
+};
 pub use config::{NodeConfig, PeerConfig};
 pub use error::MetadataError;
 pub use server::{MetadataNode, run};

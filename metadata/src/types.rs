@@ -34,15 +34,21 @@ pub enum Expected {
     Absent,
     /// The key must exist with exactly this version (versions start at 1).
     Version(u64),
+    /// The key must exist as an ephemeral key of this session. An ownership record re-created
+    /// by a new session restarts at version 1, so only the session tells one owner's record
+    /// from the next one's: brokers make their writes conditional on still owning a bundle.
+    Session(u64),
 }
 
 impl Expected {
-    /// Whether a key currently at `version` (0 = absent) satisfies this expectation.
-    pub fn holds(self, version: u64) -> bool {
+    /// Whether a key currently at `version` (0 = absent) and owned by `session` satisfies this
+    /// expectation.
+    pub fn holds(self, version: u64, session: Option<u64>) -> bool {
         match self {
             Expected::Any => true,
             Expected::Absent => version == 0,
             Expected::Version(v) => version == v,
+            Expected::Session(s) => version != 0 && session == Some(s),
         }
     }
 }

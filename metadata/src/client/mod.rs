@@ -3,6 +3,8 @@
 //! answered) and surfaces what is not (a compare-and-set whose outcome is unknown comes back as
 //! `Indeterminate`, for the caller to re-read).
 
+mod cache;
+mod keeper;
 mod session;
 mod watch;
 
@@ -13,6 +15,8 @@ use magnetar_protocol::metadata::{self as pb, request, response};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+pub use cache::PrefixCache;
+pub use keeper::SessionKeeper;
 pub use session::{Session, SessionState};
 pub use watch::{Change, Watch, WatchEvent};
 
@@ -51,6 +55,7 @@ pub(crate) fn expected_to_proto(expected: Expected) -> pb::Expected {
         Expected::Any => pb::expected::Kind::Any(pb::Empty {}),
         Expected::Absent => pb::expected::Kind::Absent(pb::Empty {}),
         Expected::Version(v) => pb::expected::Kind::Version(v),
+        Expected::Session(s) => pb::expected::Kind::Session(s),
     };
     pb::Expected { kind: Some(kind) }
 }
@@ -274,6 +279,15 @@ impl MetadataClient {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Record>, MetadataError> {
+        Ok(self.get_with_revision(key).await?.0)
+    }
+
+    /// The key and the store's revision when it was read: a watch from `revision + 1` misses
+    /// no later change of it.
+    pub async fn get_with_revision(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Record>, u64), MetadataError> {
         match self
             .call(
                 request::Body::Get(pb::GetRequest {
@@ -283,7 +297,7 @@ impl MetadataClient {
             )
             .await?
         {
-            response::Body::Get(get) => Ok(get.kv.map(Record::from)),
+            response::Body::Get(get) => Ok((get.kv.map(Record::from), get.revision)),
             other => Err(unexpected(other)),
         }
     }
@@ -364,6 +378,17 @@ impl MetadataClient {
         start_after: &str,
         limit: u32,
     ) -> Result<(Vec<Record>, bool), MetadataError> {
+        let (records, more, _) = self.list_page_at(prefix, start_after, limit).await?;
+        Ok((records, more))
+    }
+
+    /// One page, with the store's revision when it was read.
+    async fn list_page_at(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<Record>, bool, u64), MetadataError> {
         let list = pb::ListRequest {
             prefix: prefix.to_string(),
             start_after: start_after.to_string(),
@@ -371,25 +396,39 @@ impl MetadataClient {
             keys_only: false,
         };
         match self.call(request::Body::List(list), true).await? {
-            response::Body::List(list) => {
-                Ok((list.kvs.into_iter().map(Record::from).collect(), list.more))
-            }
+            response::Body::List(list) => Ok((
+                list.kvs.into_iter().map(Record::from).collect(),
+                list.more,
+                list.revision,
+            )),
             other => Err(unexpected(other)),
         }
     }
 
     /// Every key under `prefix`, in key order (paged underneath).
     pub async fn list(&self, prefix: &str) -> Result<Vec<Record>, MetadataError> {
+        Ok(self.list_with_revision(prefix).await?.0)
+    }
+
+    /// Every key under `prefix` and the revision the listing started at: a watch from
+    /// `revision + 1` sees every change the listing may have missed (changes between pages may
+    /// be seen twice; each event carries its key's `mod_revision` to tell).
+    pub async fn list_with_revision(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<Record>, u64), MetadataError> {
         let mut all = Vec::new();
         let mut after = String::new();
+        let mut first_revision = None;
         loop {
-            let (page, more) = self.list_page(prefix, &after, 0).await?;
+            let (page, more, revision) = self.list_page_at(prefix, &after, 0).await?;
+            first_revision.get_or_insert(revision);
             if let Some(last) = page.last() {
                 after = last.key.clone();
             }
             all.extend(page);
             if !more {
-                return Ok(all);
+                return Ok((all, first_revision.unwrap_or(revision)));
             }
         }
     }

@@ -51,6 +51,12 @@ pub(crate) fn expected_from_proto(
             ));
         }
         Some(pb::expected::Kind::Version(v)) => Expected::Version(v),
+        Some(pb::expected::Kind::Session(0)) => {
+            return Err(MetadataError::InvalidArgument(
+                "session 0 owns no key".into(),
+            ));
+        }
+        Some(pb::expected::Kind::Session(s)) => Expected::Session(s),
     })
 }
 

@@ -193,8 +193,9 @@ impl StateMachine {
             .iter()
             .map(|(key, expected)| (key.as_str(), *expected));
         for (key, expected) in checks.chain(ops.iter().map(|op| (op.key(), op.expected()))) {
-            let actual_version = overlay.get(key)?.map_or(0, |v| v.version);
-            if !expected.holds(actual_version) {
+            let actual = overlay.get(key)?;
+            let actual_version = actual.as_ref().map_or(0, |v| v.version);
+            if !expected.holds(actual_version, actual.and_then(|v| v.session)) {
                 return Ok(CommandResult::CompareFailed {
                     key: key.to_string(),
                     actual_version,
