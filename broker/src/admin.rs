@@ -10,6 +10,8 @@ use magnetar_admin_api::{ApiError, CursorPosition, NamespaceName, TopicAdmin};
 use magnetar_protocol::{MessageId, TopicName};
 use serde_json::Value;
 
+use crate::cluster::bundles::BundleRange;
+use crate::cluster::{BundleName, LookupAnswer};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;
@@ -29,6 +31,32 @@ pub struct BrokerAdmin {
 impl BrokerAdmin {
     pub fn new(service: Arc<BrokerService>) -> BrokerAdmin {
         BrokerAdmin { service }
+    }
+
+    /// A bundle of the namespace by its range; 412 if the namespace has no such bundle.
+    async fn bundle_name(
+        &self,
+        namespace: &NamespaceName,
+        range: &str,
+    ) -> Result<BundleName, ApiError> {
+        let range =
+            BundleRange::parse(range).map_err(|e| ApiError::precondition_failed(e.to_string()))?;
+        let ns = namespace.to_string();
+        let (bundles, _) = self
+            .service
+            .namespaces
+            .bundles(&ns)
+            .await
+            .map_err(api_error)?;
+        if !bundles.contains(range) {
+            return Err(ApiError::precondition_failed(format!(
+                "{range} is not a bundle of {ns}"
+            )));
+        }
+        Ok(BundleName {
+            namespace: ns,
+            range,
+        })
     }
 
     /// The loaded topic; 404 if it does not exist.
@@ -120,6 +148,12 @@ fn api_error(e: BrokerError) -> ApiError {
         BrokerError::NotAllowed(_) => ApiError::not_allowed(e.to_string()),
         BrokerError::AuthenticationError(_) => ApiError::unauthorized(e.to_string()),
         BrokerError::AuthorizationError(_) => ApiError::forbidden(e.to_string()),
+        BrokerError::NotOwner { ref owner, .. } => {
+            match owner.http_url.as_ref().or(owner.http_url_tls.as_ref()) {
+                Some(base) => ApiError::redirect(base.clone(), e.to_string()),
+                None => ApiError::unavailable(e.to_string()),
+            }
+        }
         BrokerError::ServiceNotReady(_) | BrokerError::Metadata(_) => {
             ApiError::unavailable(e.to_string())
         }
@@ -279,26 +313,111 @@ impl TopicAdmin for BrokerAdmin {
         self.seek(&handle, Self::target(&loaded, to)).await
     }
 
-    async fn lookup(&self, topic: &TopicName) -> Result<LookupData, ApiError> {
-        let _ = topic;
-        let urls = &self.service.urls;
-        Ok(LookupData {
-            broker_url: self.service.service_url.clone(),
-            broker_url_tls: urls.service_url_tls.clone(),
-            http_url: urls.web_url.clone().unwrap_or_default(),
-            http_url_tls: urls.web_url_tls.clone(),
-        })
+    async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<LookupData, ApiError> {
+        let answer = self
+            .service
+            .namespaces
+            .lookup(topic, authoritative)
+            .await
+            .map_err(api_error)?;
+        match answer {
+            LookupAnswer::Connect(owner) => Ok(LookupData {
+                broker_url: owner.native_url,
+                broker_url_tls: owner.native_url_tls,
+                http_url: owner.http_url.unwrap_or_default(),
+                http_url_tls: owner.http_url_tls,
+            }),
+            LookupAnswer::Redirect(target) => {
+                match target.web_service_url.or(target.web_service_url_tls) {
+                    Some(base) => Err(ApiError::redirect(
+                        base,
+                        format!("{} was chosen to serve {topic}", target.broker_id),
+                    )),
+                    None => Err(ApiError::unavailable(format!(
+                        "{} was chosen to serve {topic} but has no HTTP service",
+                        target.broker_id
+                    ))),
+                }
+            }
+        }
     }
 
     async fn active_brokers(&self, cluster: &str) -> Result<Vec<String>, ApiError> {
         if cluster != self.service.config.cluster {
             return Ok(Vec::new());
         }
-        let urls = &self.service.urls;
-        let web = urls.web_url.as_ref().or(urls.web_url_tls.as_ref());
-        Ok(web
-            .and_then(|url| url.split_once("://").map(|(_, host)| host.to_string()))
+        Ok(self
+            .service
+            .namespaces
+            .live_brokers()
             .into_iter()
+            .filter(|b| b.cluster == cluster)
+            .map(|b| b.broker_id)
+            .collect())
+    }
+
+    async fn unload_bundle(
+        &self,
+        namespace: &NamespaceName,
+        bundle: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let namespaces = &self.service.namespaces;
+        let Some(range) = bundle else {
+            let ns = namespace.to_string();
+            for owned in namespaces.owned_bundles() {
+                if owned.namespace == ns {
+                    self.service.unload_bundle(&owned).await;
+                }
+            }
+            return Ok(());
+        };
+        let bundle = self.bundle_name(namespace, range).await?;
+        if self.service.unload_bundle(&bundle).await {
+            return Ok(());
+        }
+        match namespaces.owner_of(&bundle) {
+            Some(owner) if owner.broker_id != namespaces.broker_id() => {
+                Err(api_error(BrokerError::NotOwner {
+                    message: format!("bundle {} is owned by {}", bundle.name(), owner.broker_id),
+                    owner: Box::new(owner),
+                }))
+            }
+            // Unowned: nothing to unload.
+            _ => Ok(()),
+        }
+    }
+
+    async fn split_bundle(&self, namespace: &NamespaceName, range: &str) -> Result<(), ApiError> {
+        let namespaces = &self.service.namespaces;
+        let bundle = self.bundle_name(namespace, range).await?;
+        if let Some(owner) = namespaces.owner_of(&bundle)
+            && owner.broker_id != namespaces.broker_id()
+        {
+            return Err(api_error(BrokerError::NotOwner {
+                message: format!("bundle {} is owned by {}", bundle.name(), owner.broker_id),
+                owner: Box::new(owner),
+            }));
+        }
+        // New boundaries first (claims of the old range fail from now on), then hand the old
+        // range's topics over: they come back under the halves.
+        namespaces.split(&bundle).await.map_err(api_error)?;
+        self.service.unload_bundle(&bundle).await;
+        tracing::info!(bundle = bundle.name(), "bundle split");
+        Ok(())
+    }
+
+    async fn bundle_owners(
+        &self,
+        namespace: &NamespaceName,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let ns = namespace.to_string();
+        Ok(self
+            .service
+            .namespaces
+            .all_owners()
+            .into_iter()
+            .filter(|(bundle, _)| bundle.namespace == ns)
+            .map(|(bundle, owner)| (bundle.range.to_string(), owner.broker_id))
             .collect())
     }
 

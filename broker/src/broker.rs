@@ -12,12 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{BrokerData, ClusterSettings, NamespaceService};
 use crate::config::BrokerConfig;
 use crate::http;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::server;
-use crate::service::{BrokerService, ServiceUrls};
+use crate::service::{BrokerService, ServiceParts, ServiceUrls};
 use crate::tls::TlsListener;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -114,12 +115,45 @@ impl Broker {
         );
         let metrics = BrokerMetrics::new(&config.cluster)?;
         let ledgers = LedgerClient::new(metadata.clone(), LedgerOptions::default());
-        let service = Arc::new(BrokerService::new(
-            config, ml_config, metadata, ledgers, urls, admin, metrics,
-        ));
+        let me = BrokerData {
+            broker_id: broker_id(&host, &addrs),
+            cluster: config.cluster.clone(),
+            pulsar_service_url: urls.service_url.clone(),
+            pulsar_service_url_tls: urls.service_url_tls.clone(),
+            web_service_url: urls.web_url.clone(),
+            web_service_url_tls: urls.web_url_tls.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let settings = ClusterSettings {
+            session_ttl: config.session_ttl(),
+        };
+        let (namespaces, mut lost) = NamespaceService::start(metadata.clone(), me, settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("joining the cluster: {e}"))?;
+        let service = Arc::new(BrokerService::new(ServiceParts {
+            config,
+            ml_config,
+            metadata,
+            ledgers,
+            urls,
+            admin,
+            metrics,
+            namespaces,
+        }));
         before_serving(&service).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let lost_service = service.clone();
+        let lost_cancel = cancel.clone();
+        tasks.spawn(async move {
+            loop {
+                let bundles = tokio::select! {
+                    _ = lost_cancel.cancelled() => return,
+                    bundles = lost.recv() => match bundles { Some(b) => b, None => return },
+                };
+                lost_service.drop_lost_bundles(&bundles).await;
+            }
+        });
         tasks.spawn(server::serve(
             listeners.pulsar,
             service.clone(),
@@ -168,8 +202,15 @@ impl Broker {
         &self.service
     }
 
-    /// Stops accepting, closes connections, then flushes cursors and seals ledgers.
+    /// Hands every bundle over (clients move to other brokers without errors), stops
+    /// accepting, closes connections, flushes what is left and leaves the cluster.
     pub async fn shutdown(self) {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.service.unload_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("unloading bundles did not finish in time");
+        }
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
@@ -179,5 +220,20 @@ impl Broker {
             tracing::warn!("broker connections did not close in time");
         }
         self.service.close_all().await;
+        self.service.namespaces.close().await;
     }
+
+    /// Stops at once, as a crash would look to the cluster: nothing is handed over or
+    /// flushed, and the session is left to expire (for failover tests in one process).
+    pub fn abort(self) {
+        self.service.namespaces.abandon();
+        self.cancel.cancel();
+        self.tasks.close();
+    }
+}
+
+/// Pulsar's broker id: the advertised host and the HTTP port (the Pulsar port without HTTP).
+fn broker_id(host: &str, addrs: &BrokerAddrs) -> String {
+    let port = addrs.http.or(addrs.https).unwrap_or(addrs.pulsar).port();
+    format!("{host}:{port}")
 }

@@ -33,6 +33,10 @@ pub struct BrokerConfig {
     pub auth_refresh_check_secs: u64,
     /// TLS for `pulsar+ssl://` and HTTPS (the `[tls]` section; off by default).
     pub tls: TlsConfig,
+    /// The metadata session's TTL (`metadataStoreSessionTimeoutMillis`, 30 s in Pulsar): a
+    /// dead broker's bundles move this long after its last keep-alive. The broker stops
+    /// serving on its own once its local lease runs out, before anyone else can claim.
+    pub metadata_session_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -50,6 +54,7 @@ impl Default for BrokerConfig {
             auth: AuthConfig::default(),
             auth_refresh_check_secs: 60,
             tls: TlsConfig::default(),
+            metadata_session_timeout_ms: 4000,
         }
     }
 }
@@ -61,6 +66,10 @@ impl BrokerConfig {
 
     pub fn auth_refresh_check(&self) -> Duration {
         Duration::from_secs(self.auth_refresh_check_secs.max(1))
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_millis(self.metadata_session_timeout_ms.max(500))
     }
 
     pub fn max_frame_size(&self) -> usize {

@@ -18,6 +18,12 @@ pub enum BrokerError {
     NotAllowed(String),
     #[error("the broker cannot serve this now: {0}")]
     ServiceNotReady(String),
+    /// Another broker owns the topic's bundle (clients look up again; REST redirects there).
+    #[error("{message}")]
+    NotOwner {
+        message: String,
+        owner: Box<crate::cluster::OwnerData>,
+    },
     #[error("storage failure: {0}")]
     Persistence(String),
     #[error("metadata failure: {0}")]
@@ -39,7 +45,9 @@ impl BrokerError {
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
-            BrokerError::ServiceNotReady(_) => ServerError::ServiceNotReady,
+            BrokerError::ServiceNotReady(_) | BrokerError::NotOwner { .. } => {
+                ServerError::ServiceNotReady
+            }
             BrokerError::Persistence(_) => ServerError::PersistenceError,
             BrokerError::Metadata(_) => ServerError::MetadataError,
             BrokerError::AuthenticationError(_) => ServerError::AuthenticationError,

@@ -13,6 +13,8 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod cursor;
 pub mod dispatch;

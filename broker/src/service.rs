@@ -11,6 +11,7 @@ use magnetar_metadata::MetadataClient;
 use magnetar_protocol::TopicName;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::cluster::{BundleName, NamespaceService};
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
@@ -62,20 +63,37 @@ pub struct BrokerService {
     /// Authentication, authorization and the admin resources (policies) the broker checks.
     pub admin: AdminState,
     pub metrics: BrokerMetrics,
+    /// Membership and bundle ownership: the gate every topic load passes.
+    pub namespaces: Arc<NamespaceService>,
     topics: Mutex<HashMap<String, Arc<OnceCell<Arc<Topic>>>>>,
     next_id: AtomicU64,
 }
 
+/// What a [`BrokerService`] is made of.
+#[derive(Debug)]
+pub struct ServiceParts {
+    pub config: BrokerConfig,
+    pub ml_config: ManagedLedgerConfig,
+    pub metadata: MetadataClient,
+    pub ledgers: LedgerClient,
+    pub urls: ServiceUrls,
+    pub admin: AdminState,
+    pub metrics: BrokerMetrics,
+    pub namespaces: Arc<NamespaceService>,
+}
+
 impl BrokerService {
-    pub fn new(
-        config: BrokerConfig,
-        ml_config: ManagedLedgerConfig,
-        metadata: MetadataClient,
-        ledgers: LedgerClient,
-        urls: ServiceUrls,
-        admin: AdminState,
-        metrics: BrokerMetrics,
-    ) -> BrokerService {
+    pub fn new(parts: ServiceParts) -> BrokerService {
+        let ServiceParts {
+            config,
+            ml_config,
+            metadata,
+            ledgers,
+            urls,
+            admin,
+            metrics,
+            namespaces,
+        } = parts;
         BrokerService {
             config,
             ml_config,
@@ -85,9 +103,47 @@ impl BrokerService {
             urls,
             admin,
             metrics,
+            namespaces,
             topics: Mutex::default(),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The managed-ledger settings of a topic: the broker's, with the namespace's persistence
+    /// (E, Qw, Qa, cursor write rate) and retention policies applied.
+    pub async fn ml_config_for(
+        &self,
+        topic: &TopicName,
+    ) -> Result<ManagedLedgerConfig, BrokerError> {
+        let mut config = self.ml_config.clone();
+        let namespace = format!("{}/{}", topic.tenant(), topic.namespace_local());
+        let Some(policies) = self.namespaces.policies(&namespace).await? else {
+            return Ok(config);
+        };
+        if let Some(p) = policies.persistence {
+            config.ensemble = p.bookkeeper_ensemble.max(1) as usize;
+            config.write_quorum = p.bookkeeper_write_quorum.max(1) as usize;
+            config.ack_quorum = p.bookkeeper_ack_quorum.max(1) as usize;
+            let rate = p.mark_delete_rate();
+            if rate > 0.0 {
+                config.cursor_persist_interval = std::time::Duration::from_secs_f64(1.0 / rate);
+            }
+        }
+        if let Some(r) = policies.retention_policies {
+            config.retention_time = match r.retention_time_in_minutes {
+                m if m < 0 => Some(std::time::Duration::MAX),
+                0 => None,
+                m => Some(std::time::Duration::from_secs(
+                    u64::from(m.unsigned_abs()) * 60,
+                )),
+            };
+            config.retention_size = match r.retention_size_in_mb {
+                mb if mb < 0 => Some(u64::MAX),
+                0 => None,
+                mb => Some((mb as u64).saturating_mul(1024 * 1024)),
+            };
+        }
+        Ok(config)
     }
 
     /// A broker-wide unique number (consumer ids inside subscriptions, producer names).
@@ -140,22 +196,136 @@ impl BrokerService {
                 "non-persistent topics are not supported".into(),
             ));
         }
+        // The ownership gate: a broker that does not own the bundle never opens the ledger
+        // (opening it would fence the owner's).
+        let bundle = self.namespaces.ensure_owned(name).await?;
         let key = name.to_string();
-        let cell = self.topics.lock().await.entry(key).or_default().clone();
-        if let Some(topic) = cell.get() {
+        let cell = self
+            .topics
+            .lock()
+            .await
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        if let Some(topic) = cell.get()
+            && !topic.is_unloading()
+        {
             return Ok(topic.clone());
         }
         if !create && !self.topic_exists(name).await? {
+            self.forget_cell(&key, &cell).await;
             return Err(BrokerError::TopicNotFound(name.to_string()));
         }
-        let topic = cell
+        let loaded = cell
             .get_or_try_init(|| async {
                 let topic = Topic::load(name.clone(), self).await?;
                 tracing::info!(topic = %name, "topic loaded");
                 Ok::<_, BrokerError>(Arc::new(topic))
             })
-            .await?;
-        Ok(topic.clone())
+            .await;
+        let topic = match loaded {
+            Ok(topic) => topic.clone(),
+            Err(e) => {
+                self.forget_cell(&key, &cell).await;
+                return Err(e);
+            }
+        };
+        if topic.is_unloading() {
+            return Err(BrokerError::ServiceNotReady(format!(
+                "topic {name} is being unloaded"
+            )));
+        }
+        // The bundle may have gone while the ledger was opening: give the topic up again.
+        if !self.namespaces.still_serving(&bundle) {
+            self.unload_topic(name).await;
+            return Err(BrokerError::ServiceNotReady(format!(
+                "Namespace bundle {} is being unloaded",
+                bundle.name()
+            )));
+        }
+        Ok(topic)
+    }
+
+    /// Drops a map entry that holds no topic (a failed or refused load), so lookups of
+    /// missing topics leave nothing behind.
+    async fn forget_cell(&self, key: &str, cell: &Arc<OnceCell<Arc<Topic>>>) {
+        let mut topics = self.topics.lock().await;
+        if topics
+            .get(key)
+            .is_some_and(|c| Arc::ptr_eq(c, cell) && c.get().is_none())
+        {
+            topics.remove(key);
+        }
+    }
+
+    /// Unloads one topic: clients are told to look it up again, cursors flushed, ledger sealed.
+    pub async fn unload_topic(&self, name: &TopicName) -> bool {
+        let cell = self.topics.lock().await.remove(&name.to_string());
+        match cell.and_then(|c| c.get().cloned()) {
+            Some(topic) => {
+                topic.unload().await;
+                tracing::info!(topic = %name, "topic unloaded");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Loaded topics of a bundle.
+    pub async fn topics_of_bundle(&self, bundle: &BundleName) -> Vec<Arc<Topic>> {
+        let mut topics = Vec::new();
+        for topic in self.loaded_topics().await {
+            if let Ok(of) = self.namespaces.bundle_of(topic.name()).await
+                && of == *bundle
+            {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+
+    /// Hands a bundle over: refuse new work on it, unload its topics, release ownership.
+    /// False when this broker does not own it.
+    pub async fn unload_bundle(&self, bundle: &BundleName) -> bool {
+        if !self.namespaces.begin_unload(bundle) {
+            return false;
+        }
+        let topics = self.topics_of_bundle(bundle).await;
+        tracing::info!(
+            bundle = bundle.name(),
+            topics = topics.len(),
+            "unloading bundle"
+        );
+        for topic in topics {
+            self.unload_topic(topic.name()).await;
+        }
+        self.namespaces.release(bundle).await;
+        true
+    }
+
+    /// Bundles this broker lost with its session: their topics stop at once (clients move
+    /// to the next owner). Their ledgers may no longer be sealable; the next owner recovers.
+    pub async fn drop_lost_bundles(&self, lost: &[BundleName]) {
+        for bundle in lost {
+            for topic in self.topics_of_bundle(bundle).await {
+                let name = topic.name().clone();
+                let cell = self.topics.lock().await.remove(&name.to_string());
+                drop(cell);
+                // Closing may wait on the metadata service this broker cannot reach: bounded.
+                let closing =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), topic.unload());
+                if closing.await.is_err() {
+                    tracing::warn!(topic = %name, "topic of a lost bundle did not close in time");
+                }
+            }
+        }
+    }
+
+    /// Unloads every owned bundle (graceful shutdown): clients move to other brokers.
+    pub async fn unload_all(&self) {
+        for bundle in self.namespaces.owned_bundles() {
+            self.unload_bundle(&bundle).await;
+        }
     }
 
     /// Drops a topic from the loaded set (before its storage is deleted).

@@ -23,6 +23,20 @@ pub struct ProducerOwner {
     pub producer_id: u64,
 }
 
+/// How the topic closes a producer from the broker's side (on unload): the connection forgets
+/// the producer id first, then the client gets CLOSE_PRODUCER and looks the topic up again.
+#[derive(Debug, Clone)]
+pub struct ProducerCloser {
+    pub out: tokio::sync::mpsc::Sender<magnetar_protocol::Frame>,
+    pub evicted: tokio::sync::mpsc::UnboundedSender<u64>,
+}
+
+#[derive(Debug)]
+struct ProducerEntry {
+    owner: ProducerOwner,
+    closer: Option<ProducerCloser>,
+}
+
 /// Counters for stats and metrics.
 #[derive(Debug, Default)]
 pub struct TopicCounters {
@@ -36,7 +50,9 @@ pub struct TopicCounters {
 pub struct Topic {
     name: TopicName,
     ml: ManagedLedger,
-    producers: Mutex<HashMap<String, ProducerOwner>>,
+    producers: Mutex<HashMap<String, ProducerEntry>>,
+    /// Set once the topic is unloading: no producer or subscription may join.
+    unloading: std::sync::atomic::AtomicBool,
     subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
     pub counters: Arc<TopicCounters>,
     publish_latency: Histogram,
@@ -57,7 +73,7 @@ impl Topic {
         let ml = ManagedLedger::open(
             &managed_ledger_name(&name),
             service.ledgers.clone(),
-            service.ml_config.clone(),
+            service.ml_config_for(&name).await?,
         )
         .await
         .map_err(ml_error)?;
@@ -65,6 +81,7 @@ impl Topic {
             name,
             ml,
             producers: Mutex::default(),
+            unloading: Default::default(),
             subscriptions: tokio::sync::Mutex::default(),
             counters: Arc::default(),
             publish_latency: service.metrics.publish_latency.clone(),
@@ -79,22 +96,30 @@ impl Topic {
         &self.ml
     }
 
-    fn producers(&self) -> MutexGuard<'_, HashMap<String, ProducerOwner>> {
+    fn producers(&self) -> MutexGuard<'_, HashMap<String, ProducerEntry>> {
         self.producers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a producer name; a name held by another producer is `ProducerBusy`.
-    pub fn add_producer(&self, name: &str, owner: ProducerOwner) -> Result<(), BrokerError> {
+    pub fn add_producer(
+        &self,
+        name: &str,
+        owner: ProducerOwner,
+        closer: Option<ProducerCloser>,
+    ) -> Result<(), BrokerError> {
+        if self.is_unloading() {
+            return Err(self.unloading_error());
+        }
         let mut producers = self.producers();
         match producers.get(name) {
-            Some(existing) if *existing != owner => Err(BrokerError::ProducerBusy(format!(
+            Some(existing) if existing.owner != owner => Err(BrokerError::ProducerBusy(format!(
                 "producer with name '{name}' is already connected to topic {}",
                 self.name
             ))),
             _ => {
-                producers.insert(name.to_string(), owner);
+                producers.insert(name.to_string(), ProducerEntry { owner, closer });
                 Ok(())
             }
         }
@@ -102,9 +127,17 @@ impl Topic {
 
     pub fn remove_producer(&self, name: &str, owner: ProducerOwner) {
         let mut producers = self.producers();
-        if producers.get(name) == Some(&owner) {
+        if producers.get(name).map(|e| e.owner) == Some(owner) {
             producers.remove(name);
         }
+    }
+
+    pub fn is_unloading(&self) -> bool {
+        self.unloading.load(Ordering::Acquire)
+    }
+
+    fn unloading_error(&self) -> BrokerError {
+        BrokerError::ServiceNotReady(format!("topic {} is being unloaded", self.name))
     }
 
     pub fn producer_count(&self) -> usize {
@@ -163,6 +196,9 @@ impl Topic {
         service: &BrokerService,
     ) -> Result<SubscriptionHandle, BrokerError> {
         let mut subscriptions = self.subscriptions.lock().await;
+        if self.is_unloading() {
+            return Err(self.unloading_error());
+        }
         if let Some(existing) = subscriptions.get(name)
             && !existing.is_closed()
         {
@@ -242,8 +278,34 @@ impl Topic {
         (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
     }
 
+    /// Unloads the topic from this broker: producers get CLOSE_PRODUCER and consumers
+    /// CLOSE_CONSUMER (clients look the topic up again and reconnect wherever it goes next),
+    /// then cursors are flushed and the ledger sealed.
+    pub async fn unload(&self) {
+        self.unloading.store(true, Ordering::Release);
+        let producers: Vec<ProducerEntry> = self.producers().drain().map(|(_, e)| e).collect();
+        for entry in producers {
+            if let Some(closer) = entry.closer {
+                let _ = closer.evicted.send(entry.owner.producer_id);
+                let close = magnetar_protocol::pulsar::CommandCloseProducer {
+                    producer_id: entry.owner.producer_id,
+                    request_id: u64::MAX,
+                    ..Default::default()
+                };
+                let _ = closer.out.send(close.into()).await;
+            }
+        }
+        let subscriptions: Vec<SubscriptionHandle> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        for subscription in &subscriptions {
+            subscription.disconnect_consumers();
+        }
+        self.close().await;
+    }
+
     /// Flushes cursors and seals the current ledger.
     pub async fn close(&self) {
+        self.unloading.store(true, Ordering::Release);
         let subscriptions: Vec<SubscriptionHandle> =
             self.subscriptions.lock().await.values().cloned().collect();
         for subscription in subscriptions {

@@ -84,6 +84,11 @@ struct Connection {
     consumers: HashMap<u64, ConsumerSlot>,
     completions: mpsc::UnboundedSender<Completion>,
     evictions: mpsc::UnboundedSender<(u64, u64)>,
+    /// Producer ids the broker closed (topic unloaded): told by the topic.
+    producer_evictions: mpsc::UnboundedSender<u64>,
+    /// Producers the broker closed; a SEND for one closes the connection, which moves clients
+    /// that ignore CLOSE_PRODUCER (pulsar-rs) to look the topic up again.
+    closed_by_broker: std::collections::HashSet<u64>,
     auth: ConnectionAuth,
 }
 
@@ -118,6 +123,7 @@ pub(super) async fn run<R, W>(
     });
     let (completions, mut completed) = mpsc::unbounded_channel();
     let (evictions, mut evicted) = mpsc::unbounded_channel::<(u64, u64)>();
+    let (producer_evictions, mut evicted_producers) = mpsc::unbounded_channel::<u64>();
     let keep_alive = service.config.keep_alive();
     let refresh = service.config.auth_refresh_check();
     let mut auth_check = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
@@ -132,6 +138,8 @@ pub(super) async fn run<R, W>(
         consumers: HashMap::new(),
         completions,
         evictions,
+        producer_evictions,
+        closed_by_broker: Default::default(),
         auth: ConnectionAuth::default(),
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
@@ -145,6 +153,12 @@ pub(super) async fn run<R, W>(
             Some((client_id, broker_id)) = evicted.recv() => {
                 if matches!(conn.consumers.get(&client_id), Some(ConsumerSlot::Ready { id, .. }) if *id == broker_id) {
                     conn.consumers.remove(&client_id);
+                }
+            }
+            Some(producer_id) = evicted_producers.recv() => {
+                if matches!(conn.producers.get(&producer_id), Some(ProducerSlot::Ready(_))) {
+                    conn.producers.remove(&producer_id);
+                    conn.closed_by_broker.insert(producer_id);
                 }
             }
             Some(done) = completed.recv() => conn.complete(done).await,
@@ -235,6 +249,7 @@ impl Connection {
             }
             Type::CloseProducer => {
                 let close = command.close_producer.unwrap_or_default();
+                self.closed_by_broker.remove(&close.producer_id);
                 if let Some(ProducerSlot::Ready(producer)) =
                     self.producers.remove(&close.producer_id)
                 {

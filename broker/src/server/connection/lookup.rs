@@ -2,6 +2,10 @@
 //! namespace.
 
 use super::*;
+use crate::cluster::LookupAnswer;
+
+// Ownership failures carry Pulsar's phrases ("Failed to acquire ownership", "is being
+// unloaded"): the C++ client keeps its connection on a ServiceNotReady that says them.
 
 impl Connection {
     pub(super) async fn partitioned_metadata(
@@ -35,18 +39,35 @@ impl Connection {
     }
 
     pub(super) async fn lookup(&mut self, request: CommandLookupTopic) -> Result<(), Closed> {
-        let allowed = match TopicName::parse(&request.topic) {
-            Ok(topic) => self
-                .authorize(&topic, TopicOperation::Lookup)
-                .await
-                .map_err(|e| (e.code(), e.to_string())),
+        let authoritative = request.authoritative.unwrap_or(false);
+        let answer = match TopicName::parse(&request.topic) {
+            Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
+                Ok(()) => self
+                    .service
+                    .namespaces
+                    .lookup(&topic, authoritative)
+                    .await
+                    .map_err(|e| (e.code(), e.to_string())),
+                Err(e) => Err((e.code(), e.to_string())),
+            },
             Err(e) => Err((ServerError::InvalidTopicName, e.to_string())),
         };
-        let response = match allowed {
-            Ok(()) => CommandLookupTopicResponse {
-                broker_service_url: Some(self.service.service_url.clone()),
-                broker_service_url_tls: self.service.urls.service_url_tls.clone(),
+        let response = match answer {
+            // Any broker that knows the owner answers Connect (no extra hop).
+            Ok(LookupAnswer::Connect(owner)) => CommandLookupTopicResponse {
+                broker_service_url: Some(owner.native_url),
+                broker_service_url_tls: owner.native_url_tls,
                 response: Some(LookupType::Connect as i32),
+                request_id: request.request_id,
+                authoritative: Some(true),
+                ..Default::default()
+            },
+            // The chosen broker must take the bundle: it gets the lookup authoritatively and
+            // never redirects it again.
+            Ok(LookupAnswer::Redirect(target)) => CommandLookupTopicResponse {
+                broker_service_url: Some(target.pulsar_service_url),
+                broker_service_url_tls: target.pulsar_service_url_tls,
+                response: Some(LookupType::Redirect as i32),
                 request_id: request.request_id,
                 authoritative: Some(true),
                 ..Default::default()

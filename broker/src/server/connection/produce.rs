@@ -39,6 +39,11 @@ impl Connection {
         };
         let exclusive = request.producer_access_mode == Some(ProducerAccessMode::Exclusive as i32);
         let role = self.auth.role.clone();
+        self.closed_by_broker.remove(&producer_id);
+        let closer = crate::topic::ProducerCloser {
+            out: self.out.clone(),
+            evicted: self.producer_evictions.clone(),
+        };
         tokio::spawn(async move {
             let result = async {
                 auth::authorize(
@@ -57,11 +62,12 @@ impl Connection {
                 };
                 let name = match request.producer_name.filter(|n| !n.is_empty()) {
                     Some(name) => name,
+                    // Unique across the cluster: the broker's id is part of it.
                     None => format!(
                         "{}-{}-{}",
                         service.config.cluster,
+                        service.namespaces.broker_id(),
                         service.next_id(),
-                        owner.connection
                     ),
                 };
                 if exclusive && topic.producer_count() > 0 {
@@ -70,7 +76,7 @@ impl Connection {
                         topic.name()
                     )));
                 }
-                topic.add_producer(&name, owner)?;
+                topic.add_producer(&name, owner, Some(closer))?;
                 Ok((topic, name, schema_version))
             }
             .await;
@@ -88,6 +94,10 @@ impl Connection {
         send: CommandSend,
         payload: Option<magnetar_protocol::Payload>,
     ) -> Result<(), Closed> {
+        if self.closed_by_broker.contains(&send.producer_id) {
+            tracing::info!(peer = %self.peer, producer_id = send.producer_id, "closing connection: SEND for a producer the broker closed (its topic moved)");
+            return Err(Closed);
+        }
         let Some(ProducerSlot::Ready(producer)) = self.producers.get(&send.producer_id) else {
             // A SEND racing with CLOSE_PRODUCER: Java ignores it too.
             tracing::debug!(peer = %self.peer, producer_id = send.producer_id, "SEND for an unknown producer ignored");

@@ -1,0 +1,714 @@
+//! Cluster membership and bundle ownership: what makes brokers stateless and interchangeable.
+//!
+//! - Every broker keeps one metadata session ([`SessionKeeper`]) and registers itself under
+//!   `/loadbalance/brokers/{id}` (an ephemeral key: it goes when the session does).
+//! - A namespace's hash space is cut into bundles ([`bundles`]); a broker owns a bundle through
+//!   the ephemeral key `/namespace/{tenant}/{ns}/{0x…_0x…}` bound to its session, written only
+//!   if absent and only if the namespace's boundaries are still the ones it computed from.
+//! - Lookups ([`NamespaceService::lookup`]) answer Connect to the owner; an unowned bundle goes
+//!   to the live broker with the fewest bundles ([`assign`]): this broker claims it, or redirects
+//!   the client (authoritatively) to the chosen one, which must claim it itself — a broker never
+//!   redirects an authoritative lookup, so there are no loops and no leader is needed.
+//! - Every topic load passes [`NamespaceService::ensure_owned`] first: a broker that does not
+//!   own a topic's bundle never opens its managed ledger.
+//! - The session's local lease ends before the group can expire it; when it does, every owned
+//!   bundle is given up at once (reported on the channel [`NamespaceService::start`] returns) so
+//!   a broker cut off from the metadata service stops serving before another can claim.
+//!
+//! Safety does not rest on this alone: the managed ledger fences the previous owner's ledger on
+//! the bookies before the new owner writes (see `managed_ledger::open`).
+
+pub mod assign;
+pub mod bundles;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use magnetar_metadata::{
+    Expected, MetadataClient, MetadataError, PrefixCache, Session, SessionKeeper, Txn,
+};
+use magnetar_protocol::TopicName;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::BrokerError;
+use bundles::{BundleRange, Bundles};
+
+/// Live brokers: `/loadbalance/brokers/{broker id}` → [`BrokerData`].
+pub const BROKERS_PREFIX: &str = "/loadbalance/brokers/";
+/// Bundle owners: `/namespace/{tenant}/{ns}/{range}` → [`OwnerData`].
+pub const OWNERS_PREFIX: &str = "/namespace/";
+/// Namespace policies (bundle boundaries among them).
+pub const POLICIES_PREFIX: &str = "/admin/policies/";
+
+/// A broker's registration: who it is and where it is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerData {
+    /// `advertised-host:http-port` (Pulsar's broker id), or `host:pulsar-port` without HTTP.
+    pub broker_id: String,
+    pub cluster: String,
+    pub pulsar_service_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_service_url_tls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_service_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_service_url_tls: Option<String>,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// A bundle owner's record (Pulsar's `NamespaceEphemeralData`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerData {
+    pub native_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_url_tls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_url_tls: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub broker_id: String,
+}
+
+impl OwnerData {
+    fn of(broker: &BrokerData) -> OwnerData {
+        OwnerData {
+            native_url: broker.pulsar_service_url.clone(),
+            native_url_tls: broker.pulsar_service_url_tls.clone(),
+            http_url: broker.web_service_url.clone(),
+            http_url_tls: broker.web_service_url_tls.clone(),
+            disabled: false,
+            broker_id: broker.broker_id.clone(),
+        }
+    }
+}
+
+/// A bundle of a namespace: `tenant/ns` and a range.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BundleName {
+    pub namespace: String,
+    pub range: BundleRange,
+}
+
+impl BundleName {
+    /// `tenant/ns/0x…_0x…`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.namespace, self.range)
+    }
+
+    fn key(&self) -> String {
+        format!("{OWNERS_PREFIX}{}/{}", self.namespace, self.range)
+    }
+
+    /// Parses an ownership key back.
+    fn from_key(key: &str) -> Option<BundleName> {
+        let rest = key.strip_prefix(OWNERS_PREFIX)?;
+        let (namespace, range) = rest.rsplit_once('/')?;
+        Some(BundleName {
+            namespace: namespace.to_string(),
+            range: BundleRange::parse(range).ok()?,
+        })
+    }
+}
+
+/// What a lookup tells the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupAnswer {
+    /// Send PRODUCER/SUBSCRIBE to this broker (it owns the bundle).
+    Connect(OwnerData),
+    /// Look up again at this broker, authoritatively: it was chosen to own the bundle.
+    Redirect(BrokerData),
+}
+
+impl LookupAnswer {
+    pub fn is_local(&self, me: &str) -> bool {
+        matches!(self, LookupAnswer::Connect(owner) if owner.broker_id == me)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    session: u64,
+    unloading: bool,
+}
+
+/// Settings of membership and ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The metadata session's TTL: how long after a broker dies its bundles can move
+    /// (Pulsar's `metadataStoreSessionTimeoutMillis`, 30 s there; far shorter here so clients
+    /// never wait out their 30 s send timeout).
+    pub session_ttl: Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> ClusterSettings {
+        ClusterSettings {
+            session_ttl: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Bundles this broker no longer owns (its session went): their topics must unload.
+pub type LostBundles = Vec<BundleName>;
+
+/// Membership and ownership of one broker.
+#[derive(Debug)]
+pub struct NamespaceService {
+    me: BrokerData,
+    metadata: MetadataClient,
+    sessions: SessionKeeper,
+    brokers: PrefixCache,
+    owners: PrefixCache,
+    policies: PrefixCache,
+    held: Mutex<HashMap<BundleName, Held>>,
+    lost: mpsc::UnboundedSender<LostBundles>,
+    stop: CancellationToken,
+}
+
+impl NamespaceService {
+    /// Opens a session, registers `me` and starts following brokers, owners and policies.
+    pub async fn start(
+        metadata: MetadataClient,
+        me: BrokerData,
+        settings: ClusterSettings,
+    ) -> Result<(Arc<NamespaceService>, mpsc::UnboundedReceiver<LostBundles>), BrokerError> {
+        let brokers = PrefixCache::start(metadata.clone(), BROKERS_PREFIX).await?;
+        let owners = PrefixCache::start(metadata.clone(), OWNERS_PREFIX).await?;
+        let policies = PrefixCache::start(metadata.clone(), POLICIES_PREFIX).await?;
+        let sessions =
+            SessionKeeper::start(metadata.clone(), settings.session_ttl, me.broker_id.clone());
+        let (lost, lost_rx) = mpsc::unbounded_channel();
+        let service = Arc::new(NamespaceService {
+            me,
+            metadata,
+            sessions,
+            brokers,
+            owners,
+            policies,
+            held: Mutex::default(),
+            lost,
+            stop: CancellationToken::new(),
+        });
+        let session = service.sessions.wait().await;
+        service.register(&session).await?;
+        tokio::spawn(follow_sessions(
+            Arc::downgrade(&service),
+            service.stop.clone(),
+        ));
+        Ok((service, lost_rx))
+    }
+
+    pub fn broker_id(&self) -> &str {
+        &self.me.broker_id
+    }
+
+    pub fn me(&self) -> &BrokerData {
+        &self.me
+    }
+
+    pub fn metadata(&self) -> &MetadataClient {
+        &self.metadata
+    }
+
+    async fn register(&self, session: &Session) -> Result<(), BrokerError> {
+        let key = format!("{BROKERS_PREFIX}{}", self.me.broker_id);
+        let value =
+            serde_json::to_vec(&self.me).map_err(|e| BrokerError::Unknown(e.to_string()))?;
+        self.metadata
+            .put_ephemeral(&key, value, Expected::Any, session)
+            .await?;
+        tracing::info!(
+            broker = self.me.broker_id,
+            session = session.id(),
+            "broker registered"
+        );
+        Ok(())
+    }
+
+    /// Records that this broker holds `bundle` through `session`.
+    fn hold(&self, bundle: &BundleName, session: &Session) {
+        let held = Held {
+            session: session.id(),
+            unloading: false,
+        };
+        self.held().insert(bundle.clone(), held);
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<BundleName, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live brokers, in id order.
+    pub fn live_brokers(&self) -> Vec<BrokerData> {
+        self.brokers
+            .records()
+            .iter()
+            .filter_map(|r| serde_json::from_slice(&r.value).ok())
+            .collect()
+    }
+
+    /// The bundles of a namespace (`tenant/ns`), read from the watched policies, or from the
+    /// group when the copy has not caught up with a namespace created a moment ago.
+    pub async fn bundles(&self, namespace: &str) -> Result<(Bundles, u64), BrokerError> {
+        let key = format!("{POLICIES_PREFIX}{namespace}");
+        let record = match self.policies.get(&key) {
+            Some(record) => record,
+            None => self.metadata.get(&key).await?.ok_or_else(|| {
+                BrokerError::TopicNotFound(format!("namespace {namespace} does not exist"))
+            })?,
+        };
+        Ok((parse_bundles(&record.value)?, record.version))
+    }
+
+    /// A namespace's policies (`tenant/ns`), from the watched copy or the group.
+    pub async fn policies(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<magnetar_admin_api::models::Policies>, BrokerError> {
+        let key = format!("{POLICIES_PREFIX}{namespace}");
+        let record = match self.policies.get(&key) {
+            Some(record) => Some(record),
+            None => self.metadata.get(&key).await?,
+        };
+        record
+            .map(|r| {
+                serde_json::from_slice(&r.value).map_err(|e| {
+                    BrokerError::Metadata(format!("unreadable policies of {namespace}: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The bundle of a topic.
+    pub async fn bundle_of(&self, topic: &TopicName) -> Result<BundleName, BrokerError> {
+        // Old cluster-qualified names share storage with the two-level name: they share the
+        // bundle (and so the owner) too.
+        let namespace = format!("{}/{}", topic.tenant(), topic.namespace_local());
+        let (bundles, _) = self.bundles(&namespace).await?;
+        let canonical = format!(
+            "{}://{namespace}/{}",
+            topic.domain().as_str(),
+            topic.local_name()
+        );
+        Ok(BundleName {
+            range: bundles.of_topic(&canonical),
+            namespace,
+        })
+    }
+
+    /// The live session, if the local lease holds.
+    fn session(&self) -> Option<Arc<Session>> {
+        self.sessions.current()
+    }
+
+    /// Whether this broker serves the bundle now.
+    fn serving(&self, bundle: &BundleName) -> Result<bool, BrokerError> {
+        let Some(held) = self.held().get(bundle).copied() else {
+            return Ok(false);
+        };
+        if held.unloading {
+            return Err(BrokerError::ServiceNotReady(format!(
+                "Namespace bundle {} is being unloaded",
+                bundle.name()
+            )));
+        }
+        Ok(self.session().is_some_and(|s| s.id() == held.session))
+    }
+
+    /// The owner's record of a bundle from the watched copy (`None`: unowned).
+    fn cached_owner(&self, bundle: &BundleName) -> Option<OwnerData> {
+        let record = self.owners.get(&bundle.key())?;
+        serde_json::from_slice(&record.value).ok()
+    }
+
+    /// Answers a lookup of `topic`: the owner, or the broker chosen to own it.
+    pub async fn lookup(
+        &self,
+        topic: &TopicName,
+        authoritative: bool,
+    ) -> Result<LookupAnswer, BrokerError> {
+        let bundle = self.bundle_of(topic).await?;
+        if self.serving(&bundle)? {
+            return Ok(LookupAnswer::Connect(OwnerData::of(&self.me)));
+        }
+        if let Some(owner) = self.cached_owner(&bundle) {
+            // A record of ours that this broker no longer holds is a leftover of an expired
+            // session, about to go: claiming below finds out.
+            if owner.broker_id != self.me.broker_id {
+                return Ok(LookupAnswer::Connect(owner));
+            }
+        }
+        if !authoritative {
+            let live = self.live_brokers();
+            let counts = self.owned_counts();
+            let candidates: Vec<assign::Candidate<'_>> = live
+                .iter()
+                .map(|b| assign::Candidate {
+                    broker_id: &b.broker_id,
+                    owned_bundles: counts.get(&b.broker_id).copied().unwrap_or(0),
+                })
+                .collect();
+            let chosen = assign::choose(&bundle.name(), &candidates)
+                .unwrap_or(self.me.broker_id.as_str())
+                .to_string();
+            if chosen != self.me.broker_id
+                && let Some(target) = live.into_iter().find(|b| b.broker_id == chosen)
+            {
+                return Ok(LookupAnswer::Redirect(target));
+            }
+        }
+        self.claim(&bundle).await.map(LookupAnswer::Connect)
+    }
+
+    /// Owned bundles per broker id, from the watched owners.
+    fn owned_counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for record in self.owners.records() {
+            if let Ok(owner) = serde_json::from_slice::<OwnerData>(&record.value) {
+                *counts.entry(owner.broker_id).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Takes the bundle for this broker unless someone holds it; answers the owner either way.
+    async fn claim(&self, bundle: &BundleName) -> Result<OwnerData, BrokerError> {
+        let session = self.session().ok_or_else(|| {
+            BrokerError::ServiceNotReady(format!(
+                "Failed to acquire ownership for namespace bundle {}: this broker has no metadata session",
+                bundle.name()
+            ))
+        })?;
+        let policies_key = format!("{POLICIES_PREFIX}{}", bundle.namespace);
+        for _ in 0..3 {
+            let (bundles, policies_version) = self.bundles(&bundle.namespace).await?;
+            if !bundles.contains(bundle.range) {
+                return Err(BrokerError::ServiceNotReady(format!(
+                    "Failed to acquire ownership for namespace bundle {}: the namespace's bundles changed",
+                    bundle.name()
+                )));
+            }
+            let owner = OwnerData::of(&self.me);
+            let value =
+                serde_json::to_vec(&owner).map_err(|e| BrokerError::Unknown(e.to_string()))?;
+            let txn = Txn::new()
+                .compare(policies_key.clone(), Expected::Version(policies_version))
+                .put_ephemeral(bundle.key(), value, Expected::Absent, &session);
+            match self.metadata.txn(txn).await {
+                Ok(_) => {
+                    self.hold(bundle, &session);
+                    tracing::info!(bundle = bundle.name(), "bundle owned");
+                    return Ok(owner);
+                }
+                Err(MetadataError::BadVersion { key, .. }) if key == policies_key => {
+                    // The boundaries moved (a split); read them again.
+                    let _ = self.metadata.get(&policies_key).await?;
+                    continue;
+                }
+                Err(MetadataError::BadVersion { .. }) | Err(MetadataError::Indeterminate(_)) => {
+                    return self.current_owner(bundle, &session).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BrokerError::ServiceNotReady(format!(
+            "Failed to acquire ownership for namespace bundle {}: its boundaries keep changing",
+            bundle.name()
+        )))
+    }
+
+    /// After a claim lost a race (or its outcome is unknown): who holds the bundle.
+    async fn current_owner(
+        &self,
+        bundle: &BundleName,
+        session: &Session,
+    ) -> Result<OwnerData, BrokerError> {
+        let record = self.metadata.get(&bundle.key()).await?;
+        match record {
+            Some(record) if record.session == Some(session.id()) => {
+                self.hold(bundle, session);
+                serde_json::from_slice(&record.value)
+                    .map_err(|e| BrokerError::Unknown(e.to_string()))
+            }
+            Some(record) => {
+                let owner: OwnerData = serde_json::from_slice(&record.value)
+                    .map_err(|e| BrokerError::Unknown(e.to_string()))?;
+                if owner.broker_id != self.me.broker_id {
+                    return Ok(owner);
+                }
+                // Left by an earlier life of this same broker (a restart on the same address,
+                // or a session that ran out locally): no one else can be serving through it,
+                // so take it over, as Pulsar lets a restarted broker with the same advertised
+                // data do — only if it is still that old session's.
+                let Some(old) = record.session else {
+                    return Err(BrokerError::ServiceNotReady(format!(
+                        "Failed to acquire ownership for namespace bundle {}: its record is not ephemeral",
+                        bundle.name()
+                    )));
+                };
+                let mine = OwnerData::of(&self.me);
+                let value =
+                    serde_json::to_vec(&mine).map_err(|e| BrokerError::Unknown(e.to_string()))?;
+                let txn = Txn::new()
+                    .compare(bundle.key(), Expected::Session(old))
+                    .put_ephemeral(bundle.key(), value, Expected::Any, session);
+                match self.metadata.txn(txn).await {
+                    Ok(_) => {
+                        self.hold(bundle, session);
+                        tracing::info!(
+                            bundle = bundle.name(),
+                            old_session = old,
+                            "bundle taken over from this broker's previous session"
+                        );
+                        Ok(mine)
+                    }
+                    Err(e) => Err(BrokerError::ServiceNotReady(format!(
+                        "Failed to acquire ownership for namespace bundle {}: {e}",
+                        bundle.name()
+                    ))),
+                }
+            }
+            None => Err(BrokerError::ServiceNotReady(format!(
+                "Failed to acquire ownership for namespace bundle {}: try again",
+                bundle.name()
+            ))),
+        }
+    }
+
+    /// The ownership gate of every topic load: Ok when this broker serves the topic's bundle,
+    /// claiming an unowned bundle for a client that skipped the lookup; otherwise the error
+    /// that makes clients look up again (never `TopicNotFound`).
+    pub async fn ensure_owned(&self, topic: &TopicName) -> Result<BundleName, BrokerError> {
+        let bundle = self.bundle_of(topic).await?;
+        if self.serving(&bundle)? {
+            return Ok(bundle);
+        }
+        let owner = self.claim(&bundle).await?;
+        if owner.broker_id == self.me.broker_id && self.serving(&bundle)? {
+            return Ok(bundle);
+        }
+        Err(BrokerError::NotOwner {
+            message: format!(
+                "Namespace bundle for topic ({topic}) not served by this instance:{}. Please redo the lookup. Request is denied: namespace={}",
+                self.me.broker_id, bundle.namespace
+            ),
+            owner: Box::new(owner),
+        })
+    }
+
+    /// Whether this broker still serves the bundle (checked again after a slow load).
+    pub fn still_serving(&self, bundle: &BundleName) -> bool {
+        self.serving(bundle).unwrap_or(false)
+    }
+
+    /// Bundles this broker holds now.
+    pub fn owned_bundles(&self) -> Vec<BundleName> {
+        let mut owned: Vec<BundleName> = self.held().keys().cloned().collect();
+        owned.sort_by_key(|b| b.name());
+        owned
+    }
+
+    /// Every owned bundle of the cluster with its owner, from the watched copy.
+    pub fn all_owners(&self) -> Vec<(BundleName, OwnerData)> {
+        self.owners
+            .records()
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    BundleName::from_key(&r.key)?,
+                    serde_json::from_slice(&r.value).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The owner of a bundle if someone holds it (this broker included).
+    pub fn owner_of(&self, bundle: &BundleName) -> Option<OwnerData> {
+        if self.serving(bundle).unwrap_or(false) {
+            return Some(OwnerData::of(&self.me));
+        }
+        self.cached_owner(bundle)
+    }
+
+    /// First step of an unload: lookups and loads of the bundle are refused from now on.
+    /// False when this broker does not hold it.
+    pub fn begin_unload(&self, bundle: &BundleName) -> bool {
+        match self.held().get_mut(bundle) {
+            Some(held) => {
+                held.unloading = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Last step of an unload: deletes the ownership record (if still this session's).
+    pub async fn release(&self, bundle: &BundleName) {
+        let held = self.held().remove(bundle);
+        let Some(held) = held else { return };
+        match self
+            .metadata
+            .delete(&bundle.key(), Expected::Session(held.session))
+            .await
+        {
+            Ok(_) => tracing::info!(bundle = bundle.name(), "bundle released"),
+            Err(e) => {
+                tracing::warn!(bundle = bundle.name(), error = %e, "releasing a bundle failed; it goes with the session")
+            }
+        }
+    }
+
+    /// Writes new boundaries for a namespace (a split of `range`), conditional on the version
+    /// they were computed from.
+    pub async fn split(&self, bundle: &BundleName) -> Result<Bundles, BrokerError> {
+        let key = format!("{POLICIES_PREFIX}{}", bundle.namespace);
+        let record = self.metadata.get(&key).await?.ok_or_else(|| {
+            BrokerError::TopicNotFound(format!("namespace {} does not exist", bundle.namespace))
+        })?;
+        let bundles = parse_bundles(&record.value)?;
+        let split = bundles
+            .split(bundle.range)
+            .map_err(|e| BrokerError::NotAllowed(e.to_string()))?;
+        let mut policies: serde_json::Value = serde_json::from_slice(&record.value)
+            .map_err(|e| BrokerError::Metadata(format!("unreadable policies {key}: {e}")))?;
+        policies["bundles"] = serde_json::json!({
+            "boundaries": split.boundaries_hex(),
+            "numBundles": split.len(),
+        });
+        let value =
+            serde_json::to_vec(&policies).map_err(|e| BrokerError::Unknown(e.to_string()))?;
+        self.metadata
+            .put(&key, value, Expected::Version(record.version))
+            .await
+            .map_err(|e| match e {
+                MetadataError::BadVersion { .. } => BrokerError::ServiceNotReady(
+                    "the namespace's policies changed meanwhile; try again".into(),
+                ),
+                other => other.into(),
+            })?;
+        Ok(split)
+    }
+
+    /// Leaves the session to expire, as a crash would (in-process failover tests).
+    pub fn abandon(&self) {
+        self.stop.cancel();
+        self.held().clear();
+        self.sessions.abandon();
+    }
+
+    /// Stops following sessions and closes the session: every ephemeral key of this broker
+    /// (registration, leftover ownership) goes at once.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        self.held().clear();
+        self.sessions.close().await;
+    }
+}
+
+fn parse_bundles(policies: &[u8]) -> Result<Bundles, BrokerError> {
+    #[derive(Deserialize)]
+    struct Policies {
+        #[serde(default)]
+        bundles: Option<BundlesData>,
+    }
+    #[derive(Deserialize)]
+    struct BundlesData {
+        boundaries: Vec<String>,
+    }
+    let parsed: Policies = serde_json::from_slice(policies)
+        .map_err(|e| BrokerError::Metadata(format!("unreadable namespace policies: {e}")))?;
+    match parsed.bundles {
+        None => Ok(Bundles::full()),
+        Some(data) => {
+            Bundles::from_hex(&data.boundaries).map_err(|e| BrokerError::Metadata(e.to_string()))
+        }
+    }
+}
+
+/// Re-registers on every new session and gives up what the previous one held.
+async fn follow_sessions(service: std::sync::Weak<NamespaceService>, stop: CancellationToken) {
+    let Some(mut changes) = service.upgrade().map(|s| s.sessions.subscribe()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        let current = changes.borrow_and_update().clone();
+        let Some(service) = service.upgrade() else {
+            return;
+        };
+        let live = current.as_ref().map(|s| s.id());
+        let lost: LostBundles = {
+            let mut held = service.held();
+            let lost: Vec<BundleName> = held
+                .iter()
+                .filter(|(_, h)| Some(h.session) != live)
+                .map(|(b, _)| b.clone())
+                .collect();
+            for bundle in &lost {
+                held.remove(bundle);
+            }
+            lost
+        };
+        if !lost.is_empty() {
+            tracing::warn!(
+                bundles = lost.len(),
+                "metadata session lost: giving up every owned bundle"
+            );
+            let _ = service.lost.send(lost);
+        }
+        if let Some(session) = current {
+            let mut retry = Duration::from_millis(100);
+            while let Err(e) = service.register(&session).await {
+                if !session.is_live() || stop.is_cancelled() {
+                    break;
+                }
+                tracing::warn!(error = %e, "registering the broker failed; retrying");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_keys_round_trip() {
+        let bundle = BundleName {
+            namespace: "public/default".into(),
+            range: BundleRange {
+                lower: 0x4000_0000,
+                upper: 0x8000_0000,
+            },
+        };
+        assert_eq!(
+            bundle.key(),
+            "/namespace/public/default/0x40000000_0x80000000"
+        );
+        assert_eq!(bundle.name(), "public/default/0x40000000_0x80000000");
+        assert_eq!(BundleName::from_key(&bundle.key()), Some(bundle));
+        assert_eq!(BundleName::from_key("/namespace/x"), None);
+    }
+
+    #[test]
+    fn bundles_come_from_the_policies() {
+        let with = br#"{"bundles":{"boundaries":["0x00000000","0x80000000","0xffffffff"],"numBundles":2}}"#;
+        assert_eq!(parse_bundles(with).expect("valid").len(), 2);
+        assert_eq!(parse_bundles(b"{}").expect("valid"), Bundles::full());
+        assert!(parse_bundles(b"not json").is_err());
+    }
+}
