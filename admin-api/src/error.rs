@@ -16,13 +16,29 @@ use crate::resources::ResourceError;
 pub struct ApiError {
     pub status: StatusCode,
     pub reason: String,
+    /// With a 307: the base URL (`http://host:port`) of the broker to send the request to;
+    /// the router completes it with the request's path and query.
+    pub redirect_base: Option<String>,
 }
+
+/// Carries [`ApiError::redirect_base`] from the error to the router's redirect layer.
+pub(crate) const REDIRECT_BASE_HEADER: &str = "x-magnetar-redirect-base";
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
         ApiError {
             status,
             reason: reason.into(),
+            redirect_base: None,
+        }
+    }
+    /// 307 Temporary Redirect to the same path and query on the broker at `base`, with
+    /// `authoritative=true` (what Pulsar answers on a broker that does not own the topic).
+    pub fn redirect(base: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::TEMPORARY_REDIRECT,
+            reason: reason.into(),
+            redirect_base: Some(base.into()),
         }
     }
     pub fn bad_request(reason: impl Into<String>) -> ApiError {
@@ -69,6 +85,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(base) = self
+            .redirect_base
+            .as_deref()
+            .and_then(|b| header::HeaderValue::from_str(b).ok())
+        {
+            response.headers_mut().insert(REDIRECT_BASE_HEADER, base);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

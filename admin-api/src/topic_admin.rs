@@ -117,10 +117,37 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
         Err(not_yet("resetting cursors"))
     }
 
-    /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner.
-    async fn lookup(&self, topic: &TopicName) -> Result<LookupData, ApiError> {
-        let _ = topic;
+    /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner, or a 307
+    /// to the broker chosen to own it (which, asked with `authoritative`, must take it).
+    async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<LookupData, ApiError> {
+        let _ = (topic, authoritative);
         Err(not_yet("lookup"))
+    }
+
+    /// Unloads one bundle (`0x…_0x…`) of the namespace, or every bundle this broker owns when
+    /// `bundle` is `None`; 307 to the owner of a bundle another broker holds.
+    async fn unload_bundle(
+        &self,
+        namespace: &NamespaceName,
+        bundle: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let _ = (namespace, bundle);
+        Err(not_yet("unloading bundles"))
+    }
+
+    /// Splits a bundle at its midpoint and unloads it; 307 to its owner.
+    async fn split_bundle(&self, namespace: &NamespaceName, bundle: &str) -> Result<(), ApiError> {
+        let _ = (namespace, bundle);
+        Err(not_yet("splitting bundles"))
+    }
+
+    /// Owners of the namespace's bundles: range → the owner's broker id (unowned ones absent).
+    async fn bundle_owners(
+        &self,
+        namespace: &NamespaceName,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let _ = namespace;
+        Err(not_yet("bundle owners"))
     }
 
     /// Active brokers of `cluster` (`host:port` of their HTTP service).

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use magnetar_admin_api::models::{
-    AuthAction, BacklogQuota, BacklogQuotaType, ClusterData, ErrorBody, Policies,
-    RetentionPolicies, TenantInfo,
+    AuthAction, BacklogQuota, BacklogQuotaType, BundlesData, ClusterData, ErrorBody,
+    PersistencePolicies, Policies, RetentionPolicies, TenantInfo,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -73,7 +73,11 @@ impl AdminClient {
         token: Option<String>,
         trust_cert_pem: Option<&[u8]>,
     ) -> Result<AdminClient> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        // Redirects (307 from a broker that does not own a topic or bundle) are followed by
+        // `call`, which keeps the token: reqwest drops it when the port changes.
+        let mut builder = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = trust_cert_pem {
             let cert = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| AdminClientError::Setup(format!("bad CA certificate: {e}")))?;
@@ -96,14 +100,32 @@ impl AdminClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<Vec<u8>>> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
+        let mut url = format!("{}{path}", self.base);
+        let mut redirects = 0;
+        let response = loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(str::to_string);
+            match location {
+                Some(next)
+                    if response.status() == StatusCode::TEMPORARY_REDIRECT && redirects < 5 =>
+                {
+                    redirects += 1;
+                    url = next;
+                }
+                _ => break response,
+            }
+        };
         let status = response.status();
         let bytes = response.bytes().await?;
         if !status.is_success() {
@@ -136,6 +158,38 @@ impl AdminClient {
         body: Option<&B>,
     ) -> Result<()> {
         self.call(method, path, body).await.map(|_| ())
+    }
+
+    /// Live brokers of a cluster (`host:port` ids).
+    pub async fn brokers(&self, cluster: &str) -> Result<Vec<String>> {
+        self.get_required(&format!("/admin/v2/brokers/{}", seg(cluster)))
+            .await
+    }
+    /// A namespace's bundle boundaries.
+    pub async fn bundles(&self, namespace: &str) -> Result<BundlesData> {
+        self.get_required(&format!("{}/bundles", ns_path(namespace)?))
+            .await
+    }
+    /// Owned bundles of a namespace: range → broker id.
+    pub async fn bundle_owners(&self, namespace: &str) -> Result<BTreeMap<String, String>> {
+        self.get_required(&format!("{}/owners", ns_path(namespace)?))
+            .await
+    }
+    /// Unloads one bundle, or the whole namespace without one.
+    pub async fn unload(&self, namespace: &str, bundle: Option<&str>) -> Result<()> {
+        let path = match bundle {
+            Some(b) => format!("{}/{}/unload", ns_path(namespace)?, seg(b)),
+            None => format!("{}/unload", ns_path(namespace)?),
+        };
+        self.send::<()>(Method::PUT, &path, None).await
+    }
+    pub async fn split_bundle(&self, namespace: &str, bundle: &str) -> Result<()> {
+        self.send::<()>(
+            Method::PUT,
+            &format!("{}/{}/split", ns_path(namespace)?, seg(bundle)),
+            None,
+        )
+        .await
     }
 
     /// Raw GET returning JSON, for `--json` output of anything.
@@ -279,6 +333,22 @@ impl AdminClient {
             seg(role)
         );
         self.send::<()>(Method::DELETE, &path, None).await
+    }
+    pub async fn persistence(&self, namespace: &str) -> Result<Option<PersistencePolicies>> {
+        self.get(&format!("{}/persistence", ns_path(namespace)?))
+            .await
+    }
+    pub async fn set_persistence(
+        &self,
+        namespace: &str,
+        persistence: &PersistencePolicies,
+    ) -> Result<()> {
+        self.send(
+            Method::POST,
+            &format!("{}/persistence", ns_path(namespace)?),
+            Some(persistence),
+        )
+        .await
     }
     pub async fn retention(&self, namespace: &str) -> Result<Option<RetentionPolicies>> {
         self.get(&format!("{}/retention", ns_path(namespace)?))

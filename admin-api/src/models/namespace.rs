@@ -26,6 +26,9 @@ pub struct Policies {
     /// How long and how much acknowledged data is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_policies: Option<RetentionPolicies>,
+    /// Bookies and copies for the namespace's ledgers (the broker's defaults when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistencePolicies>,
     pub subscription_auth_mode: SubscriptionAuthMode,
     pub encryption_required: bool,
     pub deleted: bool,
@@ -52,6 +55,52 @@ impl BundlesData {
             boundaries,
             num_bundles: n,
         }
+    }
+}
+
+/// Replication of a namespace's ledgers (Pulsar's `PersistencePolicies`): bookies per ledger,
+/// copies written, copies acknowledged; and how often cursors may be persisted (0: the
+/// broker's default). New values apply to ledgers created afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistencePolicies {
+    pub bookkeeper_ensemble: i32,
+    pub bookkeeper_write_quorum: i32,
+    pub bookkeeper_ack_quorum: i32,
+    /// Cursor writes per second at most.
+    #[serde(default = "zero")]
+    #[schema(value_type = f64)]
+    pub managed_ledger_max_mark_delete_rate: serde_json::Number,
+}
+
+fn zero() -> serde_json::Number {
+    serde_json::Number::from(0)
+}
+
+impl PersistencePolicies {
+    /// Pulsar's rule: each value in 1..=`max`, and E >= Qw >= Qa; the rate not negative.
+    pub fn validate(&self, max: i32) -> Result<(), String> {
+        let (e, w, a) = (
+            self.bookkeeper_ensemble,
+            self.bookkeeper_write_quorum,
+            self.bookkeeper_ack_quorum,
+        );
+        let in_range = |v: i32| (1..=max).contains(&v);
+        if !(in_range(e) && in_range(w) && in_range(a) && e >= w && w >= a) {
+            return Err(format!(
+                "Bookkeeper Ensemble ({e}) >= WriteQuorum ({w}) >= AckQuorum ({a}), each between 1 and {max}"
+            ));
+        }
+        if self.mark_delete_rate() < 0.0 || !self.mark_delete_rate().is_finite() {
+            return Err("managedLedgerMaxMarkDeleteRate must not be negative".into());
+        }
+        Ok(())
+    }
+
+    pub fn mark_delete_rate(&self) -> f64 {
+        self.managed_ledger_max_mark_delete_rate
+            .as_f64()
+            .unwrap_or(0.0)
     }
 }
 

@@ -13,10 +13,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, Principal};
+use crate::extract::{ApiPath, ApiQuery, Principal};
 use crate::models::{ErrorBody, LookupData};
 use crate::names::NamespaceName;
 use crate::state::AdminState;
+
+/// `?authoritative=true`: the broker was chosen to serve and must not redirect again.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuthoritativeQuery {
+    pub authoritative: Option<bool>,
+}
 
 /// Routes relative to `/admin/v2`.
 pub(super) fn admin_routes() -> OpenApiRouter<AdminState> {
@@ -32,15 +39,17 @@ pub(super) fn lookup_routes() -> OpenApiRouter<AdminState> {
 
 /// Where a topic is served: the owning broker's URLs.
 #[utoipa::path(get, path = "/lookup/v2/topic/{domain}/{tenant}/{namespace}/{topic}", tag = "lookup",
-    params(("domain" = String, Path, description = "persistent"), ("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path)),
+    params(("domain" = String, Path, description = "persistent"), ("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), AuthoritativeQuery),
     responses(
         (status = 200, description = "The owner's URLs", body = LookupData),
+        (status = 307, description = "Look up at the broker chosen to own the topic"),
         (status = 404, description = "No such namespace", body = ErrorBody),
         (status = 412, description = "Invalid topic name", body = ErrorBody)))]
 async fn lookup(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath((domain, tenant, namespace, topic)): ApiPath<(String, String, String, String)>,
+    ApiQuery(query): ApiQuery<AuthoritativeQuery>,
 ) -> Result<Json<LookupData>, ApiError> {
     if domain != "persistent" {
         return Err(ApiError::precondition_failed(format!(
@@ -59,7 +68,12 @@ async fn lookup(
     state
         .authorize_topic(principal.role(), &name, TopicOperation::Lookup)
         .await?;
-    Ok(Json(state.topic_admin()?.lookup(&name).await?))
+    Ok(Json(
+        state
+            .topic_admin()?
+            .lookup(&name, query.authoritative.unwrap_or(false))
+            .await?,
+    ))
 }
 
 /// Active brokers of a cluster (`host:port` of their HTTP service).

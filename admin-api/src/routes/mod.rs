@@ -9,6 +9,7 @@
 //! returned `axum::Router` with `Router::merge`. No fallback is set, so merging never clashes.
 
 mod brokers;
+mod bundles;
 mod clusters;
 mod namespace_policies;
 mod namespaces;
@@ -115,6 +116,7 @@ pub fn broker_routes() -> OpenApiRouter<AdminState> {
     let admin = OpenApiRouter::new()
         .merge(topics::routes())
         .merge(subscriptions::routes())
+        .merge(bundles::routes())
         .merge(brokers::admin_routes());
     OpenApiRouter::new()
         .nest("/admin/v2", admin)
@@ -153,6 +155,7 @@ pub fn router_with(state: AdminState, extra: OpenApiRouter<AdminState>) -> Route
             state.clone(),
             authenticate,
         ))
+        .layer(axum::middleware::from_fn(complete_redirect))
         .route(
             OPENAPI_PATH,
             get(move || {
@@ -166,4 +169,36 @@ pub fn router_with(state: AdminState, extra: OpenApiRouter<AdminState>) -> Route
             }),
         )
         .with_state(state)
+}
+
+/// Turns a handler's [`ApiError::redirect`] into a `Location` on the other broker: the same
+/// path and query, with `authoritative=true` (the target must serve, never redirect again).
+async fn complete_redirect(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let mut response = next.run(request).await;
+    let Some(base) = response
+        .headers_mut()
+        .remove(crate::error::REDIRECT_BASE_HEADER)
+    else {
+        return response;
+    };
+    let base = base.to_str().unwrap_or_default().trim_end_matches('/');
+    let mut pairs: Vec<String> = query
+        .iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty() && !p.starts_with("authoritative="))
+        .map(str::to_string)
+        .collect();
+    pairs.push("authoritative=true".into());
+    let location = format!("{base}{path}?{}", pairs.join("&"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    response
 }

@@ -14,13 +14,20 @@ use utoipa_axum::routes;
 use super::namespaces::authorized;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Principal};
-use crate::models::{BacklogQuota, BacklogQuotaType, ErrorBody, Policies, RetentionPolicies};
+use crate::models::{
+    BacklogQuota, BacklogQuotaType, ErrorBody, PersistencePolicies, Policies, RetentionPolicies,
+};
 use crate::resources::ResourceError;
 use crate::state::AdminState;
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(get_retention, set_retention, remove_retention))
+        .routes(routes!(
+            get_persistence,
+            set_persistence,
+            remove_persistence
+        ))
         .routes(routes!(
             get_message_ttl,
             set_message_ttl,
@@ -293,6 +300,66 @@ async fn remove_backlog_quota(
     let kind = quota_type(&query)?;
     update(&state, &principal, path, |p| {
         p.backlog_quota_map.remove(&kind);
+        Ok(())
+    })
+    .await
+}
+
+/// Most bookies or copies a namespace may ask for (`managedLedgerMax{EnsembleSize,…}`).
+pub const MAX_PERSISTENCE: i32 = 5;
+
+/// Bookies and copies of the namespace's ledgers; 204 when unset (the broker's defaults).
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/persistence", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "The persistence policy", body = PersistencePolicies),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_persistence(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(read(&state, &principal, path).await?.persistence))
+}
+
+/// Set E, Qw, Qa (each 1–5, E >= Qw >= Qa) and the cursor write rate; applies to ledgers
+/// created afterwards (the next rollover or topic load).
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/persistence", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body = PersistencePolicies,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "Invalid values", body = ErrorBody)))]
+async fn set_persistence(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+    ApiJson(persistence): ApiJson<PersistencePolicies>,
+) -> Result<StatusCode, ApiError> {
+    persistence
+        .validate(MAX_PERSISTENCE)
+        .map_err(ApiError::precondition_failed)?;
+    update(&state, &principal, path, |p| {
+        p.persistence = Some(persistence.clone());
+        Ok(())
+    })
+    .await
+}
+
+/// Remove the persistence policy (back to the broker's defaults).
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/persistence", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_persistence(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.persistence = None;
         Ok(())
     })
     .await

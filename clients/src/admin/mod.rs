@@ -55,6 +55,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: namespaces::NamespacesCommand,
     },
+    /// Brokers of a cluster.
+    Brokers {
+        #[command(subcommand)]
+        command: BrokersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokersCommand {
+    /// Live brokers of CLUSTER (their ids, `host:http-port`).
+    List { cluster: String },
 }
 
 /// Comma-separated values, blanks dropped.
@@ -88,5 +99,16 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Clusters { command } => clusters::run(&client, command, args.json).await,
         AdminCommand::Tenants { command } => tenants::run(&client, command, args.json).await,
         AdminCommand::Namespaces { command } => namespaces::run(&client, command, args.json).await,
+        AdminCommand::Brokers {
+            command: BrokersCommand::List { cluster },
+        } => {
+            let brokers = client.brokers(&cluster).await?;
+            if args.json {
+                crate::output::json(&brokers)
+            } else {
+                crate::output::names(&brokers);
+                Ok(())
+            }
+        }
     }
 }

@@ -81,6 +81,22 @@ pub enum NamespacesCommand {
     GetRetention {
         namespace: String,
     },
+    /// Bookies per ledger (E), copies written (Qw) and acknowledged (Qa) for new ledgers.
+    SetPersistence {
+        namespace: String,
+        #[arg(short = 'e', long)]
+        bookkeeper_ensemble: i32,
+        #[arg(short = 'w', long)]
+        bookkeeper_write_quorum: i32,
+        #[arg(short = 'a', long)]
+        bookkeeper_ack_quorum: i32,
+        /// Cursor writes per second at most (0: the broker's default).
+        #[arg(short = 'r', long, default_value_t = 0.0)]
+        ml_mark_delete_max_rate: f64,
+    },
+    GetPersistence {
+        namespace: String,
+    },
     RemoveRetention {
         namespace: String,
     },
@@ -127,6 +143,34 @@ pub enum NamespacesCommand {
     GetReplicationClusters {
         namespace: String,
     },
+    /// Bundle boundaries, with the broker owning each bundle.
+    Bundles {
+        namespace: String,
+    },
+    /// Hand a namespace's bundles (or one: TENANT/NS/0x…_0x…) over to other brokers.
+    Unload {
+        /// TENANT/NAMESPACE or TENANT/NAMESPACE/BUNDLE.
+        target: String,
+        /// The bundle (instead of appending it to the namespace).
+        #[arg(short, long)]
+        bundle: Option<String>,
+    },
+    /// Split a bundle at its midpoint.
+    SplitBundle {
+        namespace: String,
+        #[arg(short, long)]
+        bundle: String,
+    },
+}
+
+/// `t/ns` and an optional bundle from `t/ns[/bundle]`.
+fn namespace_and_bundle(target: &str, bundle: Option<String>) -> (String, Option<String>) {
+    let mut parts = target.splitn(3, '/');
+    let (t, ns, rest) = (parts.next(), parts.next(), parts.next());
+    match (t, ns, rest) {
+        (Some(t), Some(ns), Some(b)) => (format!("{t}/{ns}"), Some(b.to_string()).or(bundle)),
+        _ => (target.to_string(), bundle),
+    }
 }
 
 fn print_optional<T: serde::Serialize>(
@@ -155,6 +199,44 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     use NamespacesCommand as C;
     match command {
+        C::Bundles { namespace } => {
+            let bundles = client.bundles(&namespace).await?;
+            let owners = client.bundle_owners(&namespace).await?;
+            if json {
+                output::json(&serde_json::json!({
+                    "boundaries": bundles.boundaries,
+                    "numBundles": bundles.num_bundles,
+                    "owners": owners,
+                }))?;
+            } else {
+                let rows: Vec<Vec<String>> = bundles
+                    .boundaries
+                    .windows(2)
+                    .map(|w| {
+                        let range = format!("{}_{}", w[0], w[1]);
+                        let owner = owners.get(&range).cloned().unwrap_or_else(|| "-".into());
+                        vec![range, owner]
+                    })
+                    .collect();
+                output::table(&["BUNDLE", "OWNER"], &rows);
+            }
+        }
+        C::Unload { target, bundle } => {
+            let (namespace, bundle) = namespace_and_bundle(&target, bundle);
+            client.unload(&namespace, bundle.as_deref()).await?;
+            if !json {
+                match bundle {
+                    Some(b) => println!("unloaded {namespace}/{b}"),
+                    None => println!("unloaded {namespace}"),
+                }
+            }
+        }
+        C::SplitBundle { namespace, bundle } => {
+            client.split_bundle(&namespace, &bundle).await?;
+            if !json {
+                println!("split {namespace}/{bundle}");
+            }
+        }
         C::List { tenant } => {
             let names = client.namespaces(&tenant).await?;
             if json {
@@ -270,6 +352,26 @@ pub(super) async fn run(
                 retention_size_in_mb: if bytes < 0 { -1 } else { bytes / (1 << 20) },
             };
             client.set_retention(&namespace, &retention).await?;
+        }
+        C::SetPersistence {
+            namespace,
+            bookkeeper_ensemble,
+            bookkeeper_write_quorum,
+            bookkeeper_ack_quorum,
+            ml_mark_delete_max_rate,
+        } => {
+            let rate = serde_json::Number::from_f64(ml_mark_delete_max_rate)
+                .ok_or_else(|| anyhow::anyhow!("the mark-delete rate must be a number"))?;
+            let persistence = magnetar_admin_api::models::PersistencePolicies {
+                bookkeeper_ensemble,
+                bookkeeper_write_quorum,
+                bookkeeper_ack_quorum,
+                managed_ledger_max_mark_delete_rate: rate,
+            };
+            client.set_persistence(&namespace, &persistence).await?;
+        }
+        C::GetPersistence { namespace } => {
+            print_optional(client.persistence(&namespace).await?, json, "persistence")?
         }
         C::GetRetention { namespace } => {
             print_optional(client.retention(&namespace).await?, json, "retention")?
