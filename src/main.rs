@@ -23,6 +23,10 @@ enum Command {
     Metadata(magnetar_metadata::cli::MetadataArgs),
     /// A storage node (bookie): serve, or load one with a benchmark.
     Bookie(magnetar_bookie::cli::BookieArgs),
+    /// A stateless broker of a cluster: Pulsar protocol, admin REST API and /metrics.
+    Broker(Box<magnetar_broker::cli::BrokerArgs>),
+    /// Cluster set-up: `cluster init` creates the cluster, tenant public, public/default.
+    Cluster(magnetar_broker::cli::ClusterArgs),
     /// Administer clusters, tenants and namespaces over the admin REST API (pulsar-admin-like).
     Admin(magnetar_clients::admin::AdminArgs),
     /// Create and check JWT tokens and their keys (pulsar tokens-like).
@@ -165,6 +169,12 @@ async fn main() -> anyhow::Result<()> {
             _ => magnetar_metadata::cli::run(args).await,
         },
         Command::Bookie(args) => Ok(magnetar_bookie::cli::run(args, shutdown_on_signal()).await?),
+        Command::Broker(args) => magnetar_broker::cli::run(*args, shutdown_on_signal()).await,
+        Command::Cluster(args) => match args.command {
+            magnetar_broker::cli::ClusterCommand::Init(init) => {
+                magnetar_broker::cli::cluster_init(init).await
+            }
+        },
         Command::Admin(args) => magnetar_clients::admin::run(args).await,
         Command::Tokens(args) => magnetar_clients::tokens::run(args),
         Command::Client(args) => magnetar_clients::client_cli::run(args).await,
