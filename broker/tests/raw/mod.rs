@@ -130,10 +130,20 @@ impl RawClient {
     }
 
     pub async fn lookup(&mut self, topic: &str) -> CommandLookupTopicResponse {
+        self.lookup_as(topic, false).await
+    }
+
+    /// LOOKUP with the `authoritative` flag a redirect told the client to echo.
+    pub async fn lookup_as(
+        &mut self,
+        topic: &str,
+        authoritative: bool,
+    ) -> CommandLookupTopicResponse {
         let request_id = self.request_id();
         self.send(CommandLookupTopic {
             topic: topic.into(),
             request_id,
+            authoritative: Some(authoritative),
             ..Default::default()
         })
         .await;
