@@ -12,6 +12,7 @@
 //! - Reads go to any bookie of an entry's write set, falling over to the next.
 
 pub mod metadata;
+pub mod placement;
 mod pool;
 mod reader;
 mod recovery;
@@ -21,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magnetar_metadata::{MetadataClient, MetadataError};
-use rand::seq::SliceRandom;
 
 pub use metadata::{LedgerMetadata, LedgerState};
+pub use placement::{PlacementPolicy, SpreadPlacement};
 pub use reader::LedgerReader;
 pub use writer::{LedgerWriter, PendingAdd};
 
@@ -101,6 +102,7 @@ pub(crate) struct ClientInner {
     pub(crate) metadata: MetadataClient,
     pub(crate) pool: BookiePool,
     pub(crate) options: LedgerOptions,
+    pub(crate) placement: Arc<dyn PlacementPolicy>,
 }
 
 /// Creates, opens, recovers and deletes ledgers. Cheap to clone; connections are shared.
@@ -116,40 +118,61 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl LedgerClient {
+    /// A client placing ledgers with [`SpreadPlacement`].
     pub fn new(metadata: MetadataClient, options: LedgerOptions) -> LedgerClient {
+        LedgerClient::with_placement(metadata, options, Arc::new(SpreadPlacement))
+    }
+
+    pub fn with_placement(
+        metadata: MetadataClient,
+        options: LedgerOptions,
+        placement: Arc<dyn PlacementPolicy>,
+    ) -> LedgerClient {
         LedgerClient {
             inner: Arc::new(ClientInner {
                 metadata,
                 pool: BookiePool::default(),
                 options,
+                placement,
             }),
         }
+    }
+
+    /// The policy choosing the bookies of new ensembles and replacements.
+    pub fn placement(&self) -> &Arc<dyn PlacementPolicy> {
+        &self.inner.placement
+    }
+
+    /// An open connection to `bookie`, shared with the client's other users.
+    pub async fn bookie(&self, bookie: &str) -> Result<Arc<crate::BookieClient>, LedgerError> {
+        self.inner.pool.get(bookie).await
+    }
+
+    /// Drops a broken connection so the next use reconnects.
+    pub async fn forget_bookie(&self, bookie: &str) {
+        self.inner.pool.forget(bookie).await
     }
 
     pub fn metadata(&self) -> &MetadataClient {
         &self.inner.metadata
     }
 
-    /// Creates a ledger on `config.ensemble` randomly chosen writable bookies.
+    /// Creates a ledger on `config.ensemble` writable bookies chosen by the placement policy.
     pub async fn create(
         &self,
         config: LedgerConfig,
         custom: std::collections::BTreeMap<String, String>,
     ) -> Result<LedgerWriter, LedgerError> {
         config.validate()?;
-        let mut bookies: Vec<String> = registry::writable(&self.inner.metadata)
-            .await?
-            .into_iter()
-            .map(|b| b.address)
-            .collect();
-        if bookies.len() < config.ensemble {
-            return Err(LedgerError::NotEnoughBookies {
+        let candidates = registry::writable(&self.inner.metadata).await?;
+        let bookies = self
+            .inner
+            .placement
+            .new_ensemble(config.ensemble, &candidates, &mut rand::rng())
+            .ok_or(LedgerError::NotEnoughBookies {
                 needed: config.ensemble,
-                available: bookies.len(),
-            });
-        }
-        bookies.shuffle(&mut rand::rng());
-        bookies.truncate(config.ensemble);
+                available: candidates.len(),
+            })?;
         let ledger_id = metadata::allocate_id(&self.inner.metadata).await?;
         let meta = LedgerMetadata {
             ensemble_size: config.ensemble,

@@ -380,17 +380,17 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason:
         .map(|f| f.bookies.clone())
         .unwrap_or_default();
     let candidates = match registry::writable(&inner.client.metadata).await {
-        Ok(all) => all
-            .into_iter()
-            .map(|b| b.address)
-            .filter(|a| !ensemble.contains(a))
-            .collect::<Vec<_>>(),
+        Ok(all) => all,
         Err(e) => {
             fail_all(&inner, LedgerError::Metadata(e));
             return;
         }
     };
-    let Some(replacement) = candidates.into_iter().next() else {
+    let chosen = inner
+        .client
+        .placement
+        .replacement(&ensemble, &candidates, &mut rand::rng());
+    let Some(replacement) = chosen else {
         let needed = versioned.metadata.ensemble_size;
         fail_all(
             &inner,
