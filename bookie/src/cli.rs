@@ -3,12 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::client::ClientOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::autorecovery::{self, AutoRecoveryConfig};
 use crate::bench::{self, BenchOptions};
 use crate::config::{BookieConfig, ConfigError};
 use crate::error::BookieError;
@@ -34,6 +37,26 @@ pub enum BookieCommand {
     Simpletest(SimpletestArgs),
     /// List the registered (live) bookies with their read-only state and free disk.
     List(ListArgs),
+    /// Run autorecovery: take part in the auditor election and, while elected, copy the entries
+    /// of bookies lost for good to other bookies (brokers run this too, unless disabled).
+    Autorecovery(AutorecoveryArgs),
+    /// List the ledgers the auditor found under-replicated, with their damaged fragments.
+    Underreplicated(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AutorecoveryArgs {
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Milliseconds a bookie must stay unregistered before its copies are made elsewhere.
+    #[arg(long, default_value_t = 60_000)]
+    pub lost_bookie_delay_ms: u64,
+    /// Milliseconds between audits.
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_interval_ms: u64,
+    /// Name of this process in the auditor election (default: autorecovery-PID).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Where the metadata service is.
@@ -199,7 +222,55 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
         }
         BookieCommand::Simpletest(args) => run_simpletest(args).await,
         BookieCommand::List(args) => list(args).await,
+        BookieCommand::Autorecovery(args) => {
+            let ledgers = LedgerClient::new(args.metadata.client()?, LedgerOptions::default());
+            let config = AutoRecoveryConfig {
+                lost_bookie_delay: Duration::from_millis(args.lost_bookie_delay_ms),
+                audit_interval: Duration::from_millis(args.audit_interval_ms.max(10)),
+                ..AutoRecoveryConfig::default()
+            };
+            let name = args
+                .name
+                .unwrap_or_else(|| format!("autorecovery-{}", std::process::id()));
+            println!("autorecovery running as {name}");
+            autorecovery::run(ledgers, name, config, Arc::default(), shutdown).await;
+            Ok(())
+        }
+        BookieCommand::Underreplicated(args) => list_under_replicated(args).await,
     }
+}
+
+async fn list_under_replicated(args: ListArgs) -> Result<(), BookieError> {
+    let client = args.metadata.client()?;
+    let auditor = autorecovery::auditor(&client).await?;
+    let ledgers = autorecovery::under_replicated(&client).await?;
+    if args.json {
+        let json = serde_json::json!({ "auditor": auditor, "ledgers": ledgers });
+        let json =
+            serde_json::to_string_pretty(&json).map_err(|e| BookieError::Task(e.to_string()))?;
+        println!("{json}");
+        return Ok(());
+    }
+    match &auditor {
+        Some(a) => println!("auditor: {}", a.owner),
+        None => println!("auditor: none elected (no broker or `bookie autorecovery` running)"),
+    }
+    println!(
+        "{:<12} {:<11} {:<24} {:>9}  {}",
+        "LEDGER", "STATE", "LOST BOOKIES", "FRAGMENTS", "LAST ERROR"
+    );
+    for l in &ledgers {
+        println!(
+            "{:<12} {:<11} {:<24} {:>9}  {}",
+            l.ledger.ledger_id,
+            format!("{:?}", l.ledger.state),
+            l.ledger.lost_bookies.join(","),
+            l.ledger.fragments.len(),
+            l.last_error.as_deref().unwrap_or("-"),
+        );
+    }
+    println!("{} under-replicated ledger(s)", ledgers.len());
+    Ok(())
 }
 
 async fn run_simpletest(args: SimpletestArgs) -> Result<(), BookieError> {

@@ -11,10 +11,13 @@
 //! - [`registry`]: bookie registrations in the metadata service; the server keeps its own up to
 //!   date, with its read-only state from the [`disk`] monitor, and garbage-collects ledgers whose
 //!   metadata is gone (`gc`).
+//! - [`autorecovery`]: the elected auditor that finds ledgers a lost bookie left under-replicated
+//!   and copies their entries to other bookies.
 //! - [`simpletest`]: the operator's end-to-end check of a cluster through the ledger client.
 //!
 //! Brokers reach bookies only through the ledger client; a bookie knows nothing of topics.
 
+pub mod autorecovery;
 pub mod bench;
 mod bookie;
 pub mod cli;

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::LedgerError;
 
 const COUNTER_KEY: &str = "/ledgers-counter";
+/// Where ledger metadata lives: `{prefix}{id:020}`.
+pub const LEDGERS_PREFIX: &str = "/ledgers/";
 
 pub fn key(ledger_id: u64) -> String {
-    format!("/ledgers/{ledger_id:020}")
+    format!("{LEDGERS_PREFIX}{ledger_id:020}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
