@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::{BrokerData, ClusterSettings, NamespaceService};
+use crate::cluster::{BrokerData, ClusterSettings, NamespaceService, shedding};
 use crate::config::BrokerConfig;
 use crate::http;
 use crate::managed_ledger::ManagedLedgerConfig;
@@ -154,6 +154,9 @@ impl Broker {
                 lost_service.drop_lost_bundles(&bundles).await;
             }
         });
+        if let Some(shedding) = service.config.shedding() {
+            tasks.spawn(shed_loop(service.clone(), shedding, cancel.clone()));
+        }
         tasks.spawn(server::serve(
             listeners.pulsar,
             service.clone(),
@@ -236,4 +239,51 @@ impl Broker {
 fn broker_id(host: &str, addrs: &BrokerAddrs) -> String {
     let port = addrs.http.or(addrs.https).unwrap_or(addrs.pulsar).port();
     format!("{host}:{port}")
+}
+
+/// Every `settings.interval`, unloads the bundles [`shedding::to_shed`] picks.
+async fn shed_loop(
+    service: Arc<BrokerService>,
+    settings: shedding::SheddingSettings,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(settings.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let namespaces = &service.namespaces;
+        let counts = namespaces.bundle_counts();
+        let mine = namespaces.held_since();
+        let shed = shedding::to_shed(
+            namespaces.broker_id(),
+            &counts,
+            &mine,
+            std::time::Instant::now(),
+            &settings,
+        );
+        if shed.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            bundles = shed.len(),
+            held = mine.len(),
+            ?counts,
+            "load shedding: unloading bundles to less loaded brokers"
+        );
+        for bundle in shed {
+            if cancel.is_cancelled() {
+                return;
+            }
+            service.unload_bundle(&bundle).await;
+        }
+        // Give clients time to reconnect, so lookups place the bundles before counting again.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(settings.grace) => {}
+        }
+    }
 }

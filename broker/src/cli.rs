@@ -16,9 +16,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use magnetar_admin_api::models::{BundlesData, ClusterData, Policies, TenantInfo};
 use magnetar_admin_api::{NamespaceName, ResourceError, Resources};
+use magnetar_bookie::autorecovery::{self, AutoRecoveryConfig};
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::client::ClientOptions;
 use serde::Deserialize;
@@ -28,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
 use crate::managed_ledger::ManagedLedgerConfig;
+use crate::metrics::{Kind, Sample};
 use crate::security_config::AuthFlags;
 
 /// The broker's TOML file: listeners and metadata servers at the top, `[broker]` for the rest.
@@ -213,17 +218,14 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let metadata = MetadataClient::new(file.metadata_servers.clone(), ClientOptions::default())?;
     let cluster = file.broker.cluster.clone();
     let resources = Resources::new(metadata.clone());
-    let known = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        resources.clusters.exists(&cluster),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "the metadata service at {} did not answer within 30 s",
-            file.metadata_servers.join(",")
-        )
-    })??;
+    let known = tokio::time::timeout(Duration::from_secs(30), resources.clusters.exists(&cluster))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the metadata service at {} did not answer within 30 s",
+                file.metadata_servers.join(",")
+            )
+        })??;
     if !known {
         anyhow::bail!(
             "cluster {cluster:?} is not initialized: run `magnetar cluster init --cluster {cluster} …` first"
@@ -243,8 +245,30 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
         },
     };
     let ml = ml_config(&file.broker);
+    let autorecovery = file
+        .broker
+        .autorecovery_enabled
+        .then(|| AutoRecoveryConfig {
+            lost_bookie_delay: Duration::from_millis(file.broker.lost_bookie_delay_ms),
+            audit_interval: Duration::from_millis(file.broker.auditor_interval_ms.max(100)),
+            session_ttl: file.broker.session_ttl(),
+        });
     let broker = Broker::start(file.broker, ml, metadata, listeners, async |_| Ok(())).await?;
     let service = broker.service();
+    let stop_autorecovery = CancellationToken::new();
+    let auditor = autorecovery.map(|config| {
+        let stats = Arc::new(autorecovery::Stats::default());
+        service
+            .metrics
+            .add_source(autorecovery_metrics(stats.clone()));
+        tokio::spawn(autorecovery::run(
+            service.ledgers.clone(),
+            service.namespaces.broker_id().to_string(),
+            config,
+            stats,
+            stop_autorecovery.clone(),
+        ))
+    });
     println!("Magnetar broker is ready");
     println!("  broker id       : {}", service.namespaces.broker_id());
     println!("  cluster         : {cluster}");
@@ -257,8 +281,75 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     }
     println!("  metadata        : {}", file.metadata_servers.join(","));
     shutdown.cancelled().await;
+    stop_autorecovery.cancel();
+    if let Some(auditor) = auditor {
+        let _ = auditor.await;
+    }
     broker.shutdown().await;
     Ok(())
+}
+
+/// The autorecovery figures of this broker, for /metrics.
+fn autorecovery_metrics(
+    stats: Arc<autorecovery::Stats>,
+) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
+    move || {
+        let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed) as f64;
+        let sample = |name, help, kind, value| Sample {
+            name,
+            help,
+            kind,
+            value,
+        };
+        vec![
+            sample(
+                "magnetar_autorecovery_is_auditor",
+                "1 while this broker is the elected autorecovery auditor",
+                Kind::Gauge,
+                if stats.is_auditor.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+            sample(
+                "magnetar_autorecovery_under_replicated_ledgers",
+                "Ledgers with copies on a lost bookie, at the last audit (auditor only)",
+                Kind::Gauge,
+                get(&stats.under_replicated_ledgers),
+            ),
+            sample(
+                "magnetar_autorecovery_lost_bookies",
+                "Bookies named by ledgers but unregistered for longer than the lost-bookie delay",
+                Kind::Gauge,
+                get(&stats.lost_bookies),
+            ),
+            sample(
+                "magnetar_autorecovery_repaired_fragments_total",
+                "Ledger fragment copies re-replicated to a new bookie",
+                Kind::Counter,
+                get(&stats.repaired_fragments),
+            ),
+            sample(
+                "magnetar_autorecovery_failed_repairs_total",
+                "Fragment re-replications that failed (retried at the next audit)",
+                Kind::Counter,
+                get(&stats.failed_repairs),
+            ),
+            sample(
+                "magnetar_autorecovery_copied_entries_total",
+                "Entries copied by re-replication",
+                Kind::Counter,
+                get(&stats.copied.entries),
+            ),
+            sample(
+                "magnetar_autorecovery_copied_bytes_total",
+                "Bytes copied by re-replication",
+                Kind::Counter,
+                get(&stats.copied.bytes),
+            ),
+        ]
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -37,6 +37,25 @@ pub struct BrokerConfig {
     /// dead broker's bundles move this long after its last keep-alive. The broker stops
     /// serving on its own once its local lease runs out, before anyone else can claim.
     pub metadata_session_timeout_ms: u64,
+    /// Whether this broker takes part in the autorecovery auditor election (one elected
+    /// process re-replicates the copies of lost bookies; `magnetar bookie autorecovery` can run
+    /// it instead).
+    pub autorecovery_enabled: bool,
+    /// How long a bookie must stay unregistered before autorecovery copies its ledgers'
+    /// entries elsewhere (`lostBookieRecoveryDelay`).
+    pub lost_bookie_delay_ms: u64,
+    /// Time between autorecovery audits.
+    pub auditor_interval_ms: u64,
+    /// Automatic load shedding (`loadBalancerEnabled`): a broker far above the least loaded
+    /// one unloads bundles so lookups move them there.
+    pub load_balancer_enabled: bool,
+    /// Time between shedding checks (`loadBalancerSheddingIntervalMinutes`).
+    pub load_shedding_interval_ms: u64,
+    /// A bundle is not shed again within this long of being acquired
+    /// (`loadBalancerSheddingGracePeriodMinutes`).
+    pub load_shedding_grace_ms: u64,
+    /// Bundles one broker sheds per check, at most.
+    pub load_shedding_max_bundles: usize,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +74,13 @@ impl Default for BrokerConfig {
             auth_refresh_check_secs: 60,
             tls: TlsConfig::default(),
             metadata_session_timeout_ms: 4000,
+            autorecovery_enabled: true,
+            lost_bookie_delay_ms: 60_000,
+            auditor_interval_ms: 10_000,
+            load_balancer_enabled: true,
+            load_shedding_interval_ms: 60_000,
+            load_shedding_grace_ms: 120_000,
+            load_shedding_max_bundles: 4,
         }
     }
 }
@@ -66,6 +92,16 @@ impl BrokerConfig {
 
     pub fn auth_refresh_check(&self) -> Duration {
         Duration::from_secs(self.auth_refresh_check_secs.max(1))
+    }
+
+    /// Shedding settings, or `None` when shedding is off.
+    pub fn shedding(&self) -> Option<crate::cluster::shedding::SheddingSettings> {
+        self.load_balancer_enabled
+            .then(|| crate::cluster::shedding::SheddingSettings {
+                interval: Duration::from_millis(self.load_shedding_interval_ms.max(100)),
+                grace: Duration::from_millis(self.load_shedding_grace_ms),
+                max_per_round: self.load_shedding_max_bundles,
+            })
     }
 
     pub fn session_ttl(&self) -> Duration {

@@ -502,3 +502,89 @@ async fn namespace_persistence_policies_are_validated_and_applied_to_new_ledgers
     producer.publish(1, &name, b"one copy").await;
     cluster.shutdown().await;
 }
+
+/// Automatic load shedding: broker 1 is stopped while broker 0 takes all eight bundles; once
+/// broker 1 is back, broker 0 sheds bundles and the lookups that follow (as reconnecting clients
+/// make) place them on broker 1, until each broker holds at least three; every message
+/// published before is still there on the bundle's new owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_broker_sheds_bundles_to_an_idle_one() {
+    let mut cluster = Cluster::builder()
+        .bookies(2)
+        .brokers(2)
+        .bundles(8)
+        .shedding(200, 1000)
+        .build()
+        .await;
+    cluster.stop_broker(1).await;
+    let first = cluster.broker(0).service_url();
+    let namespaces = cluster.broker(0).get().service().namespaces.clone();
+    wait_until("broker 1 to have left", WAIT, || {
+        let n = namespaces.live_brokers().len();
+        async move { n == 1 }
+    })
+    .await;
+    // One topic in each of the eight bundles, all owned by broker 0, one message each.
+    let mut topics: Vec<(String, magnetar_broker::cluster::BundleName)> = Vec::new();
+    for i in 0.. {
+        let topic = format!("persistent://public/default/shed-{i}");
+        let parsed = magnetar_protocol::TopicName::parse(&topic).expect("name");
+        let bundle = namespaces.bundle_of(&parsed).await.expect("bundle");
+        if topics.iter().all(|(_, b)| *b != bundle) {
+            topics.push((topic, bundle));
+        }
+        if topics.len() == 8 {
+            break;
+        }
+    }
+    for (topic, _) in &topics {
+        assert_eq!(look_up(&first, topic).await, first);
+        let mut producer = RawClient::connect(addr_of(&first), None)
+            .await
+            .expect_connected();
+        let name = producer.producer(topic, 1).await.expect("producer");
+        producer.publish(1, &name, topic.as_bytes()).await;
+    }
+    assert_eq!(namespaces.owned_bundles().len(), 8);
+
+    cluster.restart_broker(1).await;
+    let second = cluster.broker(1).service_url();
+    let cluster_ref = &cluster;
+    let topics_ref = &topics;
+    let (first_ref, second_ref) = (&first, &second);
+    wait_until(
+        "both brokers to hold at least three bundles",
+        WAIT * 2,
+        || async move {
+            let (first, second) = (first_ref, second_ref);
+            // Reconnecting clients look their topics up again.
+            let mut owners = Vec::new();
+            for (topic, _) in topics_ref {
+                owners.push(look_up(first, topic).await);
+            }
+            let on_first = owners.iter().filter(|o| *o == first).count();
+            let on_second = owners.iter().filter(|o| *o == second).count();
+            let held = cluster_ref
+                .broker(1)
+                .get()
+                .service()
+                .namespaces
+                .owned_bundles()
+                .len();
+            on_first >= 3 && on_second >= 3 && held == on_second
+        },
+    )
+    .await;
+    for (topic, _) in &topics {
+        let owner = look_up(&first, topic).await;
+        let mut consumer = RawClient::connect(addr_of(&owner), None)
+            .await
+            .expect_connected();
+        consumer
+            .subscribe(topic, "after-shedding", 1, 10)
+            .await
+            .expect("subscribe on the new owner");
+        assert_eq!(consumer.receive().await, topic.as_bytes());
+    }
+    cluster.shutdown().await;
+}

@@ -20,10 +20,11 @@
 
 pub mod assign;
 pub mod bundles;
+pub mod shedding;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use magnetar_metadata::{
     Expected, MetadataClient, MetadataError, PrefixCache, Session, SessionKeeper, Txn,
@@ -92,7 +93,7 @@ impl OwnerData {
 }
 
 /// A bundle of a namespace: `tenant/ns` and a range.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BundleName {
     pub namespace: String,
     pub range: BundleRange,
@@ -138,6 +139,8 @@ impl LookupAnswer {
 struct Held {
     session: u64,
     unloading: bool,
+    /// When this broker claimed it.
+    since: Instant,
 }
 
 /// Settings of membership and ownership.
@@ -239,6 +242,7 @@ impl NamespaceService {
         let held = Held {
             session: session.id(),
             unloading: false,
+            since: Instant::now(),
         };
         self.held().insert(bundle.clone(), held);
     }
@@ -515,6 +519,30 @@ impl NamespaceService {
         let mut owned: Vec<BundleName> = self.held().keys().cloned().collect();
         owned.sort_by_key(|b| b.name());
         owned
+    }
+
+    /// Bundles this broker holds and is not unloading, with when it claimed each.
+    pub fn held_since(&self) -> Vec<(BundleName, Instant)> {
+        self.held()
+            .iter()
+            .filter(|(_, h)| !h.unloading)
+            .map(|(b, h)| (b.clone(), h.since))
+            .collect()
+    }
+
+    /// Bundles owned by each live broker (this one included; brokers owning none count 0).
+    pub fn bundle_counts(&self) -> HashMap<String, usize> {
+        let mut counts: HashMap<String, usize> = self
+            .live_brokers()
+            .into_iter()
+            .map(|b| (b.broker_id, 0))
+            .collect();
+        for (_, owner) in self.all_owners() {
+            if let Some(n) = counts.get_mut(&owner.broker_id) {
+                *n += 1;
+            }
+        }
+        counts
     }
 
     /// Every owned bundle of the cluster with its owner, from the watched copy.

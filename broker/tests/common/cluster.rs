@@ -37,9 +37,16 @@ pub struct ClusterBuilder {
     brokers: usize,
     quorum: usize,
     bundles: u32,
+    shedding: Option<(u64, u64)>,
 }
 
 impl ClusterBuilder {
+    /// Automatic load shedding every `interval_ms`, with a `grace_ms` grace period (default:
+    /// off, so tests place bundles themselves).
+    pub fn shedding(mut self, interval_ms: u64, grace_ms: u64) -> ClusterBuilder {
+        self.shedding = Some((interval_ms, grace_ms));
+        self
+    }
     pub fn metadata(mut self, n: usize) -> ClusterBuilder {
         self.metadata = n;
         self
@@ -83,6 +90,7 @@ impl ClusterBuilder {
             bookies,
             brokers: Vec::new(),
             quorum: self.quorum.min(self.bookies).max(1),
+            shedding: self.shedding,
         };
         for _ in 0..self.brokers {
             let broker = cluster.start_broker(None).await;
@@ -155,6 +163,7 @@ pub struct Cluster {
     pub bookies: Vec<Option<TestBookie>>,
     pub brokers: Vec<TestBroker>,
     quorum: usize,
+    shedding: Option<(u64, u64)>,
 }
 
 impl Cluster {
@@ -165,6 +174,7 @@ impl Cluster {
             brokers: 2,
             quorum: 2,
             bundles: 4,
+            shedding: None,
         }
     }
 
@@ -183,6 +193,9 @@ impl Cluster {
             write_quorum: self.quorum,
             ack_quorum: self.quorum,
             metadata_session_timeout_ms: SESSION_TTL_MS,
+            load_balancer_enabled: self.shedding.is_some(),
+            load_shedding_interval_ms: self.shedding.map_or(0, |s| s.0),
+            load_shedding_grace_ms: self.shedding.map_or(0, |s| s.1),
             ..BrokerConfig::default()
         };
         let ml = ManagedLedgerConfig {
