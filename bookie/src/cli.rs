@@ -256,8 +256,8 @@ async fn list_under_replicated(args: ListArgs) -> Result<(), BookieError> {
         None => println!("auditor: none elected (no broker or `bookie autorecovery` running)"),
     }
     println!(
-        "{:<12} {:<11} {:<24} {:>9}  {}",
-        "LEDGER", "STATE", "LOST BOOKIES", "FRAGMENTS", "LAST ERROR"
+        "{:<12} {:<11} {:<24} {:>9}  LAST ERROR",
+        "LEDGER", "STATE", "LOST BOOKIES", "FRAGMENTS"
     );
     for l in &ledgers {
         println!(

@@ -140,7 +140,7 @@ mod tests {
                 (20, &["e", "d", "c"]),
             ],
         );
-        let report = audit(7, &m, &lost(&["a"])).unwrap();
+        let report = audit(7, &m, &lost(&["a"])).expect("damaged");
         assert_eq!(report.lost_bookies, vec!["a"]);
         assert_eq!(report.fragments.len(), 2);
         assert_eq!(report.fragments[0].last_entry, Some(9));
@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(report.fragments[1].lost, vec![(0, "a".to_string())]);
         assert!(report.fragments.iter().all(DamagedFragment::repairable));
         assert!(audit(7, &m, &lost(&["x"])).is_none());
-        let both = audit(7, &m, &lost(&["c", "d"])).unwrap();
+        let both = audit(7, &m, &lost(&["c", "d"])).expect("damaged");
         assert_eq!(both.fragments.len(), 3);
         assert_eq!(both.fragments[2].lost.len(), 2);
     }
@@ -171,7 +171,7 @@ mod tests {
             -1,
             &[(0, &["a", "b", "c"]), (5, &["a", "b", "d"])],
         );
-        let report = audit(1, &open, &lost(&["a"])).unwrap();
+        let report = audit(1, &open, &lost(&["a"])).expect("damaged");
         assert!(report.fragments[0].repairable());
         assert!(!report.fragments[1].repairable());
     }

@@ -117,7 +117,7 @@ mod tests {
         for _ in 0..3000 {
             let ensemble = SpreadPlacement
                 .new_ensemble(3, &candidates, &mut rng)
-                .unwrap();
+                .expect("enough bookies");
             let mut sorted = ensemble.clone();
             sorted.sort();
             sorted.dedup();
@@ -162,7 +162,7 @@ mod tests {
         for _ in 0..900 {
             let r = SpreadPlacement
                 .replacement(&ensemble, &candidates, &mut rng)
-                .unwrap();
+                .expect("a spare bookie");
             assert!(!ensemble.contains(&r));
             *picks.entry(r).or_default() += 1;
         }
@@ -185,7 +185,7 @@ mod tests {
         for _ in 0..3000 {
             for b in SpreadPlacement
                 .new_ensemble(1, &candidates, &mut rng)
-                .unwrap()
+                .expect("a bookie")
             {
                 *picks.entry(b).or_default() += 1;
             }
