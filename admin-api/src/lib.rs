@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod models;
 pub mod names;
 pub mod resources;

@@ -422,7 +422,7 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn health_check(&self) -> Result<(), ApiError> {
-        let key = format!("/admin/clusters/{}", self.service.config.cluster);
+        let key = magnetar_admin_api::keys::cluster(&self.service.config.cluster);
         self.service
             .metadata
             .get(&key)

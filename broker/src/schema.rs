@@ -26,13 +26,7 @@ struct History {
 }
 
 fn key(topic: &TopicName) -> String {
-    let base = topic.partitioned_topic();
-    format!(
-        "/schemas/{}/{}/{}",
-        base.tenant(),
-        base.namespace_local(),
-        base.local_name()
-    )
+    magnetar_admin_api::keys::schema(topic)
 }
 
 /// A version as the wire carries it.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use magnetar_admin_api::AdminState;
+use magnetar_admin_api::{AdminState, keys};
 use magnetar_bookie::ledger::LedgerClient;
 use magnetar_metadata::MetadataClient;
 use magnetar_protocol::TopicName;
@@ -17,16 +17,6 @@ use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::topic::Topic;
-
-/// Where the admin API records partitioned topics (`{"partitions": N}`).
-pub fn partitioned_topic_key(topic: &TopicName) -> String {
-    format!(
-        "/admin/partitioned-topics/{}/{}/persistent/{}",
-        topic.tenant(),
-        topic.namespace_local(),
-        topic.local_name()
-    )
-}
 
 /// The managed ledger name of a persistent topic: `tenant/ns/persistent/local`.
 pub fn managed_ledger_name(topic: &TopicName) -> String {
@@ -153,7 +143,7 @@ impl BrokerService {
 
     /// Partitions of a partitioned topic, 0 for a plain one.
     pub async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError> {
-        let key = partitioned_topic_key(&topic.partitioned_topic());
+        let key = keys::partitioned_topic(topic);
         match self.metadata.get(&key).await? {
             None => Ok(0),
             Some(record) => {
@@ -171,7 +161,7 @@ impl BrokerService {
 
     /// Whether the topic has storage, or is a partition of a partitioned topic.
     pub async fn topic_exists(&self, topic: &TopicName) -> Result<bool, BrokerError> {
-        let key = format!("/managed-ledgers/{}", managed_ledger_name(topic));
+        let key = keys::managed_ledger(&managed_ledger_name(topic));
         if self.metadata.get(&key).await?.is_some() {
             return Ok(true);
         }
@@ -345,8 +335,10 @@ impl BrokerService {
 
     /// Persistent topics of a namespace known to the metadata service.
     pub async fn topics_of_namespace(&self, namespace: &str) -> Result<Vec<String>, BrokerError> {
-        let prefix = format!("/managed-ledgers/{namespace}/persistent/");
-        let names = self.metadata.children(prefix.trim_end_matches('/')).await?;
+        let names = self
+            .metadata
+            .children(&keys::persistent_managed_ledgers(namespace))
+            .await?;
         Ok(names
             .into_iter()
             .map(|local| format!("persistent://{namespace}/{local}"))

@@ -267,10 +267,9 @@ impl Topic {
         &self,
         service_metadata: &magnetar_metadata::MetadataClient,
     ) -> Option<std::time::Duration> {
-        let key = format!(
-            "/admin/policies/{}/{}",
+        let key = magnetar_admin_api::keys::namespace_policies(
             self.name.tenant(),
-            self.name.namespace_local()
+            self.name.namespace_local(),
         );
         let record = service_metadata.get(&key).await.ok()??;
         let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;

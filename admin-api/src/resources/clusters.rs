@@ -2,8 +2,9 @@
 
 use crate::models::ClusterData;
 
+use super::ResourceError;
 use super::store::{Store, Versioned};
-use super::{ResourceError, cluster_key};
+use crate::keys::cluster as cluster_key;
 
 /// Pulsar's pseudo-cluster of global namespaces; never listed.
 const GLOBAL: &str = "global";
@@ -20,7 +21,7 @@ impl ClusterResources {
 
     /// Cluster names in order.
     pub async fn list(&self) -> Result<Vec<String>, ResourceError> {
-        let mut names = self.store.children("/admin/clusters").await?;
+        let mut names = self.store.children(crate::keys::CLUSTERS).await?;
         names.retain(|n| n != GLOBAL);
         Ok(names)
     }

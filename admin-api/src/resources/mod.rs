@@ -76,18 +76,3 @@ impl Resources {
         }
     }
 }
-
-/// Key of a cluster record.
-pub fn cluster_key(cluster: &str) -> String {
-    format!("/admin/clusters/{cluster}")
-}
-
-/// Key of a tenant record.
-pub fn tenant_key(tenant: &str) -> String {
-    format!("/admin/policies/{tenant}")
-}
-
-/// Key of a namespace's policies.
-pub fn namespace_key(ns: &crate::names::NamespaceName) -> String {
-    format!("/admin/policies/{}/{}", ns.tenant, ns.namespace)
-}

@@ -8,8 +8,9 @@ use magnetar_protocol::topic::TopicName;
 use crate::models::{AuthAction, Policies};
 use crate::names::NamespaceName;
 
+use super::ResourceError;
 use super::store::{Store, Versioned, encode};
-use super::{ResourceError, namespace_key, tenant_key};
+use crate::keys::{self, namespace as namespace_key, tenant as tenant_key};
 
 #[derive(Debug, Clone)]
 pub struct NamespaceResources {
@@ -149,8 +150,8 @@ impl NamespaceResources {
     /// Whether any topic exists in the namespace: a partitioned topic's metadata or a managed
     /// ledger (`/managed-ledgers/{tenant}/{ns}/…`, written by brokers).
     pub async fn has_topics(&self, ns: &NamespaceName) -> Result<bool, ResourceError> {
-        let partitioned = format!("/admin/partitioned-topics/{}/{}/", ns.tenant, ns.namespace);
-        let ledgers = format!("/managed-ledgers/{}/{}/", ns.tenant, ns.namespace);
+        let partitioned = keys::partitioned_topics_prefix(ns);
+        let ledgers = keys::managed_ledgers_prefix(ns);
         Ok(self.store.any_under(&partitioned).await? || self.store.any_under(&ledgers).await?)
     }
 

@@ -5,7 +5,8 @@ use magnetar_metadata::{Expected, MetadataError, Txn};
 use crate::models::TenantInfo;
 
 use super::store::{Store, Versioned, encode};
-use super::{NamespaceResources, ResourceError, cluster_key, tenant_key};
+use super::{NamespaceResources, ResourceError};
+use crate::keys::{cluster as cluster_key, tenant as tenant_key};
 
 #[derive(Debug, Clone)]
 pub struct TenantResources {
@@ -23,7 +24,7 @@ impl TenantResources {
 
     /// Tenant names in order.
     pub async fn list(&self) -> Result<Vec<String>, ResourceError> {
-        self.store.children("/admin/policies").await
+        self.store.children(crate::keys::POLICIES).await
     }
 
     pub async fn get(&self, tenant: &str) -> Result<Option<TenantInfo>, ResourceError> {

@@ -15,17 +15,7 @@ pub struct TopicResources {
     store: Store,
 }
 
-/// Key of a partitioned topic's metadata; `topic` is taken without its partition suffix.
-pub fn partitioned_topic_key(topic: &TopicName) -> String {
-    let base = topic.partitioned_topic();
-    format!(
-        "/admin/partitioned-topics/{}/{}/{}/{}",
-        base.tenant(),
-        base.namespace_local(),
-        base.domain().as_str(),
-        base.local_name()
-    )
-}
+use crate::keys::partitioned_topic as partitioned_topic_key;
 
 impl TopicResources {
     pub(crate) fn new(store: Store) -> TopicResources {
@@ -100,10 +90,7 @@ impl TopicResources {
         ns: &NamespaceName,
         domain: &str,
     ) -> Result<Vec<String>, ResourceError> {
-        let path = format!(
-            "/admin/partitioned-topics/{}/{}/{domain}",
-            ns.tenant, ns.namespace
-        );
+        let path = crate::keys::partitioned_topics(&ns.tenant, &ns.namespace, domain);
         let names = self.store.children(&path).await?;
         Ok(names
             .into_iter()

@@ -36,13 +36,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
 use bundles::{BundleRange, Bundles};
+use magnetar_admin_api::keys;
 
-/// Live brokers: `/loadbalance/brokers/{broker id}` → [`BrokerData`].
-pub const BROKERS_PREFIX: &str = "/loadbalance/brokers/";
-/// Bundle owners: `/namespace/{tenant}/{ns}/{range}` → [`OwnerData`].
-pub const OWNERS_PREFIX: &str = "/namespace/";
-/// Namespace policies (bundle boundaries among them).
-pub const POLICIES_PREFIX: &str = "/admin/policies/";
+/// Live brokers: `/loadbalance/brokers/{broker id}` → [`BrokerData`]; bundle owners:
+/// `/namespace/{tenant}/{ns}/{range}` → [`OwnerData`]; namespace policies (bundle boundaries
+/// among them). All keys are in [`magnetar_admin_api::keys`].
+pub use magnetar_admin_api::keys::{BROKERS_PREFIX, OWNERS_PREFIX, POLICIES_PREFIX};
 
 /// A broker's registration: who it is and where it is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +105,7 @@ impl BundleName {
     }
 
     fn key(&self) -> String {
-        format!("{OWNERS_PREFIX}{}/{}", self.namespace, self.range)
+        keys::bundle_owner(&self.namespace, &self.range.to_string())
     }
 
     /// Parses an ownership key back.
@@ -223,7 +222,7 @@ impl NamespaceService {
     }
 
     async fn register(&self, session: &Session) -> Result<(), BrokerError> {
-        let key = format!("{BROKERS_PREFIX}{}", self.me.broker_id);
+        let key = keys::broker(&self.me.broker_id);
         let value =
             serde_json::to_vec(&self.me).map_err(|e| BrokerError::Unknown(e.to_string()))?;
         self.metadata

@@ -59,33 +59,9 @@ impl MlInfo {
     }
 }
 
-pub fn ml_key(name: &str) -> String {
-    format!("/managed-ledgers/{name}")
-}
-
-pub fn cursors_prefix(name: &str) -> String {
-    format!("/managed-ledgers/{name}/cursors/")
-}
-
-pub fn cursor_key(name: &str, cursor: &str) -> String {
-    format!("{}{}", cursors_prefix(name), escape(cursor))
-}
-
-/// Percent-escapes what may not appear in one key segment (`/`, `%`, control characters).
-pub fn escape(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for c in segment.chars() {
-        if c == '/' || c == '%' || c.is_control() {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use magnetar_admin_api::keys::{
+    cursor as cursor_key, cursors_prefix, managed_ledger as ml_key,
+};
 
 pub fn unescape(segment: &str) -> Result<String, MlError> {
     let bytes = segment.as_bytes();
@@ -143,7 +119,7 @@ mod tests {
     #[test]
     fn cursor_names_escape_to_one_segment() {
         for name in ["sub", "a/b", "50%", "x\ny", "ünï/cødé"] {
-            let escaped = escape(name);
+            let escaped = magnetar_admin_api::keys::escape_segment(name);
             assert!(!escaped.contains('/'));
             assert_eq!(unescape(&escaped).expect("round trip"), name);
         }
