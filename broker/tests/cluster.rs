@@ -69,21 +69,10 @@ fn index_by_url(cluster: &Cluster, url: &str) -> usize {
         .unwrap_or_else(|| panic!("no broker at {url}"))
 }
 
-async fn both_registered(cluster: &Cluster) {
-    for broker in &cluster.brokers {
-        let namespaces = broker.get().service().namespaces.clone();
-        wait_until("both brokers registered", WAIT, || {
-            let n = namespaces.live_brokers().len();
-            async move { n == 2 }
-        })
-        .await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_spread_bundles_over_brokers_and_agree() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let first = cluster.broker(0).service_url();
     let mut owners = BTreeSet::new();
     let mut placed = Vec::new();
@@ -124,7 +113,7 @@ async fn lookups_spread_bundles_over_brokers_and_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_owner_refuses_producers_and_consumers_with_service_not_ready() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let topic = "persistent://public/default/owned-elsewhere";
     let owner = look_up(&cluster.broker(0).service_url(), topic).await;
     let stranger = cluster.broker(other(&cluster, &owner)).pulsar;
@@ -159,7 +148,7 @@ async fn a_non_owner_refuses_producers_and_consumers_with_service_not_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_rest_on_a_non_owner_redirects_to_the_owner() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let topic = "persistent://public/default/rest-redirect";
     let owner = look_up(&cluster.broker(0).service_url(), topic).await;
     let mut producer = RawClient::connect(addr_of(&owner), None)
@@ -215,7 +204,7 @@ async fn topic_rest_on_a_non_owner_redirects_to_the_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unloading_a_bundle_closes_producers_and_releases_ownership() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let topic = "persistent://public/default/to-unload";
     let owner = look_up(&cluster.broker(0).service_url(), topic).await;
     let mut producer = RawClient::connect(addr_of(&owner), None)
@@ -281,7 +270,7 @@ async fn unloading_a_bundle_closes_producers_and_releases_ownership() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_owners_topics_move_with_every_acknowledged_message() {
     let mut cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let topic = "persistent://public/default/failover";
     let owner = look_up(&cluster.broker(0).service_url(), topic).await;
     let owner_index = index_by_url(&cluster, &owner);
@@ -344,7 +333,7 @@ async fn a_killed_owners_topics_move_with_every_acknowledged_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_releases_bundles_at_once() {
     let mut cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let topic = "persistent://public/default/graceful";
     let owner = look_up(&cluster.broker(0).service_url(), topic).await;
     let owner_index = index_by_url(&cluster, &owner);
@@ -392,7 +381,7 @@ async fn graceful_shutdown_releases_bundles_at_once() {
 
     // It comes back and takes new bundles again.
     cluster.restart_broker(owner_index).await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     cluster.shutdown().await;
 }
 
@@ -404,7 +393,7 @@ async fn an_eight_partition_topic_spreads_over_both_brokers() {
         .bundles(16)
         .build()
         .await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let web = cluster.broker(0).web_url();
     let response = reqwest::Client::new()
         .put(format!(

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use common::wait_until;
 use futures::TryStreamExt;
 use magnetar_broker::cluster::BundleName;
 use magnetar_protocol::TopicName;
@@ -18,17 +17,6 @@ use pulsar::{
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn both_registered(cluster: &Cluster) {
-    for broker in &cluster.brokers {
-        let namespaces = broker.get().service().namespaces.clone();
-        wait_until("both brokers registered", WAIT, || {
-            let n = namespaces.live_brokers().len();
-            async move { n == 2 }
-        })
-        .await;
-    }
-}
 
 /// pulsar-rs with ServiceNotReady retried 200 ms apart (its default is 5 s).
 async fn client(url: &str) -> Pulsar<TokioExecutor> {
@@ -88,7 +76,7 @@ async fn receive_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulsar_rs_follows_redirects_to_the_owning_broker() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let namespaces = cluster.broker(0).get().service().namespaces.clone();
     let mut topics: Vec<(String, BundleName)> = Vec::new();
     for i in 0.. {
@@ -151,7 +139,7 @@ async fn pulsar_rs_uses_a_partitioned_topic_spread_over_both_brokers() {
         .bundles(16)
         .build()
         .await;
-    both_registered(&cluster).await;
+    cluster.wait_all_registered().await;
     let response = reqwest::Client::new()
         .put(format!(
             "{}/admin/v2/persistent/public/default/rs-spread/partitions",

@@ -24,7 +24,7 @@ use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use tokio::net::TcpListener;
 
-use super::TestBookie;
+use super::{TestBookie, wait_until};
 
 pub const CLUSTER: &str = "test";
 /// Short, so failover tests finish quickly.
@@ -234,6 +234,21 @@ impl Cluster {
 
     /// Stops a broker the way `kill -9` looks to the others: no hand-over, its session left
     /// to expire.
+    /// Waits until every running broker sees every running broker as live.
+    pub async fn wait_all_registered(&self) {
+        let running: Vec<&TestBroker> =
+            self.brokers.iter().filter(|b| b.broker.is_some()).collect();
+        let want = running.len();
+        for broker in &running {
+            let namespaces = broker.get().service().namespaces.clone();
+            wait_until("every broker registered", Duration::from_secs(30), || {
+                let n = namespaces.live_brokers().len();
+                async move { n == want }
+            })
+            .await;
+        }
+    }
+
     pub fn kill_broker(&mut self, index: usize) {
         if let Some(broker) = self.brokers[index].broker.take() {
             broker.abort();
