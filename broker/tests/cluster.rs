@@ -25,8 +25,28 @@ fn addr_of(url: &str) -> std::net::SocketAddr {
 }
 
 /// Looks `topic` up as a client does: at `start`, following redirects (echoing
-/// `authoritative`); gives the service URL of the broker to connect to.
+/// `authoritative`), and starting over after a ServiceNotReady (a bundle being unloaded or
+/// claimed) as the Pulsar clients do; gives the service URL of the broker to connect to.
 async fn look_up(start: &str, topic: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match try_look_up(start, topic).await {
+            Ok(url) => return url,
+            Err(answer) if tokio::time::Instant::now() < deadline => {
+                assert_eq!(answer.error(), ServerError::ServiceNotReady, "{answer:?}");
+                // The client's lookup backoff.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(answer) => panic!("lookup of {topic} kept failing: {answer:?}"),
+        }
+    }
+}
+
+/// One lookup round of [`look_up`]: Ok with the URL, or Err with a Failed answer.
+async fn try_look_up(
+    start: &str,
+    topic: &str,
+) -> Result<String, magnetar_protocol::pulsar::CommandLookupTopicResponse> {
     let mut at = start.to_string();
     let mut authoritative = false;
     for _ in 0..5 {
@@ -37,7 +57,7 @@ async fn look_up(start: &str, topic: &str) -> String {
         match answer.response() {
             LookupType::Connect => {
                 assert_eq!(answer.authoritative, Some(true));
-                return answer.broker_service_url.expect("a URL with Connect");
+                return Ok(answer.broker_service_url.expect("a URL with Connect"));
             }
             LookupType::Redirect => {
                 assert!(
@@ -47,7 +67,7 @@ async fn look_up(start: &str, topic: &str) -> String {
                 authoritative = answer.authoritative.unwrap_or(false);
                 at = answer.broker_service_url.expect("a URL with Redirect");
             }
-            LookupType::Failed => panic!("lookup of {topic} failed: {answer:?}"),
+            LookupType::Failed => return Err(answer),
         }
     }
     panic!("lookup of {topic} redirected too often")
