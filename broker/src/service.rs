@@ -208,7 +208,7 @@ impl BrokerService {
         }
         let loaded = cell
             .get_or_try_init(|| async {
-                let topic = Topic::load(name.clone(), self).await?;
+                let topic = Topic::load(name.clone(), &bundle, self).await?;
                 tracing::info!(topic = %name, "topic loaded");
                 Ok::<_, BrokerError>(Arc::new(topic))
             })

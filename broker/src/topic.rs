@@ -10,6 +10,7 @@ use bytes::Bytes;
 use magnetar_protocol::TopicName;
 use prometheus::Histogram;
 
+use crate::cluster::BundleName;
 use crate::error::BrokerError;
 use crate::managed_ledger::{ManagedLedger, MlError};
 use crate::position::Position;
@@ -66,17 +67,23 @@ fn ml_error(e: MlError) -> BrokerError {
 }
 
 impl Topic {
+    /// Opens the topic's managed ledger, every metadata write of which is guarded by this
+    /// broker's ownership of `bundle`.
     pub(crate) async fn load(
         name: TopicName,
+        bundle: &BundleName,
         service: &BrokerService,
     ) -> Result<Topic, BrokerError> {
-        let ml = ManagedLedger::open(
-            &managed_ledger_name(&name),
-            service.ledgers.clone(),
-            service.ml_config_for(&name).await?,
-        )
-        .await
-        .map_err(ml_error)?;
+        let mut config = service.ml_config_for(&name).await?;
+        config.ownership = Some(service.namespaces.ownership_guard(bundle).ok_or_else(|| {
+            BrokerError::ServiceNotReady(format!(
+                "Namespace bundle {} is being unloaded",
+                bundle.name()
+            ))
+        })?);
+        let ml = ManagedLedger::open(&managed_ledger_name(&name), service.ledgers.clone(), config)
+            .await
+            .map_err(ml_error)?;
         Ok(Topic {
             name,
             ml,

@@ -215,6 +215,99 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
     storage.shutdown().await;
 }
 
+/// The metadata-level fence: a managed ledger opened under an ownership guard (the bundle's
+/// ephemeral ownership key and the session holding it) writes its metadata only while that
+/// session still holds the key.
+/// 1. Opening under a guard whose session does not hold the key is refused (`Fenced`).
+/// 2. A opens under a held key, appends 20 entries, acknowledges 5 and persists the cursor.
+/// 3. The session ends (as when a broker's lease expires while it still thinks it serves): A's
+///    ledger-list update (a rollover) is refused and fences A; appends and cursor writes after
+///    it are refused too, and so is deleting the topic.
+/// 4. B opens under its own session's key: all 20 entries are there, the cursor is where A last
+///    persisted it while it still owned the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_ownership_record_fences_every_metadata_write() {
+    use magnetar_broker::managed_ledger::OwnershipGuard;
+    use magnetar_metadata::Expected;
+
+    let storage = Storage::start(2).await;
+    let metadata = storage.ledger_client().metadata().clone();
+    let key = "/namespace/t/ns/0x00000000_0xffffffff";
+    let guarded = |session: u64| ManagedLedgerConfig {
+        ownership: Some(OwnershipGuard {
+            key: key.to_string(),
+            session,
+        }),
+        ..small_ledgers(50_000)
+    };
+    let name = "t/ns/persistent/ownership";
+    let first = metadata
+        .create_session(Duration::from_secs(30))
+        .await
+        .expect("session");
+    assert_eq!(
+        ManagedLedger::open(name, storage.ledger_client(), guarded(first.id()))
+            .await
+            .err(),
+        Some(MlError::Fenced),
+        "opened without holding the ownership key"
+    );
+    metadata
+        .put_ephemeral(key, b"a".to_vec(), Expected::Absent, &first)
+        .await
+        .expect("claim");
+    let a = ManagedLedger::open(name, storage.ledger_client(), guarded(first.id()))
+        .await
+        .expect("open A");
+    let cursor = a
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    let appends: Vec<_> = (0..20).map(|i| a.append(payload(i))).collect();
+    let positions = futures::future::try_join_all(appends)
+        .await
+        .expect("appends");
+    for p in &positions[..5] {
+        cursor.ack(*p).expect("ack");
+    }
+    cursor.flush().await.expect("cursor persisted while owned");
+
+    first.close().await.expect("session closed");
+    wait_until("the ownership key to go", TIMEOUT, || {
+        let metadata = metadata.clone();
+        async move { metadata.get(key).await.ok().flatten().is_none() }
+    })
+    .await;
+    assert_eq!(a.roll_over().await, Err(MlError::Fenced));
+    assert_eq!(a.append(payload(99)).await, Err(MlError::Fenced));
+    cursor.ack(positions[10]).expect("in-memory ack");
+    assert_eq!(cursor.flush().await, Err(MlError::Fenced));
+    assert_eq!(a.delete().await, Err(MlError::Fenced));
+
+    let second = metadata
+        .create_session(Duration::from_secs(30))
+        .await
+        .expect("session");
+    metadata
+        .put_ephemeral(key, b"b".to_vec(), Expected::Absent, &second)
+        .await
+        .expect("claim");
+    let b = ManagedLedger::open(name, storage.ledger_client(), guarded(second.id()))
+        .await
+        .expect("open B");
+    let seen = read_all(&b).await;
+    assert_eq!(seen.len(), 20);
+    for ((position, data), (expected, i)) in seen.iter().zip(positions.iter().zip(0..)) {
+        assert_eq!((position, data), (expected, &payload(i)));
+    }
+    let b_cursor = b.cursor("sub").expect("B loaded the cursor");
+    assert!(b_cursor.is_acked(positions[4], None));
+    assert!(!b_cursor.is_acked(positions[10], None));
+    b.close().await.expect("close B");
+    second.close().await.expect("close");
+    storage.shutdown().await;
+}
+
 /// 1. E=Qw=Qa=2 on two bookies; 50 entries acknowledged.
 /// 2. One bookie stops, 50 more appends are issued: the ledger write fails (no bookie to replace
 ///    it), the managed ledger retries creating a ledger; a new bookie joins.

@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
+use crate::managed_ledger::OwnershipGuard;
 use bundles::{BundleRange, Bundles};
 use magnetar_admin_api::keys;
 
@@ -505,6 +506,19 @@ impl NamespaceService {
                 self.me.broker_id, bundle.namespace
             ),
             owner: Box::new(owner),
+        })
+    }
+
+    /// The guard a topic of `bundle` writes its managed ledger under: this broker's ownership
+    /// record and the session holding it. `None` when this broker does not serve the bundle.
+    pub fn ownership_guard(&self, bundle: &BundleName) -> Option<OwnershipGuard> {
+        if !self.serving(bundle).unwrap_or(false) {
+            return None;
+        }
+        let held = self.held().get(bundle).copied()?;
+        Some(OwnershipGuard {
+            key: bundle.key(),
+            session: held.session,
         })
     }
 

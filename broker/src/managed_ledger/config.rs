@@ -39,6 +39,20 @@ pub struct ManagedLedgerConfig {
     /// the topic stays at least this large without it, so keeping data by time alone needs
     /// `retention_size: Some(u64::MAX)`.
     pub retention_size: Option<u64>,
+    /// The record by which this broker owns the topic: every write of the managed ledger's
+    /// metadata (ledger list, cursors) also compares it, so a broker whose ownership lapsed
+    /// — its session expired while it still thought it served — writes nothing. `None` for a
+    /// managed ledger used outside a broker's ownership (tools, tests).
+    pub ownership: Option<OwnershipGuard>,
+}
+
+/// An ownership record held by a metadata session: the ephemeral
+/// `/namespace/{tenant}/{namespace}/{range}` key of the topic's bundle and the session of
+/// the broker that claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnershipGuard {
+    pub key: String,
+    pub session: u64,
 }
 
 impl Default for ManagedLedgerConfig {
@@ -56,6 +70,7 @@ impl Default for ManagedLedgerConfig {
             max_unacked_ranges_persisted: 10_000,
             retention_time: None,
             retention_size: None,
+            ownership: None,
         }
     }
 }

@@ -11,10 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use magnetar_metadata::{Expected, MetadataClient, MetadataError};
+use magnetar_metadata::{Expected, MetadataClient, MetadataError, Txn};
 use serde::{Deserialize, Serialize};
 
-use super::MlError;
+use super::{MlError, OwnershipGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,17 +83,41 @@ pub fn unescape(segment: &str) -> Result<String, MlError> {
     String::from_utf8(out).map_err(|_| MlError::Corrupt(format!("bad cursor key {segment:?}")))
 }
 
-/// Writes `value` at `key` if it is still as `expected`; returns the new version. A conflict is
-/// `Fenced`. When the outcome is unknown (connection lost), reads back to find out.
+/// Writes `value` at `key` if it is still as `expected` and, with an `ownership` guard, only
+/// while that ownership record is still held by its session; returns the new version. A
+/// conflict on either is `Fenced`. When the outcome is unknown (connection lost), reads back to
+/// find out.
 pub async fn cas(
     metadata: &MetadataClient,
     key: &str,
     value: Vec<u8>,
     expected: Expected,
+    ownership: Option<&OwnershipGuard>,
 ) -> Result<u64, MlError> {
     for _ in 0..5 {
-        match metadata.put(key, value.clone(), expected).await {
+        let written = match ownership {
+            None => metadata.put(key, value.clone(), expected).await,
+            Some(guard) => metadata
+                .txn(guarded(Txn::new(), Some(guard)).put(key, value.clone(), expected))
+                .await
+                .and_then(|versions| {
+                    versions.first().copied().ok_or_else(|| {
+                        MetadataError::Unavailable("a transaction answered no version".into())
+                    })
+                }),
+        };
+        match written {
             Ok(version) => return Ok(version),
+            Err(MetadataError::BadVersion { key: lost, .. })
+                if ownership.is_some_and(|g| g.key == lost) =>
+            {
+                tracing::warn!(
+                    key,
+                    ownership = lost,
+                    "the topic's ownership lapsed; fenced"
+                );
+                return Err(MlError::Fenced);
+            }
             Err(MetadataError::Indeterminate(reason)) => {
                 tracing::debug!(key, reason, "compare-and-set outcome unknown; reading back");
                 let current = metadata.get(key).await?;
@@ -110,6 +134,14 @@ pub async fn cas(
     Err(MlError::Metadata(MetadataError::Unavailable(format!(
         "could not write {key}"
     ))))
+}
+
+/// `txn` with the ownership compare added, if there is a guard.
+pub fn guarded(txn: Txn, ownership: Option<&OwnershipGuard>) -> Txn {
+    match ownership {
+        Some(guard) => txn.compare(guard.key.clone(), Expected::Session(guard.session)),
+        None => txn,
+    }
 }
 
 #[cfg(test)]

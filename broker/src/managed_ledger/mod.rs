@@ -37,7 +37,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::ManagedLedgerConfig;
+pub use config::{ManagedLedgerConfig, OwnershipGuard};
 pub use cursor::{CursorStats, InitialPosition, ManagedCursor};
 pub use error::MlError;
 pub use info::{LedgerRecord, MlInfo};
@@ -328,12 +328,9 @@ impl ManagedLedger {
                 .owned_txn(|txn| txn.delete(key.clone(), Expected::Any))
                 .await?;
         }
-        let (ledgers, version) = {
-            let state = shared.lock();
-            (state.info.ledgers.clone(), state.version)
-        };
-        metadata
-            .delete(&shared.key, Expected::Version(version))
+        let ledgers = shared.lock().info.ledgers.clone();
+        shared
+            .owned_txn(|txn| txn.delete(shared.key.clone(), Expected::Any))
             .await?;
         for ledger in ledgers {
             appender::delete_quietly(shared, ledger.ledger_id).await;

@@ -129,7 +129,15 @@ pub(super) async fn open(
         size: 0,
         timestamp: 0,
     });
-    let version = match info::cas(&metadata, &key, info.encode(), expected).await {
+    let version = match info::cas(
+        &metadata,
+        &key,
+        info.encode(),
+        expected,
+        config.ownership.as_ref(),
+    )
+    .await
+    {
         Ok(version) => version,
         Err(e) => {
             if let Err(e) = ledgers.delete(writer.id()).await {

@@ -195,6 +195,7 @@ impl Shared {
             &self.key,
             value,
             Expected::Version(version),
+            self.config.ownership.as_ref(),
         )
         .await
         {
@@ -220,15 +221,31 @@ impl Shared {
         }
     }
 
-    /// Runs a transaction that applies only while this instance still owns the topic (the
-    /// ledger list is at the version we wrote).
+    /// Runs a transaction that applies only while this instance still owns the topic: the
+    /// ledger list is at the version we wrote and, in a broker, the bundle's ownership record
+    /// is still held by our session.
     pub async fn owned_txn(&self, build: impl Fn(Txn) -> Txn) -> Result<(), MlError> {
+        let ownership = self.config.ownership.as_ref();
         for _ in 0..5 {
             self.check_not_fenced()?;
             let version = self.lock().version;
-            let txn = build(Txn::new().compare(self.key.clone(), Expected::Version(version)));
-            match self.metadata().txn(txn).await {
+            let txn = info::guarded(
+                Txn::new().compare(self.key.clone(), Expected::Version(version)),
+                ownership,
+            );
+            match self.metadata().txn(build(txn)).await {
                 Ok(_) => return Ok(()),
+                Err(MetadataError::BadVersion { key, .. })
+                    if ownership.is_some_and(|g| g.key == key) =>
+                {
+                    tracing::warn!(
+                        managed_ledger = self.name,
+                        ownership = key,
+                        "the topic's ownership lapsed; fenced"
+                    );
+                    self.fence();
+                    return Err(MlError::Fenced);
+                }
                 Err(MetadataError::BadVersion { key, .. }) if key == self.key => {
                     if self.lock().version != version {
                         continue; // our own list update raced with this write
