@@ -4,12 +4,13 @@
 mod common;
 
 use bytes::Bytes;
-use common::{TestBookie, add, config};
+use common::{add, config};
 use futures::{SinkExt, StreamExt};
 use magnetar_bookie::wire;
 use magnetar_protocol::bookie::{
     AddEntryRequest, ReadLastAddConfirmedRequest, Request, Response, StatusCode, request,
 };
+use magnetar_testkit::bookie::TestBookie;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

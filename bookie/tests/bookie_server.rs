@@ -2,9 +2,10 @@
 
 mod common;
 
-use common::{TestBookie, add, config, payload};
+use common::{add, config, payload};
 use futures::future::try_join_all;
 use magnetar_protocol::bookie::StatusCode;
+use magnetar_testkit::bookie::TestBookie;
 
 /// Steps: pipeline adds to three ledgers; fence one; restart the bookie; every acknowledged
 /// entry reads back intact with its LAC; the fence survived (normal adds refused, recovery adds

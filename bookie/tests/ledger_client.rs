@@ -9,13 +9,13 @@ use bytes::Bytes;
 use magnetar_bookie::ledger::{
     LedgerClient, LedgerConfig, LedgerError, LedgerOptions, LedgerState,
 };
-use magnetar_bookie::registry::{self, BookieInfo};
+use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
-use magnetar_metadata::{MetadataClient, Session};
+use magnetar_testkit::bookie::TestBookie;
 
 struct Bookies {
     _dirs: Vec<tempfile::TempDir>,
-    bookies: Vec<Option<(common::TestBookie, Session)>>,
+    bookies: Vec<Option<TestBookie>>,
     addrs: Vec<String>,
 }
 
@@ -26,22 +26,12 @@ impl Bookies {
         let mut addrs = Vec::new();
         for _ in 0..n {
             let dir = tempfile::tempdir().expect("tempdir");
-            let bookie = common::TestBookie::start(common::config(dir.path())).await;
-            let session = metadata
-                .create_session(Duration::from_secs(2))
+            let bookie = TestBookie::start(common::config(dir.path()))
                 .await
-                .expect("session");
-            let info = BookieInfo {
-                address: bookie.addr.to_string(),
-                read_only: false,
-                free_disk_bytes: 1 << 30,
-                total_disk_bytes: 1 << 30,
-            };
-            registry::register(metadata, &session, &info)
-                .await
-                .expect("register");
+                .register(metadata)
+                .await;
             addrs.push(bookie.addr.to_string());
-            bookies.push(Some((bookie, session)));
+            bookies.push(Some(bookie));
             dirs.push(dir);
         }
         Bookies {
@@ -51,16 +41,16 @@ impl Bookies {
         }
     }
 
-    /// Stops a bookie the hard way for its clients: the server goes away mid-stream.
+    /// Stops a bookie the hard way for its clients: the server goes away mid-stream, its
+    /// registration is left to expire.
     async fn kill(&mut self, address: &str) {
         let index = self
             .addrs
             .iter()
             .position(|a| a == address)
             .expect("known bookie");
-        if let Some((bookie, session)) = self.bookies[index].take() {
-            drop(session);
-            bookie.stop().await;
+        if let Some(bookie) = self.bookies[index].take() {
+            bookie.kill().await;
         }
     }
 }

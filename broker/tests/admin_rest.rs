@@ -3,9 +3,7 @@
 //! producing, subscriptions (create at a position, skip, reset by time and by message id,
 //! delete), deletes refused while in use, the HTTP lookup, brokers and the health check.
 
-mod raw;
-
-use raw::RawClient;
+use magnetar_testkit::raw::RawClient;
 use reqwest::Method;
 use serde_json::Value;
 

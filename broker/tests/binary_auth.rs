@@ -7,8 +7,6 @@
 //! refused (AuthorizationError) or allowed per role; finally a token expiring on a live
 //! connection is challenged and renewed, or the connection is closed.
 
-mod raw;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use magnetar_auth::keys::data_url;
@@ -17,7 +15,7 @@ use magnetar_broker::standalone::{Standalone, StandaloneConfig};
 use magnetar_protocol::pulsar::base_command::Type;
 use magnetar_protocol::pulsar::command_lookup_topic_response::LookupType;
 use magnetar_protocol::pulsar::{AuthData, CommandAuthResponse, ServerError};
-use raw::{Hello, RawClient};
+use magnetar_testkit::raw::{self, Hello, RawClient};
 use serde_json::{Map, Value, json};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";

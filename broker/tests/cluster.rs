@@ -3,18 +3,15 @@
 //! the owner, unload and graceful shutdown hand bundles over, and a killed owner's topics move
 //! to the survivor with every acknowledged message still there.
 
-mod common;
-mod raw;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::cluster::{Cluster, SESSION_TTL_MS};
-use common::wait_until;
 use magnetar_protocol::pulsar::ServerError;
 use magnetar_protocol::pulsar::base_command::Type;
 use magnetar_protocol::pulsar::command_lookup_topic_response::LookupType;
-use raw::RawClient;
+use magnetar_testkit::cluster::{Cluster, SESSION_TTL_MS};
+use magnetar_testkit::raw::RawClient;
+use magnetar_testkit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -2,15 +2,13 @@
 //! harness, given only the first broker's URL: its lookups must follow redirects to topics the
 //! second broker owns, and a partitioned topic spread over both brokers must work end to end.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::cluster::Cluster;
 use futures::TryStreamExt;
 use magnetar_broker::cluster::BundleName;
 use magnetar_protocol::TopicName;
+use magnetar_testkit::cluster::Cluster;
 use pulsar::consumer::InitialPosition;
 use pulsar::{
     Consumer, ConsumerOptions, OperationRetryOptions, Pulsar, SubType, TokioExecutor, producer,

@@ -2,16 +2,15 @@
 //! across rollovers, ownership changes (fencing), write failures, the entry cache.
 //! Cursor persistence and trimming are in `managed_ledger_cursors.rs`.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Storage, TestBookie, wait_until};
 use magnetar_broker::managed_ledger::{
     InitialPosition, ManagedLedger, ManagedLedgerConfig, MlError,
 };
 use magnetar_broker::position::Position;
+use magnetar_testkit::bookie::Storage;
+use magnetar_testkit::wait_until;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -329,9 +328,7 @@ async fn a_write_failure_rolls_over_without_losing_or_reordering_appends() {
         ml.stats().write_failures >= 1
     })
     .await;
-    storage
-        .bookies
-        .push(Some(TestBookie::start(&storage.metadata).await));
+    storage.add_bookie().await;
     let after = second
         .await
         .expect("join")

@@ -1,15 +1,14 @@
 //! Managed cursors against a real metadata node and real bookies: persistence across owners,
 //! bounded (truncated) snapshots, trimming of consumed ledgers, topic deletion.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Storage, wait_until};
 use magnetar_bookie::ledger::LedgerError;
 use magnetar_broker::managed_ledger::{InitialPosition, ManagedLedger, ManagedLedgerConfig};
 use magnetar_broker::position::Position;
+use magnetar_testkit::bookie::Storage;
+use magnetar_testkit::wait_until;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

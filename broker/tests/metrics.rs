@@ -4,12 +4,10 @@
 //! counters, the publish latency histogram and the bookie journal counters moved, and the gauges
 //! show the producer, the consumer and the subscription.
 
-mod raw;
-
 use std::collections::BTreeMap;
 
 use magnetar_broker::standalone::{Standalone, StandaloneConfig};
-use raw::RawClient;
+use magnetar_testkit::raw::RawClient;
 
 /// Samples by `name{labels}`, checked against the `# TYPE` lines of the exposition format.
 fn parse(text: &str) -> BTreeMap<String, f64> {

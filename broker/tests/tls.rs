@@ -5,14 +5,12 @@
 //! the CA fails the handshake. Then with client certificates required (mTLS): HTTPS without a
 //! certificate fails, with the CA-signed one it works.
 
-mod raw;
-
 use std::path::Path;
 use std::sync::Arc;
 
 use magnetar_broker::standalone::{Standalone, StandaloneConfig};
 use magnetar_broker::tls::TlsConfig;
-use raw::RawClient;
+use magnetar_testkit::raw::RawClient;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;

@@ -1,20 +1,14 @@
 //! The pieces cluster mode stands on: a watched copy of a prefix, compares on an ephemeral
 //! key's owning session, the local lease deadline, and the session keeper.
 
-use std::time::{Duration, Instant};
+use std::future::ready;
+use std::time::Duration;
 
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use magnetar_metadata::{Expected, MetadataError, PrefixCache, SessionKeeper, SessionState, Txn};
+use magnetar_testkit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn wait_until<F: FnMut() -> bool>(what: &str, mut condition: F) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_cache_follows_puts_and_deletes_from_its_listing_revision() {
@@ -56,8 +50,8 @@ async fn a_prefix_cache_follows_puts_and_deletes_from_its_listing_revision() {
         .delete("/cache/b", Expected::Any)
         .await
         .expect("delete");
-    wait_until("the delete reaches the copy", || {
-        cache.get("/cache/b").is_none()
+    wait_until("the delete reaches the copy", WAIT, || {
+        ready(cache.get("/cache/b").is_none())
     })
     .await;
     assert_eq!(

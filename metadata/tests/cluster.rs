@@ -1,20 +1,14 @@
 //! Metadata group behaviour on an in-process 3-node cluster (real TCP on loopback, real RocksDB
 //! in temp dirs). Every wait is on a condition with a deadline; nothing sleeps a fixed time.
 
+use std::future::ready;
 use std::time::{Duration, Instant};
 
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use magnetar_metadata::{EventKind, Expected, MetadataError, Txn};
+use magnetar_testkit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn wait_until<F: FnMut() -> bool>(what: &str, mut condition: F) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// 1. Start 3 nodes, write 200 keys through a client (each acknowledged).
 /// 2. Stop the leader; time until a new leader serves a write.
@@ -50,13 +44,15 @@ async fn acknowledged_writes_survive_leader_loss() {
     }
     cluster.restart(leader).await.expect("restart");
     let node = cluster.node(leader).expect("running");
-    wait_until("the restarted node has every key", || {
-        node.reader()
-            .get("/after-failover")
-            .ok()
-            .flatten()
-            .is_some()
-            && node.reader().get("/keys/199").ok().flatten().is_some()
+    wait_until("the restarted node has every key", WAIT, || {
+        ready({
+            node.reader()
+                .get("/after-failover")
+                .ok()
+                .flatten()
+                .is_some()
+                && node.reader().get("/keys/199").ok().flatten().is_some()
+        })
     })
     .await;
     cluster.shutdown().await;
@@ -87,13 +83,15 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
     }
     cluster.restart(follower).await.expect("restart");
     let node = cluster.node(follower).expect("running");
-    wait_until("the follower has every key", || {
-        (0..300).all(|i| {
-            node.reader()
-                .get(&format!("/bulk/{i}"))
-                .ok()
-                .flatten()
-                .is_some()
+    wait_until("the follower has every key", WAIT, || {
+        ready({
+            (0..300).all(|i| {
+                node.reader()
+                    .get(&format!("/bulk/{i}"))
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
         })
     })
     .await;
@@ -237,8 +235,8 @@ async fn expired_sessions_delete_their_ephemeral_keys_everywhere() {
     assert_eq!(event.changes[0].record.key, "/live/broker-1");
     for index in 0..3 {
         let node = cluster.node(index).expect("running");
-        wait_until("every node deleted the key", || {
-            node.reader().get("/live/broker-1").ok().flatten().is_none()
+        wait_until("every node deleted the key", WAIT, || {
+            ready(node.reader().get("/live/broker-1").ok().flatten().is_none())
         })
         .await;
         assert!(

@@ -17,7 +17,11 @@ use tokio_util::codec::{Decoder, Encoder};
 const TOPIC: &str = "persistent://public/default/golden";
 
 fn golden(name: &str) -> Frame {
-    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The directory cargo runs the test in (a build reused from another checkout would carry
+    // that checkout's compile-time path).
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/tests/golden/{name}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut buf = BytesMut::from(&bytes[..]);
     let frame = PulsarCodec::default()

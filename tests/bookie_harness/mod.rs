@@ -15,7 +15,6 @@ use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 /// Deadline of every wait; generous, since the machine is shared with builds.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,19 +48,12 @@ pub async fn metadata() -> anyhow::Result<(LocalCluster, MetadataClient, String)
 }
 
 /// Polls `check` until it yields a value; fails after [`TIMEOUT`].
-pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+pub async fn wait_until<T, F, Fut>(what: &str, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    magnetar_testkit::try_wait_for(what, TIMEOUT, check).await
 }
 
 /// A `magnetar bookie serve` process with its data directory; restartable on the same address.

@@ -1,17 +1,14 @@
-//! Helpers shared by the bookie's integration tests: an in-process bookie on an ephemeral port
-//! in a temporary directory, and deterministic entry payloads to verify reads against.
+//! Helpers shared by the bookie's integration tests: the bookie settings they run with
+//! (small limits, so oversized input is cheap to send) and deterministic entry payloads to
+//! verify reads against. The in-process bookie itself is `magnetar_testkit::bookie::TestBookie`.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::Path;
 
+use magnetar_bookie::BookieConfig;
 use magnetar_bookie::journal::JournalConfig;
-use magnetar_bookie::{BookieClient, BookieConfig, BookieServer};
 use magnetar_protocol::bookie::AddEntryRequest;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Small segments and frequent checkpoints, so tests roll segments and remove old ones.
 pub fn config(dir: &Path) -> BookieConfig {
@@ -30,43 +27,6 @@ pub fn config(dir: &Path) -> BookieConfig {
             ..JournalConfig::default()
         },
         ..BookieConfig::default()
-    }
-}
-
-/// A bookie server running in this process.
-pub struct TestBookie {
-    pub addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), magnetar_bookie::BookieError>>,
-}
-
-impl TestBookie {
-    pub async fn start(config: BookieConfig) -> TestBookie {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let shutdown = CancellationToken::new();
-        let server = BookieServer::start(config, listener, shutdown.clone())
-            .await
-            .expect("start bookie");
-        let addr = server.local_addr();
-        let task = tokio::spawn(server.wait());
-        TestBookie {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    pub async fn client(&self) -> BookieClient {
-        BookieClient::connect(self.addr).await.expect("connect")
-    }
-
-    /// Graceful shutdown: drain, close the journal, checkpoint.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("bookie task")
-            .expect("bookie shut down");
     }
 }
 

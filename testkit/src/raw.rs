@@ -2,8 +2,6 @@
 //! SUBSCRIBE + FLOW, LOOKUP, over TCP or any TLS stream. It answers the broker's PINGs and
 //! keeps nothing else, so tests see exactly what the broker sends.
 
-#![allow(dead_code)]
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};

@@ -9,9 +9,7 @@
 //!
 //! Killing a broker here stops its listeners and connections and leaves its metadata session
 //! to expire, exactly what another broker sees of a `kill -9`; the real-process version of the
-//! same tests is in `tests/compat/test_cluster.py`.
-
-#![allow(dead_code)]
+//! same tests is in the repository's `tests/compat/test_cluster.py`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,7 +22,8 @@ use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use tokio::net::TcpListener;
 
-use super::{TestBookie, wait_until};
+use crate::bookie::TestBookie;
+use crate::wait::wait_until;
 
 pub const CLUSTER: &str = "test";
 /// Short, so failover tests finish quickly.
@@ -82,7 +81,7 @@ impl ClusterBuilder {
         init(&metadata, self.bundles).await;
         let mut bookies = Vec::new();
         for _ in 0..self.bookies {
-            bookies.push(Some(TestBookie::start(&metadata).await));
+            bookies.push(Some(TestBookie::registered(&metadata).await));
         }
         let mut cluster = Cluster {
             group,
@@ -136,6 +135,7 @@ async fn init(metadata: &MetadataClient, bundles: u32) {
 }
 
 /// A broker of the harness and the ports it keeps across restarts.
+#[derive(Debug)]
 pub struct TestBroker {
     pub broker: Option<Broker>,
     pub pulsar: SocketAddr,
@@ -157,6 +157,8 @@ impl TestBroker {
     }
 }
 
+/// A running cluster of the harness; see the module docs.
+#[derive(Debug)]
 pub struct Cluster {
     pub group: LocalCluster,
     pub metadata: MetadataClient,
@@ -232,8 +234,6 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no broker {broker_id}"))
     }
 
-    /// Stops a broker the way `kill -9` looks to the others: no hand-over, its session left
-    /// to expire.
     /// Waits until every running broker sees every running broker as live.
     pub async fn wait_all_registered(&self) {
         let running: Vec<&TestBroker> =
@@ -249,6 +249,8 @@ impl Cluster {
         }
     }
 
+    /// Stops a broker the way `kill -9` looks to the others: no hand-over, its session left
+    /// to expire.
     pub fn kill_broker(&mut self, index: usize) {
         if let Some(broker) = self.brokers[index].broker.take() {
             broker.abort();
