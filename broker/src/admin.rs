@@ -97,10 +97,7 @@ impl BrokerAdmin {
             key_shared_allow_out_of_order: false,
             partition_index: topic.name().partition(),
         };
-        topic
-            .subscription(name, options, &self.service)
-            .await
-            .map_err(api_error)
+        topic.subscription(name, options).await.map_err(api_error)
     }
 
     /// Moves the cursor, then closes the consumers so they re-subscribe from there (as a seek

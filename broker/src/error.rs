@@ -22,7 +22,7 @@ pub enum BrokerError {
     #[error("{message}")]
     NotOwner {
         message: String,
-        owner: Box<crate::cluster::OwnerData>,
+        owner: Box<crate::records::OwnerData>,
     },
     #[error("storage failure: {0}")]
     Persistence(String),

@@ -32,7 +32,7 @@ pub fn router(service: Arc<BrokerService>) -> Router {
 }
 
 async fn metrics(State(service): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let text = service.metrics.render(&service).await;
+    let text = service.metrics.render(&service.loaded_topics().await).await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

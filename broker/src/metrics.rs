@@ -21,8 +21,8 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::service::BrokerService;
 use crate::stats::{self, RateTracker, TopicSnapshot};
+use crate::topic::Topic;
 
 /// Publish latency buckets, in seconds (Pulsar's storage write latency buckets, 0.5 ms–1 s).
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0];
@@ -94,11 +94,11 @@ impl BrokerMetrics {
             .push(Arc::new(source));
     }
 
-    /// The Prometheus text exposition of everything.
-    pub async fn render(&self, service: &BrokerService) -> String {
+    /// The Prometheus text exposition of everything, with `loaded` as the topics.
+    pub async fn render(&self, loaded: &[Arc<Topic>]) -> String {
         let mut topics = Vec::new();
-        for topic in service.loaded_topics().await {
-            topics.push(stats::snapshot(&topic, &self.rates).await);
+        for topic in loaded {
+            topics.push(stats::snapshot(topic, &self.rates).await);
         }
         let scrape = cluster_registry(&self.cluster);
         if let Err(e) = register_topics(&scrape, &topics) {

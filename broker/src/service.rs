@@ -13,20 +13,12 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::cluster::{BundleName, NamespaceService};
 use crate::config::BrokerConfig;
+use crate::context::TopicContext;
 use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
+use crate::managed_ledger::OwnershipGuard;
 use crate::metrics::BrokerMetrics;
-use crate::topic::Topic;
-
-/// The managed ledger name of a persistent topic: `tenant/ns/persistent/local`.
-pub fn managed_ledger_name(topic: &TopicName) -> String {
-    format!(
-        "{}/{}/persistent/{}",
-        topic.tenant(),
-        topic.namespace_local(),
-        topic.local_name()
-    )
-}
+use crate::topic::{Topic, managed_ledger_name};
 
 /// Where this broker is reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +93,34 @@ impl BrokerService {
 
     /// The managed-ledger settings of a topic: the broker's, with the namespace's persistence
     /// (E, Qw, Qa, cursor write rate) and retention policies applied.
+    /// What a topic loaded here gets from the broker.
+    pub fn topic_context(&self) -> TopicContext {
+        TopicContext {
+            ledgers: self.ledgers.clone(),
+            metadata: self.metadata.clone(),
+            publish_latency: self.metrics.publish_latency.clone(),
+            allow_auto_subscription_creation: self.config.allow_auto_subscription_creation,
+        }
+    }
+
+    /// The managed-ledger settings of `topic` (see [`Self::ml_config_for`]), with every
+    /// metadata write guarded by this broker's ownership of `bundle`.
+    async fn ml_config_owned(
+        &self,
+        topic: &TopicName,
+        bundle: &BundleName,
+    ) -> Result<ManagedLedgerConfig, BrokerError> {
+        let mut config = self.ml_config_for(topic).await?;
+        let guard: OwnershipGuard = self.namespaces.ownership_guard(bundle).ok_or_else(|| {
+            BrokerError::ServiceNotReady(format!(
+                "Namespace bundle {} is being unloaded",
+                bundle.name()
+            ))
+        })?;
+        config.ownership = Some(guard);
+        Ok(config)
+    }
+
     pub async fn ml_config_for(
         &self,
         topic: &TopicName,
@@ -208,7 +228,12 @@ impl BrokerService {
         }
         let loaded = cell
             .get_or_try_init(|| async {
-                let topic = Topic::load(name.clone(), &bundle, self).await?;
+                let topic = Topic::load(
+                    name.clone(),
+                    self.ml_config_owned(name, &bundle).await?,
+                    self.topic_context(),
+                )
+                .await?;
                 tracing::info!(topic = %name, "topic loaded");
                 Ok::<_, BrokerError>(Arc::new(topic))
             })

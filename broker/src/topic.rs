@@ -2,20 +2,18 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
 use magnetar_protocol::TopicName;
-use prometheus::Histogram;
 
-use crate::cluster::BundleName;
+use crate::context::{TopicContext, TopicCounters};
 use crate::error::BrokerError;
-use crate::managed_ledger::{ManagedLedger, MlError};
+use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
-use crate::service::{BrokerService, managed_ledger_name};
-use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions};
+use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
 
 /// Who holds a producer name on this topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +36,14 @@ struct ProducerEntry {
     closer: Option<ProducerCloser>,
 }
 
-/// Counters for stats and metrics.
-#[derive(Debug, Default)]
-pub struct TopicCounters {
-    pub msg_in: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub msg_out: AtomicU64,
-    pub bytes_out: AtomicU64,
+/// The managed ledger name of a persistent topic: `tenant/ns/persistent/local`.
+pub fn managed_ledger_name(topic: &TopicName) -> String {
+    format!(
+        "{}/{}/persistent/{}",
+        topic.tenant(),
+        topic.namespace_local(),
+        topic.local_name()
+    )
 }
 
 #[derive(Debug)]
@@ -56,7 +55,7 @@ pub struct Topic {
     unloading: std::sync::atomic::AtomicBool,
     subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
     pub counters: Arc<TopicCounters>,
-    publish_latency: Histogram,
+    context: TopicContext,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -67,21 +66,14 @@ fn ml_error(e: MlError) -> BrokerError {
 }
 
 impl Topic {
-    /// Opens the topic's managed ledger, every metadata write of which is guarded by this
-    /// broker's ownership of `bundle`.
+    /// Opens the topic's managed ledger with `config` (the namespace's persistence, the
+    /// ownership guard of its bundle).
     pub(crate) async fn load(
         name: TopicName,
-        bundle: &BundleName,
-        service: &BrokerService,
+        config: ManagedLedgerConfig,
+        context: TopicContext,
     ) -> Result<Topic, BrokerError> {
-        let mut config = service.ml_config_for(&name).await?;
-        config.ownership = Some(service.namespaces.ownership_guard(bundle).ok_or_else(|| {
-            BrokerError::ServiceNotReady(format!(
-                "Namespace bundle {} is being unloaded",
-                bundle.name()
-            ))
-        })?);
-        let ml = ManagedLedger::open(&managed_ledger_name(&name), service.ledgers.clone(), config)
+        let ml = ManagedLedger::open(&managed_ledger_name(&name), context.ledgers.clone(), config)
             .await
             .map_err(ml_error)?;
         Ok(Topic {
@@ -91,8 +83,17 @@ impl Topic {
             unloading: Default::default(),
             subscriptions: tokio::sync::Mutex::default(),
             counters: Arc::default(),
-            publish_latency: service.metrics.publish_latency.clone(),
+            context,
         })
+    }
+
+    /// The topic as its subscriptions see it.
+    fn view(&self) -> TopicView {
+        TopicView {
+            name: self.name.clone(),
+            ml: self.ml.clone(),
+            counters: self.counters.clone(),
+        }
     }
 
     pub fn name(&self) -> &TopicName {
@@ -166,7 +167,7 @@ impl Topic {
         let size = entry.len() as u64;
         let append = self.ml.append(entry);
         let counters = self.counters.clone();
-        let latency = self.publish_latency.clone();
+        let latency = self.context.publish_latency.clone();
         let started = Instant::now();
         async move {
             let position = append.await.map_err(ml_error)?;
@@ -197,10 +198,9 @@ impl Topic {
 
     /// The subscription, created (with its cursor) if it does not exist and creation is allowed.
     pub async fn subscription(
-        self: &Arc<Self>,
+        &self,
         name: &str,
         options: SubscriptionOptions,
-        service: &BrokerService,
     ) -> Result<SubscriptionHandle, BrokerError> {
         let mut subscriptions = self.subscriptions.lock().await;
         if self.is_unloading() {
@@ -221,14 +221,14 @@ impl Topic {
             }
         }
         let exists = self.ml.cursor_names().iter().any(|c| c == name);
-        if options.durable && !exists && !service.config.allow_auto_subscription_creation {
+        if options.durable && !exists && !self.context.allow_auto_subscription_creation {
             return Err(BrokerError::SubscriptionNotFound(name.to_string()));
         }
         let handle = SubscriptionHandle::start(
-            self.clone(),
+            self.view(),
             name.to_string(),
             options,
-            service.metadata.clone(),
+            self.context.metadata.clone(),
         )
         .await?;
         subscriptions.insert(name.to_string(), handle.clone());
@@ -267,21 +267,6 @@ impl Topic {
             Ok(()) => Ok(()),
             Err(e) => Err(ml_error(e)),
         }
-    }
-
-    /// The namespace's `message_ttl_in_seconds` policy, if set and positive.
-    pub async fn message_ttl(
-        &self,
-        service_metadata: &magnetar_metadata::MetadataClient,
-    ) -> Option<std::time::Duration> {
-        let key = magnetar_admin_api::keys::namespace_policies(
-            self.name.tenant(),
-            self.name.namespace_local(),
-        );
-        let record = service_metadata.get(&key).await.ok()??;
-        let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
-        let seconds = policies.get("message_ttl_in_seconds")?.as_i64()?;
-        (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
     }
 
     /// Unloads the topic from this broker: producers get CLOSE_PRODUCER and consumers

@@ -30,7 +30,7 @@ use magnetar_metadata::{
     Expected, MetadataClient, MetadataError, PrefixCache, Session, SessionKeeper, Txn,
 };
 use magnetar_protocol::TopicName;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -44,53 +44,7 @@ use magnetar_admin_api::keys;
 /// among them). All keys are in [`magnetar_admin_api::keys`].
 pub use magnetar_admin_api::keys::{BROKERS_PREFIX, OWNERS_PREFIX, POLICIES_PREFIX};
 
-/// A broker's registration: who it is and where it is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BrokerData {
-    /// `advertised-host:http-port` (Pulsar's broker id), or `host:pulsar-port` without HTTP.
-    pub broker_id: String,
-    pub cluster: String,
-    pub pulsar_service_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pulsar_service_url_tls: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web_service_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web_service_url_tls: Option<String>,
-    #[serde(default)]
-    pub version: String,
-}
-
-/// A bundle owner's record (Pulsar's `NamespaceEphemeralData`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OwnerData {
-    pub native_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub native_url_tls: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_url_tls: Option<String>,
-    #[serde(default)]
-    pub disabled: bool,
-    #[serde(default)]
-    pub broker_id: String,
-}
-
-impl OwnerData {
-    fn of(broker: &BrokerData) -> OwnerData {
-        OwnerData {
-            native_url: broker.pulsar_service_url.clone(),
-            native_url_tls: broker.pulsar_service_url_tls.clone(),
-            http_url: broker.web_service_url.clone(),
-            http_url_tls: broker.web_service_url_tls.clone(),
-            disabled: false,
-            broker_id: broker.broker_id.clone(),
-        }
-    }
-}
+pub use crate::records::{BrokerData, OwnerData};
 
 /// A bundle of a namespace: `tenant/ns` and a range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,7 +12,7 @@ const TTL_CHECK_EVERY: Duration = Duration::from_secs(5);
 const ACTIVE_CONSUMER_CHANGE_VERSION: i32 = 12;
 
 pub(super) struct Actor {
-    pub(super) topic: Arc<Topic>,
+    pub(super) topic: TopicView,
     pub(super) ml: ManagedLedger,
     pub(super) name: String,
     pub(super) subscription: Subscription,
@@ -86,8 +86,7 @@ impl Actor {
                     Err(DispatchError::ConsumerBusy { .. }) => {
                         Err(BrokerError::ConsumerBusy(format!(
                             "exclusive subscription {} on {} already has a consumer",
-                            self.name,
-                            self.topic.name()
+                            self.name, self.topic.name
                         )))
                     }
                     Err(e) => Err(BrokerError::ConsumerBusy(e.to_string())),
@@ -235,7 +234,7 @@ impl Actor {
         let layout = self.ml.layout();
         let report = self.subscription.ack(&layout, kind, &messages);
         if report.ignored_cumulative {
-            tracing::warn!(subscription = self.name, topic = %self.topic.name(), "cumulative ack on a shared subscription ignored");
+            tracing::warn!(subscription = self.name, topic = %self.topic.name, "cumulative ack on a shared subscription ignored");
         }
         if !report.unknown.is_empty() {
             tracing::debug!(subscription = self.name, unknown = ?report.unknown, "acks for unknown positions ignored");
@@ -264,7 +263,7 @@ impl Actor {
         let Some(metadata) = &self.metadata else {
             return;
         };
-        let Some(ttl) = self.topic.message_ttl(metadata).await else {
+        let Some(ttl) = message_ttl(metadata, &self.topic.name).await else {
             return;
         };
         let now_ms = std::time::SystemTime::now()
@@ -279,7 +278,7 @@ impl Actor {
         if last_expired > self.subscription.cursor().mark_delete()
             && self.subscription.expire_through(&layout, last_expired)
         {
-            tracing::info!(subscription = self.name, topic = %self.topic.name(), through = %last_expired, "messages expired by TTL");
+            tracing::info!(subscription = self.name, topic = %self.topic.name, through = %last_expired, "messages expired by TTL");
             self.dirty = true;
         }
     }

@@ -18,6 +18,7 @@ use magnetar_protocol::{Frame, MessageId, Payload};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::context::SharedCounters;
 use crate::cursor::Cursor;
 use crate::dispatch::{
     ActiveConsumerChange, ConsumerInfo, Delivery, DispatchError, DispatcherConfig, EntryMeta,
@@ -27,7 +28,7 @@ use crate::error::BrokerError;
 use crate::managed_ledger::{InitialPosition as MlInitialPosition, ManagedCursor, ManagedLedger};
 use crate::position::{LedgerLayout, Position};
 use crate::subscription::{AckKind, AckedMessage, Subscription};
-use crate::topic::Topic;
+use magnetar_protocol::TopicName;
 
 mod actor;
 
@@ -126,15 +127,35 @@ fn gone() -> BrokerError {
     BrokerError::ServiceNotReady("the subscription is closed".into())
 }
 
+/// The topic as its subscriptions see it: its name, its managed ledger and its counters.
+#[derive(Debug, Clone)]
+pub struct TopicView {
+    pub name: TopicName,
+    pub ml: ManagedLedger,
+    pub counters: SharedCounters,
+}
+
+/// The namespace's `message_ttl_in_seconds` policy of `topic`, if set and positive.
+async fn message_ttl(
+    metadata: &magnetar_metadata::MetadataClient,
+    topic: &TopicName,
+) -> Option<Duration> {
+    let key = magnetar_admin_api::keys::namespace_policies(topic.tenant(), topic.namespace_local());
+    let record = metadata.get(&key).await.ok()??;
+    let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
+    let seconds = policies.get("message_ttl_in_seconds")?.as_i64()?;
+    (seconds > 0).then(|| Duration::from_secs(seconds as u64))
+}
+
 impl SubscriptionHandle {
     /// Opens (or creates) the subscription's cursor and starts its task.
     pub async fn start(
-        topic: Arc<Topic>,
+        topic: TopicView,
         name: String,
         options: SubscriptionOptions,
         metadata: magnetar_metadata::MetadataClient,
     ) -> Result<SubscriptionHandle, BrokerError> {
-        let ml = topic.managed_ledger().clone();
+        let ml = topic.ml.clone();
         let layout = ml.layout();
         let (cursor, persisted) = if options.durable {
             let initial = match options.initial_position {
@@ -152,7 +173,7 @@ impl SubscriptionHandle {
                 None,
             )
         };
-        let mut config = DispatcherConfig::new(options.sub_type, topic.name().to_string());
+        let mut config = DispatcherConfig::new(options.sub_type, topic.name.to_string());
         config.partition_index = options.partition_index;
         config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
         let subscription = Subscription::new(config, cursor, &layout);

@@ -71,9 +71,7 @@ impl Connection {
                 let topic = service
                     .topic(&topic, request.force_topic_creation())
                     .await?;
-                let subscription = topic
-                    .subscription(&request.subscription, options, &service)
-                    .await?;
+                let subscription = topic.subscription(&request.subscription, options).await?;
                 let id = service.next_id();
                 let link = ConsumerLink {
                     id,
