@@ -65,11 +65,14 @@ async fn fully_replicated(
 
 /// 1. Start a metadata node and three bookie processes.
 /// 2. Write and close five ledgers with E=Qw=Qa=2 (as brokers' default persistence) and one with
-///    E=3, Qw=2 (it can only be repaired once a fourth bookie exists).
-/// 3. SIGKILL the first bookie of ledger 0's ensemble and delete its data directory.
-/// 4. Start `magnetar bookie autorecovery` with a short lost-bookie delay; wait until the E=2
-///    ledgers are back on two live bookies each — every entry read back from both copies — while
-///    `magnetar bookie underreplicated --json` still lists the E=3 ledger with its error.
+///    E=3, Qw=2 (it can only be repaired once a fourth bookie exists); write a seventh, E=Qw=Qa=2,
+///    and leave it open with its writer idle (a topic nobody publishes to).
+/// 3. SIGKILL a bookie of both ledger 0's and the open ledger's ensembles and delete its data.
+/// 4. Start `magnetar bookie autorecovery` with a short lost-bookie delay and open-ledger grace;
+///    wait until the E=2 ledgers — the open one included, which the auditor fences and closes —
+///    are back on two live bookies each, every entry read back from both copies, while
+///    `magnetar bookie underreplicated --json` still lists the E=3 ledger with its error. The
+///    idle writer's next add is refused as fenced.
 /// 5. Start a fourth bookie: the last ledger is repaired too and the admin view empties.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<()> {
@@ -109,6 +112,22 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
         writer.close().await?;
         ids.push(writer.id());
     }
+    let open_writer = ledgers
+        .create(
+            LedgerConfig {
+                ensemble: 2,
+                write_quorum: 2,
+                ack_quorum: 2,
+            },
+            Default::default(),
+        )
+        .await?;
+    let adds: Vec<_> = (0..ENTRIES)
+        .map(|e| open_writer.append(payload(e, ENTRY_SIZE)))
+        .collect();
+    try_join_all(adds).await?;
+    let open_id = open_writer.id();
+    ids.push(open_id);
     let no_loss = HashSet::new();
     for &id in &ids {
         assert!(
@@ -118,7 +137,16 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
     }
 
     // 3. Lose, for good, a bookie that ledger 0 is stored on.
-    let victim = ledger_metadata(&client, ids[0]).await?.fragments[0].bookies[0].clone();
+    // Two 2-bookie ensembles out of three bookies always share one.
+    let open_ensemble = ledger_metadata(&client, open_id).await?.fragments[0]
+        .bookies
+        .clone();
+    let victim = ledger_metadata(&client, ids[0]).await?.fragments[0]
+        .bookies
+        .iter()
+        .find(|b| open_ensemble.contains(b))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the ensembles share no bookie"))?;
     let index = bookies
         .iter()
         .position(|b| b.address() == victim)
@@ -142,7 +170,7 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
             bytes_lost += on_slot as u64 * ENTRY_SIZE as u64;
         }
     }
-    assert!(damaged_e2.contains(&ids[0]));
+    assert!(damaged_e2.contains(&ids[0]) && damaged_e2.contains(&open_id));
 
     // 4. Autorecovery.
     let started = Instant::now();
@@ -154,6 +182,8 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
             "500",
             "--audit-interval-ms",
             "200",
+            "--open-ledger-grace-ms",
+            "500",
         ])
         .args(["--name", "test-auditor"])
         .stdout(Stdio::null())
@@ -170,6 +200,17 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
     })
     .await?;
     let elapsed = started.elapsed();
+    let closed = ledger_metadata(&client, open_id).await?;
+    assert_eq!(closed.state, magnetar_bookie::ledger::LedgerState::Closed);
+    assert_eq!(
+        closed.last_entry_id,
+        ENTRIES as i64 - 1,
+        "every acknowledged entry kept"
+    );
+    assert!(matches!(
+        open_writer.append(payload(ENTRIES, ENTRY_SIZE)).await,
+        Err(magnetar_bookie::ledger::LedgerError::Fenced(_))
+    ));
     // The E=3 ledger has no spare bookie to go to: the admin view shows it, with the reason.
     let view = wait_until(
         "the admin view lists the E=3 ledger with its error",
@@ -190,7 +231,7 @@ async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<
     assert_eq!(view["ledgers"][0]["lostBookies"][0], victim.as_str());
     println!(
         "re-replication: {:.1} MB of lost copies back within {:.2} s of starting autorecovery \
-         (500 ms lost-bookie delay, 200 ms audits) = {:.1} MB/s",
+         (500 ms lost-bookie delay and open-ledger grace, 200 ms audits) = {:.1} MB/s",
         bytes_lost as f64 / 1e6,
         elapsed.as_secs_f64(),
         bytes_lost as f64 / 1e6 / elapsed.as_secs_f64()

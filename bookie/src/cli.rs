@@ -54,6 +54,10 @@ pub struct AutorecoveryArgs {
     /// Milliseconds between audits.
     #[arg(long, default_value_t = 10_000)]
     pub audit_interval_ms: u64,
+    /// Milliseconds the open tail of a ledger may stay on a lost bookie before the auditor
+    /// fences and closes the ledger to repair it (`openLedgerRereplicationGracePeriod`).
+    #[arg(long, default_value_t = 30_000)]
+    pub open_ledger_grace_ms: u64,
     /// Name of this process in the auditor election (default: autorecovery-PID).
     #[arg(long)]
     pub name: Option<String>,
@@ -227,6 +231,7 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
             let config = AutoRecoveryConfig {
                 lost_bookie_delay: Duration::from_millis(args.lost_bookie_delay_ms),
                 audit_interval: Duration::from_millis(args.audit_interval_ms.max(10)),
+                open_ledger_grace: Duration::from_millis(args.open_ledger_grace_ms),
                 ..AutoRecoveryConfig::default()
             };
             let name = args

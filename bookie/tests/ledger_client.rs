@@ -178,6 +178,70 @@ async fn recovery_fences_the_old_writer_and_keeps_acknowledged_entries() {
     cluster.shutdown().await;
 }
 
+/// Recovery when a bookie of the last ensemble is gone with the writer (a broker and a bookie
+/// lost together):
+/// 1. E=Qw=Qa=2 on three bookies; A's 100 adds are acknowledged; A stops writing.
+/// 2. One bookie of the ensemble dies.
+/// 3. B's recovery re-writes the tail past the last-add-confirmed to the third bookie (an
+///    ensemble change in the metadata), closes the ledger, and every acknowledged entry reads
+///    back; A's next add is `Fenced`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_replaces_a_bookie_of_the_tail_that_is_gone() {
+    let (cluster, metadata, mut bookies, ledgers_a) = setup(3).await;
+    let ledgers_b = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let config = LedgerConfig {
+        ensemble: 2,
+        write_quorum: 2,
+        ack_quorum: 2,
+    };
+    let writer = ledgers_a
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let adds: Vec<_> = (0..100).map(|i| writer.append(payload(i))).collect();
+    for add in adds {
+        add.await.expect("acked");
+    }
+    let victim = writer.metadata().fragments[0].bookies[1].clone();
+    bookies.kill(&victim).await;
+
+    let recovered = ledgers_b
+        .open_with_recovery(writer.id())
+        .await
+        .expect("recovery with a bookie of the ensemble gone");
+    assert!(
+        recovered.last_entry_id() >= 99,
+        "every acknowledged entry kept"
+    );
+    let meta = recovered.metadata().clone();
+    assert_eq!(meta.state, LedgerState::Closed);
+    // The fragment holding the re-written tail (all of the ledger, if no bookie reported a
+    // last-add-confirmed) names the replacement instead of the dead bookie.
+    let tail = meta.fragments.last().expect("fragments");
+    assert!(
+        !tail.bookies.contains(&victim) && tail.first_entry <= 99,
+        "the re-written tail went to a replacement: {meta:?}"
+    );
+    let entries = recovered.read(0, 99).await.expect("read");
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| *e == payload(i as u64))
+    );
+    assert_eq!(
+        writer.append(payload(100)).await,
+        Err(LedgerError::Fenced(writer.id()))
+    );
+    cluster.shutdown().await;
+}
+
 /// Reads of an open ledger stop at its last-add-confirmed; deletes remove the ledger; bad
 /// requests get clear errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

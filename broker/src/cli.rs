@@ -251,6 +251,9 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
         .then(|| AutoRecoveryConfig {
             lost_bookie_delay: Duration::from_millis(file.broker.lost_bookie_delay_ms),
             audit_interval: Duration::from_millis(file.broker.auditor_interval_ms.max(100)),
+            open_ledger_grace: Duration::from_millis(
+                file.broker.open_ledger_rereplication_grace_ms,
+            ),
             session_ttl: file.broker.session_ttl(),
         });
     let broker = Broker::start(file.broker, ml, metadata, listeners, async |_| Ok(())).await?;

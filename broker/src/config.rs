@@ -46,6 +46,9 @@ pub struct BrokerConfig {
     pub lost_bookie_delay_ms: u64,
     /// Time between autorecovery audits.
     pub auditor_interval_ms: u64,
+    /// How long the open tail of a ledger may stay on a lost bookie before the auditor fences
+    /// and closes the ledger to repair it (`openLedgerRereplicationGracePeriod`).
+    pub open_ledger_rereplication_grace_ms: u64,
     /// Automatic load shedding (`loadBalancerEnabled`): a broker far above the least loaded
     /// one unloads bundles so lookups move them there.
     pub load_balancer_enabled: bool,
@@ -77,6 +80,7 @@ impl Default for BrokerConfig {
             autorecovery_enabled: true,
             lost_bookie_delay_ms: 60_000,
             auditor_interval_ms: 10_000,
+            open_ledger_rereplication_grace_ms: 30_000,
             load_balancer_enabled: true,
             load_shedding_interval_ms: 60_000,
             load_shedding_grace_ms: 120_000,

@@ -1,7 +1,14 @@
-//! An in-process metadata group for tests and benchmarks: nodes on ephemeral loopback ports with
-//! data in a temporary directory, which can be stopped and restarted (from the same data) one
-//! by one. Crash tests that need `kill -9` run the real binary instead.
+//! An in-process metadata group for tests and benchmarks (`magnetar metadata bench` starts one):
+//! nodes on ephemeral loopback ports with data in a temporary directory, which can be stopped
+//! and restarted (from the same data) one by one. Crash tests that need `kill -9` run the real
+//! binary instead.
+//!
+//! Also the one way every Magnetar test waits ([`wait_until`], [`wait_for`],
+//! [`try_wait_for`]): poll a condition against a deadline, never a fixed sleep. They live here,
+//! at the bottom of the crate graph, so every crate's tests can use them; `magnetar-testkit`
+//! re-exports them.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -187,5 +194,99 @@ impl LocalCluster {
         for index in 0..self.nodes.len() {
             self.stop(index).await;
         }
+    }
+}
+
+/// How often the waits poll.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `check` until it holds; panics after `timeout`, naming `what`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for(what, timeout, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `check` until it yields a value; panics after `timeout`, naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls `check` until it yields a value; its error, or passing `timeout`, is an error.
+pub async fn try_wait_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waits_until_the_condition_holds_and_yields_its_value() {
+        let mut polls = 0;
+        let value = wait_for("the third poll", Duration::from_secs(5), || {
+            polls += 1;
+            let n = polls;
+            async move { (n == 3).then_some(n * 10) }
+        })
+        .await;
+        assert_eq!(value, 30);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_is_an_error_naming_what_was_awaited() {
+        let err = try_wait_for("never", Duration::from_millis(50), || async {
+            Ok::<Option<()>, anyhow::Error>(None)
+        })
+        .await
+        .expect_err("times out");
+        assert!(err.to_string().contains("never"), "{err}");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waiting for nothing to hold")]
+    async fn wait_until_panics_at_the_deadline() {
+        wait_until("nothing to hold", Duration::from_millis(50), || async {
+            false
+        })
+        .await;
     }
 }

@@ -4,9 +4,8 @@
 use std::future::ready;
 use std::time::Duration;
 
-use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
+use magnetar_metadata::testing::{ClusterOptions, LocalCluster, wait_until};
 use magnetar_metadata::{Expected, MetadataError, PrefixCache, SessionKeeper, SessionState, Txn};
-use magnetar_testkit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -9,8 +9,14 @@
 //!   not: its data is still there). Every ledger with a fragment on a lost bookie is recorded
 //!   under [`UNDER_REPLICATED_PREFIX`] (the admin view reads these) with its damaged fragments
 //!   ([`audit`]).
-//! - Repair: each damaged fragment of a closed ledger is copied to a new bookie and the metadata
-//!   switched to it ([`replicate`]); a ledger's record is deleted once nothing is left to copy.
+//! - Repair: each damaged fragment with a fixed range (every fragment of a closed ledger, and
+//!   those of an open ledger that an ensemble change ended) is copied to a new bookie and the
+//!   metadata switched to it ([`replicate`]); a ledger's record is deleted once nothing is left
+//!   to copy. The open tail of a ledger grows under its writer, which replaces a failed bookie
+//!   on its next add; a tail still on a lost bookie after `open_ledger_grace` belongs to an idle
+//!   or dead writer, so the auditor recovers the ledger (fencing and closing it, as BookKeeper's
+//!   workers do after `openLedgerRereplicationGracePeriod`) and repairs it closed. A live
+//!   writer then sees `Fenced` and its managed ledger moves to a new ledger.
 //!   Progress goes to the log (per ledger, with entries, bytes and MB/s) and to [`Stats`].
 
 pub mod audit;
@@ -45,6 +51,9 @@ pub struct AutoRecoveryConfig {
     pub audit_interval: Duration,
     /// TTL of the auditor's metadata session.
     pub session_ttl: Duration,
+    /// How long the open tail of a ledger may stay on a lost bookie before the auditor fences
+    /// and closes the ledger to repair it (`openLedgerRereplicationGracePeriod`).
+    pub open_ledger_grace: Duration,
 }
 
 impl Default for AutoRecoveryConfig {
@@ -53,6 +62,7 @@ impl Default for AutoRecoveryConfig {
             lost_bookie_delay: Duration::from_secs(60),
             audit_interval: Duration::from_secs(10),
             session_ttl: Duration::from_secs(10),
+            open_ledger_grace: Duration::from_secs(30),
         }
     }
 }
@@ -204,6 +214,8 @@ struct Auditor {
     missing_since: HashMap<String, Instant>,
     /// Why each ledger's last repair failed.
     last_errors: HashMap<u64, Option<String>>,
+    /// Open ledgers whose tail is on a lost bookie, since when the auditor knows.
+    open_tails_since: HashMap<u64, Instant>,
 }
 
 async fn write_record(
@@ -232,6 +244,7 @@ impl Auditor {
             stats,
             missing_since: HashMap::new(),
             last_errors: HashMap::new(),
+            open_tails_since: HashMap::new(),
         }
     }
 
@@ -239,6 +252,7 @@ impl Auditor {
     fn forget(&mut self) {
         self.missing_since.clear();
         self.last_errors.clear();
+        self.open_tails_since.clear();
     }
 
     async fn pass(&mut self, session: &Session) -> Result<(), LedgerError> {
@@ -287,6 +301,16 @@ impl Auditor {
                 since.insert(record.ledger.ledger_id, record.since_ms);
             }
         }
+        self.open_tails_since.retain(|id, _| {
+            damaged
+                .get(id)
+                .is_some_and(|u| u.fragments.iter().any(|f| !f.repairable()))
+        });
+        for (&id, ledger) in &damaged {
+            if ledger.fragments.iter().any(|f| !f.repairable()) {
+                self.open_tails_since.entry(id).or_insert(now);
+            }
+        }
         self.stats
             .under_replicated_ledgers
             .store(damaged.len() as u64, Ordering::Relaxed);
@@ -328,17 +352,60 @@ impl Auditor {
         Ok(())
     }
 
+    /// Closes an open ledger whose tail has been on a lost bookie for longer than the grace
+    /// period (recovery fences its writer), and audits it again closed. `Ok(None)`: still
+    /// within the grace period.
+    async fn close_stale_tail(
+        &self,
+        ledger: &UnderReplicated,
+        lost: &HashSet<String>,
+    ) -> Result<Option<Option<UnderReplicated>>, LedgerError> {
+        let id = ledger.ledger_id;
+        let stale = self
+            .open_tails_since
+            .get(&id)
+            .is_some_and(|since| since.elapsed() >= self.config.open_ledger_grace);
+        if !stale {
+            return Ok(None);
+        }
+        let reader = self.ledgers.open_with_recovery(id).await?;
+        tracing::warn!(
+            ledger_id = id,
+            last_entry = reader.last_entry_id(),
+            "fenced and closed an open ledger whose tail was on a lost bookie"
+        );
+        Ok(Some(audit::audit(id, reader.metadata(), lost)))
+    }
+
     /// Repairs every repairable fragment of `ledger`; the reason it is still under-replicated,
     /// or `None` once it is not.
     async fn repair(&self, ledger: &UnderReplicated, lost: &HashSet<String>) -> Option<String> {
+        let closed;
+        let ledger = if ledger.fragments.iter().any(|f| !f.repairable()) {
+            match self.close_stale_tail(ledger, lost).await {
+                Ok(None) => ledger,
+                Ok(Some(None)) => return None, // closing re-wrote the tail elsewhere
+                Ok(Some(Some(audited))) => {
+                    closed = audited;
+                    &closed
+                }
+                Err(e) => {
+                    self.stats.failed_repairs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(ledger_id = ledger.ledger_id, error = %e, "closing an open ledger on a lost bookie failed; retrying next audit");
+                    return Some(format!("closing the open ledger failed: {e}"));
+                }
+            }
+        } else {
+            ledger
+        };
         let id = ledger.ledger_id;
         let mut left = None;
         for fragment in &ledger.fragments {
             if !fragment.repairable() {
-                left = Some(
-                    "open ledger: its writer replaces the bookie, or it is repaired once closed"
-                        .to_string(),
-                );
+                left = Some(format!(
+                    "open ledger: its writer replaces the bookie on its next add, or it is closed and repaired after {} s",
+                    self.config.open_ledger_grace.as_secs()
+                ));
                 continue;
             }
             for (slot, bookie) in &fragment.lost {

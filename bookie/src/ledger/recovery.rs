@@ -7,6 +7,11 @@
 //!    has may have been acknowledged, so it is written again to its whole write set (recovery
 //!    adds pass the fence); stop at the first entry that enough bookies (`Qw − Qa + 1` of its write
 //!    set) say they do not have — it cannot have been acknowledged;
+//!    A bookie of the write set that cannot take a re-written entry (gone with the writer, as
+//!    when a broker and a bookie are lost together) is replaced, as a writer would: the entry
+//!    goes to a spare bookie chosen by the placement policy, and a new fragment from that entry
+//!    on is recorded in the metadata (compare-and-set; the ledger stays `InRecovery`). Reads
+//!    keep using the ensembles the writer left, where the entries are;
 //! 4. close the ledger at the last entry kept.
 
 use std::sync::Arc;
@@ -15,8 +20,9 @@ use futures::future::join_all;
 use magnetar_metadata::MetadataError;
 use magnetar_protocol::bookie::{AddEntryRequest, StatusCode};
 
-use super::metadata::{self, LedgerMetadata, LedgerState};
+use super::metadata::{self, Fragment, LedgerMetadata, LedgerState, Versioned};
 use super::{ClientInner, LedgerError, LedgerReader};
+use crate::registry;
 
 pub(super) async fn recover(
     client: Arc<ClientInner>,
@@ -71,13 +77,16 @@ pub(super) async fn recover(
         .max()
         .unwrap_or(-1);
 
-    // Re-replicate every entry past the highest LAC that any bookie still has.
+    // Re-replicate every entry past the highest LAC that any bookie still has. Reads follow
+    // `meta` (where the writer put the entries); writes follow `current`, whose ensemble
+    // changes if a bookie cannot take them.
+    let mut current = versioned.clone();
     let mut length = 0u64;
     loop {
         let entry = (last + 1) as u64;
         match recovery_read(&client, id, &meta, entry).await? {
             Some(data) => {
-                rewrite(&client, id, &meta, entry, &data, last)
+                rewrite(&client, id, &mut current, entry, &data, last)
                     .await
                     .map_err(|e| failed(e.to_string()))?;
                 length += data.len() as u64;
@@ -88,11 +97,11 @@ pub(super) async fn recover(
     }
     // The writer's byte count died with it; recovery records only the bytes of the tail it
     // re-wrote (`length` is exact only for ledgers their writer closed).
-    let mut closed = meta.clone();
+    let mut closed = current.metadata.clone();
     closed.state = LedgerState::Closed;
     closed.last_entry_id = last;
     closed.length = length;
-    match metadata::update(&client.metadata, id, &closed, versioned.version).await {
+    match metadata::update(&client.metadata, id, &closed, current.version).await {
         Ok(_) => Ok(LedgerReader::closed(id, client, closed)),
         Err(LedgerError::Metadata(MetadataError::BadVersion { .. })) => {
             // Another recovery closed it first: trust its result.
@@ -147,47 +156,125 @@ async fn recovery_read(
     }
 }
 
-/// Writes a recovered entry to every bookie of its write set (recovery adds pass the fence);
-/// at least `Qa` must take it.
+/// Writes a recovered entry to every bookie of its write set in `current` (recovery adds pass
+/// the fence); a bookie that fails is replaced by a spare, with the ensemble change recorded
+/// in `current`. At least `Qa` must take it.
 async fn rewrite(
     client: &ClientInner,
     id: u64,
-    meta: &LedgerMetadata,
+    current: &mut Versioned,
     entry: u64,
     data: &bytes::Bytes,
     lac: i64,
 ) -> Result<(), LedgerError> {
-    let fragment = meta.fragment_for(entry);
-    let results = join_all(meta.write_set(entry).into_iter().map(|slot| {
+    let fragment = current.metadata.fragment_for(entry).clone();
+    let slots = current.metadata.write_set(entry);
+    let results = join_all(slots.iter().map(|&slot| {
         let bookie = fragment.bookies[slot].clone();
-        let add = AddEntryRequest {
-            ledger_id: id,
-            entry_id: entry,
-            last_add_confirmed: u64::try_from(lac).ok(),
-            payload: data.to_vec(),
-            recovery: true,
-        };
         async move {
-            let conn = client.pool.get(&bookie).await?;
-            conn.add_entry(add)
-                .await
-                .map_err(|e| LedgerError::BookieUnavailable {
-                    bookie,
-                    reason: e.to_string(),
-                })
+            let result = add(client, id, &bookie, entry, data, lac).await;
+            (slot, result)
         }
     }))
     .await;
-    let ok = results.iter().filter(|r| r.is_ok()).count();
-    if ok >= meta.ack_quorum {
+    let mut ok = 0;
+    for (slot, result) in results {
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                tracing::warn!(ledger_id = id, entry, bookie = fragment.bookies[slot], error = %e, "recovery write failed; replacing the bookie");
+                if replace_and_add(client, id, current, slot, entry, data, lac).await? {
+                    ok += 1;
+                }
+            }
+        }
+    }
+    if ok >= current.metadata.ack_quorum {
         Ok(())
     } else {
         Err(LedgerError::RecoveryFailed {
             ledger_id: id,
             reason: format!(
                 "entry {entry} re-written to {ok} bookies, need {}",
-                meta.ack_quorum
+                current.metadata.ack_quorum
             ),
         })
+    }
+}
+
+/// One recovery add.
+async fn add(
+    client: &ClientInner,
+    id: u64,
+    bookie: &str,
+    entry: u64,
+    data: &bytes::Bytes,
+    lac: i64,
+) -> Result<(), LedgerError> {
+    let request = AddEntryRequest {
+        ledger_id: id,
+        entry_id: entry,
+        last_add_confirmed: u64::try_from(lac).ok(),
+        payload: data.to_vec(),
+        recovery: true,
+    };
+    let unavailable = |reason: String| LedgerError::BookieUnavailable {
+        bookie: bookie.to_string(),
+        reason,
+    };
+    let conn = client.pool.get(bookie).await?;
+    conn.add_entry(request)
+        .await
+        .map(|_| ())
+        .map_err(|e| unavailable(e.to_string()))
+}
+
+/// Writes `entry` to a spare bookie in place of the one in `slot` and records the ensemble
+/// change (a fragment from `entry` on) in `current`. `Ok(false)` when no spare took it.
+async fn replace_and_add(
+    client: &ClientInner,
+    id: u64,
+    current: &mut Versioned,
+    slot: usize,
+    entry: u64,
+    data: &bytes::Bytes,
+    lac: i64,
+) -> Result<bool, LedgerError> {
+    let ensemble = current.metadata.fragment_for(entry).bookies.clone();
+    client.pool.forget(&ensemble[slot]).await;
+    let mut candidates = registry::writable(&client.metadata).await?;
+    loop {
+        let Some(spare) = client
+            .placement
+            .replacement(&ensemble, &candidates, &mut rand::rng())
+        else {
+            return Ok(false);
+        };
+        if let Err(e) = add(client, id, &spare, entry, data, lac).await {
+            tracing::warn!(ledger_id = id, entry, bookie = spare, error = %e, "spare bookie refused a recovery write");
+            client.pool.forget(&spare).await;
+            candidates.retain(|b| b.address != spare);
+            continue;
+        }
+        let mut next = current.metadata.clone();
+        let mut bookies = ensemble.clone();
+        bookies[slot] = spare.clone();
+        match next.fragments.last_mut() {
+            Some(last) if last.first_entry == entry => last.bookies = bookies,
+            _ => next.fragments.push(Fragment {
+                first_entry: entry,
+                bookies,
+            }),
+        }
+        current.version = metadata::update(&client.metadata, id, &next, current.version).await?;
+        current.metadata = next;
+        tracing::warn!(
+            ledger_id = id,
+            failed = ensemble[slot],
+            replacement = spare,
+            first_entry = entry,
+            "bookie lost during recovery; ensemble changed"
+        );
+        return Ok(true);
     }
 }
