@@ -11,7 +11,7 @@ use magnetar_protocol::pulsar::base_command::Type;
 use magnetar_protocol::pulsar::command_lookup_topic_response::LookupType;
 use magnetar_testkit::cluster::{Cluster, SESSION_TTL_MS};
 use magnetar_testkit::raw::RawClient;
-use magnetar_testkit::wait_until;
+use magnetar_testkit::{wait_for, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -25,18 +25,16 @@ fn addr_of(url: &str) -> std::net::SocketAddr {
 /// `authoritative`), and starting over after a ServiceNotReady (a bundle being unloaded or
 /// claimed) as the Pulsar clients do; gives the service URL of the broker to connect to.
 async fn look_up(start: &str, topic: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait_for(&format!("a lookup of {topic} to succeed"), WAIT, || async {
         match try_look_up(start, topic).await {
-            Ok(url) => return url,
-            Err(answer) if tokio::time::Instant::now() < deadline => {
+            Ok(url) => Some(url),
+            Err(answer) => {
                 assert_eq!(answer.error(), ServerError::ServiceNotReady, "{answer:?}");
-                // The client's lookup backoff.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                None
             }
-            Err(answer) => panic!("lookup of {topic} kept failing: {answer:?}"),
         }
-    }
+    })
+    .await
 }
 
 /// One lookup round of [`look_up`]: Ok with the URL, or Err with a Failed answer.

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use magnetar_admin_api::keys;
+
 /// The hash that places a topic in a bundle.
 pub fn topic_hash(full_name: &str) -> u32 {
     crc32fast::hash(full_name.as_bytes())
@@ -183,6 +185,35 @@ impl Bundles {
         let at = boundaries.partition_point(|b| *b <= range.lower);
         boundaries.insert(at, mid);
         Bundles::new(boundaries)
+    }
+}
+
+/// A bundle of a namespace: `tenant/ns` and a range.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BundleName {
+    pub namespace: String,
+    pub range: BundleRange,
+}
+
+impl BundleName {
+    /// `tenant/ns/0x…_0x…`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.namespace, self.range)
+    }
+
+    /// Its ownership key, `/namespace/{tenant}/{ns}/{range}`.
+    pub(super) fn key(&self) -> String {
+        keys::bundle_owner(&self.namespace, &self.range.to_string())
+    }
+
+    /// Parses an ownership key back.
+    pub(super) fn from_key(key: &str) -> Option<BundleName> {
+        let rest = key.strip_prefix(keys::OWNERS_PREFIX)?;
+        let (namespace, range) = rest.rsplit_once('/')?;
+        Some(BundleName {
+            namespace: namespace.to_string(),
+            range: BundleRange::parse(range).ok()?,
+        })
     }
 }
 

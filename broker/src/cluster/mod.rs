@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
 use crate::managed_ledger::OwnershipGuard;
-use bundles::{BundleRange, Bundles};
+pub use bundles::BundleName;
+use bundles::Bundles;
 use magnetar_admin_api::keys;
 
 /// Live brokers: `/loadbalance/brokers/{broker id}` → [`BrokerData`]; bundle owners:
@@ -45,34 +46,6 @@ use magnetar_admin_api::keys;
 pub use magnetar_admin_api::keys::{BROKERS_PREFIX, OWNERS_PREFIX, POLICIES_PREFIX};
 
 pub use crate::records::{BrokerData, OwnerData};
-
-/// A bundle of a namespace: `tenant/ns` and a range.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BundleName {
-    pub namespace: String,
-    pub range: BundleRange,
-}
-
-impl BundleName {
-    /// `tenant/ns/0x…_0x…`.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.namespace, self.range)
-    }
-
-    fn key(&self) -> String {
-        keys::bundle_owner(&self.namespace, &self.range.to_string())
-    }
-
-    /// Parses an ownership key back.
-    fn from_key(key: &str) -> Option<BundleName> {
-        let rest = key.strip_prefix(OWNERS_PREFIX)?;
-        let (namespace, range) = rest.rsplit_once('/')?;
-        Some(BundleName {
-            namespace: namespace.to_string(),
-            range: BundleRange::parse(range).ok()?,
-        })
-    }
-}
 
 /// What a lookup tells the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -679,6 +652,7 @@ async fn follow_sessions(service: std::sync::Weak<NamespaceService>, stop: Cance
 
 #[cfg(test)]
 mod tests {
+    use super::bundles::BundleRange;
     use super::*;
 
     #[test]
