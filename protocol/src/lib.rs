@@ -7,6 +7,7 @@
 //! `tests/golden/` were captured from the real Python `pulsar-client`.
 
 pub mod batch;
+pub mod cluster_token;
 pub mod commands;
 pub mod compression;
 pub mod frame;
@@ -32,6 +33,7 @@ pub mod metadata {
     include!(concat!(env!("OUT_DIR"), "/magnetar.metadata.rs"));
 }
 
+pub use cluster_token::{ClusterToken, ClusterTokenError};
 pub use frame::{ChecksumMismatch, Frame, FrameError, Payload, PulsarCodec};
 pub use message_id::MessageId;
 pub use topic::{TopicDomain, TopicName, TopicNameError};

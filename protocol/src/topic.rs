@@ -2,9 +2,9 @@
 //!
 //! - `x` → `persistent://public/default/x`; `t/ns/x` → `persistent://t/ns/x`; any other count of
 //!   slashes without a scheme is invalid;
-//! - `persistent://t/ns/x` and `non-persistent://t/ns/x`; the old four-part form
-//!   `persistent://t/cluster/ns/x` is still accepted (everything after the fourth slash belongs to
-//!   the local name);
+//! - `persistent://t/ns/x` and `non-persistent://t/ns/x`; the old cluster-qualified form
+//!   `persistent://t/cluster/ns/x` (Pulsar's V1 names, for namespaces Magnetar never has) is
+//!   refused, so a local name never holds a `/` and no name can alias another's storage;
 //! - `x-partition-N` is partition N of the partitioned topic `x`.
 
 use std::fmt;
@@ -41,8 +41,6 @@ pub struct TopicNameError {
 pub struct TopicName {
     domain: TopicDomain,
     tenant: String,
-    /// Only in old four-part names.
-    cluster: Option<String>,
     namespace: String,
     local_name: String,
     partition: Option<u32>,
@@ -72,20 +70,21 @@ impl TopicName {
             },
         };
         let parts: Vec<&str> = rest.splitn(4, '/').collect();
-        let (tenant, cluster, namespace, local_name) = match parts[..] {
-            [tenant, namespace, local] => (tenant, None, namespace, local),
-            [tenant, cluster, namespace, local] => (tenant, Some(cluster), namespace, local),
+        let (tenant, namespace, local_name) = match parts[..] {
+            [tenant, namespace, local] => (tenant, namespace, local),
+            [_, _, _, _] => {
+                return Err(err(
+                    "cluster-qualified (four-part) names are not supported; use '<domain>://<tenant>/<namespace>/<topic>' (a topic name holds no '/')",
+                ));
+            }
             _ => return Err(err("expected '<domain>://<tenant>/<namespace>/<topic>'")),
         };
-        if tenant.is_empty() || namespace.is_empty() || cluster.is_some_and(str::is_empty) {
+        if tenant.is_empty() || namespace.is_empty() {
             return Err(err("tenant and namespace must not be empty"));
         }
-        if !is_valid_entity_name(tenant)
-            || !is_valid_entity_name(namespace)
-            || !cluster.is_none_or(is_valid_entity_name)
-        {
+        if !is_valid_entity_name(tenant) || !is_valid_entity_name(namespace) {
             return Err(err(
-                "tenant, cluster and namespace may only hold letters, digits and _ - = : .",
+                "tenant and namespace may only hold letters, digits and _ - = : .",
             ));
         }
         if local_name.is_empty() {
@@ -94,7 +93,6 @@ impl TopicName {
         Ok(TopicName {
             domain,
             tenant: tenant.to_string(),
-            cluster: cluster.map(str::to_string),
             namespace: namespace.to_string(),
             local_name: local_name.to_string(),
             partition: partition_index(local_name),
@@ -109,12 +107,9 @@ impl TopicName {
         &self.tenant
     }
 
-    /// `tenant/namespace` (or `tenant/cluster/namespace` for old names).
+    /// `tenant/namespace`.
     pub fn namespace(&self) -> String {
-        match &self.cluster {
-            Some(cluster) => format!("{}/{}/{}", self.tenant, cluster, self.namespace),
-            None => format!("{}/{}", self.tenant, self.namespace),
-        }
+        format!("{}/{}", self.tenant, self.namespace)
     }
 
     /// The namespace's own name, without the tenant.
@@ -216,12 +211,19 @@ mod tests {
         assert_eq!(full("non-persistent://t/ns/x"), "non-persistent://t/ns/x");
     }
 
+    /// A cluster-qualified name would alias `t/ns/x`'s storage (and a local name with `/` in it
+    /// another topic's cursor keys): refused.
     #[test]
-    fn old_four_part_names_keep_their_cluster() {
-        let name = TopicName::parse("persistent://prop/us-west/ns/a/b").expect("v1 name");
-        assert_eq!(name.namespace(), "prop/us-west/ns");
-        assert_eq!(name.local_name(), "a/b");
-        assert_eq!(name.to_string(), "persistent://prop/us-west/ns/a/b");
+    fn cluster_qualified_names_are_refused() {
+        for name in [
+            "persistent://public/c/default/x",
+            "persistent://prop/us-west/ns/a/b",
+            "persistent://t/ns/x/cursors/sub",
+            "non-persistent://t/c/ns/x",
+        ] {
+            let e = TopicName::parse(name).expect_err(name);
+            assert!(e.reason.contains("four-part"), "{name}: {e}");
+        }
     }
 
     #[test]
