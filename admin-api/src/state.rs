@@ -145,6 +145,28 @@ impl AdminState {
         };
         Ok(authz.check_topic(role, operation, &ctx)?)
     }
+
+    /// Whether `role` may list the topics of `namespace` (binary `GET_TOPICS_OF_NAMESPACE`):
+    /// tenant admins and roles with a namespace-wide grant. 404 if the tenant or namespace
+    /// does not exist.
+    pub async fn authorize_namespace_topics(
+        &self,
+        role: Option<&str>,
+        namespace: &NamespaceName,
+    ) -> Result<(), ApiError> {
+        let authz = self.authorizer();
+        if !authz.is_enabled() || role.is_some_and(|r| authz.is_superuser(r)) {
+            return Ok(());
+        }
+        let tenant = self.resources().tenants.require(&namespace.tenant).await?;
+        let policies = self.resources().namespaces.require(namespace).await?;
+        Ok(authz.check_namespace_topics(
+            role,
+            &namespace.to_string(),
+            &tenant.admin_role_list(),
+            &policies.auth_policies,
+        )?)
+    }
 }
 
 /// Middleware: authenticates the `Authorization: Bearer` token (when authentication is on)

@@ -107,6 +107,8 @@ pub enum AuthorizationError {
     },
     #[error("role {role:?} is not allowed to use subscription {subscription:?}")]
     SubscriptionDenied { role: String, subscription: String },
+    #[error("role {role:?} is not allowed to list the topics of namespace {namespace}")]
+    NamespaceDenied { role: String, namespace: String },
 }
 
 /// The policy evaluator; immutable, cheap to share.
@@ -221,6 +223,39 @@ impl Authorizer {
                     .ok_or_else(|| denied("consume"))
             }
         }
+    }
+}
+
+impl Authorizer {
+    /// Listing a namespace's topics (`GET_TOPICS_OF_NAMESPACE`): superusers, the tenant's
+    /// admins and roles granted produce or consume on the whole namespace (a grant on one topic
+    /// does not reveal its neighbours).
+    pub fn check_namespace_topics(
+        &self,
+        role: Option<&str>,
+        namespace: &str,
+        tenant_admin_roles: &[String],
+        auth_policies: &AuthPolicies,
+    ) -> Result<(), AuthorizationError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let role = self.role(role)?;
+        if self.is_superuser(role) || tenant_admin_roles.iter().any(|r| r == role) {
+            return Ok(());
+        }
+        let granted = auth_policies
+            .namespace_auth
+            .get(role)
+            .is_some_and(|actions| {
+                actions.contains(&AuthAction::Produce) || actions.contains(&AuthAction::Consume)
+            });
+        granted
+            .then_some(())
+            .ok_or_else(|| AuthorizationError::NamespaceDenied {
+                role: role.into(),
+                namespace: namespace.into(),
+            })
     }
 }
 

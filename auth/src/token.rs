@@ -61,7 +61,9 @@ fn now_secs() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedToken {
     pub role: String,
-    /// `exp` in seconds since the epoch; None for a token that never expires.
+    /// When the token stops being valid, in seconds since the epoch: `exp` plus the tolerated
+    /// clock skew (live connections are checked against it); None for a token that never
+    /// expires.
     pub expires_at: Option<u64>,
     pub claims: Map<String, Value>,
 }
@@ -169,13 +171,32 @@ impl TokenValidator {
             .filter(|r| !r.is_empty())
             .ok_or_else(|| TokenError::MissingRole(self.role_claim.clone()))?
             .to_string();
-        let expires_at = claims.get("exp").and_then(Value::as_u64);
+        // When a live connection's token stops being valid: `exp` (any JSON number, a
+        // fractional one floored) plus the tolerated clock skew, as validation applied it.
+        let expires_at = claims
+            .get("exp")
+            .and_then(expiry_seconds)
+            .map(|exp| exp.saturating_add(self.validation.leeway));
         Ok(ValidatedToken {
             role,
             expires_at,
             claims,
         })
     }
+}
+
+/// `exp` as whole seconds since the epoch: integers as they are, other numbers floored
+/// (negative ones are long past: 0).
+fn expiry_seconds(exp: &Value) -> Option<u64> {
+    if let Some(seconds) = exp.as_u64() {
+        return Some(seconds);
+    }
+    let seconds = exp.as_f64()?;
+    Some(if seconds <= 0.0 || seconds.is_nan() {
+        0
+    } else {
+        seconds.min(u64::MAX as f64).floor() as u64
+    })
 }
 
 /// The `alg` a token's header names, without trusting anything else in it.

@@ -65,6 +65,32 @@ fn token_without_exp_never_expires() {
     assert_eq!(checked.expires_at, None);
 }
 
+/// A live connection's token expires at `exp` plus the configured clock skew, whatever JSON
+/// number `exp` is: an integer, or a fractional number (which must not read as "never").
+#[test]
+fn expiry_counts_the_clock_skew_and_any_numeric_exp() {
+    let (sign, verify) = pair(Algorithm::HS256);
+    let signer = TokenSigner::new(&sign, Algorithm::HS256).expect("signer");
+    let exp = now() + 100;
+    let validator = TokenValidator::new(&verify, Algorithm::HS256, "sub")
+        .expect("validator")
+        .with_leeway(30);
+    let token = signer.create("dave", Some(100)).expect("token");
+    let checked = validator.validate(&token).expect("valid");
+    let at = checked.expires_at.expect("expires");
+    assert!((exp + 30..=exp + 31).contains(&at), "{at} vs exp {exp}");
+
+    let mut claims = Map::new();
+    claims.insert("sub".into(), json!("erin"));
+    claims.insert("exp".into(), json!(exp as f64 + 0.5));
+    let fractional = signer.sign(&claims).expect("token");
+    match validator.validate(&fractional) {
+        Ok(checked) => assert_eq!(checked.expires_at, Some(exp + 30)),
+        // Refusing a non-integer `exp` outright is as safe (the JWT library does).
+        Err(e) => assert!(!matches!(e, TokenError::Expired), "{e:?}"),
+    }
+}
+
 #[test]
 fn expired_token_is_refused() {
     let (sign, verify) = pair(Algorithm::RS256);
