@@ -44,6 +44,7 @@ impl BrokerAdmin {
         let ns = namespace.to_string();
         let (bundles, _) = self
             .service
+            .ctx()
             .namespaces
             .bundles(&ns)
             .await
@@ -139,7 +140,9 @@ fn api_error(e: BrokerError) -> ApiError {
             ApiError::not_found(e.to_string())
         }
         BrokerError::InvalidTopicName(_) => ApiError::precondition_failed(e.to_string()),
-        BrokerError::ConsumerBusy(_) | BrokerError::ProducerBusy(_) => {
+        BrokerError::ConsumerBusy(_)
+        | BrokerError::ProducerBusy(_)
+        | BrokerError::ProducerBlockedQuotaExceeded { .. } => {
             ApiError::precondition_failed(e.to_string())
         }
         BrokerError::NotAllowed(_) => ApiError::not_allowed(e.to_string()),
@@ -193,7 +196,7 @@ impl TopicAdmin for BrokerAdmin {
             handle.close().await;
         }
         self.service.forget_topic(topic).await;
-        self.service.metrics.rates.forget(&topic.to_string());
+        self.service.ctx().metrics.rates.forget(&topic.to_string());
         loaded
             .managed_ledger()
             .delete()
@@ -205,14 +208,14 @@ impl TopicAdmin for BrokerAdmin {
 
     async fn topic_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
         let loaded = self.existing(topic).await?;
-        Ok(stats::snapshot(&loaded, &self.service.metrics.rates)
+        Ok(stats::snapshot(&loaded, &self.service.ctx().metrics.rates)
             .await
             .to_json())
     }
 
     async fn internal_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
         let loaded = self.existing(topic).await?;
-        Ok(stats::internal_stats(&loaded))
+        Ok(stats::internal_stats(&loaded).await)
     }
 
     async fn list_subscriptions(&self, topic: &TopicName) -> Result<Vec<String>, ApiError> {
@@ -313,6 +316,7 @@ impl TopicAdmin for BrokerAdmin {
     async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<LookupData, ApiError> {
         let answer = self
             .service
+            .ctx()
             .namespaces
             .lookup(topic, authoritative)
             .await
@@ -340,11 +344,12 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn active_brokers(&self, cluster: &str) -> Result<Vec<String>, ApiError> {
-        if cluster != self.service.config.cluster {
+        if cluster != self.service.ctx().config.cluster {
             return Ok(Vec::new());
         }
         Ok(self
             .service
+            .ctx()
             .namespaces
             .live_brokers()
             .into_iter()
@@ -358,7 +363,7 @@ impl TopicAdmin for BrokerAdmin {
         namespace: &NamespaceName,
         bundle: Option<&str>,
     ) -> Result<(), ApiError> {
-        let namespaces = &self.service.namespaces;
+        let namespaces = &self.service.ctx().namespaces;
         let Some(range) = bundle else {
             let ns = namespace.to_string();
             for owned in namespaces.owned_bundles() {
@@ -385,7 +390,7 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn split_bundle(&self, namespace: &NamespaceName, range: &str) -> Result<(), ApiError> {
-        let namespaces = &self.service.namespaces;
+        let namespaces = &self.service.ctx().namespaces;
         let bundle = self.bundle_name(namespace, range).await?;
         if let Some(owner) = namespaces.owner_of(&bundle)
             && owner.broker_id != namespaces.broker_id()
@@ -410,6 +415,7 @@ impl TopicAdmin for BrokerAdmin {
         let ns = namespace.to_string();
         Ok(self
             .service
+            .ctx()
             .namespaces
             .all_owners()
             .into_iter()
@@ -419,8 +425,9 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn health_check(&self) -> Result<(), ApiError> {
-        let key = magnetar_admin_api::keys::cluster(&self.service.config.cluster);
+        let key = magnetar_admin_api::keys::cluster(&self.service.ctx().config.cluster);
         self.service
+            .ctx()
             .metadata
             .get(&key)
             .await

@@ -14,11 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::{BrokerData, ClusterSettings, NamespaceService, shedding};
 use crate::config::BrokerConfig;
+use crate::context::{BrokerContext, ServiceUrls};
 use crate::http;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::server;
-use crate::service::{BrokerService, ServiceParts, ServiceUrls};
+use crate::service::BrokerService;
 use crate::tls::TlsListener;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -130,19 +131,16 @@ impl Broker {
         let (namespaces, mut lost) = NamespaceService::start(metadata.clone(), me, settings)
             .await
             .map_err(|e| anyhow::anyhow!("joining the cluster: {e}"))?;
-        let service = Arc::new(BrokerService::new(ServiceParts {
-            config,
-            ml_config,
-            metadata,
-            ledgers,
-            urls,
-            admin,
-            metrics,
-            namespaces,
-        }));
+        let (service, fenced) = BrokerService::new(BrokerContext::new(
+            config, ml_config, metadata, ledgers, urls, admin, metrics, namespaces,
+        ));
+        let service = Arc::new(service);
         before_serving(&service).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let reaper = service.clone();
+        let reaper_cancel = cancel.clone();
+        tasks.spawn(async move { reaper.unload_fenced(fenced, reaper_cancel).await });
         let lost_service = service.clone();
         let lost_cancel = cancel.clone();
         tasks.spawn(async move {
@@ -154,12 +152,29 @@ impl Broker {
                 lost_service.drop_lost_bundles(&bundles).await;
             }
         });
-        if let Some(shedding) = service.config.shedding() {
+        let (policies, policies_cancel) = (service.clone(), cancel.clone());
+        let every = service.ctx().config.policy_check_interval();
+        let quota_every = service.ctx().config.backlog_quota_check_interval();
+        tasks.spawn(async move {
+            policies
+                .enforce_policies(every, quota_every, policies_cancel)
+                .await
+        });
+        if let Some(idle) = service.ctx().config.limits.topic_idle_unload() {
+            let (idle_service, idle_cancel) = (service.clone(), cancel.clone());
+            tasks.spawn(async move { idle_service.unload_idle(idle, idle_cancel).await });
+        }
+        if let Some(shedding) = service.ctx().config.shedding() {
             tasks.spawn(shed_loop(service.clone(), shedding, cancel.clone()));
         }
+        let counter = server::ConnectionCounter::new(
+            &service.ctx().config.limits,
+            service.ctx().metrics.guards.clone(),
+        );
         tasks.spawn(server::serve(
             listeners.pulsar,
             service.clone(),
+            counter.clone(),
             cancel.clone(),
             tasks.clone(),
         ));
@@ -168,19 +183,29 @@ impl Broker {
             tasks.spawn(server::serve_tls(
                 tls,
                 service.clone(),
+                counter.clone(),
                 cancel.clone(),
                 tasks.clone(),
             ));
         }
         let app = http::router(service.clone());
+        let limits = service.ctx().config.limits.clone();
+        let guards = service.ctx().metrics.guards.clone();
         if let Some(listener) = listeners.http {
-            tasks.spawn(http::serve(listener, app.clone(), cancel.clone()));
+            let (app, limits, guards, cancel) =
+                (app.clone(), limits.clone(), guards.clone(), cancel.clone());
+            tasks.spawn(async move { http::serve(listener, app, &limits, guards, cancel).await });
         }
         if let (Some(listener), Some(acceptor)) = (listeners.https, acceptor) {
             let tls = TlsListener::new(listener, acceptor, cancel.clone());
-            tasks.spawn(http::serve_tls(tls, app, cancel.clone()));
+            let cancel = cancel.clone();
+            tasks.spawn(async move { http::serve(tls, app, &limits, guards, cancel).await });
         }
-        tracing::info!(?addrs, url = service.service_url, "broker serving");
+        tracing::info!(
+            ?addrs,
+            url = service.ctx().urls.service_url,
+            "broker serving"
+        );
         Ok(Broker {
             addrs,
             service,
@@ -198,7 +223,7 @@ impl Broker {
     }
 
     pub fn service_url(&self) -> &str {
-        &self.service.service_url
+        &self.service.ctx().urls.service_url
     }
 
     pub fn service(&self) -> &Arc<BrokerService> {
@@ -223,13 +248,13 @@ impl Broker {
             tracing::warn!("broker connections did not close in time");
         }
         self.service.close_all().await;
-        self.service.namespaces.close().await;
+        self.service.ctx().namespaces.close().await;
     }
 
     /// Stops at once, as a crash would look to the cluster: nothing is handed over or
     /// flushed, and the session is left to expire (for failover tests in one process).
     pub fn abort(self) {
-        self.service.namespaces.abandon();
+        self.service.ctx().namespaces.abandon();
         self.cancel.cancel();
         self.tasks.close();
     }
@@ -255,7 +280,7 @@ async fn shed_loop(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let namespaces = &service.namespaces;
+        let namespaces = &service.ctx().namespaces;
         let counts = namespaces.bundle_counts();
         let mine = namespaces.held_since();
         let shed = shedding::to_shed(

@@ -262,24 +262,28 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let auditor = autorecovery.map(|config| {
         let stats = Arc::new(autorecovery::Stats::default());
         service
+            .ctx()
             .metrics
             .add_source(autorecovery_metrics(stats.clone()));
         tokio::spawn(autorecovery::run(
-            service.ledgers.clone(),
-            service.namespaces.broker_id().to_string(),
+            service.ctx().ledgers.clone(),
+            service.ctx().namespaces.broker_id().to_string(),
             config,
             stats,
             stop_autorecovery.clone(),
         ))
     });
     println!("Magnetar broker is ready");
-    println!("  broker id       : {}", service.namespaces.broker_id());
+    println!(
+        "  broker id       : {}",
+        service.ctx().namespaces.broker_id()
+    );
     println!("  cluster         : {cluster}");
-    println!("  Pulsar protocol : {}", service.service_url);
-    if let Some(url) = &service.urls.service_url_tls {
+    println!("  Pulsar protocol : {}", service.ctx().urls.service_url);
+    if let Some(url) = &service.ctx().urls.service_url_tls {
         println!("  Pulsar over TLS : {url}");
     }
-    if let Some(url) = &service.urls.web_url {
+    if let Some(url) = &service.ctx().urls.web_url {
         println!("  admin API       : {url}/admin/v2");
     }
     println!("  metadata        : {}", file.metadata_servers.join(","));
@@ -491,6 +495,8 @@ mod tests {
         let file = BrokerFile::read(&path)?;
         assert_eq!(file.metadata_servers.len(), 3);
         assert_eq!(file.broker.ensemble_size, 2);
+        // The sample lists every limit at its default.
+        assert_eq!(file.broker.limits, crate::limits::Limits::default());
         file.broker.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }

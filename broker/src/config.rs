@@ -5,6 +5,7 @@ use std::time::Duration;
 use magnetar_auth::AuthConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Limits;
 use crate::tls::TlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,14 @@ pub struct BrokerConfig {
     pub load_shedding_grace_ms: u64,
     /// Bundles one broker sheds per check, at most.
     pub load_shedding_max_bundles: usize,
+    /// How often namespace policies are applied to loaded topics: retention changes and
+    /// message TTL.
+    pub policy_check_interval_ms: u64,
+    /// How often backlog quotas are checked (`backlogQuotaCheckIntervalInSeconds`).
+    pub backlog_quota_check_interval_ms: u64,
+    /// Bounds on connections, producers, consumers, topics, publish memory and HTTP (the
+    /// `[limits]` section).
+    pub limits: Limits,
 }
 
 impl Default for BrokerConfig {
@@ -85,6 +94,9 @@ impl Default for BrokerConfig {
             load_shedding_interval_ms: 60_000,
             load_shedding_grace_ms: 120_000,
             load_shedding_max_bundles: 4,
+            policy_check_interval_ms: 5_000,
+            backlog_quota_check_interval_ms: 60_000,
+            limits: Limits::default(),
         }
     }
 }
@@ -108,6 +120,14 @@ impl BrokerConfig {
             })
     }
 
+    pub fn policy_check_interval(&self) -> Duration {
+        Duration::from_millis(self.policy_check_interval_ms.max(10))
+    }
+
+    pub fn backlog_quota_check_interval(&self) -> Duration {
+        Duration::from_millis(self.backlog_quota_check_interval_ms.max(10))
+    }
+
     pub fn session_ttl(&self) -> Duration {
         Duration::from_millis(self.metadata_session_timeout_ms.max(500))
     }
@@ -129,6 +149,7 @@ impl BrokerConfig {
         if self.max_message_size < 1024 {
             return Err("max_message_size must be at least 1 KiB".into());
         }
+        self.limits.validate(self.max_message_size)?;
         if self.auth.authorization_enabled && !self.auth.authentication_enabled {
             return Err("auth.authorization_enabled needs auth.authentication_enabled".into());
         }

@@ -24,6 +24,10 @@ pub enum BrokerError {
         message: String,
         owner: Box<crate::records::OwnerData>,
     },
+    /// The topic's backlog exceeds its namespace's quota (`producer_request_hold`: clients
+    /// retry; `producer_exception`: they give up).
+    #[error("{message}")]
+    ProducerBlockedQuotaExceeded { message: String, exception: bool },
     #[error("storage failure: {0}")]
     Persistence(String),
     #[error("metadata failure: {0}")]
@@ -48,6 +52,12 @@ impl BrokerError {
             BrokerError::ServiceNotReady(_) | BrokerError::NotOwner { .. } => {
                 ServerError::ServiceNotReady
             }
+            BrokerError::ProducerBlockedQuotaExceeded {
+                exception: false, ..
+            } => ServerError::ProducerBlockedQuotaExceededError,
+            BrokerError::ProducerBlockedQuotaExceeded {
+                exception: true, ..
+            } => ServerError::ProducerBlockedQuotaExceededException,
             BrokerError::Persistence(_) => ServerError::PersistenceError,
             BrokerError::Metadata(_) => ServerError::MetadataError,
             BrokerError::AuthenticationError(_) => ServerError::AuthenticationError,

@@ -1,62 +1,121 @@
 //! The broker's HTTP service (default 8080, HTTPS 8443): the admin REST API v2 with the broker's
 //! topic, subscription, broker and lookup routes (all behind token authentication), and the
 //! Prometheus metrics at `/metrics` (open, as in Pulsar).
+//!
+//! Served by hyper directly so that a slow or idle client cannot hold the service: request
+//! headers must arrive within `limits.http_header_read_timeout_ms`, a request must be answered
+//! within `http_request_timeout_ms` (408 otherwise), a body may hold at most
+//! `http_max_request_bytes` (413), and at most `http_max_connections` connections are served at
+//! once (others are closed at accept).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::admin::BrokerAdmin;
+use crate::limits::{GuardMetrics, Limits};
 use crate::service::BrokerService;
-use crate::tls::TlsListener;
 
 /// Where the metrics are served.
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The whole HTTP application of a broker.
+/// How long connections may take to finish their requests at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The whole HTTP application of a broker, with its body-size and request-time limits.
 pub fn router(service: Arc<BrokerService>) -> Router {
+    let limits = service.ctx().config.limits.clone();
     let state = service
+        .ctx()
         .admin
         .clone()
         .with_topic_admin(Arc::new(BrokerAdmin::new(service.clone())));
     let metrics = Router::new()
         .route(METRICS_PATH, get(metrics))
         .with_state(service);
-    magnetar_admin_api::router_with(state, magnetar_admin_api::broker_routes()).merge(metrics)
+    magnetar_admin_api::router_with(state, magnetar_admin_api::broker_routes())
+        .merge(metrics)
+        .layer(DefaultBodyLimit::max(limits.http_max_request_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.http_max_request_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(limits.http_request_timeout_ms.max(1)),
+        ))
 }
 
 async fn metrics(State(service): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let text = service.metrics.render(&service.loaded_topics().await).await;
+    let text = service
+        .ctx()
+        .metrics
+        .render(&service.loaded_topics().await)
+        .await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
 }
 
-/// Serves `app` over plain HTTP until `cancel` fires.
-pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) {
-    let addr = listener.local_addr().ok();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-    {
-        tracing::error!(?addr, error = %e, "the HTTP service stopped");
+/// Serves `app` on `listener` (plain TCP or TLS) until `cancel` fires, within `limits`.
+pub async fn serve<L>(
+    mut listener: L,
+    app: Router,
+    limits: &Limits,
+    guards: GuardMetrics,
+    cancel: CancellationToken,
+) where
+    L: axum::serve::Listener,
+    L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connections = Arc::new(Semaphore::new(limits.http_max_connections));
+    let header_timeout = Duration::from_millis(limits.http_header_read_timeout_ms.max(1));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (io, _peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            guards.refused("http_max_connections");
+            continue; // dropping `io` closes it
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(header_timeout));
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app.clone()))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
     }
-}
-
-/// Serves `app` over HTTPS until `cancel` fires.
-pub async fn serve_tls(listener: TlsListener, app: Router, cancel: CancellationToken) {
-    let addr = listener.local_addr();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
+        .is_err()
     {
-        tracing::error!(%addr, error = %e, "the HTTPS service stopped");
+        tracing::debug!("HTTP connections did not finish in time");
     }
 }

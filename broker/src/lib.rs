@@ -5,8 +5,10 @@
 //!   layout), [`cursor`] (a durable cursor's acknowledgement state), [`dispatch`] (consumer
 //!   selection for the four subscription types), [`subscription`] (cursor + dispatcher);
 //! - storage: [`managed_ledger`] (a topic's ledgers and cursors in bookies and metadata);
-//! - the async shell: [`server`] (connections), [`topic`], [`subscription_actor`],
-//!   [`service`] (loaded topics), [`broker::Broker`], and [`standalone`];
+//! - the async shell: [`server`] (connections), [`topic`] (with its narrow [`topic_context`]),
+//!   [`subscription_actor`], [`service`] (the registry of loaded topics), [`context`] (the
+//!   broker's shared services), [`cluster`] (membership and bundle ownership),
+//!   [`broker::Broker`], and [`standalone`];
 //! - operating it: [`http`] (the admin REST API from `magnetar-admin-api` over [`admin`], and
 //!   [`metrics`] at `/metrics`, both fed by [`stats`]), token auth on connections
 //!   (`server::auth`), and [`tls`] for `pulsar+ssl://` and HTTPS.
@@ -21,9 +23,11 @@ pub mod cursor;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod managed_ledger;
 pub mod metrics;
 pub mod position;
+pub mod publish_time;
 pub mod records;
 pub mod schema;
 pub mod security_config;
@@ -35,6 +39,7 @@ pub mod subscription;
 pub mod subscription_actor;
 pub mod tls;
 pub mod topic;
+pub mod topic_context;
 
 pub use broker::{Broker, BrokerListeners};
 pub use config::BrokerConfig;

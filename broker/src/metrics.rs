@@ -9,6 +9,11 @@
 //!   `pulsar_namespace_…`, plus `pulsar_topics_count`;
 //! - `pulsar_broker_publish_latency_seconds`: a histogram of the time from a SEND to its entry
 //!   being durable;
+//! - the broker's guards (see `limits`): `magnetar_broker_connections`,
+//!   `magnetar_broker_pending_publish_bytes`, `magnetar_broker_publish_throttled_total`
+//!   (times a connection's reading paused for its pending publishes or the broker's publish
+//!   buffer), `magnetar_broker_limit_refusals_total{limit}` (what a limit refused) and
+//!   `magnetar_broker_stalled_connections_total` (closed because the client stopped reading);
 //! - whatever the process adds with [`BrokerMetrics::add_source`] (standalone adds its bookie's
 //!   journal and its metadata node's Raft figures).
 //!
@@ -21,6 +26,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::limits::GuardMetrics;
 use crate::stats::{self, RateTracker, TopicSnapshot};
 use crate::topic::Topic;
 
@@ -50,6 +56,7 @@ pub struct BrokerMetrics {
     cluster: String,
     registry: Registry,
     pub publish_latency: Histogram,
+    pub guards: GuardMetrics,
     pub rates: Arc<RateTracker>,
     sources: Arc<Mutex<Vec<Source>>>,
 }
@@ -77,10 +84,12 @@ impl BrokerMetrics {
         .buckets(LATENCY_BUCKETS.to_vec());
         let publish_latency = Histogram::with_opts(opts)?;
         registry.register(Box::new(publish_latency.clone()))?;
+        let guards = GuardMetrics::register(&registry)?;
         Ok(BrokerMetrics {
             cluster: cluster.to_string(),
             registry,
             publish_latency,
+            guards,
             rates: Arc::default(),
             sources: Arc::default(),
         })

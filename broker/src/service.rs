@@ -1,106 +1,70 @@
-//! The broker's shared state: loaded topics, the clients of the metadata service and of the
-//! bookies, and the names and ids it hands out.
+//! The broker's topic registry: the topics loaded here, each opened only through the ownership
+//! gate of its bundle, and their unloading by topic, by bundle, and on shutdown.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use magnetar_admin_api::{AdminState, keys};
-use magnetar_bookie::ledger::LedgerClient;
-use magnetar_metadata::MetadataClient;
+use magnetar_admin_api::keys;
+use magnetar_admin_api::models::{BacklogQuotaType, Policies, RetentionPolicies, RetentionPolicy};
 use magnetar_protocol::TopicName;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{Mutex, OnceCell, mpsc};
+use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{BundleName, NamespaceService};
-use crate::config::BrokerConfig;
-use crate::context::TopicContext;
+use crate::cluster::BundleName;
+use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::managed_ledger::OwnershipGuard;
-use crate::metrics::BrokerMetrics;
+use crate::publish_time;
 use crate::topic::{Topic, managed_ledger_name};
 
-/// Where this broker is reached.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceUrls {
-    /// `pulsar://host:port`, which LOOKUP always answers.
-    pub service_url: String,
-    /// `pulsar+ssl://host:port` when TLS is on.
-    pub service_url_tls: Option<String>,
-    /// `http://host:port` of the admin API.
-    pub web_url: Option<String>,
-    /// `https://host:port` when TLS is on.
-    pub web_url_tls: Option<String>,
-}
-
+/// The topics loaded on this broker, behind the ownership gate: loading (and creating),
+/// unloading by topic and by bundle, and the broker's shared services they are loaded with.
 #[derive(Debug)]
 pub struct BrokerService {
-    pub config: BrokerConfig,
-    pub ml_config: ManagedLedgerConfig,
-    pub metadata: MetadataClient,
-    pub ledgers: LedgerClient,
-    /// `pulsar://host:port` clients are sent to by LOOKUP.
-    pub service_url: String,
-    pub urls: ServiceUrls,
-    /// Authentication, authorization and the admin resources (policies) the broker checks.
-    pub admin: AdminState,
-    pub metrics: BrokerMetrics,
-    /// Membership and bundle ownership: the gate every topic load passes.
-    pub namespaces: Arc<NamespaceService>,
+    ctx: Arc<BrokerContext>,
     topics: Mutex<HashMap<String, Arc<OnceCell<Arc<Topic>>>>>,
-    next_id: AtomicU64,
+    /// Topics whose managed ledger was fenced (another broker took them): the broker unloads
+    /// them (see [`BrokerService::unload_fenced`]) so their clients look them up again.
+    fenced: mpsc::UnboundedSender<TopicName>,
 }
 
-/// What a [`BrokerService`] is made of.
+/// The receiving end of the topics fenced while loaded here.
 #[derive(Debug)]
-pub struct ServiceParts {
-    pub config: BrokerConfig,
-    pub ml_config: ManagedLedgerConfig,
-    pub metadata: MetadataClient,
-    pub ledgers: LedgerClient,
-    pub urls: ServiceUrls,
-    pub admin: AdminState,
-    pub metrics: BrokerMetrics,
-    pub namespaces: Arc<NamespaceService>,
-}
+pub struct FencedTopics(mpsc::UnboundedReceiver<TopicName>);
 
 impl BrokerService {
-    pub fn new(parts: ServiceParts) -> BrokerService {
-        let ServiceParts {
-            config,
-            ml_config,
-            metadata,
-            ledgers,
-            urls,
-            admin,
-            metrics,
-            namespaces,
-        } = parts;
-        BrokerService {
-            config,
-            ml_config,
-            metadata,
-            ledgers,
-            service_url: urls.service_url.clone(),
-            urls,
-            admin,
-            metrics,
-            namespaces,
+    pub fn new(ctx: BrokerContext) -> (BrokerService, FencedTopics) {
+        let (fenced, rx) = mpsc::unbounded_channel();
+        let service = BrokerService {
+            ctx: Arc::new(ctx),
             topics: Mutex::default(),
-            next_id: AtomicU64::new(1),
+            fenced,
+        };
+        (service, FencedTopics(rx))
+    }
+
+    /// Unloads every topic reported fenced, until `cancel`: a fenced topic refuses every write,
+    /// so keeping it loaded would answer its clients ServiceNotReady forever.
+    pub async fn unload_fenced(&self, mut fenced: FencedTopics, cancel: CancellationToken) {
+        loop {
+            let name = tokio::select! {
+                _ = cancel.cancelled() => return,
+                name = fenced.0.recv() => match name { Some(n) => n, None => return },
+            };
+            let current = self.topics.lock().await.get(&name.to_string()).cloned();
+            if let Some(topic) = current.and_then(|cell| cell.get().cloned())
+                && topic.managed_ledger().is_fenced()
+            {
+                tracing::warn!(topic = %name, "the topic's storage was fenced by another owner; unloading it");
+                self.unload_topic(&name).await;
+            }
         }
     }
 
-    /// The managed-ledger settings of a topic: the broker's, with the namespace's persistence
-    /// (E, Qw, Qa, cursor write rate) and retention policies applied.
-    /// What a topic loaded here gets from the broker.
-    pub fn topic_context(&self) -> TopicContext {
-        TopicContext {
-            ledgers: self.ledgers.clone(),
-            metadata: self.metadata.clone(),
-            publish_latency: self.metrics.publish_latency.clone(),
-            allow_auto_subscription_creation: self.config.allow_auto_subscription_creation,
-        }
+    /// The broker's shared services.
+    pub fn ctx(&self) -> &Arc<BrokerContext> {
+        &self.ctx
     }
 
     /// The managed-ledger settings of `topic` (see [`Self::ml_config_for`]), with every
@@ -111,23 +75,153 @@ impl BrokerService {
         bundle: &BundleName,
     ) -> Result<ManagedLedgerConfig, BrokerError> {
         let mut config = self.ml_config_for(topic).await?;
-        let guard: OwnershipGuard = self.namespaces.ownership_guard(bundle).ok_or_else(|| {
-            BrokerError::ServiceNotReady(format!(
-                "Namespace bundle {} is being unloaded",
-                bundle.name()
-            ))
-        })?;
+        let guard: OwnershipGuard =
+            self.ctx.namespaces.ownership_guard(bundle).ok_or_else(|| {
+                BrokerError::ServiceNotReady(format!(
+                    "Namespace bundle {} is being unloaded",
+                    bundle.name()
+                ))
+            })?;
         config.ownership = Some(guard);
         Ok(config)
+    }
+
+    /// Applies namespace policies to the loaded topics, every `every` until `cancel`: retention
+    /// changes reach their managed ledgers, message TTL expires old messages, and every
+    /// `quota_every` backlog quotas are checked — a topic over its quota refuses and disconnects
+    /// producers (`producer_request_hold`, `producer_exception`) or drops its oldest backlog
+    /// (`consumer_backlog_eviction`). Policies come from the watch-fed cache, not the leader.
+    pub async fn enforce_policies(
+        &self,
+        every: std::time::Duration,
+        quota_every: std::time::Duration,
+        cancel: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_quota_check = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let check_quotas = last_quota_check.elapsed() >= quota_every;
+            if check_quotas {
+                last_quota_check = std::time::Instant::now();
+            }
+            for topic in self.loaded_topics().await {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = self.apply_policies(&topic, check_quotas).await {
+                    tracing::debug!(topic = %topic.name(), error = %e, "applying namespace policies failed");
+                }
+            }
+        }
+    }
+
+    async fn apply_policies(&self, topic: &Topic, check_quotas: bool) -> Result<(), BrokerError> {
+        let namespace = topic.name().namespace();
+        let policies = self
+            .ctx
+            .namespaces
+            .policies(&namespace)
+            .await?
+            .unwrap_or_default();
+        let ml = topic.managed_ledger();
+        let mut config = self.ctx.ml_config.clone();
+        apply_retention(&mut config, policies.retention_policies.as_ref());
+        if ml.set_retention(config.retention()) {
+            tracing::info!(topic = %topic.name(), retention = ?config.retention(), "retention policy changed");
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if let Some(ttl) = policies.message_ttl_in_seconds.filter(|s| *s > 0) {
+            let cutoff = now_ms.saturating_sub(u64::from(ttl.unsigned_abs()) * 1000);
+            for subscription in topic.loaded_subscriptions().await {
+                subscription.expire_before(cutoff);
+            }
+        }
+        if check_quotas {
+            self.check_backlog_quota(topic, &policies, now_ms).await;
+        }
+        Ok(())
+    }
+
+    /// Compares the topic's backlog with its namespace's quotas and acts on the first exceeded.
+    async fn check_backlog_quota(&self, topic: &Topic, policies: &Policies, now_ms: u64) {
+        let ml = topic.managed_ledger();
+        let Some(slowest) = ml.slowest_persisted() else {
+            topic.set_quota_exceeded(None);
+            return;
+        };
+        let size = policies
+            .backlog_quota_map
+            .get(&BacklogQuotaType::DestinationStorage)
+            .filter(|q| q.limit_size >= 0);
+        let age = policies
+            .backlog_quota_map
+            .get(&BacklogQuotaType::MessageAge)
+            .filter(|q| q.limit_time >= 0);
+        let backlog = ml.bytes_after(slowest);
+        let size_exceeded = size.filter(|q| backlog > q.limit_size as u64);
+        let oldest_ms = match age {
+            Some(_) => {
+                let first = ml.layout().next(slowest);
+                publish_time::publish_time(ml, first).await.ok()
+            }
+            None => None,
+        };
+        let age_exceeded = age.filter(|q| {
+            oldest_ms.is_some_and(|t| {
+                t > 0 && now_ms.saturating_sub(t) > (q.limit_time as u64).saturating_mul(1000)
+            })
+        });
+        let Some(quota) = size_exceeded.or(age_exceeded) else {
+            if topic.set_quota_exceeded(None) {
+                tracing::info!(topic = %topic.name(), "backlog back under its quota");
+            }
+            return;
+        };
+        match quota.policy {
+            RetentionPolicy::ProducerRequestHold | RetentionPolicy::ProducerException => {
+                if topic.set_quota_exceeded(Some(quota.policy)) {
+                    tracing::warn!(topic = %topic.name(), backlog, policy = ?quota.policy, "backlog quota exceeded: producers refused");
+                }
+                topic.disconnect_producers();
+            }
+            RetentionPolicy::ConsumerBacklogEviction => {
+                topic.set_quota_exceeded(None);
+                if size_exceeded.is_some()
+                    && let Some(through) = ml.position_keeping(quota.limit_size as u64)
+                {
+                    tracing::warn!(topic = %topic.name(), backlog, %through, "backlog quota exceeded: evicting the oldest backlog");
+                    topic.skip_backlog_through(through).await;
+                } else if age_exceeded.is_some() {
+                    let cutoff = now_ms.saturating_sub((quota.limit_time as u64) * 1000);
+                    for subscription in topic.loaded_subscriptions().await {
+                        subscription.expire_before(cutoff);
+                    }
+                    if let Ok(first_live) =
+                        publish_time::first_at_or_after(ml, &ml.layout(), cutoff).await
+                    {
+                        topic
+                            .skip_backlog_through(ml.layout().prev(first_live))
+                            .await;
+                    }
+                }
+            }
+        }
     }
 
     pub async fn ml_config_for(
         &self,
         topic: &TopicName,
     ) -> Result<ManagedLedgerConfig, BrokerError> {
-        let mut config = self.ml_config.clone();
+        let mut config = self.ctx.ml_config.clone();
         let namespace = format!("{}/{}", topic.tenant(), topic.namespace_local());
-        let Some(policies) = self.namespaces.policies(&namespace).await? else {
+        let Some(policies) = self.ctx.namespaces.policies(&namespace).await? else {
             return Ok(config);
         };
         if let Some(p) = policies.persistence {
@@ -139,32 +233,19 @@ impl BrokerService {
                 config.cursor_persist_interval = std::time::Duration::from_secs_f64(1.0 / rate);
             }
         }
-        if let Some(r) = policies.retention_policies {
-            config.retention_time = match r.retention_time_in_minutes {
-                m if m < 0 => Some(std::time::Duration::MAX),
-                0 => None,
-                m => Some(std::time::Duration::from_secs(
-                    u64::from(m.unsigned_abs()) * 60,
-                )),
-            };
-            config.retention_size = match r.retention_size_in_mb {
-                mb if mb < 0 => Some(u64::MAX),
-                0 => None,
-                mb => Some((mb as u64).saturating_mul(1024 * 1024)),
-            };
-        }
+        apply_retention(&mut config, policies.retention_policies.as_ref());
         Ok(config)
     }
 
-    /// A broker-wide unique number (consumer ids inside subscriptions, producer names).
+    /// A broker-wide unique number (connection and consumer ids, producer names).
     pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.ctx.next_id()
     }
 
     /// Partitions of a partitioned topic, 0 for a plain one.
     pub async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError> {
         let key = keys::partitioned_topic(topic);
-        match self.metadata.get(&key).await? {
+        match self.ctx.metadata.get(&key).await? {
             None => Ok(0),
             Some(record) => {
                 #[derive(serde::Deserialize)]
@@ -182,7 +263,7 @@ impl BrokerService {
     /// Whether the topic has storage, or is a partition of a partitioned topic.
     pub async fn topic_exists(&self, topic: &TopicName) -> Result<bool, BrokerError> {
         let key = keys::managed_ledger(&managed_ledger_name(topic));
-        if self.metadata.get(&key).await?.is_some() {
+        if self.ctx.metadata.get(&key).await?.is_some() {
             return Ok(true);
         }
         // A partition of a partitioned topic exists with its parent.
@@ -191,7 +272,7 @@ impl BrokerService {
 
     /// The loaded topic, loading it (and creating it when allowed) on first use.
     pub async fn topic(&self, name: &TopicName, create: bool) -> Result<Arc<Topic>, BrokerError> {
-        self.load(name, create && self.config.allow_auto_topic_creation)
+        self.load(name, create && self.ctx.config.allow_auto_topic_creation)
             .await
     }
 
@@ -208,7 +289,7 @@ impl BrokerService {
         }
         // The ownership gate: a broker that does not own the bundle never opens the ledger
         // (opening it would fence the owner's).
-        let bundle = self.namespaces.ensure_owned(name).await?;
+        let bundle = self.ctx.namespaces.ensure_owned(name).await?;
         let key = name.to_string();
         let cell = self
             .topics
@@ -219,22 +300,44 @@ impl BrokerService {
             .clone();
         if let Some(topic) = cell.get()
             && !topic.is_unloading()
+            && !topic.managed_ledger().is_fenced()
         {
             return Ok(topic.clone());
+        }
+        if cell
+            .get()
+            .is_some_and(|topic| topic.managed_ledger().is_fenced())
+        {
+            // Fenced under us and not unloaded yet: give it up and load again through the gate.
+            self.unload_topic(name).await;
+            return Err(BrokerError::ServiceNotReady(format!(
+                "topic {name} was taken over by another broker"
+            )));
         }
         if !create && !self.topic_exists(name).await? {
             self.forget_cell(&key, &cell).await;
             return Err(BrokerError::TopicNotFound(name.to_string()));
+        }
+        if create && let Err(e) = self.check_topic_limit(name).await {
+            self.forget_cell(&key, &cell).await;
+            return Err(e);
         }
         let loaded = cell
             .get_or_try_init(|| async {
                 let topic = Topic::load(
                     name.clone(),
                     self.ml_config_owned(name, &bundle).await?,
-                    self.topic_context(),
+                    self.ctx.topic_context(),
                 )
                 .await?;
                 tracing::info!(topic = %name, "topic loaded");
+                let ended = topic.managed_ledger().ended();
+                let (fenced, fenced_name) = (self.fenced.clone(), name.clone());
+                tokio::spawn(async move {
+                    if ended.await {
+                        let _ = fenced.send(fenced_name);
+                    }
+                });
                 Ok::<_, BrokerError>(Arc::new(topic))
             })
             .await;
@@ -251,7 +354,7 @@ impl BrokerService {
             )));
         }
         // The bundle may have gone while the ledger was opening: give the topic up again.
-        if !self.namespaces.still_serving(&bundle) {
+        if !self.ctx.namespaces.still_serving(&bundle) {
             self.unload_topic(name).await;
             return Err(BrokerError::ServiceNotReady(format!(
                 "Namespace bundle {} is being unloaded",
@@ -259,6 +362,24 @@ impl BrokerService {
             )));
         }
         Ok(topic)
+    }
+
+    /// `limits.max_topics_per_namespace`: a topic that does not exist yet may be created only
+    /// while its namespace holds fewer.
+    async fn check_topic_limit(&self, name: &TopicName) -> Result<(), BrokerError> {
+        let limit = self.ctx.config.limits.max_topics_per_namespace;
+        if limit == 0 || self.topic_exists(name).await? {
+            return Ok(());
+        }
+        let namespace = name.namespace();
+        let count = self.topics_of_namespace(&namespace).await?.len();
+        if crate::limits::reached(count, limit) {
+            self.ctx.metrics.guards.refused("max_topics_per_namespace");
+            return Err(BrokerError::NotAllowed(format!(
+                "namespace {namespace} holds {count} topics, limits.max_topics_per_namespace"
+            )));
+        }
+        Ok(())
     }
 
     /// Drops a map entry that holds no topic (a failed or refused load), so lookups of
@@ -290,7 +411,7 @@ impl BrokerService {
     pub async fn topics_of_bundle(&self, bundle: &BundleName) -> Vec<Arc<Topic>> {
         let mut topics = Vec::new();
         for topic in self.loaded_topics().await {
-            if let Ok(of) = self.namespaces.bundle_of(topic.name()).await
+            if let Ok(of) = self.ctx.namespaces.bundle_of(topic.name()).await
                 && of == *bundle
             {
                 topics.push(topic);
@@ -302,7 +423,7 @@ impl BrokerService {
     /// Hands a bundle over: refuse new work on it, unload its topics, release ownership.
     /// False when this broker does not own it.
     pub async fn unload_bundle(&self, bundle: &BundleName) -> bool {
-        if !self.namespaces.begin_unload(bundle) {
+        if !self.ctx.namespaces.begin_unload(bundle) {
             return false;
         }
         let topics = self.topics_of_bundle(bundle).await;
@@ -314,7 +435,7 @@ impl BrokerService {
         for topic in topics {
             self.unload_topic(topic.name()).await;
         }
-        self.namespaces.release(bundle).await;
+        self.ctx.namespaces.release(bundle).await;
         true
     }
 
@@ -338,7 +459,7 @@ impl BrokerService {
 
     /// Unloads every owned bundle (graceful shutdown): clients move to other brokers.
     pub async fn unload_all(&self) {
-        for bundle in self.namespaces.owned_bundles() {
+        for bundle in self.ctx.namespaces.owned_bundles() {
             self.unload_bundle(&bundle).await;
         }
     }
@@ -346,6 +467,41 @@ impl BrokerService {
     /// Drops a topic from the loaded set (before its storage is deleted).
     pub async fn forget_topic(&self, name: &TopicName) {
         self.topics.lock().await.remove(&name.to_string());
+    }
+
+    /// Unloads topics that stayed idle — no producer, no consumer — for `idle` (checked every
+    /// `idle / 4`), until `cancel`: their ledgers are sealed and their memory freed; the next
+    /// client loads them again.
+    pub async fn unload_idle(&self, idle: std::time::Duration, cancel: CancellationToken) {
+        let every = (idle / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(60),
+        );
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle_since: HashMap<String, std::time::Instant> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now = std::time::Instant::now();
+            let mut seen = HashMap::new();
+            for topic in self.loaded_topics().await {
+                if !topic.is_idle() {
+                    continue;
+                }
+                let key = topic.name().to_string();
+                let since = idle_since.get(&key).copied().unwrap_or(now);
+                if now.duration_since(since) >= idle {
+                    tracing::info!(topic = %topic.name(), ?idle, "unloading an idle topic");
+                    self.unload_topic(topic.name()).await;
+                } else {
+                    seen.insert(key, since);
+                }
+            }
+            idle_since = seen;
+        }
     }
 
     /// Topics loaded on this broker.
@@ -361,6 +517,7 @@ impl BrokerService {
     /// Persistent topics of a namespace known to the metadata service.
     pub async fn topics_of_namespace(&self, namespace: &str) -> Result<Vec<String>, BrokerError> {
         let names = self
+            .ctx
             .metadata
             .children(&keys::persistent_managed_ledgers(namespace))
             .await?;
@@ -376,4 +533,23 @@ impl BrokerService {
             topic.close().await;
         }
     }
+}
+
+/// A namespace's retention policy over the broker's defaults (Pulsar's 0: none, -1: forever).
+fn apply_retention(config: &mut ManagedLedgerConfig, policy: Option<&RetentionPolicies>) {
+    let Some(r) = policy else {
+        return;
+    };
+    config.retention_time = match r.retention_time_in_minutes {
+        m if m < 0 => Some(std::time::Duration::MAX),
+        0 => None,
+        m => Some(std::time::Duration::from_secs(
+            u64::from(m.unsigned_abs()) * 60,
+        )),
+    };
+    config.retention_size = match r.retention_size_in_mb {
+        mb if mb < 0 => Some(u64::MAX),
+        0 => None,
+        mb => Some((mb as u64).saturating_mul(1024 * 1024)),
+    };
 }

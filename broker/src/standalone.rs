@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
+use crate::limits::Limits;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::{Kind, Sample};
 use crate::service::BrokerService;
@@ -50,6 +51,11 @@ pub struct StandaloneConfig {
     /// The bookie turns read-only when its disk is fuller than this (0.95; tests use 1.0 so a
     /// crowded build machine cannot fail them).
     pub disk_usage_threshold: f64,
+    /// The broker's limits (connections, producers, publish memory, HTTP…).
+    pub limits: Limits,
+    /// How often namespace policies (retention, TTL) and backlog quotas are applied.
+    pub policy_check_interval_ms: u64,
+    pub backlog_quota_check_interval_ms: u64,
 }
 
 impl Default for StandaloneConfig {
@@ -67,6 +73,10 @@ impl Default for StandaloneConfig {
             auth_refresh_check_secs: 60,
             tls: TlsConfig::default(),
             disk_usage_threshold: BookieConfig::default().disk_usage_threshold,
+            limits: Limits::default(),
+            policy_check_interval_ms: BrokerConfig::default().policy_check_interval_ms,
+            backlog_quota_check_interval_ms: BrokerConfig::default()
+                .backlog_quota_check_interval_ms,
         }
     }
 }
@@ -152,6 +162,9 @@ impl Standalone {
             auth: config.auth.clone(),
             auth_refresh_check_secs: config.auth_refresh_check_secs,
             tls: config.tls.clone(),
+            limits: config.limits.clone(),
+            policy_check_interval_ms: config.policy_check_interval_ms,
+            backlog_quota_check_interval_ms: config.backlog_quota_check_interval_ms,
             ..BrokerConfig::default()
         };
         let ml_config = ManagedLedgerConfig {
@@ -176,7 +189,7 @@ impl Standalone {
             async |service| bootstrap(&metadata, service).await,
         )
         .await?;
-        let metrics = &broker.service().metrics;
+        let metrics = &broker.service().ctx().metrics;
         metrics.add_source(move || {
             let stats = journal.journal_stats();
             vec![
@@ -274,12 +287,12 @@ fn exists_ok(result: Result<(), ResourceError>) -> Result<(), ResourceError> {
 /// the records are exactly what the admin API reads and writes.
 async fn bootstrap(metadata: &MetadataClient, service: &BrokerService) -> anyhow::Result<()> {
     let resources = Resources::new(metadata.clone());
-    let cluster = service.config.cluster.clone();
+    let cluster = service.ctx().config.cluster.clone();
     let data = ClusterData {
-        service_url: service.urls.web_url.clone(),
-        service_url_tls: service.urls.web_url_tls.clone(),
-        broker_service_url: Some(service.service_url.clone()),
-        broker_service_url_tls: service.urls.service_url_tls.clone(),
+        service_url: service.ctx().urls.web_url.clone(),
+        service_url_tls: service.ctx().urls.web_url_tls.clone(),
+        broker_service_url: Some(service.ctx().urls.service_url.clone()),
+        broker_service_url_tls: service.ctx().urls.service_url_tls.clone(),
         ..ClusterData::default()
     };
     exists_ok(resources.clusters.create(&cluster, &data).await)?;
@@ -304,14 +317,14 @@ pub async fn run(config: StandaloneConfig, shutdown: CancellationToken) -> anyho
     println!("Magnetar standalone is ready");
     let service = standalone.broker.service();
     println!("  Pulsar protocol : {}", standalone.broker.service_url());
-    if let Some(url) = &service.urls.service_url_tls {
+    if let Some(url) = &service.ctx().urls.service_url_tls {
         println!("  Pulsar over TLS : {url}");
     }
-    if let Some(url) = &service.urls.web_url {
+    if let Some(url) = &service.ctx().urls.web_url {
         println!("  admin API       : {url}/admin/v2");
         println!("  metrics         : {url}/metrics");
     }
-    if let Some(url) = &service.urls.web_url_tls {
+    if let Some(url) = &service.ctx().urls.web_url_tls {
         println!("  admin API (TLS) : {url}/admin/v2");
     }
     if config.auth.authentication_enabled {

@@ -130,7 +130,10 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
         };
         let backlog = match &stats {
             Some(stats) => stats.backlog,
-            None => ml.cursor(&sub).map_or(0, |c| c.backlog()),
+            None => ml
+                .cursor(&sub)
+                .and_then(|c| c.stats().idle)
+                .map_or(0, |idle| idle.backlog),
         };
         subscriptions.push(SubscriptionSnapshot {
             name: sub,
@@ -237,8 +240,9 @@ impl TopicSnapshot {
     }
 }
 
-/// Pulsar's `PersistentTopicInternalStats`: the ledgers and the cursors.
-pub fn internal_stats(topic: &Topic) -> Value {
+/// Pulsar's `PersistentTopicInternalStats`: the ledgers and the cursors (a loaded
+/// subscription's figures come from it, an idle cursor's from the managed ledger).
+pub async fn internal_stats(topic: &Topic) -> Value {
     let ml = topic.managed_ledger();
     let layout = ml.layout();
     let info = ml.info();
@@ -262,14 +266,36 @@ pub fn internal_stats(topic: &Topic) -> Value {
             continue;
         };
         let stats = cursor.stats();
+        let live = match topic.loaded_subscription(&name).await {
+            Some(handle) => handle.stats().await,
+            None => None,
+        };
+        let (mark_delete, read_position, backlog, acked_ranges) = match (&live, &stats.idle) {
+            (Some(live), _) => (
+                live.mark_delete,
+                live.read_position,
+                live.backlog,
+                live.acked_ranges,
+            ),
+            (None, Some(idle)) => (
+                idle.mark_delete,
+                idle.read_position,
+                idle.backlog,
+                idle.acked_ranges,
+            ),
+            (None, None) => {
+                let at = stats.persisted_mark_delete;
+                (at, layout.next(at), 0, 0)
+            }
+        };
         cursors.insert(
             name,
             json!({
-                "markDeletePosition": stats.mark_delete.to_string(),
-                "readPosition": cursor.next_unacked().to_string(),
+                "markDeletePosition": mark_delete.to_string(),
+                "readPosition": read_position.to_string(),
                 "persistedMarkDeletePosition": stats.persisted_mark_delete.to_string(),
-                "numberOfEntriesSinceFirstNotAckedMessage": stats.backlog,
-                "totalNonContiguousDeletedMessagesRange": stats.acked_ranges,
+                "numberOfEntriesSinceFirstNotAckedMessage": backlog,
+                "totalNonContiguousDeletedMessagesRange": acked_ranges,
                 "state": "Open",
                 "properties": {},
             }),

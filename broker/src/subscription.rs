@@ -11,7 +11,7 @@
 //! [`Subscription::snapshot`] at its own pace, and turns [`Delivery`]s into MESSAGE frames (with
 //! `cursor().batch_ack_set(position)` as `ack_set` when batch-index acks are enabled).
 
-use crate::cursor::{AckError, Cursor, CursorSnapshot, SnapshotLimits};
+use crate::cursor::{AckError, AckSet, Cursor, CursorSnapshot, SnapshotLimits};
 use crate::dispatch::{
     ActiveConsumerChange, ConsumerId, ConsumerInfo, Delivery, DispatchError, Dispatcher,
     DispatcherConfig, EntryMeta, ReadRequest, SubType,
@@ -51,7 +51,14 @@ pub struct AckReport {
     pub mark_delete_moved: bool,
     /// Ids naming no entry of the topic; nothing was recorded for them.
     pub unknown: Vec<Position>,
+    /// Batch-index acks with an `ack_set` larger than any batch this subscription could have
+    /// delivered there: ignored (the messages stay unacknowledged and are redelivered).
+    pub oversized_ack_sets: Vec<Position>,
 }
+
+/// `ack_set` words accepted for an entry whose batch size the dispatcher does not know (acked
+/// after the topic was reloaded, before redelivery): batches of up to 4096 messages.
+const MAX_UNKNOWN_ACK_SET_WORDS: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct Subscription {
@@ -68,6 +75,11 @@ impl Subscription {
 
     pub fn cursor(&self) -> &Cursor {
         &self.cursor
+    }
+
+    /// The cursor, when the subscription ends (its state goes back to the managed ledger).
+    pub fn into_cursor(self) -> Cursor {
+        self.cursor
     }
 
     pub fn dispatcher(&self) -> &Dispatcher {
@@ -142,7 +154,17 @@ impl Subscription {
         };
         for m in batch {
             let p = m.position;
-            let result = match (kind, &m.ack_set) {
+            let ack_set = match &m.ack_set {
+                None => None,
+                Some(words) => match self.bounded_ack_set(p, words) {
+                    Some(words) => Some(words),
+                    None => {
+                        report.oversized_ack_sets.push(p);
+                        continue;
+                    }
+                },
+            };
+            let result = match (kind, &ack_set) {
                 (AckKind::Individual, None) => self.cursor.ack(layout, p),
                 (AckKind::Individual, Some(words)) => {
                     self.cursor.ack_batch_indexes(layout, p, words)
@@ -165,6 +187,27 @@ impl Subscription {
             self.dispatcher.mark_delete_moved(self.cursor.mark_delete());
         }
         report
+    }
+
+    /// `words` as the set stored for entry `p`: cut to the batch size the entry was delivered
+    /// with, so a client cannot make the cursor (and every later MESSAGE of the entry) carry more
+    /// than the batch has; `None` when the size is unknown and the set is implausibly large.
+    fn bounded_ack_set(&self, p: Position, words: &[i64]) -> Option<Vec<i64>> {
+        match self.dispatcher.pending_messages(p) {
+            Some(messages) => {
+                let mut set =
+                    AckSet::from_words(&words[..words.len().min(messages.div_ceil(64) as usize)]);
+                set.and(&AckSet::all_unacked(messages));
+                Some(set.to_words())
+            }
+            None => (words.len() <= MAX_UNKNOWN_ACK_SET_WORDS).then(|| words.to_vec()),
+        }
+    }
+
+    /// Stops or resumes delivering to a consumer whose connection is full (see
+    /// [`Dispatcher::set_paused`]).
+    pub fn set_paused(&mut self, id: ConsumerId, paused: bool) -> Result<(), DispatchError> {
+        self.dispatcher.set_paused(id, paused)
     }
 
     /// What to read next (see [`Dispatcher::next_read`]).

@@ -228,4 +228,90 @@ proptest! {
             prop_assert_eq!(again.contains(q), !restarted.cursor().is_entry_acked(*q));
         }
     }
+
+    /// Whatever `ack_set` a client sends, the set stored for an entry of `batch` messages holds
+    /// no index past the batch (so no MESSAGE of the entry grows from it), and an index the
+    /// client left set stays unacknowledged.
+    #[test]
+    fn a_stored_ack_set_never_exceeds_the_batch(
+        batch in 1u32..300,
+        words in proptest::collection::vec(any::<i64>(), 0..40),
+    ) {
+        let l = layout();
+        let mut s = subscription(SubType::Shared, &l);
+        attach(&mut s, &l, 1, 10_000);
+        pump(&mut s, &l, batch);
+        let target = p(1, 2);
+        let report = s.ack(&l, AckKind::Individual, &[AckedMessage {
+            position: target,
+            ack_set: Some(words.clone()),
+        }]);
+        prop_assert!(report.oversized_ack_sets.is_empty());
+        let max_words = batch.div_ceil(64) as usize;
+        match s.cursor().batch_ack_set(target) {
+            Some(set) => {
+                let stored = set.to_words();
+                prop_assert!(stored.len() <= max_words, "{} words for a batch of {}", stored.len(), batch);
+                for index in batch..(max_words as u32 * 64) {
+                    prop_assert!(!set.is_unacked(index), "index {} past the batch kept", index);
+                }
+                for index in 0..batch {
+                    let (word, bit) = ((index / 64) as usize, index % 64);
+                    let sent = words.get(word).is_some_and(|w| (*w as u64) & (1 << bit) != 0);
+                    prop_assert_eq!(set.is_unacked(index), sent);
+                }
+            }
+            // Every index of the batch acknowledged: the entry is.
+            None => prop_assert!(s.cursor().is_entry_acked(target)),
+        }
+    }
+}
+
+/// An entry the dispatcher has no size for (acked after a reload) keeps a plausible set; an
+/// absurdly large one is ignored, not stored.
+#[test]
+fn an_oversized_ack_set_for_an_unknown_entry_is_ignored() {
+    let l = layout();
+    let mut s = subscription(SubType::Shared, &l);
+    let huge = vec![-1i64; 100_000];
+    let report = s.ack(
+        &l,
+        AckKind::Individual,
+        &[AckedMessage {
+            position: p(1, 0),
+            ack_set: Some(huge),
+        }],
+    );
+    assert_eq!(report.oversized_ack_sets, vec![p(1, 0)]);
+    assert!(s.cursor().batch_ack_set(p(1, 0)).is_none());
+    let report = s.ack(
+        &l,
+        AckKind::Individual,
+        &[AckedMessage {
+            position: p(1, 1),
+            ack_set: Some(vec![0b110]),
+        }],
+    );
+    assert!(report.oversized_ack_sets.is_empty());
+    assert!(s.cursor().batch_ack_set(p(1, 1)).is_some());
+}
+
+/// A consumer whose connection is full is paused: Shared sends its share to the other
+/// consumer; resumed, it gets entries again.
+#[test]
+fn a_paused_consumer_gets_nothing_until_resumed() {
+    let l = layout();
+    let mut s = subscription(SubType::Shared, &l);
+    attach(&mut s, &l, 1, 100);
+    attach(&mut s, &l, 2, 100);
+    s.set_paused(1, true).expect("attached");
+    let ds = pump(&mut s, &l, 1);
+    assert_eq!(ds.len(), 8);
+    assert!(ds.iter().all(|d| d.consumer_id == 2), "{ds:?}");
+    let mut single = subscription(SubType::Exclusive, &l);
+    attach(&mut single, &l, 1, 100);
+    single.set_paused(1, true).expect("attached");
+    assert!(pump(&mut single, &l, 1).is_empty());
+    single.set_paused(1, false).expect("attached");
+    assert_eq!(pump(&mut single, &l, 1).len(), 8);
 }

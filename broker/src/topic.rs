@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
+use magnetar_admin_api::models::RetentionPolicy;
 use magnetar_protocol::TopicName;
 
-use crate::context::{TopicContext, TopicCounters};
 use crate::error::BrokerError;
+use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
 use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
+use crate::topic_context::{TopicContext, TopicCounters};
 
 /// Who holds a producer name on this topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,20 @@ pub struct ProducerOwner {
 pub struct ProducerCloser {
     pub out: tokio::sync::mpsc::Sender<magnetar_protocol::Frame>,
     pub evicted: tokio::sync::mpsc::UnboundedSender<u64>,
+}
+
+impl ProducerCloser {
+    /// The connection forgets the producer, then the client gets CLOSE_PRODUCER (dropped if the
+    /// connection is too full to take it: its write timeout closes it anyway).
+    pub fn close(&self, producer_id: u64) {
+        let _ = self.evicted.send(producer_id);
+        let close = magnetar_protocol::pulsar::CommandCloseProducer {
+            producer_id,
+            request_id: u64::MAX,
+            ..Default::default()
+        };
+        let _ = self.out.try_send(close.into());
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +72,9 @@ pub struct Topic {
     subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
     pub counters: Arc<TopicCounters>,
     context: TopicContext,
+    /// The backlog quota policy this topic exceeds now, if any (the broker's policy check
+    /// sets it): new producers are refused while it is set.
+    quota_exceeded: Mutex<Option<RetentionPolicy>>,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -84,6 +103,7 @@ impl Topic {
             subscriptions: tokio::sync::Mutex::default(),
             counters: Arc::default(),
             context,
+            quota_exceeded: Mutex::default(),
         })
     }
 
@@ -93,6 +113,9 @@ impl Topic {
             name: self.name.clone(),
             ml: self.ml.clone(),
             counters: self.counters.clone(),
+            max_frame_size: self.context.max_frame_size,
+            limits: self.context.limits,
+            guards: self.context.guards.clone(),
         }
     }
 
@@ -120,15 +143,57 @@ impl Topic {
         if self.is_unloading() {
             return Err(self.unloading_error());
         }
+        if let Some(policy) = *self.quota_lock() {
+            return Err(BrokerError::ProducerBlockedQuotaExceeded {
+                message: format!(
+                    "topic {} exceeds its namespace's backlog quota ({policy:?})",
+                    self.name
+                ),
+                exception: policy == RetentionPolicy::ProducerException,
+            });
+        }
         let mut producers = self.producers();
         match producers.get(name) {
             Some(existing) if existing.owner != owner => Err(BrokerError::ProducerBusy(format!(
                 "producer with name '{name}' is already connected to topic {}",
                 self.name
             ))),
+            None if limits::reached(producers.len(), self.context.limits.max_producers) => {
+                self.context.guards.refused("max_producers_per_topic");
+                Err(BrokerError::ProducerBusy(format!(
+                    "topic {} reached the maximum of {} producers (limits.max_producers_per_topic)",
+                    self.name, self.context.limits.max_producers
+                )))
+            }
             _ => {
                 producers.insert(name.to_string(), ProducerEntry { owner, closer });
                 Ok(())
+            }
+        }
+    }
+
+    fn quota_lock(&self) -> MutexGuard<'_, Option<RetentionPolicy>> {
+        self.quota_exceeded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records whether the topic exceeds its backlog quota (`policy`) or not (`None`); true
+    /// when it newly exceeds it.
+    pub fn set_quota_exceeded(&self, policy: Option<RetentionPolicy>) -> bool {
+        let mut current = self.quota_lock();
+        let newly = current.is_none() && policy.is_some();
+        *current = policy;
+        newly
+    }
+
+    /// Closes every producer from the broker's side (CLOSE_PRODUCER); clients reconnect and
+    /// are told why their new producer is refused.
+    pub fn disconnect_producers(&self) {
+        let producers: Vec<ProducerEntry> = self.producers().drain().map(|(_, e)| e).collect();
+        for entry in producers {
+            if let Some(closer) = entry.closer {
+                closer.close(entry.owner.producer_id);
             }
         }
     }
@@ -146,6 +211,11 @@ impl Topic {
 
     fn unloading_error(&self) -> BrokerError {
         BrokerError::ServiceNotReady(format!("topic {} is being unloaded", self.name))
+    }
+
+    /// No producer and no consumer (of any subscription) is attached.
+    pub fn is_idle(&self) -> bool {
+        self.producer_count() == 0 && self.counters.consumers.load(Ordering::Relaxed) == 0
     }
 
     pub fn producer_count(&self) -> usize {
@@ -206,31 +276,37 @@ impl Topic {
         if self.is_unloading() {
             return Err(self.unloading_error());
         }
-        if let Some(existing) = subscriptions.get(name)
-            && !existing.is_closed()
-        {
-            if existing.sub_type() != options.sub_type && existing.has_consumers().await {
+        // Readers' subscriptions end with their reader: forget them.
+        subscriptions.retain(|_, s| !s.is_closed());
+        if let Some(existing) = subscriptions.get(name).cloned() {
+            if existing.sub_type() == options.sub_type {
+                return Ok(existing);
+            }
+            if existing.has_consumers().await {
                 return Err(BrokerError::ConsumerBusy(format!(
                     "subscription {name} is of type {:?}, not {:?}",
                     existing.sub_type(),
                     options.sub_type
                 )));
             }
-            if existing.sub_type() == options.sub_type {
-                return Ok(existing.clone());
-            }
+            // A new type with nobody on the old one: the old task gives the cursor back first.
+            existing.close().await;
+            subscriptions.remove(name);
         }
-        let exists = self.ml.cursor_names().iter().any(|c| c == name);
+        let cursors = self.ml.cursor_names();
+        let exists = cursors.iter().any(|c| c == name);
         if options.durable && !exists && !self.context.allow_auto_subscription_creation {
             return Err(BrokerError::SubscriptionNotFound(name.to_string()));
         }
-        let handle = SubscriptionHandle::start(
-            self.view(),
-            name.to_string(),
-            options,
-            self.context.metadata.clone(),
-        )
-        .await?;
+        let count = cursors.len().max(subscriptions.len());
+        if !exists && limits::reached(count, self.context.limits.max_subscriptions) {
+            self.context.guards.refused("max_subscriptions_per_topic");
+            return Err(BrokerError::NotAllowed(format!(
+                "topic {} reached the maximum of {} subscriptions (limits.max_subscriptions_per_topic)",
+                self.name, self.context.limits.max_subscriptions
+            )));
+        }
+        let handle = SubscriptionHandle::start(self.view(), name.to_string(), options).await?;
         subscriptions.insert(name.to_string(), handle.clone());
         Ok(handle)
     }
@@ -260,6 +336,20 @@ impl Topic {
         self.subscriptions.lock().await.values().cloned().collect()
     }
 
+    /// Backlog eviction: every subscription acknowledges everything through `through` —
+    /// loaded ones in their task, idle cursors in the managed ledger.
+    pub async fn skip_backlog_through(&self, through: Position) {
+        let loaded = self.subscriptions.lock().await.clone();
+        for name in self.ml.cursor_names() {
+            match loaded.get(&name).filter(|s| !s.is_closed()) {
+                Some(subscription) => subscription.skip_through(through),
+                None => {
+                    self.ml.skip_idle_cursor(&name, through);
+                }
+            }
+        }
+    }
+
     /// Forgets a subscription (after unsubscribe).
     pub async fn remove_subscription(&self, name: &str) -> Result<(), BrokerError> {
         self.subscriptions.lock().await.remove(name);
@@ -274,18 +364,7 @@ impl Topic {
     /// then cursors are flushed and the ledger sealed.
     pub async fn unload(&self) {
         self.unloading.store(true, Ordering::Release);
-        let producers: Vec<ProducerEntry> = self.producers().drain().map(|(_, e)| e).collect();
-        for entry in producers {
-            if let Some(closer) = entry.closer {
-                let _ = closer.evicted.send(entry.owner.producer_id);
-                let close = magnetar_protocol::pulsar::CommandCloseProducer {
-                    producer_id: entry.owner.producer_id,
-                    request_id: u64::MAX,
-                    ..Default::default()
-                };
-                let _ = closer.out.send(close.into()).await;
-            }
-        }
+        self.disconnect_producers();
         let subscriptions: Vec<SubscriptionHandle> =
             self.subscriptions.lock().await.values().cloned().collect();
         for subscription in &subscriptions {

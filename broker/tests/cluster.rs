@@ -233,6 +233,7 @@ async fn unloading_a_bundle_closes_producers_and_releases_ownership() {
         .service()
         .clone();
     let bundle = service
+        .ctx()
         .namespaces
         .bundle_of(&magnetar_protocol::TopicName::parse(topic).expect("name"))
         .await
@@ -304,7 +305,13 @@ async fn a_killed_owners_topics_move_with_every_acknowledged_message() {
     let survivor_url = cluster.broker(survivor).service_url();
     // The bundle stays owned by the dead broker until its session expires; then the survivor
     // takes it.
-    let survivor_namespaces = cluster.broker(survivor).get().service().namespaces.clone();
+    let survivor_namespaces = cluster
+        .broker(survivor)
+        .get()
+        .service()
+        .ctx()
+        .namespaces
+        .clone();
     let parsed = magnetar_protocol::TopicName::parse(topic).expect("name");
     wait_until(
         "the survivor to own the killed broker's bundle",
@@ -361,6 +368,7 @@ async fn graceful_shutdown_releases_bundles_at_once() {
         .broker(owner_index)
         .get()
         .service()
+        .ctx()
         .namespaces
         .bundle_of(&magnetar_protocol::TopicName::parse(topic).expect("name"))
         .await
@@ -522,7 +530,7 @@ async fn an_overloaded_broker_sheds_bundles_to_an_idle_one() {
         .await;
     cluster.stop_broker(1).await;
     let first = cluster.broker(0).service_url();
-    let namespaces = cluster.broker(0).get().service().namespaces.clone();
+    let namespaces = cluster.broker(0).get().service().ctx().namespaces.clone();
     wait_until("broker 1 to have left", WAIT, || {
         let n = namespaces.live_brokers().len();
         async move { n == 1 }
@@ -572,6 +580,7 @@ async fn an_overloaded_broker_sheds_bundles_to_an_idle_one() {
                 .broker(1)
                 .get()
                 .service()
+                .ctx()
                 .namespaces
                 .owned_bundles()
                 .len();

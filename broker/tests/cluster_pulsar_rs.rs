@@ -75,7 +75,7 @@ async fn receive_all(
 async fn pulsar_rs_follows_redirects_to_the_owning_broker() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
     cluster.wait_all_registered().await;
-    let namespaces = cluster.broker(0).get().service().namespaces.clone();
+    let namespaces = cluster.broker(0).get().service().ctx().namespaces.clone();
     let mut topics: Vec<(String, BundleName)> = Vec::new();
     for i in 0.. {
         let topic = format!("persistent://public/default/rs-redirect-{i}");
@@ -112,7 +112,13 @@ async fn pulsar_rs_follows_redirects_to_the_owning_broker() {
         assert_eq!(got, want);
     }
     let on_second: Vec<&BundleName> = {
-        let owned = cluster.broker(1).get().service().namespaces.owned_bundles();
+        let owned = cluster
+            .broker(1)
+            .get()
+            .service()
+            .ctx()
+            .namespaces
+            .owned_bundles();
         topics
             .iter()
             .map(|(_, b)| b)
@@ -176,6 +182,7 @@ async fn pulsar_rs_uses_a_partitioned_topic_spread_over_both_brokers() {
             .broker(0)
             .get()
             .service()
+            .ctx()
             .namespaces
             .bundle_of(&partition)
             .await
@@ -184,6 +191,7 @@ async fn pulsar_rs_uses_a_partitioned_topic_spread_over_both_brokers() {
             if broker
                 .get()
                 .service()
+                .ctx()
                 .namespaces
                 .owned_bundles()
                 .contains(&bundle)

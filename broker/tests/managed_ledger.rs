@@ -153,7 +153,7 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
     let a = ManagedLedger::open(name, storage.ledger_client(), small_ledgers(50_000))
         .await
         .expect("open A");
-    let a_cursor = a
+    let (a_cursor, mut a_state) = a
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
@@ -178,10 +178,12 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
     }
     assert_eq!(a.append(payload(9999)).await, Err(MlError::Fenced));
     // A's cursor writes are refused too: they would overwrite B's state.
-    a_cursor.ack(acked[0].0).expect("in-memory ack");
-    assert_eq!(a_cursor.flush().await, Err(MlError::Fenced));
-    let b_cursor = b.cursor("sub").expect("B loaded the cursor");
-    assert!(!b_cursor.is_acked(acked[0].0, None));
+    let initial = a_state.mark_delete();
+    a_state.ack(&a.layout(), acked[0].0).expect("in-memory ack");
+    assert_eq!(a_cursor.persist(&a_state).await, Err(MlError::Fenced));
+    let b_cursor = b.cursor("sub").expect("B loaded the cursor").stats();
+    assert_eq!(b_cursor.persisted_mark_delete, initial);
+    assert_eq!(b_cursor.idle.map(|i| i.acked_ranges), Some(0));
     let seen = read_all(&b).await;
     let by_position: std::collections::BTreeMap<Position, Bytes> = seen.iter().cloned().collect();
     for (position, i) in &acked {
@@ -258,7 +260,7 @@ async fn a_lapsed_ownership_record_fences_every_metadata_write() {
     let a = ManagedLedger::open(name, storage.ledger_client(), guarded(first.id()))
         .await
         .expect("open A");
-    let cursor = a
+    let (cursor, mut state) = a
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
@@ -267,9 +269,12 @@ async fn a_lapsed_ownership_record_fences_every_metadata_write() {
         .await
         .expect("appends");
     for p in &positions[..5] {
-        cursor.ack(*p).expect("ack");
+        state.ack(&a.layout(), *p).expect("ack");
     }
-    cursor.flush().await.expect("cursor persisted while owned");
+    cursor
+        .persist(&state)
+        .await
+        .expect("cursor persisted while owned");
 
     first.close().await.expect("session closed");
     wait_until("the ownership key to go", TIMEOUT, || {
@@ -279,8 +284,10 @@ async fn a_lapsed_ownership_record_fences_every_metadata_write() {
     .await;
     assert_eq!(a.roll_over().await, Err(MlError::Fenced));
     assert_eq!(a.append(payload(99)).await, Err(MlError::Fenced));
-    cursor.ack(positions[10]).expect("in-memory ack");
-    assert_eq!(cursor.flush().await, Err(MlError::Fenced));
+    state
+        .ack(&a.layout(), positions[10])
+        .expect("in-memory ack");
+    assert_eq!(cursor.persist(&state).await, Err(MlError::Fenced));
     assert_eq!(a.delete().await, Err(MlError::Fenced));
 
     let second = metadata
@@ -299,9 +306,12 @@ async fn a_lapsed_ownership_record_fences_every_metadata_write() {
     for ((position, data), (expected, i)) in seen.iter().zip(positions.iter().zip(0..)) {
         assert_eq!((position, data), (expected, &payload(i)));
     }
-    let b_cursor = b.cursor("sub").expect("B loaded the cursor");
-    assert!(b_cursor.is_acked(positions[4], None));
-    assert!(!b_cursor.is_acked(positions[10], None));
+    let (_, b_state) = b
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("B loaded the cursor");
+    assert!(b_state.is_acked(positions[4], None));
+    assert!(!b_state.is_acked(positions[10], None));
     b.close().await.expect("close B");
     second.close().await.expect("close");
     storage.shutdown().await;

@@ -1,11 +1,14 @@
 //! Managed cursors against a real metadata node and real bookies: persistence across owners,
-//! bounded (truncated) snapshots, trimming of consumed ledgers, topic deletion.
+//! bounded (truncated) snapshots, trimming of consumed ledgers, topic deletion. The test holds
+//! each cursor's state, as a subscription does, and hands it to the managed cursor to write.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use magnetar_bookie::ledger::LedgerError;
-use magnetar_broker::managed_ledger::{InitialPosition, ManagedLedger, ManagedLedgerConfig};
+use magnetar_broker::managed_ledger::{
+    InitialPosition, ManagedLedger, ManagedLedgerConfig, MlError,
+};
 use magnetar_broker::position::Position;
 use magnetar_testkit::bookie::Storage;
 use magnetar_testkit::wait_until;
@@ -31,11 +34,12 @@ async fn append_n(ml: &ManagedLedger, n: u64) -> Vec<Position> {
 }
 
 /// 1. Cursor `sub` from Earliest over 100 entries: cumulative ack to 9, individual acks of
-///    20..=30 and 50, batch-index acks of indexes 0 and 2 of entry 60; flush.
-/// 2. Entry 70 is acked without a flush, then the broker "crashes" (dropped, not closed).
-/// 3. A new owner finds `sub` where the flush left it (70 may or may not be kept), not at its
-///    initial position; a new cursor from Latest starts at the end.
-/// 4. An ack before a clean close survives the next reopen.
+///    20..=30 and 50, batch-index acks of indexes 0 and 2 of entry 60; persisted.
+/// 2. Entry 70 is acked without a write, then the broker "crashes" (dropped, not closed).
+/// 3. A new owner finds `sub` where the write left it (70 not kept), not at its initial
+///    position; a new cursor from Latest starts at the end; a second open of a held cursor is
+///    refused.
+/// 4. An ack released unwritten before a clean close survives the next reopen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_state_survives_reopen() {
     let storage = Storage::start(2).await;
@@ -43,57 +47,68 @@ async fn cursor_state_survives_reopen() {
     let a = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
         .await
         .expect("open");
-    let cursor = a
+    let (managed, mut cursor) = a
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
     let p = append_n(&a, 100).await;
-    assert_eq!(cursor.backlog(), 100);
-    cursor.ack_cumulative(p[9]).expect("cumulative");
+    let layout = a.layout();
+    assert_eq!(cursor.backlog(&layout), 100);
+    cursor
+        .ack_cumulative(&layout, p[9], None)
+        .expect("cumulative");
     for position in &p[20..=30] {
-        cursor.ack(*position).expect("ack");
+        cursor.ack(&layout, *position).expect("ack");
     }
-    cursor.ack(p[50]).expect("ack");
+    cursor.ack(&layout, p[50]).expect("ack");
     let unacked = ((1i64 << 10) - 1) & !0b101;
     cursor
-        .ack_batch_indexes(p[60], &[unacked], 10)
+        .ack_batch_indexes(&layout, p[60], &[unacked])
         .expect("batch ack");
-    cursor.flush().await.expect("flush");
-    assert_eq!(cursor.stats().persisted_mark_delete, p[9]);
-    cursor.ack(p[70]).expect("ack");
-    drop(cursor);
+    managed.persist(&cursor).await.expect("persist");
+    assert_eq!(managed.stats().persisted_mark_delete, p[9]);
+    cursor.ack(&layout, p[70]).expect("ack");
+    drop(managed);
     drop(a);
 
     let b = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
         .await
         .expect("reopen");
     assert_eq!(b.cursor_names(), vec!["sub".to_string()]);
-    let cursor = b
+    let idle = b.cursor("sub").expect("cursor").stats().idle;
+    assert_eq!(idle.map(|i| i.mark_delete), Some(p[9]));
+    let (managed, mut cursor) = b
         .open_cursor("sub", InitialPosition::Latest)
         .await
         .expect("cursor");
+    assert_eq!(
+        b.open_cursor("sub", InitialPosition::Latest).await.err(),
+        Some(MlError::CursorInUse("sub".into()))
+    );
+    let layout = b.layout();
     assert_eq!(cursor.mark_delete(), p[9]);
     assert!(!cursor.is_acked(p[10], None));
     assert!((20..=30).all(|e| cursor.is_acked(p[e], None)));
     assert!(!cursor.is_acked(p[31], None) && cursor.is_acked(p[50], None));
     assert!(cursor.is_acked(p[60], Some(0)) && cursor.is_acked(p[60], Some(2)));
     assert!(!cursor.is_acked(p[60], Some(1)) && !cursor.is_acked(p[60], None));
-    let backlog = cursor.backlog();
-    assert!(backlog == 78 || backlog == 77, "backlog {backlog}");
-    assert_eq!(cursor.next_unacked(), p[10]);
-    let latest = b
+    assert!(!cursor.is_acked(p[70], None), "never written");
+    assert_eq!(cursor.backlog(&layout), 78);
+    assert_eq!(cursor.next_unacked(&layout), p[10]);
+    let (_late, latest) = b
         .open_cursor("late", InitialPosition::Latest)
         .await
         .expect("cursor");
     assert_eq!(latest.mark_delete(), p[99]);
-    assert_eq!(latest.backlog(), 0);
-    cursor.ack(p[80]).expect("ack");
+    assert_eq!(latest.backlog(&layout), 0);
+    cursor.ack(&layout, p[80]).expect("ack");
+    managed.release(cursor, true);
     b.close().await.expect("close");
 
     let c = ManagedLedger::open(name, storage.ledger_client(), config(50_000))
         .await
         .expect("reopen");
-    let cursor = c
+    let (_, cursor) = c
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
@@ -106,7 +121,7 @@ async fn cursor_state_survives_reopen() {
     storage.shutdown().await;
 }
 
-/// 1. Cursor acks are persisted by the background task within a few intervals, unasked.
+/// 1. A state released with unwritten changes is written by the background task, unasked.
 /// 2. With at most 5 ranges persisted, 15 scattered acks are written truncated: counted in
 ///    stats; after a restart the 5 lowest ranges are acknowledged and the others redelivered,
 ///    none skipped.
@@ -121,30 +136,37 @@ async fn background_persistence_and_truncated_snapshots() {
     let a = ManagedLedger::open(name, storage.ledger_client(), config.clone())
         .await
         .expect("open");
-    let cursor = a
+    let (managed, mut cursor) = a
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
     let p = append_n(&a, 40).await;
-    cursor.ack(p[0]).expect("ack");
+    let layout = a.layout();
+    cursor.ack(&layout, p[0]).expect("ack");
+    managed.release(cursor, true);
     wait_until("background persistence", TIMEOUT, || async {
-        cursor.stats().persisted_mark_delete == p[0]
+        managed.stats().persisted_mark_delete == p[0]
     })
     .await;
+    let (managed, mut cursor) = a
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
     for e in (2..32).step_by(2) {
-        cursor.ack(p[e]).expect("ack");
+        cursor.ack(&layout, p[e]).expect("ack");
     }
-    cursor.flush().await.expect("flush");
-    let stats = cursor.stats();
-    assert_eq!(stats.acked_ranges, 15);
+    managed.persist(&cursor).await.expect("persist");
+    assert_eq!(cursor.acked_ranges().len(), 15);
+    let stats = managed.stats();
     assert!(stats.truncated_persists >= 1, "{stats:?}");
     assert_eq!(stats.dropped_ranges, 10);
+    managed.release(cursor, false);
     a.close().await.expect("close");
 
     let b = ManagedLedger::open(name, storage.ledger_client(), config)
         .await
         .expect("reopen");
-    let cursor = b
+    let (_, cursor) = b
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
@@ -169,7 +191,7 @@ async fn trimming_deletes_consumed_ledgers() {
     let ml = ManagedLedger::open("t/ns/persistent/trim", ledgers.clone(), config(10))
         .await
         .expect("open");
-    let cursor = ml
+    let (managed, mut cursor) = ml
         .open_cursor("sub", InitialPosition::Earliest)
         .await
         .expect("cursor");
@@ -182,14 +204,17 @@ async fn trimming_deletes_consumed_ledgers() {
         "nothing consumed yet"
     );
 
-    cursor.ack_cumulative(p[19]).expect("ack");
+    cursor
+        .ack_cumulative(&ml.layout(), p[19], None)
+        .expect("ack");
+    managed.persist(&cursor).await.expect("persist");
     wait_until("two ledgers trimmed", TIMEOUT, || async {
         ml.layout().ledgers()[0].ledger_id == ids[2]
     })
     .await;
     assert_eq!(ml.info().ledgers.len(), 2);
     assert_eq!(ml.entries(), 15);
-    assert_eq!(cursor.backlog(), 15);
+    assert_eq!(cursor.backlog(&ml.layout()), 15);
     for id in &ids[..2] {
         // The list changes first, then the ledgers are deleted from the bookies.
         wait_until("ledger deletion", TIMEOUT, || async {

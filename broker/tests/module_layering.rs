@@ -1,6 +1,7 @@
 //! The broker's top-level modules form no import cycle: a module may use another only if that
 //! one does not, directly or through others, use it back. Every `crate::module` path in
-//! `src/` counts (imports and inline paths alike). A cycle fails with its modules listed.
+//! `src/` counts (imports and inline paths alike). The same holds inside the managed ledger,
+//! between its sibling modules (`super::module` paths). A cycle fails with its modules listed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,67 @@ fn cycle_from(
         }
     }
     None
+}
+
+/// `module -> sibling modules it uses` inside `dir` (one module per file; `mod.rs`, the
+/// parent, is left out): `super::sibling` paths count.
+fn sibling_graph(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(dir, &mut files);
+    let stem = |p: &Path| {
+        p.strip_prefix(dir)
+            .expect("under dir")
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .expect("a name")
+            .trim_end_matches(".rs")
+            .to_string()
+    };
+    let modules: BTreeSet<String> = files.iter().map(|f| stem(f)).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let module = stem(file);
+        if module == "mod" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("read");
+        let uses = graph.entry(module.clone()).or_default();
+        for (at, _) in text.match_indices("super::") {
+            let name: String = text[at + "super::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if modules.contains(&name) && name != module && name != "mod" {
+                uses.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+fn cycles_of(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    graph
+        .keys()
+        .filter_map(|module| {
+            let mut path = vec![module.clone()];
+            cycle_from(graph, module, module, &mut path, &mut BTreeSet::new())
+        })
+        .map(|c| c.join(" -> "))
+        .collect()
+}
+
+#[test]
+fn managed_ledger_modules_have_no_import_cycle() {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    let graph = sibling_graph(&Path::new(&root).join("src/managed_ledger"));
+    assert!(graph.len() > 8, "found the modules: {graph:?}");
+    let cycles = cycles_of(&graph);
+    assert!(
+        cycles.is_empty(),
+        "import cycles inside the managed ledger: {}",
+        cycles.join("; ")
+    );
 }
 
 #[test]

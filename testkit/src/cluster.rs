@@ -240,7 +240,7 @@ impl Cluster {
             self.brokers.iter().filter(|b| b.broker.is_some()).collect();
         let want = running.len();
         for broker in &running {
-            let namespaces = broker.get().service().namespaces.clone();
+            let namespaces = broker.get().service().ctx().namespaces.clone();
             wait_until("every broker registered", Duration::from_secs(30), || {
                 let n = namespaces.live_brokers().len();
                 async move { n == want }

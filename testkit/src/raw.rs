@@ -122,7 +122,8 @@ impl RawClient {
         .is_ok()
     }
 
-    fn request_id(&mut self) -> u64 {
+    /// A request id not used on this connection yet.
+    pub fn request_id(&mut self) -> u64 {
         self.next_request += 1;
         self.next_request
     }

@@ -221,8 +221,6 @@ impl NamespaceService {
 
     /// The bundle of a topic.
     pub async fn bundle_of(&self, topic: &TopicName) -> Result<BundleName, BrokerError> {
-        // Old cluster-qualified names share storage with the two-level name: they share the
-        // bundle (and so the owner) too.
         let namespace = format!("{}/{}", topic.tenant(), topic.namespace_local());
         let (bundles, _) = self.bundles(&namespace).await?;
         let canonical = format!(

@@ -18,6 +18,9 @@ pub(super) struct ConsumerState {
     pub(super) permits: i64,
     /// Delivered, not yet acknowledged.
     pub(super) pending: BTreeMap<Position, EntryInfo>,
+    /// Its connection is not taking more (the shell could not queue a frame): it gets nothing
+    /// until resumed, whatever its permits.
+    pub(super) paused: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +163,7 @@ impl Dispatcher {
                 info,
                 permits: 0,
                 pending: BTreeMap::new(),
+                paused: false,
             },
         );
         if self.config.sub_type.is_single_active() {
@@ -248,6 +252,25 @@ impl Dispatcher {
                 is_active: Some(*c) == picked,
             })
             .collect()
+    }
+
+    /// Stops (`true`) or resumes delivering to a consumer whose connection is not taking more
+    /// frames; its permits are kept. Entries that would have gone to it wait in the redelivery
+    /// queue (Shared sends them to others; Key_Shared keeps its keys behind them).
+    pub fn set_paused(&mut self, id: ConsumerId, paused: bool) -> Result<(), DispatchError> {
+        let c = self
+            .consumers
+            .get_mut(&id)
+            .ok_or(DispatchError::UnknownConsumer(id))?;
+        c.paused = paused;
+        Ok(())
+    }
+
+    /// Messages in entry `p`, if it is delivered and not yet acknowledged.
+    pub fn pending_messages(&self, p: Position) -> Option<u32> {
+        let id = self.owners.get(&p)?;
+        let info = self.consumers.get(id)?.pending.get(&p)?;
+        Some(info.num_messages)
     }
 
     /// FLOW: `permits` more messages for this consumer.

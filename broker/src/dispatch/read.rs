@@ -21,11 +21,18 @@ use crate::position::Position;
 
 impl Dispatcher {
     fn available(&self, id: ConsumerId) -> i64 {
-        self.consumers.get(&id).map_or(0, |c| c.permits.max(0))
+        self.consumers
+            .get(&id)
+            .filter(|c| !c.paused)
+            .map_or(0, |c| c.permits.max(0))
     }
 
     fn total_available(&self) -> i64 {
-        self.consumers.values().map(|c| c.permits.max(0)).sum()
+        self.consumers
+            .values()
+            .filter(|c| !c.paused)
+            .map(|c| c.permits.max(0))
+            .sum()
     }
 
     fn ordered_key_shared(&self) -> bool {
@@ -211,7 +218,9 @@ impl Dispatcher {
                         _ => {
                             let consumers = &self.consumers;
                             let next = next_round_robin(&self.rr_order, &mut self.rr_index, |c| {
-                                consumers.get(&c).is_some_and(|s| s.permits > 0)
+                                consumers
+                                    .get(&c)
+                                    .is_some_and(|s| !s.paused && s.permits > 0)
                             });
                             turn = next.map(|c| (c, 0));
                             next

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::MlError;
 use super::info::LedgerRecord;
-use super::open::{create_ledger, now_ms};
+use super::ledgers::{create_ledger, delete_quietly, now_ms};
 use super::shared::{Command, Shared};
 use crate::position::Position;
 
@@ -346,13 +346,13 @@ impl Appender {
                 self.current = Some(Current::new(writer));
                 self.send_waiting();
                 if let Some(id) = empty {
-                    delete_quietly(&self.shared, id).await;
+                    delete_quietly(&self.shared.ledgers, &self.shared.name, id).await;
                 }
                 Ok(())
             }
             Err(e) => {
                 self.unrecorded = sealed;
-                delete_quietly(&self.shared, new_id).await;
+                delete_quietly(&self.shared.ledgers, &self.shared.name, new_id).await;
                 match &e {
                     MlError::Fenced => self.fence_all(),
                     e => self.fail_waiting(e.clone()),
@@ -407,7 +407,7 @@ impl Appender {
             )
             .await?;
         if empty {
-            delete_quietly(&self.shared, sealed.ledger_id).await;
+            delete_quietly(&self.shared.ledgers, &self.shared.name, sealed.ledger_id).await;
         }
         Ok(())
     }
@@ -421,12 +421,5 @@ impl Current {
             sent: 0,
             sent_bytes: 0,
         }
-    }
-}
-
-/// Deletes a ledger no longer in the list; a failure leaves an orphan, which is only space.
-pub(super) async fn delete_quietly(shared: &Shared, ledger_id: u64) {
-    if let Err(e) = shared.ledgers.delete(ledger_id).await {
-        tracing::warn!(managed_ledger = %shared.name, ledger_id, error = %e, "could not delete ledger");
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use magnetar_bookie::ledger::LedgerConfig;
 
 use super::MlError;
+use super::cache::CacheBudget;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedLedgerConfig {
@@ -25,6 +26,9 @@ pub struct ManagedLedgerConfig {
     pub max_rollover: Duration,
     /// Bytes of recently appended entries kept in memory for tailing readers.
     pub cache_bytes: usize,
+    /// The broker-wide budget every topic's cache also draws from (`None`: this topic's
+    /// `cache_bytes` only).
+    pub cache_budget: Option<CacheBudget>,
     /// Cursor state is written at most this often (`managedLedgerDefaultMarkDeleteRateLimit`).
     pub cursor_persist_interval: Duration,
     /// Acknowledged ranges (and partly acknowledged batches) written per cursor; more are kept in
@@ -44,6 +48,14 @@ pub struct ManagedLedgerConfig {
     /// — its session expired while it still thought it served — writes nothing. `None` for a
     /// managed ledger used outside a broker's ownership (tools, tests).
     pub ownership: Option<OwnershipGuard>,
+}
+
+/// How long and how much consumed data a managed ledger keeps; see
+/// [`ManagedLedgerConfig::retention_time`] and [`ManagedLedgerConfig::retention_size`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub time: Option<Duration>,
+    pub size: Option<u64>,
 }
 
 /// An ownership record held by a metadata session: the ephemeral
@@ -66,6 +78,7 @@ impl Default for ManagedLedgerConfig {
             min_rollover: Duration::from_secs(10 * 60),
             max_rollover: Duration::from_secs(240 * 60),
             cache_bytes: 16 * 1024 * 1024,
+            cache_budget: None,
             cursor_persist_interval: Duration::from_secs(1),
             max_unacked_ranges_persisted: 10_000,
             retention_time: None,
@@ -76,6 +89,13 @@ impl Default for ManagedLedgerConfig {
 }
 
 impl ManagedLedgerConfig {
+    pub fn retention(&self) -> Retention {
+        Retention {
+            time: self.retention_time,
+            size: self.retention_size,
+        }
+    }
+
     pub fn ledger_config(&self) -> LedgerConfig {
         LedgerConfig {
             ensemble: self.ensemble,

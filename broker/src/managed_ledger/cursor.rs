@@ -1,18 +1,20 @@
 //! `ManagedCursor`: a durable subscription's cursor bound to its managed ledger.
 //!
-//! The acknowledgement logic is the sans-IO [`Cursor`]; this wrapper lends it the topic's
-//! current layout on every call, marks it dirty, and lets the background task persist it at a
-//! bounded rate (or [`ManagedCursor::flush`] now). The persisted mark-delete position is what
-//! trimming trusts, so a ledger is never deleted ahead of what a restart would restore.
+//! The acknowledgement state is the sans-IO [`Cursor`], and it has one owner: whoever opened
+//! the cursor ([`ManagedLedger::open_cursor`](super::ManagedLedger::open_cursor) hands it the
+//! state) until it gives the state back with [`ManagedCursor::release`]. The holder acks on its
+//! own copy and, at the rate it chooses (`cursor_persist_interval`), asks this handle to write
+//! it. The managed ledger never changes the state itself; it remembers where the last write put
+//! the mark-delete position, which is all trimming trusts.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::MlError;
-use super::persist;
-use super::shared::{Shared, lock};
-use crate::cursor::{AckEffect, AckSet, Cursor};
-use crate::position::{LedgerLayout, Position};
+use super::shared::{CursorCore, Shared, lock};
+use super::stored_cursor;
+use crate::cursor::Cursor;
+use crate::position::Position;
 
 /// Where a new cursor starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,62 +25,11 @@ pub enum InitialPosition {
     Earliest,
 }
 
-#[derive(Debug)]
-pub(super) struct CursorState {
-    pub cursor: Cursor,
-    /// Changed since the last successful persist.
-    pub dirty: bool,
-    pub deleted: bool,
-    pub persisted_mark_delete: Position,
-    pub persists: u64,
-    pub truncated_persists: u64,
-    pub last_dropped_ranges: u64,
-    pub last_dropped_batch_acks: u64,
-    pub last_truncation_warning: Option<Instant>,
-}
-
-#[derive(Debug)]
-pub(super) struct CursorCore {
-    pub name: String,
-    pub state: Mutex<CursorState>,
-    /// One persist of this cursor at a time, so writes land in snapshot order.
-    pub persist_lock: tokio::sync::Mutex<()>,
-}
-
-impl CursorCore {
-    /// A cursor as loaded from metadata: clean, persisted where it stands.
-    pub fn restored(name: String, cursor: Cursor) -> CursorCore {
-        CursorCore::new(name, cursor, false)
-    }
-
-    pub fn new(name: String, cursor: Cursor, dirty: bool) -> CursorCore {
-        let persisted_mark_delete = cursor.mark_delete();
-        CursorCore {
-            name,
-            state: Mutex::new(CursorState {
-                cursor,
-                dirty,
-                deleted: false,
-                persisted_mark_delete,
-                persists: 0,
-                truncated_persists: 0,
-                last_dropped_ranges: 0,
-                last_dropped_batch_acks: 0,
-                last_truncation_warning: None,
-            }),
-            persist_lock: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-/// A cursor's numbers for stats and metrics.
+/// A cursor's persistence figures for stats and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorStats {
-    pub mark_delete: Position,
+    /// Where the last write left the mark-delete position: what a restart restores.
     pub persisted_mark_delete: Position,
-    pub backlog: u64,
-    pub acked_ranges: usize,
-    pub batch_acks: usize,
     /// Successful writes of the cursor state.
     pub persists: u64,
     /// Writes that had to leave ranges or batches out (their entries would be redelivered).
@@ -86,6 +37,20 @@ pub struct CursorStats {
     /// Ranges and batches left out of the last write.
     pub dropped_ranges: u64,
     pub dropped_batch_acks: u64,
+    /// The state itself while no holder has it (a subscription not loaded).
+    pub idle: Option<IdleCursorStats>,
+}
+
+/// The figures of a cursor nobody holds, read from the state the managed ledger keeps for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleCursorStats {
+    pub mark_delete: Position,
+    /// The first entry not acknowledged, where reading resumes.
+    pub read_position: Position,
+    /// Entries after mark-delete not yet acknowledged.
+    pub backlog: u64,
+    pub acked_ranges: usize,
+    pub batch_acks: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -99,98 +64,48 @@ impl ManagedCursor {
         &self.core.name
     }
 
-    /// Runs `f` on the cursor with the topic's current layout; marks the cursor dirty.
-    pub fn update<R>(&self, f: impl FnOnce(&mut Cursor, &LedgerLayout) -> R) -> Result<R, MlError> {
-        let state = self.shared.lock();
-        let mut cursor = lock(&self.core.state);
-        if cursor.deleted {
-            return Err(MlError::CursorClosed);
+    /// How often its holder should write a changed state (the namespace's mark-delete rate).
+    pub fn persist_interval(&self) -> Duration {
+        self.shared.config.cursor_persist_interval
+    }
+
+    /// Writes `cursor`, the state its holder owns, now. Refused with `Fenced` once another
+    /// broker owns the topic and with `CursorClosed` once the cursor is deleted.
+    pub async fn persist(&self, cursor: &Cursor) -> Result<(), MlError> {
+        stored_cursor::write(&self.shared, &self.core, cursor).await
+    }
+
+    /// Gives the state back when its holder stops: stats read it, the next
+    /// [`open_cursor`](super::ManagedLedger::open_cursor) takes it. `unwritten` says the
+    /// holder's last write did not cover it; the background task then writes it.
+    pub fn release(&self, cursor: Cursor, unwritten: bool) {
+        let mut record = lock(&self.core.record);
+        if record.deleted {
+            return;
         }
-        cursor.dirty = true;
-        Ok(f(&mut cursor.cursor, &state.layout))
-    }
-
-    /// Reads the cursor with the topic's current layout.
-    pub fn inspect<R>(&self, f: impl FnOnce(&Cursor, &LedgerLayout) -> R) -> R {
-        let state = self.shared.lock();
-        let cursor = lock(&self.core.state);
-        f(&cursor.cursor, &state.layout)
-    }
-
-    /// A copy of the acknowledgement state.
-    pub fn state(&self) -> Cursor {
-        lock(&self.core.state).cursor.clone()
-    }
-
-    pub fn mark_delete(&self) -> Position {
-        lock(&self.core.state).cursor.mark_delete()
-    }
-
-    /// The first entry not acknowledged, where reading resumes.
-    pub fn next_unacked(&self) -> Position {
-        self.inspect(|c, layout| c.next_unacked(layout))
-    }
-
-    /// Entries after mark-delete not yet acknowledged.
-    pub fn backlog(&self) -> u64 {
-        self.inspect(|c, layout| c.backlog(layout))
-    }
-
-    pub fn ack(&self, p: Position) -> Result<AckEffect, MlError> {
-        Ok(self.update(|c, layout| c.ack(layout, p))??)
-    }
-
-    pub fn ack_cumulative(&self, p: Position) -> Result<AckEffect, MlError> {
-        Ok(self.update(|c, layout| c.ack_cumulative(layout, p, None))??)
-    }
-
-    /// A batch-index ack: `ack_set` as on the wire (set bit = still unacked) for a batch of
-    /// `batch_size` messages; bits past the batch are ignored (0: take the words as they are).
-    pub fn ack_batch_indexes(
-        &self,
-        p: Position,
-        ack_set: &[i64],
-        batch_size: u32,
-    ) -> Result<AckEffect, MlError> {
-        let words = if batch_size > 0 {
-            let mut set = AckSet::from_words(ack_set);
-            set.and(&AckSet::all_unacked(batch_size));
-            set.to_words()
-        } else {
-            ack_set.to_vec()
-        };
-        Ok(self.update(|c, layout| c.ack_batch_indexes(layout, p, &words))??)
-    }
-
-    pub fn is_acked(&self, p: Position, batch_index: Option<u32>) -> bool {
-        lock(&self.core.state).cursor.is_acked(p, batch_index)
-    }
-
-    /// Seek: everything before `p` acknowledged, everything from `p` on not.
-    pub fn reset_to(&self, p: Position) {
-        if let Err(e) = self.update(|c, layout| c.reset_to(layout, p)) {
-            tracing::debug!(cursor = self.name(), error = %e, "reset of a deleted cursor ignored");
+        record.idle = Some(cursor);
+        record.idle_unwritten = unwritten;
+        if unwritten {
+            self.shared.wake.notify_one();
         }
-    }
-
-    /// Writes the state now if it changed since the last write.
-    pub async fn flush(&self) -> Result<(), MlError> {
-        persist::persist(&self.shared, &self.core).await
     }
 
     pub fn stats(&self) -> CursorStats {
-        let state = self.shared.lock();
-        let c = lock(&self.core.state);
+        let layout = self.shared.lock().layout.clone();
+        let record = lock(&self.core.record);
         CursorStats {
-            mark_delete: c.cursor.mark_delete(),
-            persisted_mark_delete: c.persisted_mark_delete,
-            backlog: c.cursor.backlog(&state.layout),
-            acked_ranges: c.cursor.acked_ranges().len(),
-            batch_acks: c.cursor.batch_acks().count(),
-            persists: c.persists,
-            truncated_persists: c.truncated_persists,
-            dropped_ranges: c.last_dropped_ranges,
-            dropped_batch_acks: c.last_dropped_batch_acks,
+            persisted_mark_delete: record.persisted_mark_delete,
+            persists: record.persists,
+            truncated_persists: record.truncated_persists,
+            dropped_ranges: record.last_dropped_ranges,
+            dropped_batch_acks: record.last_dropped_batch_acks,
+            idle: record.idle.as_ref().map(|c| IdleCursorStats {
+                mark_delete: c.mark_delete(),
+                read_position: c.next_unacked(&layout),
+                backlog: c.backlog(&layout),
+                acked_ranges: c.acked_ranges().len(),
+                batch_acks: c.batch_acks().count(),
+            }),
         }
     }
 }

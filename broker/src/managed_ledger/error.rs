@@ -20,6 +20,9 @@ pub enum MlError {
     Closed,
     #[error("cursor is closed or deleted")]
     CursorClosed,
+    /// The cursor's state is held by another holder (one subscription per cursor).
+    #[error("cursor {0} is already open")]
+    CursorInUse(String),
     #[error("corrupt managed-ledger data: {0}")]
     Corrupt(String),
     #[error("position {0} is not an entry of this topic")]

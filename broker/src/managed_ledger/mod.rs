@@ -9,9 +9,10 @@
 //!   ledgers over by entries, size and age, and after a write failure re-writes the unconfirmed
 //!   appends, in order, to a new ledger.
 //! - Reads come from the entry `cache` (recent appends) or the bookies (`read`).
-//! - [`ManagedCursor`]s keep acknowledgements in memory; the background task (`persist`) writes
-//!   the changed ones at a bounded rate, then deletes the ledgers every cursor has consumed and
-//!   retention does not keep (`trim`).
+//! - A [`ManagedCursor`] writes the acknowledgement state its holder (a subscription) owns and
+//!   hands it; the managed ledger keeps a cursor's state only while nobody holds it
+//!   (`stored_cursor` is how it is stored). The background task (`trim`) deletes the ledgers
+//!   every cursor has consumed — as persisted — and retention does not keep.
 //! - Losing ownership (a fenced ledger, a lost compare-and-set) turns every write into
 //!   [`MlError::Fenced`].
 
@@ -21,10 +22,11 @@ mod config;
 mod cursor;
 mod error;
 mod info;
+mod ledgers;
 mod open;
-mod persist;
 mod read;
 mod shared;
+mod stored_cursor;
 mod trim;
 
 use std::future::Future;
@@ -37,14 +39,15 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{ManagedLedgerConfig, OwnershipGuard};
-pub use cursor::{CursorStats, InitialPosition, ManagedCursor};
+pub use cache::CacheBudget;
+pub use config::{ManagedLedgerConfig, OwnershipGuard, Retention};
+pub use cursor::{CursorStats, IdleCursorStats, InitialPosition, ManagedCursor};
 pub use error::MlError;
 pub use info::{LedgerRecord, MlInfo};
 
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};
-use shared::{Command, Shared, lock};
+use shared::{Command, CursorCore, Shared, lock};
 
 #[derive(Debug)]
 struct Handle {
@@ -56,6 +59,7 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.cancel.cancel();
+        self.shared.ended.cancel();
     }
 }
 
@@ -94,7 +98,7 @@ impl ManagedLedger {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(opened.appender.run(cancel.child_token()));
-        tasks.spawn(persist::run(opened.shared.clone(), cancel.child_token()));
+        tasks.spawn(trim::run(opened.shared.clone(), cancel.child_token()));
         Ok(ManagedLedger {
             handle: Arc::new(Handle {
                 shared: opened.shared,
@@ -108,8 +112,26 @@ impl ManagedLedger {
         &self.handle.shared
     }
 
+    /// Resolves once this managed ledger is fenced (true: another broker took the topic; the
+    /// topic should be unloaded) or closed (false). Holds no reference to the managed ledger.
+    pub fn ended(&self) -> impl Future<Output = bool> + Send + 'static {
+        let ended = self.shared().ended.clone();
+        let shared = Arc::downgrade(self.shared());
+        async move {
+            ended.cancelled().await;
+            shared
+                .upgrade()
+                .is_some_and(|s| s.status() == shared::Status::Fenced)
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.shared().name
+    }
+
+    /// Whether another broker took the topic (every write now fails `Fenced`).
+    pub fn is_fenced(&self) -> bool {
+        self.shared().status() == shared::Status::Fenced
     }
 
     /// Appends an entry. Pipelined and ordered: the futures resolve in call order, each with
@@ -184,6 +206,90 @@ impl ManagedLedger {
         }
     }
 
+    /// Changes how long and how much consumed data is kept (the namespace's retention policy
+    /// changed while the topic is loaded); true if it changed.
+    pub fn set_retention(&self, retention: Retention) -> bool {
+        let mut current = lock(&self.shared().retention);
+        let changed = *current != retention;
+        *current = retention;
+        changed
+    }
+
+    /// The lowest persisted mark-delete position of the cursors: what the backlog counts from
+    /// (None without cursors).
+    pub fn slowest_persisted(&self) -> Option<Position> {
+        self.shared()
+            .cursor_cores()
+            .iter()
+            .map(|core| lock(&core.record).persisted_mark_delete)
+            .min()
+    }
+
+    /// Bytes stored after `from`, estimated per ledger from its recorded size (entries of a
+    /// ledger counted as equally large), as Pulsar estimates a backlog.
+    pub fn bytes_after(&self, from: Position) -> u64 {
+        let state = self.shared().lock();
+        let mut total = 0u64;
+        for (ledger, size) in ledger_sizes(&state) {
+            if ledger.ledger_id < from.ledger_id || ledger.entries == 0 {
+                continue;
+            }
+            let after = if ledger.ledger_id == from.ledger_id {
+                (ledger.entries - 1 - from.entry_id).clamp(0, ledger.entries)
+            } else {
+                ledger.entries
+            };
+            total += (u128::from(size) * after as u128 / ledger.entries as u128) as u64;
+        }
+        total
+    }
+
+    /// The position through which entries must be dropped so that at most `keep` bytes remain
+    /// after it (backlog eviction); None when everything already fits.
+    pub fn position_keeping(&self, keep: u64) -> Option<Position> {
+        let state = self.shared().lock();
+        let mut kept = 0u64;
+        for (ledger, size) in ledger_sizes(&state).into_iter().rev() {
+            if ledger.entries == 0 {
+                continue;
+            }
+            if kept + size <= keep {
+                kept += size;
+                continue;
+            }
+            let per_entry = (size / ledger.entries as u64).max(1);
+            let room = ((keep - kept) / per_entry) as i64;
+            let through = ledger.entries - 1 - room.min(ledger.entries);
+            return Some(if through >= 0 {
+                Position::new(ledger.ledger_id, through)
+            } else {
+                state.layout.prev(Position::new(ledger.ledger_id, 0))
+            });
+        }
+        None
+    }
+
+    /// Acknowledges everything through `through` on a cursor nobody holds (backlog eviction);
+    /// true if it moved. A held cursor is its holder's to move.
+    pub fn skip_idle_cursor(&self, name: &str, through: Position) -> bool {
+        let Some(core) = lock(&self.shared().cursors).get(name).cloned() else {
+            return false;
+        };
+        let layout = self.layout();
+        let mut record = lock(&core.record);
+        let Some(cursor) = record.idle.as_mut() else {
+            return false;
+        };
+        let moved = cursor
+            .ack_cumulative(&layout, through, None)
+            .is_ok_and(|effect| effect.mark_delete_moved);
+        if moved {
+            record.idle_unwritten = true;
+            self.shared().wake.notify_one();
+        }
+        moved
+    }
+
     /// Up to `max` entries from `from` (inclusive) in order, stopping at the last confirmed
     /// entry; positions that do not exist (a trimmed or empty ledger) are skipped over.
     pub async fn read(
@@ -208,19 +314,25 @@ impl ManagedLedger {
         self.shared().appended.subscribe()
     }
 
-    /// The cursor `name`, loaded if persisted, else created at `initial` and persisted at once.
+    /// Takes the cursor `name` and its acknowledgement state: as persisted (or as its last
+    /// holder released it), else created at `initial` and persisted at once. The caller owns the
+    /// state until it [`release`](ManagedCursor::release)s it; a cursor already held is
+    /// `CursorInUse`.
     pub async fn open_cursor(
         &self,
         name: &str,
         initial: InitialPosition,
-    ) -> Result<ManagedCursor, MlError> {
+    ) -> Result<(ManagedCursor, Cursor), MlError> {
         let shared = self.shared();
         let _serial = shared.cursor_lock.lock().await;
         if let Some(core) = lock(&shared.cursors).get(name).cloned() {
-            return Ok(ManagedCursor {
+            let state = lock(&core.record).idle.take();
+            let state = state.ok_or_else(|| MlError::CursorInUse(name.to_string()))?;
+            let managed = ManagedCursor {
                 core,
                 shared: shared.clone(),
-            });
+            };
+            return Ok((managed, state));
         }
         shared.check_open()?;
         let cursor = {
@@ -230,14 +342,15 @@ impl ManagedLedger {
                 InitialPosition::Earliest => Cursor::earliest(&state.layout),
             }
         };
-        let core = Arc::new(cursor::CursorCore::new(name.to_string(), cursor, true));
-        persist::persist(shared, &core).await?;
+        let core = Arc::new(CursorCore::new(name.to_string(), cursor.clone(), false));
+        stored_cursor::write(shared, &core, &cursor).await?;
         lock(&shared.cursors).insert(name.to_string(), core.clone());
         tracing::info!(managed_ledger = %shared.name, cursor = name, ?initial, "cursor created");
-        Ok(ManagedCursor {
+        let managed = ManagedCursor {
             core,
             shared: shared.clone(),
-        })
+        };
+        Ok((managed, cursor))
     }
 
     /// Removes a cursor and its persisted state; ledgers it alone held become trimmable.
@@ -247,7 +360,7 @@ impl ManagedLedger {
         let core = lock(&shared.cursors).remove(name);
         let _persisting = match &core {
             Some(core) => {
-                lock(&core.state).deleted = true;
+                lock(&core.record).deleted = true;
                 Some(core.persist_lock.lock().await)
             }
             None => None,
@@ -264,7 +377,7 @@ impl ManagedLedger {
         lock(&self.shared().cursors).keys().cloned().collect()
     }
 
-    /// An open cursor by name, without creating it.
+    /// A cursor by name, without creating or taking it (its stats).
     pub fn cursor(&self, name: &str) -> Option<ManagedCursor> {
         let shared = self.shared();
         let core = lock(&shared.cursors).get(name).cloned()?;
@@ -284,15 +397,15 @@ impl ManagedLedger {
         rx.await.unwrap_or(Err(MlError::Closed))
     }
 
-    /// Persists changed cursors and trims consumed ledgers now (the background task does this
-    /// every `cursor_persist_interval`); returns the ledgers deleted.
+    /// Trims consumed ledgers now (the background task does this every
+    /// `cursor_persist_interval`); returns the ledgers deleted.
     pub async fn trim(&self) -> Result<Vec<u64>, MlError> {
-        persist::persist_all(self.shared()).await?;
         trim::trim(self.shared()).await
     }
 
-    /// Finishes the appends in flight, seals the current ledger, writes every changed cursor
-    /// and stops the tasks. Appends after this fail with `Closed`.
+    /// Finishes the appends in flight, seals the current ledger, writes idle cursors whose
+    /// holders could not, and stops the tasks. Appends after this fail with `Closed`. Holders
+    /// write their own cursors before they let go (the topic closes its subscriptions first).
     pub async fn close(&self) -> Result<(), MlError> {
         let shared = self.shared();
         let (done, rx) = oneshot::channel();
@@ -302,7 +415,7 @@ impl ManagedLedger {
         };
         let flushed = match shared.status() {
             shared::Status::Fenced => Ok(()),
-            _ => persist::persist_all(shared).await,
+            _ => stored_cursor::write_idle(shared).await,
         };
         self.handle.cancel.cancel();
         self.handle.tasks.close();
@@ -333,10 +446,34 @@ impl ManagedLedger {
             .owned_txn(|txn| txn.delete(shared.key.clone(), Expected::Any))
             .await?;
         for ledger in ledgers {
-            appender::delete_quietly(shared, ledger.ledger_id).await;
+            ledgers::delete_quietly(&shared.ledgers, &shared.name, ledger.ledger_id).await;
         }
         lock(&shared.cursors).clear();
         tracing::info!(managed_ledger = %shared.name, "managed ledger deleted");
         Ok(())
     }
+}
+
+/// Each ledger of the layout with its size in bytes: recorded for closed ledgers, counted so
+/// far for the open one.
+fn ledger_sizes(state: &shared::State) -> Vec<(crate::position::LedgerInfo, u64)> {
+    let open = state.layout.open_ledger_id();
+    state
+        .layout
+        .ledgers()
+        .iter()
+        .map(|l| {
+            let size = if l.ledger_id == open {
+                state.current_size
+            } else {
+                state
+                    .info
+                    .ledgers
+                    .iter()
+                    .find(|r| r.ledger_id as i64 == l.ledger_id)
+                    .map_or(0, |r| r.size)
+            };
+            (*l, size)
+        })
+        .collect()
 }

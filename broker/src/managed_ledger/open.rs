@@ -7,68 +7,19 @@
 //!    means another broker got there first (`Fenced`);
 //! 5. load the persisted cursors.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
-use magnetar_bookie::ledger::{LedgerClient, LedgerError, LedgerWriter};
-use magnetar_metadata::{Expected, MetadataError};
+use magnetar_bookie::ledger::{LedgerClient, LedgerError};
+use magnetar_metadata::Expected;
 
 use super::appender::Appender;
 use super::info::{self, LedgerRecord, MlInfo};
-use super::persist;
-use super::shared::{Shared, State};
+use super::ledgers::{create_ledger, now_ms};
+use super::shared::{CursorCore, Shared, State};
+use super::stored_cursor;
 use super::{ManagedLedgerConfig, MlError};
 use crate::position::LedgerLayout;
-
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn retryable(e: &LedgerError) -> bool {
-    match e {
-        LedgerError::NotEnoughBookies { .. } | LedgerError::BookieUnavailable { .. } => true,
-        LedgerError::Metadata(m) => matches!(
-            m,
-            MetadataError::Unavailable(_)
-                | MetadataError::NotLeader { .. }
-                | MetadataError::Indeterminate(_)
-        ),
-        _ => false,
-    }
-}
-
-/// Retries of a ledger creation, about 10 s in all.
-const CREATE_ATTEMPTS: u32 = 12;
-
-/// Creates a ledger for `name`, retrying a few times while bookies are missing (a bookie
-/// restarting, registrations not yet visible) before giving up.
-pub(super) async fn create_ledger(
-    ledgers: &LedgerClient,
-    config: &ManagedLedgerConfig,
-    name: &str,
-) -> Result<LedgerWriter, MlError> {
-    let custom = BTreeMap::from([
-        ("application".to_string(), "magnetar-broker".to_string()),
-        ("managed-ledger".to_string(), name.to_string()),
-    ]);
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 0;
-    loop {
-        match ledgers.create(config.ledger_config(), custom.clone()).await {
-            Ok(writer) => return Ok(writer),
-            Err(e) if retryable(&e) && attempt < CREATE_ATTEMPTS => {
-                tracing::debug!(managed_ledger = name, error = %e, "ledger creation failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
 
 /// Everything `ManagedLedger::open` builds before starting its tasks.
 pub(super) struct Opened {
@@ -157,7 +108,7 @@ pub(super) async fn open(
             .map(|l| (l.ledger_id as i64, l.entries as i64)),
     )
     .map_err(|e| MlError::Corrupt(format!("managed ledger {name}: {e}")))?;
-    let cursors = persist::load_all(&metadata, name).await?;
+    let cursors = stored_cursor::load_all(&metadata, name).await?;
 
     let mut writers = VecDeque::new();
     writers.push_back(writer.clone());
@@ -179,7 +130,7 @@ pub(super) async fn open(
         for (cursor_name, cursor) in cursors {
             map.insert(
                 cursor_name.clone(),
-                Arc::new(super::cursor::CursorCore::restored(cursor_name, cursor)),
+                Arc::new(CursorCore::new(cursor_name, cursor, true)),
             );
         }
     }

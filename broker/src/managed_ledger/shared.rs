@@ -1,5 +1,5 @@
 //! State shared by a managed ledger's handles, its cursors and its two tasks (the appender and
-//! the background persister/trimmer).
+//! the background trimmer).
 //!
 //! Locks, always taken in this order and never held across an await: `cursors` (the map only),
 //! `state`, one cursor's state, `cache`, `readers`. `meta_lock` (async) serializes the
@@ -8,16 +8,19 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use magnetar_bookie::ledger::{LedgerClient, LedgerReader, LedgerWriter};
 use magnetar_metadata::{Expected, MetadataClient, MetadataError, Txn};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::cache::EntryCache;
-use super::cursor::CursorCore;
+use super::config::Retention;
 use super::info::{self, MlInfo};
 use super::{ManagedLedgerConfig, MlError};
+use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};
 
 /// Ledgers written by this instance kept for reads (the open one and the last closed ones).
@@ -76,6 +79,56 @@ impl State {
     }
 }
 
+/// What the managed ledger keeps of one cursor. The acknowledgement state has one owner at a
+/// time: the holder that opened the cursor (a subscription), or — while nobody holds it — this
+/// record (`idle`). The managed ledger writes the snapshots its holder hands it and remembers
+/// where the last one left the mark-delete position: that, not the holder's live state, is what
+/// trimming trusts, so a ledger is never deleted ahead of what a restart would restore.
+#[derive(Debug)]
+pub(super) struct CursorCore {
+    pub name: String,
+    pub record: Mutex<CursorRecord>,
+    /// One write of this cursor at a time, so writes land in snapshot order.
+    pub persist_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+pub(super) struct CursorRecord {
+    /// The state while no holder has it: restored at open, handed back when its holder stops.
+    pub idle: Option<Cursor>,
+    /// `idle` holds changes its holder could not write; the background task retries them.
+    pub idle_unwritten: bool,
+    pub deleted: bool,
+    pub persisted_mark_delete: Position,
+    pub persists: u64,
+    pub truncated_persists: u64,
+    pub last_dropped_ranges: u64,
+    pub last_dropped_batch_acks: u64,
+    pub last_truncation_warning: Option<Instant>,
+}
+
+impl CursorCore {
+    /// A cursor whose state `cursor` is persisted as it stands; `idle` when nobody holds it yet.
+    pub fn new(name: String, cursor: Cursor, idle: bool) -> CursorCore {
+        let persisted_mark_delete = cursor.mark_delete();
+        CursorCore {
+            name,
+            record: Mutex::new(CursorRecord {
+                idle: idle.then_some(cursor),
+                idle_unwritten: false,
+                deleted: false,
+                persisted_mark_delete,
+                persists: 0,
+                truncated_persists: 0,
+                last_dropped_ranges: 0,
+                last_dropped_batch_acks: 0,
+                last_truncation_warning: None,
+            }),
+            persist_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Shared {
     pub name: String,
@@ -92,10 +145,14 @@ pub(super) struct Shared {
     pub cursors: Mutex<BTreeMap<String, Arc<CursorCore>>>,
     /// Serializes cursor creation and deletion.
     pub cursor_lock: tokio::sync::Mutex<()>,
-    /// Wakes the background task (persist cursors, then trim) before its next tick.
+    /// Wakes the background task (trim) before its next tick.
     pub wake: Notify,
     /// Ledger writes that failed (each followed by a rollover).
     pub write_failures: AtomicU64,
+    /// Cancelled once the managed ledger is fenced or closed.
+    pub ended: CancellationToken,
+    /// Retention now (the namespace policy may change while the topic is loaded).
+    pub retention: Mutex<Retention>,
 }
 
 impl Shared {
@@ -107,10 +164,14 @@ impl Shared {
         commands: mpsc::UnboundedSender<Command>,
     ) -> Shared {
         let last = state.last_confirmed;
+        let retention = config.retention();
         Shared {
             name: name.to_string(),
             key: info::ml_key(name),
-            cache: Mutex::new(EntryCache::new(config.cache_bytes)),
+            cache: Mutex::new(EntryCache::new(
+                config.cache_bytes,
+                config.cache_budget.clone(),
+            )),
             config,
             ledgers,
             status: AtomicU8::new(Status::Open as u8),
@@ -123,6 +184,8 @@ impl Shared {
             cursor_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             write_failures: AtomicU64::new(0),
+            ended: CancellationToken::new(),
+            retention: Mutex::new(retention),
         }
     }
 
@@ -164,6 +227,7 @@ impl Shared {
         {
             tracing::warn!(managed_ledger = %self.name, "fenced: another broker owns the topic now");
         }
+        self.ended.cancel();
     }
 
     pub fn set_closed(&self) {
@@ -173,6 +237,7 @@ impl Shared {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        self.ended.cancel();
     }
 
     /// Changes the ledger list by compare-and-set: `edit` the latest list, write it, then

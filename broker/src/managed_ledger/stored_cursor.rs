@@ -1,4 +1,5 @@
-//! Cursor persistence in the metadata service, and the background task that runs it.
+//! How a cursor is stored in the metadata service: its encoding, the bounded snapshot that
+//! always fits one value, loading every cursor of a topic, and the conditional write.
 //!
 //! Each cursor is one key, `/managed-ledgers/{name}/cursors/{cursor}`, holding compact JSON:
 //! `{"markDelete":[ledger,entry],"ranges":[[l1,e1,l2,e2]…],"batch":[[ledger,entry,[words…]]…],
@@ -10,20 +11,16 @@
 //!
 //! Writes are transactions conditional on the ledger list being at the version this instance
 //! wrote: once another broker has opened the topic, our cursor writes fail (`Fenced`) instead of
-//! overwriting its state. The background task writes dirty cursors every
-//! `cursor_persist_interval`, then trims consumed ledgers.
+//! overwriting its state.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use magnetar_metadata::{Expected, MetadataClient};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
-use super::cursor::CursorCore;
+use super::MlError;
 use super::info::{cursor_key, cursors_prefix, unescape};
-use super::shared::{Shared, Status, lock};
-use super::{MlError, trim};
+use super::shared::{CursorCore, Shared, lock};
 use crate::cursor::{AckedRange, BatchAck, Cursor, CursorSnapshot, SnapshotLimits};
 use crate::position::Position;
 
@@ -146,89 +143,70 @@ pub(super) async fn load_all(
     Ok(out)
 }
 
-/// Writes one cursor if it changed since its last write.
-pub(super) async fn persist(shared: &Shared, core: &CursorCore) -> Result<(), MlError> {
+/// Writes `cursor` — the state of `core`, as its owner holds it — now.
+pub(super) async fn write(
+    shared: &Shared,
+    core: &CursorCore,
+    cursor: &Cursor,
+) -> Result<(), MlError> {
     let _serial = core.persist_lock.lock().await;
-    let (snapshot, bytes) = {
-        let mut state = lock(&core.state);
-        if state.deleted {
-            return Err(MlError::CursorClosed);
-        }
-        if !state.dirty {
-            return Ok(());
-        }
-        state.dirty = false;
-        bounded_snapshot(&state.cursor, shared.config.max_unacked_ranges_persisted)
-    };
+    if lock(&core.record).deleted {
+        return Err(MlError::CursorClosed);
+    }
+    let (snapshot, bytes) = bounded_snapshot(cursor, shared.config.max_unacked_ranges_persisted);
     let key = cursor_key(&shared.name, &core.name);
-    let result = shared
+    shared
         .owned_txn(|txn| txn.put(key.clone(), bytes.clone(), Expected::Any))
-        .await;
-    let mut state = lock(&core.state);
-    match result {
-        Ok(()) => {
-            state.persisted_mark_delete = snapshot.mark_delete;
-            state.persists += 1;
-            state.last_dropped_ranges = snapshot.dropped_ranges;
-            state.last_dropped_batch_acks = snapshot.dropped_batch_acks;
-            if snapshot.is_truncated() {
-                state.truncated_persists += 1;
-                let due = state
-                    .last_truncation_warning
-                    .is_none_or(|at| at.elapsed() >= TRUNCATION_WARNING_EVERY);
-                if due {
-                    state.last_truncation_warning = Some(Instant::now());
-                    tracing::warn!(managed_ledger = %shared.name, cursor = %core.name,
-                        dropped_ranges = snapshot.dropped_ranges, dropped_batch_acks = snapshot.dropped_batch_acks,
-                        kept_ranges = snapshot.acked_ranges.len(),
-                        "cursor state truncated when persisted: after a restart the left-out acknowledged messages are redelivered");
-                }
-            }
-            Ok(())
-        }
-        Err(e) => {
-            state.dirty = true;
-            Err(e)
+        .await?;
+    let mut record = lock(&core.record);
+    record.persisted_mark_delete = snapshot.mark_delete;
+    record.persists += 1;
+    record.last_dropped_ranges = snapshot.dropped_ranges;
+    record.last_dropped_batch_acks = snapshot.dropped_batch_acks;
+    if snapshot.is_truncated() {
+        record.truncated_persists += 1;
+        let due = record
+            .last_truncation_warning
+            .is_none_or(|at| at.elapsed() >= TRUNCATION_WARNING_EVERY);
+        if due {
+            record.last_truncation_warning = Some(Instant::now());
+            tracing::warn!(managed_ledger = %shared.name, cursor = %core.name,
+                dropped_ranges = snapshot.dropped_ranges, dropped_batch_acks = snapshot.dropped_batch_acks,
+                kept_ranges = snapshot.acked_ranges.len(),
+                "cursor state truncated when persisted: after a restart the left-out acknowledged messages are redelivered");
         }
     }
+    Ok(())
 }
 
-/// Writes every dirty cursor; logs failures (the next round retries them).
-pub(super) async fn persist_all(shared: &Shared) -> Result<(), MlError> {
-    let mut first_error = None;
+/// Writes the idle cursors whose last holder could not write its final state (a failed write
+/// is retried here, on the background task's tick, until it lands or the topic is fenced).
+pub(super) async fn write_idle(shared: &Shared) -> Result<(), MlError> {
     for core in shared.cursor_cores() {
-        match persist(shared, &core).await {
-            Ok(()) | Err(MlError::CursorClosed) => {}
-            Err(e) => {
-                if e != MlError::Fenced {
-                    tracing::warn!(managed_ledger = %shared.name, cursor = %core.name, error = %e, "persisting cursor failed");
+        let unwritten = {
+            let record = lock(&core.record);
+            match (&record.idle, record.idle_unwritten) {
+                (Some(cursor), true) => Some(cursor.clone()),
+                _ => None,
+            }
+        };
+        let Some(cursor) = unwritten else { continue };
+        match write(shared, &core, &cursor).await {
+            Ok(()) => {
+                let mut record = lock(&core.record);
+                // Unless a holder took it meanwhile, what is idle is what was written.
+                if record.idle.as_ref() == Some(&cursor) {
+                    record.idle_unwritten = false;
                 }
-                first_error.get_or_insert(e);
+            }
+            Err(MlError::CursorClosed) => {}
+            Err(MlError::Fenced) => return Err(MlError::Fenced),
+            Err(e) => {
+                tracing::warn!(managed_ledger = %shared.name, cursor = %core.name, error = %e, "persisting an idle cursor failed; will retry");
             }
         }
     }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// The background task: persist dirty cursors at a bounded rate, then trim.
-pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
-    let interval = shared.config.cursor_persist_interval;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-            _ = shared.wake.notified() => {}
-        }
-        if shared.status() == Status::Fenced {
-            return;
-        }
-        if persist_all(&shared).await == Err(MlError::Fenced) {
-            return;
-        }
-        if let Err(e) = trim::trim(&shared).await {
-            tracing::warn!(managed_ledger = %shared.name, error = %e, "trimming failed");
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

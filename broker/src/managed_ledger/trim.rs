@@ -8,12 +8,15 @@
 //! without it; the first ledger retention keeps stops the walk. The open ledger is never deleted.
 //! The list is updated by compare-and-set first, then the ledgers are deleted from the bookies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::appender::delete_quietly;
+use tokio_util::sync::CancellationToken;
+
 use super::info::LedgerRecord;
-use super::open::now_ms;
-use super::shared::{Shared, lock};
+use super::ledgers::{delete_quietly, now_ms};
+use super::shared::{Shared, Status, lock};
+use super::stored_cursor;
 use super::{ManagedLedgerConfig, MlError};
 use crate::position::{LedgerLayout, Position};
 
@@ -62,15 +65,21 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
         let state = shared.lock();
         let slowest = cores
             .iter()
-            .map(|core| lock(&core.state).persisted_mark_delete)
+            .map(|core| lock(&core.record).persisted_mark_delete)
             .min();
         let total = state.info.ledgers.iter().map(|l| l.size).sum::<u64>() + state.current_size;
+        let retention = *lock(&shared.retention);
+        let config = ManagedLedgerConfig {
+            retention_time: retention.time,
+            retention_size: retention.size,
+            ..shared.config.clone()
+        };
         candidates(
             &state.info.ledgers,
             &state.layout,
             slowest,
             total,
-            &shared.config,
+            &config,
             now_ms(),
         )
     };
@@ -90,10 +99,33 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
     for id in &ids {
         lock(&shared.cache).remove_ledger(*id as i64);
         lock(&shared.readers).remove(id);
-        delete_quietly(shared, *id).await;
+        delete_quietly(&shared.ledgers, &shared.name, *id).await;
     }
     tracing::info!(managed_ledger = %shared.name, ledgers = ?ids, "trimmed consumed ledgers");
     Ok(ids)
+}
+
+/// The background task: every `cursor_persist_interval` (or when woken), write idle cursors
+/// whose last holder could not, then trim — only persisted positions move the trim boundary,
+/// so there is nothing to trim more often than cursors are written.
+pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let interval = shared.config.cursor_persist_interval;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = shared.wake.notified() => {}
+        }
+        if shared.status() == Status::Fenced {
+            return;
+        }
+        if stored_cursor::write_idle(&shared).await == Err(MlError::Fenced) {
+            return;
+        }
+        if let Err(e) = trim(&shared).await {
+            tracing::warn!(managed_ledger = %shared.name, error = %e, "trimming failed");
+        }
+    }
 }
 
 #[cfg(test)]

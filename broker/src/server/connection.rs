@@ -1,7 +1,14 @@
 //! One client connection: the handshake, keep-alive, and every command, answered with Pulsar's
 //! replies and error codes. Commands are handled in arrival order; work that waits on storage
-//! (loading a topic, creating a producer or consumer) runs in its own task and reports back, so
-//! a slow topic never stalls the connection's other producers and consumers.
+//! (loading a topic, creating a producer or consumer, seeking, unsubscribing, reading the last
+//! message id) runs in its own task and reports back, so a slow topic never stalls the
+//! connection's other producers and consumers.
+//!
+//! Guards: CONNECT must come first and within `connect_timeout`; SENDs waiting for storage are
+//! bounded per connection and broker-wide (the connection is not read while it is over either
+//! bound, so a fast publisher is slowed to what the bookies take); a write that makes no progress
+//! for `write_timeout` (a client that stopped reading) closes the connection; a frame too large
+//! to send is dropped, never the connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,12 +23,12 @@ use magnetar_protocol::pulsar::command_partitioned_topic_metadata_response::Look
 use magnetar_protocol::pulsar::*;
 use magnetar_protocol::{Frame, FrameError, MessageId, PulsarCodec, TopicName};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, ConnectionAuth, Refresh};
-use super::producer::{Producer, Receipt};
+use super::producer::{Producer, PublishPermits, Receipt};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;
@@ -42,13 +49,17 @@ const OUTBOUND_QUEUE: usize = 8192;
 /// How long a closing connection may take to write what is queued (an ERROR, say).
 const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A producer id on this connection. `Creating` remembers the PRODUCER request it answers, so
+/// that a creation finishing after its id was closed (and perhaps reused) is told apart.
 enum ProducerSlot {
-    Creating,
+    Creating { request_id: u64 },
     Ready(Producer),
 }
 
 enum ConsumerSlot {
-    Creating,
+    Creating {
+        request_id: u64,
+    },
     Ready {
         topic: Arc<Topic>,
         subscription: SubscriptionHandle,
@@ -71,6 +82,13 @@ enum Completion {
         request_id: u64,
         result: Result<(Arc<Topic>, SubscriptionHandle, u64), BrokerError>,
     },
+    /// A reply prepared off the command loop; `forget` is the consumer `(client id, broker
+    /// id)` it ended (UNSUBSCRIBE), forgotten before the reply goes out so that the client may
+    /// reuse the id as soon as it reads it.
+    Reply {
+        frame: Box<Frame>,
+        forget: Option<(u64, u64)>,
+    },
 }
 
 struct Connection {
@@ -90,6 +108,11 @@ struct Connection {
     /// that ignore CLOSE_PRODUCER (pulsar-rs) to look the topic up again.
     closed_by_broker: std::collections::HashSet<u64>,
     auth: ConnectionAuth,
+    /// The connection's own token: cancelled when it closes.
+    cancel: CancellationToken,
+    /// SENDs of this connection waiting for storage
+    /// (`limits.max_pending_publish_requests_per_connection`).
+    pending_publish: Arc<Semaphore>,
 }
 
 pub(super) async fn run<R, W>(
@@ -103,20 +126,36 @@ pub(super) async fn run<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let codec = PulsarCodec::new(service.config.max_frame_size());
+    let ctx = service.ctx().clone();
+    let codec = PulsarCodec::new(ctx.config.max_frame_size());
     let mut frames = FramedRead::new(read, codec.clone());
     let mut sink = FramedWrite::new(write, codec);
     let (out, mut outbound) = mpsc::channel::<Frame>(OUTBOUND_QUEUE);
     let writer_cancel = cancel.clone();
+    let write_timeout = ctx.config.limits.write_timeout();
+    let stalled = ctx.metrics.guards.stalled_connections.clone();
     let mut writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
                 _ = writer_cancel.cancelled() => break,
                 frame = outbound.recv() => match frame { Some(f) => f, None => break },
             };
-            if let Err(e) = sink.send(frame).await {
-                tracing::debug!(error = %e, "write failed");
-                break;
+            match tokio::time::timeout(write_timeout, sink.send(frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(FrameError::TooLarge { size, max })) => {
+                    // Nothing stored is larger than a SEND may be, so this is a bug; losing the
+                    // connection (and every consumer on it) would make it worse.
+                    tracing::error!(%peer, size, max, "a frame for the client exceeds the frame limit; dropped");
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    break;
+                }
+                Err(_) => {
+                    stalled.inc();
+                    tracing::info!(%peer, timeout = ?write_timeout, "closing connection: the client stopped reading");
+                    break;
+                }
             }
         }
         writer_cancel.cancel();
@@ -124,8 +163,15 @@ pub(super) async fn run<R, W>(
     let (completions, mut completed) = mpsc::unbounded_channel();
     let (evictions, mut evicted) = mpsc::unbounded_channel::<(u64, u64)>();
     let (producer_evictions, mut evicted_producers) = mpsc::unbounded_channel::<u64>();
-    let keep_alive = service.config.keep_alive();
-    let refresh = service.config.auth_refresh_check();
+    let keep_alive = ctx.config.keep_alive();
+    let refresh = ctx.config.auth_refresh_check();
+    let connect_deadline = tokio::time::sleep(ctx.config.limits.connect_timeout());
+    tokio::pin!(connect_deadline);
+    let pending_publish = Arc::new(Semaphore::new(
+        ctx.config
+            .limits
+            .max_pending_publish_requests_per_connection,
+    ));
     let mut auth_check = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
     let mut conn = Connection {
         id,
@@ -141,6 +187,8 @@ pub(super) async fn run<R, W>(
         producer_evictions,
         closed_by_broker: Default::default(),
         auth: ConnectionAuth::default(),
+        cancel: cancel.clone(),
+        pending_publish,
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut heard_since_tick = true;
@@ -150,6 +198,10 @@ pub(super) async fn run<R, W>(
             // client's re-SUBSCRIBE with the same id is read.
             biased;
             _ = cancel.cancelled() => break,
+            _ = &mut connect_deadline, if !conn.connected => {
+                tracing::info!(%peer, "closing connection: no CONNECT in time");
+                break;
+            }
             Some((client_id, broker_id)) = evicted.recv() => {
                 if matches!(conn.consumers.get(&client_id), Some(ConsumerSlot::Ready { id, .. }) if *id == broker_id) {
                     conn.consumers.remove(&client_id);
@@ -187,7 +239,8 @@ pub(super) async fn run<R, W>(
                     break;
                 }
                 heard_since_tick = false;
-                if conn.send(CommandPing {}.into()).await.is_err() {
+                // A full queue means the writer is behind; the write timeout judges that.
+                if conn.connected && conn.try_send(CommandPing {}.into()).is_err() {
                     break;
                 }
             }
@@ -218,6 +271,15 @@ impl Connection {
         self.out.send(frame).await.map_err(|_| Closed)
     }
 
+    /// Queues `frame` unless the queue is full (then it is dropped); `Closed` if the writer is
+    /// gone.
+    fn try_send(&self, frame: Frame) -> Result<(), Closed> {
+        match self.out.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        }
+    }
+
     async fn send_error(&self, request_id: u64, error: &BrokerError) -> Result<(), Closed> {
         self.send(commands::error(request_id, error.code(), error.to_string()).into())
             .await
@@ -229,7 +291,7 @@ impl Connection {
             tracing::debug!(peer = %self.peer, kind = command.r#type, "ignoring unknown command");
             return Ok(());
         };
-        if !self.connected && !matches!(kind, Type::Connect | Type::Ping | Type::Pong) {
+        if !self.connected && kind != Type::Connect {
             tracing::info!(peer = %self.peer, ?kind, "closing connection: command before CONNECT");
             return Err(Closed);
         }
@@ -288,13 +350,22 @@ impl Connection {
             }
             Type::CloseConsumer => {
                 let close = command.close_consumer.unwrap_or_default();
-                if let Some(ConsumerSlot::Ready {
-                    subscription, id, ..
-                }) = self.consumers.remove(&close.consumer_id)
-                {
-                    subscription.remove_consumer(id).await;
+                let success: Frame = commands::success(close.request_id).into();
+                match self.consumers.remove(&close.consumer_id) {
+                    Some(ConsumerSlot::Ready {
+                        subscription, id, ..
+                    }) => {
+                        // SUCCESS once the subscription let the consumer go (its unacked
+                        // messages are on their way to others), without waiting here.
+                        let out = self.out.clone();
+                        tokio::spawn(async move {
+                            subscription.remove_consumer(id).await;
+                            let _ = out.send(success).await;
+                        });
+                        Ok(())
+                    }
+                    _ => self.send(success).await,
                 }
-                self.send(commands::success(close.request_id).into()).await
             }
             Type::Unsubscribe => {
                 self.unsubscribe(command.unsubscribe.unwrap_or_default())
@@ -342,7 +413,7 @@ impl Connection {
         if self.connected {
             return Err(Closed);
         }
-        match ConnectionAuth::connect(self.service.admin.authenticator(), &connect) {
+        match ConnectionAuth::connect(self.service.ctx().admin.authenticator(), &connect) {
             Ok(auth) => self.auth = auth,
             Err(e) => {
                 // Java's answer; clients see it as a failed connection (nothing but CONNECTED
@@ -365,7 +436,7 @@ impl Connection {
         let connected = CommandConnected {
             server_version: SERVER_VERSION.into(),
             protocol_version: Some(self.protocol_version),
-            max_message_size: Some(self.service.config.max_message_size as i32),
+            max_message_size: Some(self.service.ctx().config.max_message_size as i32),
             feature_flags: Some(FeatureFlags {
                 supports_auth_refresh: Some(true),
                 ..Default::default()
@@ -380,7 +451,7 @@ impl Connection {
         operation: TopicOperation<'_>,
     ) -> Result<(), BrokerError> {
         auth::authorize(
-            &self.service.admin,
+            &self.service.ctx().admin,
             self.auth.role.as_deref(),
             topic,
             operation,
@@ -390,7 +461,7 @@ impl Connection {
 
     /// The periodic token check: challenge an expired token, close after an unanswered one.
     async fn check_auth(&mut self) -> Result<(), Closed> {
-        if !self.connected || !self.service.admin.authenticator().is_enabled() {
+        if !self.connected || !self.service.ctx().admin.authenticator().is_enabled() {
             return Ok(());
         }
         match self.auth.check_now() {
@@ -410,7 +481,7 @@ impl Connection {
     async fn auth_response(&mut self, response: CommandAuthResponse) -> Result<(), Closed> {
         match self
             .auth
-            .respond(self.service.admin.authenticator(), &response)
+            .respond(self.service.ctx().admin.authenticator(), &response)
         {
             Ok(()) => Ok(()),
             Err(reason) => {
@@ -427,22 +498,24 @@ impl Connection {
                 request_id,
                 result,
             } => {
+                let waiting = matches!(
+                    self.producers.get(&producer_id),
+                    Some(ProducerSlot::Creating { request_id: r }) if *r == request_id
+                );
                 let frame = match result {
+                    Ok((topic, name, _)) if !waiting => {
+                        // Closed while being created (its id perhaps reused since).
+                        let owner = ProducerOwner {
+                            connection: self.id,
+                            producer_id,
+                        };
+                        topic.remove_producer(&name, owner);
+                        let error = BrokerError::ServiceNotReady(format!(
+                            "producer {producer_id} was closed while being created"
+                        ));
+                        commands::error(request_id, error.code(), error.to_string()).into()
+                    }
                     Ok((topic, name, schema_version)) => {
-                        if !matches!(
-                            self.producers.get(&producer_id),
-                            Some(ProducerSlot::Creating)
-                        ) {
-                            // Closed while being created.
-                            topic.remove_producer(
-                                &name,
-                                ProducerOwner {
-                                    connection: self.id,
-                                    producer_id,
-                                },
-                            );
-                            return;
-                        }
                         let owner = ProducerOwner {
                             connection: self.id,
                             producer_id,
@@ -461,7 +534,9 @@ impl Connection {
                         .into()
                     }
                     Err(e) => {
-                        self.producers.remove(&producer_id);
+                        if waiting {
+                            self.producers.remove(&producer_id);
+                        }
                         commands::error(request_id, e.code(), e.to_string()).into()
                     }
                 };
@@ -472,15 +547,25 @@ impl Connection {
                 request_id,
                 result,
             } => {
+                let waiting = matches!(
+                    self.consumers.get(&consumer_id),
+                    Some(ConsumerSlot::Creating { request_id: r }) if *r == request_id
+                );
                 let frame = match result {
-                    Ok((topic, subscription, id)) => {
-                        if !matches!(
-                            self.consumers.get(&consumer_id),
-                            Some(ConsumerSlot::Creating)
-                        ) {
+                    Ok((_, subscription, id)) if !waiting => {
+                        let out = self.out.clone();
+                        let error = BrokerError::ServiceNotReady(format!(
+                            "consumer {consumer_id} was closed while being created"
+                        ));
+                        let frame: Frame =
+                            commands::error(request_id, error.code(), error.to_string()).into();
+                        tokio::spawn(async move {
                             subscription.remove_consumer(id).await;
-                            return;
-                        }
+                            let _ = out.send(frame).await;
+                        });
+                        return;
+                    }
+                    Ok((topic, subscription, id)) => {
                         self.consumers.insert(
                             consumer_id,
                             ConsumerSlot::Ready {
@@ -492,11 +577,21 @@ impl Connection {
                         commands::success(request_id).into()
                     }
                     Err(e) => {
-                        self.consumers.remove(&consumer_id);
+                        if waiting {
+                            self.consumers.remove(&consumer_id);
+                        }
                         commands::error(request_id, e.code(), e.to_string()).into()
                     }
                 };
                 let _ = self.send(frame).await;
+            }
+            Completion::Reply { frame, forget } => {
+                if let Some((client_id, broker_id)) = forget
+                    && matches!(self.consumers.get(&client_id), Some(ConsumerSlot::Ready { id, .. }) if *id == broker_id)
+                {
+                    self.consumers.remove(&client_id);
+                }
+                let _ = self.send(*frame).await;
             }
         }
     }

@@ -3,7 +3,10 @@
 
 mod auth;
 mod connection;
+mod limiter;
 mod producer;
+
+pub use limiter::{ConnectionCounter, ConnectionSlot};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use crate::tls::TlsListener;
 pub async fn serve(
     listener: TcpListener,
     service: Arc<BrokerService>,
+    counter: Arc<ConnectionCounter>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -30,17 +34,28 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let slot = match counter.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(limit) => {
+                        tracing::debug!(%peer, limit, "connection refused by a limit");
+                        continue;
+                    }
+                };
                 stream.set_nodelay(true).ok();
                 let id = service.next_id();
                 let (read, write) = stream.into_split();
-                tasks.spawn(connection::run(
+                let connection = connection::run(
                     id,
                     read,
                     write,
                     peer,
                     service.clone(),
                     shutdown.child_token(),
-                ));
+                );
+                tasks.spawn(async move {
+                    connection.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -54,6 +69,7 @@ pub async fn serve(
 pub async fn serve_tls(
     mut listener: TlsListener,
     service: Arc<BrokerService>,
+    counter: Arc<ConnectionCounter>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -65,16 +81,27 @@ pub async fn serve_tls(
         let Some((stream, peer)) = accepted else {
             return;
         };
+        let slot = match counter.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                tracing::debug!(%peer, limit, "connection refused by a limit");
+                continue;
+            }
+        };
         let id = service.next_id();
         let (read, write) = tokio::io::split(stream);
-        tasks.spawn(connection::run(
+        let connection = connection::run(
             id,
             read,
             write,
             peer,
             service.clone(),
             shutdown.child_token(),
-        ));
+        );
+        tasks.spawn(async move {
+            connection.await;
+            drop(slot);
+        });
     }
 }
 

@@ -6,17 +6,44 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use magnetar_protocol::Frame;
 use magnetar_protocol::pulsar::{CommandSendError, CommandSendReceipt, MessageIdData};
-use tokio::sync::mpsc;
+use prometheus::IntGauge;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::error::BrokerError;
 use crate::position::Position;
 use crate::topic::{ProducerOwner, Topic};
+
+/// What one SEND holds until its receipt is queued: a slot of its connection's pending
+/// publishes and its bytes of the broker's publish buffer.
+pub(super) struct PublishPermits {
+    _slot: OwnedSemaphorePermit,
+    buffer: OwnedSemaphorePermit,
+    gauge: IntGauge,
+}
+
+impl PublishPermits {
+    pub fn new(slot: OwnedSemaphorePermit, buffer: OwnedSemaphorePermit, gauge: IntGauge) -> Self {
+        gauge.add(buffer.num_permits() as i64);
+        PublishPermits {
+            _slot: slot,
+            buffer,
+            gauge,
+        }
+    }
+}
+
+impl Drop for PublishPermits {
+    fn drop(&mut self) {
+        self.gauge.sub(self.buffer.num_permits() as i64);
+    }
+}
 
 /// One SEND waiting for its entry to be durable.
 pub(super) struct Receipt {
     pub sequence_id: u64,
     pub highest_sequence_id: Option<u64>,
     pub append: BoxFuture<'static, Result<Position, BrokerError>>,
+    pub permits: PublishPermits,
 }
 
 #[derive(Debug)]
@@ -61,7 +88,9 @@ impl Producer {
                         .into()
                     }
                 };
-                if out.send(frame).await.is_err() {
+                let sent = out.send(frame).await;
+                drop(receipt.permits);
+                if sent.is_err() {
                     return;
                 }
             }

@@ -1,13 +1,13 @@
 //! The subscription's task: owns the sans-IO [`Subscription`], reads entries as permits allow,
-//! sends MESSAGE frames, records acknowledgements, applies message TTL and persists the cursor
-//! at a bounded rate.
+//! sends MESSAGE frames, records acknowledgements, expires messages when told (message TTL and
+//! backlog quotas, applied by the broker's policy check) and persists the cursor
+//! at the namespace's mark-delete rate. The subscription is the cursor state's only owner: the
+//! managed cursor writes the snapshots it is given and gets the state back when the task ends.
 
 use super::*;
 
-/// How often a changed cursor is persisted (Pulsar's mark-delete rate limit is 1/s).
-const PERSIST_EVERY: Duration = Duration::from_secs(1);
-/// How often message TTL is applied.
-const TTL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often a reader's (non-persisted) cursor would be written: never, but the timer needs one.
+const READER_PERSIST_EVERY: Duration = Duration::from_secs(3600);
 /// `ACTIVE_CONSUMER_CHANGE` exists from protocol v12.
 const ACTIVE_CONSUMER_CHANGE_VERSION: i32 = 12;
 
@@ -19,8 +19,11 @@ pub(super) struct Actor {
     pub(super) persisted: Option<ManagedCursor>,
     pub(super) dirty: bool,
     pub(super) consumers: HashMap<u64, ConsumerLink>,
-    /// For reading namespace policies (message TTL).
-    pub(super) metadata: Option<magnetar_metadata::MetadataClient>,
+    /// Frames for consumers whose connection queue was full, in order; such a consumer is
+    /// paused in the dispatcher until they are all queued.
+    pub(super) outboxes: HashMap<u64, VecDeque<Frame>>,
+    /// One wait for room per paused consumer.
+    pub(super) writable: FuturesUnordered<BoxFuture<'static, (u64, Option<OwnedPermit<Frame>>)>>,
 }
 
 fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
@@ -45,8 +48,12 @@ impl Actor {
         stopped: CancellationToken,
     ) {
         let mut appends = self.ml.watch_appends();
-        let mut persist = tokio::time::interval(PERSIST_EVERY);
-        let mut ttl_check = tokio::time::interval(TTL_CHECK_EVERY);
+        let every = self
+            .persisted
+            .as_ref()
+            .map_or(READER_PERSIST_EVERY, ManagedCursor::persist_interval);
+        let mut persist = tokio::time::interval(every);
+        persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = rx.recv() => {
@@ -60,12 +67,17 @@ impl Actor {
                         break;
                     }
                 }
+                Some((id, permit)) = self.writable.next(), if !self.writable.is_empty() => {
+                    self.room_for(id, permit);
+                }
                 _ = persist.tick() => self.persist().await,
-                _ = ttl_check.tick() => self.expire_by_ttl().await,
             }
             self.pump().await;
         }
         self.persist().await;
+        if let Some(cursor) = self.persisted.take() {
+            cursor.release(self.subscription.into_cursor(), self.dirty);
+        }
         stopped.cancel();
     }
 
@@ -73,12 +85,20 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Add(link, reply) => {
+                if let Some(refusal) = self.consumer_limit() {
+                    let _ = reply.send(Err(refusal));
+                    return true;
+                }
                 let info = ConsumerInfo::new(link.id, link.name.clone())
                     .with_priority(link.priority_level);
                 let layout = self.ml.layout();
                 let sub_type = self.subscription.sub_type();
                 let result = match self.subscription.add_consumer(&layout, sub_type, info) {
                     Ok(changes) => {
+                        self.topic
+                            .counters
+                            .consumers
+                            .fetch_add(1, Ordering::Relaxed);
                         self.consumers.insert(link.id, link);
                         self.announce(changes).await;
                         Ok(())
@@ -163,12 +183,26 @@ impl Actor {
                         unacked_messages: dispatcher.unacked_messages(link.id),
                     })
                     .collect();
+                let layout = self.ml.layout();
+                let cursor = self.subscription.cursor();
                 let _ = reply.send(SubscriptionStats {
-                    backlog: self.subscription.backlog(&self.ml.layout()),
-                    mark_delete: self.subscription.cursor().mark_delete(),
+                    backlog: self.subscription.backlog(&layout),
+                    mark_delete: cursor.mark_delete(),
+                    read_position: cursor.next_unacked(&layout),
+                    acked_ranges: cursor.acked_ranges().len(),
                     consumers,
                 });
             }
+            Msg::SkipThrough(position) => {
+                let layout = self.ml.layout();
+                if position > self.subscription.cursor().mark_delete()
+                    && self.subscription.expire_through(&layout, position)
+                {
+                    tracing::info!(subscription = self.name, topic = %self.topic.name, through = %position, "backlog evicted (quota)");
+                    self.dirty = true;
+                }
+            }
+            Msg::ExpireBefore(time) => self.expire_before(time, "quota").await,
             Msg::Close(reply) => {
                 self.persist().await;
                 let _ = reply.send(());
@@ -179,11 +213,39 @@ impl Actor {
     }
 
     async fn remove(&mut self, id: u64) {
-        if self.consumers.remove(&id).is_some()
-            && let Ok(changes) = self.subscription.remove_consumer(id)
-        {
+        // Undelivered frames go with it: its unacked entries go back for redelivery below.
+        self.outboxes.remove(&id);
+        if self.consumers.remove(&id).is_none() {
+            return;
+        }
+        self.topic
+            .counters
+            .consumers
+            .fetch_sub(1, Ordering::Relaxed);
+        if let Ok(changes) = self.subscription.remove_consumer(id) {
             self.announce(changes).await;
         }
+    }
+
+    /// The refusal of one more consumer, if a limit forbids it.
+    fn consumer_limit(&self) -> Option<BrokerError> {
+        let limits = self.topic.limits;
+        if limits::reached(self.consumers.len(), limits.max_consumers_per_subscription) {
+            self.topic.guards.refused("max_consumers_per_subscription");
+            return Some(BrokerError::ConsumerBusy(format!(
+                "subscription {} reached the maximum of {} consumers (limits.max_consumers_per_subscription)",
+                self.name, limits.max_consumers_per_subscription
+            )));
+        }
+        let on_topic = self.topic.counters.consumers.load(Ordering::Relaxed) as usize;
+        if limits::reached(on_topic, limits.max_consumers) {
+            self.topic.guards.refused("max_consumers_per_topic");
+            return Some(BrokerError::ConsumerBusy(format!(
+                "topic {} reached the maximum of {} consumers (limits.max_consumers_per_topic)",
+                self.topic.name, limits.max_consumers
+            )));
+        }
+        None
     }
 
     /// Closes a consumer from the broker's side: its connection forgets it first, then the
@@ -196,12 +258,74 @@ impl Actor {
                 request_id: 0,
                 ..Default::default()
             };
-            let _ = link.out.send(close.into()).await;
+            // A connection too full to take it is closed by its write timeout anyway.
+            let _ = link.out.try_send(close.into());
         }
         self.remove(id).await;
     }
 
-    async fn announce(&self, changes: Vec<ActiveConsumerChange>) {
+    /// Queues `frame` for consumer `id` without waiting: behind its outbox if it has one, else
+    /// on its connection; a full connection starts the outbox and pauses the consumer.
+    fn push(&mut self, id: u64, frame: Frame) {
+        if let Some(outbox) = self.outboxes.get_mut(&id) {
+            outbox.push_back(frame);
+            return;
+        }
+        let Some(link) = self.consumers.get(&id) else {
+            return;
+        };
+        match link.out.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                self.outboxes.entry(id).or_default().push_back(frame);
+                let _ = self.subscription.set_paused(id, true);
+                self.wait_for_room(id);
+            }
+            // The connection is closing; it removes its consumers.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn wait_for_room(&mut self, id: u64) {
+        if let Some(link) = self.consumers.get(&id) {
+            let out = link.out.clone();
+            self.writable
+                .push(async move { (id, out.reserve_owned().await.ok()) }.boxed());
+        }
+    }
+
+    /// Room on consumer `id`'s connection: queue its outbox; resume it once empty.
+    fn room_for(&mut self, id: u64, permit: Option<OwnedPermit<Frame>>) {
+        let Some(permit) = permit else {
+            self.outboxes.remove(&id); // the connection is gone
+            return;
+        };
+        let (Some(outbox), Some(link)) = (self.outboxes.get_mut(&id), self.consumers.get(&id))
+        else {
+            return;
+        };
+        if let Some(frame) = outbox.pop_front() {
+            let _ = permit.send(frame);
+        }
+        while let Some(frame) = outbox.pop_front() {
+            match link.out.try_send(frame) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    outbox.push_front(frame);
+                    self.wait_for_room(id);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    outbox.clear();
+                    break;
+                }
+            }
+        }
+        self.outboxes.remove(&id);
+        let _ = self.subscription.set_paused(id, false);
+    }
+
+    async fn announce(&mut self, changes: Vec<ActiveConsumerChange>) {
         for change in changes {
             let Some(link) = self.consumers.get(&change.consumer_id) else {
                 continue;
@@ -213,7 +337,7 @@ impl Actor {
                 consumer_id: link.client_consumer_id,
                 is_active: Some(change.is_active),
             };
-            let _ = link.out.send(frame.into()).await;
+            self.push(change.consumer_id, frame.into());
         }
     }
 
@@ -239,6 +363,9 @@ impl Actor {
         if !report.unknown.is_empty() {
             tracing::debug!(subscription = self.name, unknown = ?report.unknown, "acks for unknown positions ignored");
         }
+        if !report.oversized_ack_sets.is_empty() {
+            tracing::info!(subscription = self.name, positions = ?report.oversized_ack_sets, "batch-index acks larger than any batch ignored");
+        }
         self.dirty = true;
     }
 
@@ -250,7 +377,9 @@ impl Actor {
                 .unwrap_or_else(|| layout.end_position()),
             SeekTarget::MessageId(id) if id.ledger_id == i64::MAX => layout.end_position(),
             SeekTarget::MessageId(id) => Position::new(id.ledger_id, id.entry_id),
-            SeekTarget::PublishTime(time) => self.find_by_publish_time(&layout, time).await?,
+            SeekTarget::PublishTime(time) => {
+                publish_time::first_at_or_after(&self.ml, &layout, time).await?
+            }
         };
         self.subscription.seek(&layout, position);
         self.dirty = true;
@@ -258,65 +387,20 @@ impl Actor {
         Ok(())
     }
 
-    /// Acknowledges, for this subscription, every message older than the namespace's TTL.
-    async fn expire_by_ttl(&mut self) {
-        let Some(metadata) = &self.metadata else {
-            return;
-        };
-        let Some(ttl) = message_ttl(metadata, &self.topic.name).await else {
-            return;
-        };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let cutoff = now_ms.saturating_sub(ttl.as_millis() as u64);
+    /// Acknowledges every message published before `cutoff` (ms since the epoch).
+    async fn expire_before(&mut self, cutoff: u64, why: &str) {
         let layout = self.ml.layout();
-        let Ok(first_live) = self.find_by_publish_time(&layout, cutoff).await else {
+        let Ok(first_live) = publish_time::first_at_or_after(&self.ml, &layout, cutoff).await
+        else {
             return;
         };
         let last_expired = layout.prev(first_live);
         if last_expired > self.subscription.cursor().mark_delete()
             && self.subscription.expire_through(&layout, last_expired)
         {
-            tracing::info!(subscription = self.name, topic = %self.topic.name, through = %last_expired, "messages expired by TTL");
+            tracing::info!(subscription = self.name, topic = %self.topic.name, through = %last_expired, why, "messages expired");
             self.dirty = true;
         }
-    }
-
-    /// The first entry published at or after `time` (binary search over the topic).
-    async fn find_by_publish_time(
-        &self,
-        layout: &LedgerLayout,
-        time: u64,
-    ) -> Result<Position, BrokerError> {
-        let positions: Vec<Position> = layout
-            .ledgers()
-            .iter()
-            .flat_map(|l| (0..l.entries).map(move |e| Position::new(l.ledger_id, e)))
-            .collect();
-        let (mut low, mut high) = (0usize, positions.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            let entries = self
-                .ml
-                .read_positions(&positions[mid..=mid])
-                .await
-                .map_err(|e| BrokerError::Persistence(e.to_string()))?;
-            let published = entries
-                .first()
-                .and_then(|(_, bytes)| Payload::parse(bytes.clone()).ok())
-                .and_then(|p| p.metadata().ok())
-                .map_or(0, |m| m.publish_time);
-            if published < time {
-                low = mid + 1
-            } else {
-                high = mid
-            }
-        }
-        Ok(positions
-            .get(low)
-            .copied()
-            .unwrap_or_else(|| layout.end_position()))
     }
 
     async fn persist(&mut self) {
@@ -324,13 +408,7 @@ impl Actor {
             return;
         }
         if let Some(cursor) = &self.persisted {
-            // The subscription's cursor is the live state; the managed cursor persists a copy.
-            let state = self.subscription.cursor().clone();
-            let result = match cursor.update(|persisted, _| *persisted = state) {
-                Ok(()) => cursor.flush().await,
-                Err(e) => Err(e),
-            };
-            match result {
+            match cursor.persist(self.subscription.cursor()).await {
                 Ok(()) => self.dirty = false,
                 Err(e) => {
                     tracing::warn!(subscription = self.name, error = %e, "persisting the cursor failed; will retry")
@@ -421,6 +499,14 @@ impl Actor {
                 ack_set,
                 consumer_epoch: None,
             };
+            let mut frame = Frame::with_payload(message, payload);
+            if frame.encoded_len() > self.topic.max_frame_size
+                && let Some(message) = frame.command.message.as_mut()
+            {
+                // Without the batch's acked indexes the client may see some of them again
+                // (at-least-once), but the entry goes out.
+                message.ack_set.clear();
+            }
             self.topic
                 .counters
                 .msg_out
@@ -431,7 +517,7 @@ impl Actor {
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             // A closed connection removes its consumers; its undelivered messages are
             // redelivered then.
-            let _ = link.out.send(Frame::with_payload(message, payload)).await;
+            self.push(delivery.consumer_id, frame);
         }
     }
 }

@@ -4,30 +4,36 @@
 //! cursor at a bounded rate. Everything that touches the subscription goes through its queue,
 //! so its state needs no locks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use magnetar_protocol::pulsar::command_ack::AckType;
 use magnetar_protocol::pulsar::{
     CommandAck, CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage, MessageIdData,
 };
 use magnetar_protocol::{Frame, MessageId, Payload};
+use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::SharedCounters;
 use crate::cursor::Cursor;
 use crate::dispatch::{
     ActiveConsumerChange, ConsumerInfo, Delivery, DispatchError, DispatcherConfig, EntryMeta,
     ReadRequest, SubType, hash,
 };
 use crate::error::BrokerError;
+use crate::limits::{self, GuardMetrics};
 use crate::managed_ledger::{InitialPosition as MlInitialPosition, ManagedCursor, ManagedLedger};
 use crate::position::{LedgerLayout, Position};
+use crate::publish_time;
 use crate::subscription::{AckKind, AckedMessage, Subscription};
+use crate::topic_context::{SharedCounters, TopicLimits};
 use magnetar_protocol::TopicName;
 
 mod actor;
@@ -89,6 +95,10 @@ enum Msg {
     MarkDelete(oneshot::Sender<Position>),
     Backlog(oneshot::Sender<(u64, usize)>),
     Stats(oneshot::Sender<SubscriptionStats>),
+    /// Backlog eviction: acknowledge everything through this position.
+    SkipThrough(Position),
+    /// Backlog eviction by age: acknowledge everything published before this time (ms).
+    ExpireBefore(u64),
     Close(oneshot::Sender<()>),
 }
 
@@ -98,6 +108,10 @@ pub struct SubscriptionStats {
     /// Entries after mark-delete not yet acknowledged.
     pub backlog: u64,
     pub mark_delete: Position,
+    /// The first entry not acknowledged.
+    pub read_position: Position,
+    /// Ranges acknowledged above mark-delete.
+    pub acked_ranges: usize,
     pub consumers: Vec<ConsumerStats>,
 }
 
@@ -133,18 +147,10 @@ pub struct TopicView {
     pub name: TopicName,
     pub ml: ManagedLedger,
     pub counters: SharedCounters,
-}
-
-/// The namespace's `message_ttl_in_seconds` policy of `topic`, if set and positive.
-async fn message_ttl(
-    metadata: &magnetar_metadata::MetadataClient,
-    topic: &TopicName,
-) -> Option<Duration> {
-    let key = magnetar_admin_api::keys::namespace_policies(topic.tenant(), topic.namespace_local());
-    let record = metadata.get(&key).await.ok()??;
-    let policies: serde_json::Value = serde_json::from_slice(&record.value).ok()?;
-    let seconds = policies.get("message_ttl_in_seconds")?.as_i64()?;
-    (seconds > 0).then(|| Duration::from_secs(seconds as u64))
+    /// The largest frame a connection sends (`max_message_size` + padding).
+    pub max_frame_size: usize,
+    pub limits: TopicLimits,
+    pub guards: GuardMetrics,
 }
 
 impl SubscriptionHandle {
@@ -153,7 +159,6 @@ impl SubscriptionHandle {
         topic: TopicView,
         name: String,
         options: SubscriptionOptions,
-        metadata: magnetar_metadata::MetadataClient,
     ) -> Result<SubscriptionHandle, BrokerError> {
         let ml = topic.ml.clone();
         let layout = ml.layout();
@@ -162,11 +167,11 @@ impl SubscriptionHandle {
                 InitialPosition::Earliest => MlInitialPosition::Earliest,
                 InitialPosition::Latest => MlInitialPosition::Latest,
             };
-            let managed = ml
+            let (managed, state) = ml
                 .open_cursor(&name, initial)
                 .await
                 .map_err(|e| BrokerError::Persistence(e.to_string()))?;
-            (managed.state(), Some(managed))
+            (state, Some(managed))
         } else {
             (
                 reader_cursor(&layout, options.start_message_id, options.initial_position),
@@ -187,7 +192,8 @@ impl SubscriptionHandle {
             persisted,
             dirty: false,
             consumers: HashMap::new(),
-            metadata: Some(metadata),
+            outboxes: HashMap::new(),
+            writable: FuturesUnordered::new(),
         };
         tokio::spawn(actor.run(rx, stopped.clone()));
         Ok(SubscriptionHandle {
@@ -273,9 +279,21 @@ impl SubscriptionHandle {
         self.ask(Msg::Stats).await
     }
 
-    /// Persists the cursor and stops the task (consumers are not told; used on topic close).
+    /// Acknowledges everything through `position` (backlog quota eviction).
+    pub fn skip_through(&self, position: Position) {
+        let _ = self.tx.send(Msg::SkipThrough(position));
+    }
+
+    /// Acknowledges everything published before `time_ms` (message-age quota eviction).
+    pub fn expire_before(&self, time_ms: u64) {
+        let _ = self.tx.send(Msg::ExpireBefore(time_ms));
+    }
+
+    /// Persists the cursor, gives its state back to the managed ledger and stops the task
+    /// (consumers are not told; used on topic close and before a subscription is replaced).
     pub async fn close(&self) {
         let _ = self.ask(Msg::Close).await;
+        self.stopped.cancelled().await;
     }
 }
 

@@ -1,5 +1,7 @@
 //! SUBSCRIBE, ACK, UNSUBSCRIBE, SEEK and GET_LAST_MESSAGE_ID: consumers join their
 //! subscription's actor, which dispatches, tracks acknowledgements and persists the cursor.
+//! Whatever waits on the subscription or on storage runs off the command loop and answers by
+//! itself (or through a completion when the connection's state must change first).
 
 use super::*;
 
@@ -10,6 +12,19 @@ impl Connection {
         if self.consumers.contains_key(&consumer_id) {
             let error = BrokerError::ConsumerBusy(format!(
                 "consumer id {consumer_id} is already in use on this connection"
+            ));
+            return self.send_error(request_id, &error).await;
+        }
+        let limits = &self.service.ctx().config.limits;
+        if self.consumers.len() >= limits.max_consumers_per_connection {
+            self.service
+                .ctx()
+                .metrics
+                .guards
+                .refused("max_consumers_per_connection");
+            let error = BrokerError::NotAllowed(format!(
+                "the connection holds {} consumers, the limit (limits.max_consumers_per_connection)",
+                self.consumers.len()
             ));
             return self.send_error(request_id, &error).await;
         }
@@ -54,7 +69,8 @@ impl Connection {
                 .is_some_and(|m| m.allow_out_of_order_delivery()),
             partition_index: topic.partition(),
         };
-        self.consumers.insert(consumer_id, ConsumerSlot::Creating);
+        self.consumers
+            .insert(consumer_id, ConsumerSlot::Creating { request_id });
         let service = self.service.clone();
         let completions = self.completions.clone();
         let out = self.out.clone();
@@ -67,7 +83,7 @@ impl Connection {
                 let consume = TopicOperation::Consume {
                     subscription: &request.subscription,
                 };
-                auth::authorize(&service.admin, role.as_deref(), &topic, consume).await?;
+                auth::authorize(&service.ctx().admin, role.as_deref(), &topic, consume).await?;
                 let topic = service
                     .topic(&topic, request.force_topic_creation())
                     .await?;
@@ -134,17 +150,29 @@ impl Connection {
             return self.send_error(request.request_id, &error).await;
         };
         let (subscription, id, topic) = (subscription.clone(), *id, topic.clone());
-        match subscription.unsubscribe(id, request.force()).await {
-            Ok(()) => {
-                self.consumers.remove(&request.consumer_id);
-                if let Err(e) = topic.remove_subscription(subscription.name()).await {
-                    return self.send_error(request.request_id, &e).await;
-                }
-                self.send(commands::success(request.request_id).into())
+        let completions = self.completions.clone();
+        let consumer_id = request.consumer_id;
+        tokio::spawn(async move {
+            let result = match subscription.unsubscribe(id, request.force()).await {
+                Ok(()) => topic
+                    .remove_subscription(subscription.name())
                     .await
-            }
-            Err(e) => self.send_error(request.request_id, &e).await,
-        }
+                    .map(|()| true),
+                Err(e) => Err(e),
+            };
+            let (frame, forget) = match result {
+                Ok(_) => (commands::success(request.request_id).into(), true),
+                // The subscription ended even if its cursor could not be deleted.
+                Err(e) => (
+                    commands::error(request.request_id, e.code(), e.to_string()).into(),
+                    subscription.is_closed(),
+                ),
+            };
+            let forget = forget.then_some((consumer_id, id));
+            let frame = Box::new(frame);
+            let _ = completions.send(Completion::Reply { frame, forget });
+        });
+        Ok(())
     }
 
     pub(super) async fn seek(&mut self, request: CommandSeek) -> Result<(), Closed> {
@@ -165,17 +193,27 @@ impl Connection {
             }
         };
         let subscription = subscription.clone();
-        match subscription.seek(target).await {
-            // SUCCESS first; the subscription then closes its consumers so they re-subscribe
-            // with fresh permits, as Java does.
-            Ok(()) => {
-                self.send(commands::success(request.request_id).into())
-                    .await?;
-                subscription.disconnect_consumers();
-                Ok(())
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            match subscription.seek(target).await {
+                // SUCCESS first; the subscription then closes its consumers so they
+                // re-subscribe with fresh permits, as Java does.
+                Ok(()) => {
+                    if out
+                        .send(commands::success(request.request_id).into())
+                        .await
+                        .is_ok()
+                    {
+                        subscription.disconnect_consumers();
+                    }
+                }
+                Err(e) => {
+                    let error = commands::error(request.request_id, e.code(), e.to_string());
+                    let _ = out.send(error.into()).await;
+                }
             }
-            Err(e) => self.send_error(request.request_id, &e).await,
-        }
+        });
+        Ok(())
     }
 
     pub(super) async fn last_message_id(
@@ -192,36 +230,51 @@ impl Connection {
                 BrokerError::NotAllowed(format!("consumer {} is not ready", request.consumer_id));
             return self.send_error(request.request_id, &error).await;
         };
-        let partition = topic.name().partition().map(|p| p as i32);
-        let last = match topic.last_entry().await {
-            Ok(last) => last,
-            Err(e) => return self.send_error(request.request_id, &e).await,
-        };
-        let last_message_id = match last {
-            Some((position, messages)) => MessageIdData {
-                ledger_id: position.ledger_id as u64,
-                entry_id: position.entry_id as u64,
-                partition,
-                batch_index: (messages > 1).then(|| messages as i32 - 1),
-                ..Default::default()
-            },
-            None => MessageIdData {
-                ledger_id: u64::MAX,
-                entry_id: u64::MAX,
-                partition,
-                ..Default::default()
-            },
-        };
-        let mark_delete = subscription.mark_delete().await;
-        let response = CommandGetLastMessageIdResponse {
-            last_message_id,
-            request_id: request.request_id,
-            consumer_mark_delete_position: mark_delete.map(|p| MessageIdData {
-                ledger_id: p.ledger_id as u64,
-                entry_id: p.entry_id as u64,
-                ..Default::default()
-            }),
-        };
-        self.send(response.into()).await
+        let (topic, subscription) = (topic.clone(), subscription.clone());
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            let frame: Frame =
+                match last_message_id(&topic, &subscription, request.request_id).await {
+                    Ok(response) => response.into(),
+                    Err(e) => commands::error(request.request_id, e.code(), e.to_string()).into(),
+                };
+            let _ = out.send(frame).await;
+        });
+        Ok(())
     }
+}
+
+/// GET_LAST_MESSAGE_ID's answer: the topic's last entry (read back from storage) and the
+/// subscription's mark-delete position.
+async fn last_message_id(
+    topic: &Topic,
+    subscription: &SubscriptionHandle,
+    request_id: u64,
+) -> Result<CommandGetLastMessageIdResponse, BrokerError> {
+    let partition = topic.name().partition().map(|p| p as i32);
+    let last_message_id = match topic.last_entry().await? {
+        Some((position, messages)) => MessageIdData {
+            ledger_id: position.ledger_id as u64,
+            entry_id: position.entry_id as u64,
+            partition,
+            batch_index: (messages > 1).then(|| messages as i32 - 1),
+            ..Default::default()
+        },
+        None => MessageIdData {
+            ledger_id: u64::MAX,
+            entry_id: u64::MAX,
+            partition,
+            ..Default::default()
+        },
+    };
+    let mark_delete = subscription.mark_delete().await;
+    Ok(CommandGetLastMessageIdResponse {
+        last_message_id,
+        request_id,
+        consumer_mark_delete_position: mark_delete.map(|p| MessageIdData {
+            ledger_id: p.ledger_id as u64,
+            entry_id: p.entry_id as u64,
+            ..Default::default()
+        }),
+    })
 }

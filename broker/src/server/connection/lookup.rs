@@ -1,8 +1,11 @@
 //! Topic discovery on a connection: partitioned metadata, lookup, schemas, and the topics of a
-//! namespace.
+//! namespace. Each is authorized as Pulsar does: lookup, partitioned metadata and GET_SCHEMA
+//! need a role that may produce or consume on the topic, GET_OR_CREATE_SCHEMA one that may
+//! produce, and GET_TOPICS_OF_NAMESPACE a tenant admin or a namespace-wide grant.
 
 use super::*;
 use crate::cluster::LookupAnswer;
+use magnetar_admin_api::NamespaceName;
 
 // Ownership failures carry Pulsar's phrases ("Failed to acquire ownership", "is being
 // unloaded"): the C++ client keeps its connection on a ServiceNotReady that says them.
@@ -44,6 +47,7 @@ impl Connection {
             Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
                 Ok(()) => self
                     .service
+                    .ctx()
                     .namespaces
                     .lookup(&topic, authoritative)
                     .await
@@ -89,14 +93,17 @@ impl Connection {
             ..Default::default()
         };
         let found = match TopicName::parse(&request.topic) {
-            Ok(topic) => {
-                schema::get(
-                    &self.service.metadata,
-                    &topic,
-                    request.schema_version.as_deref(),
-                )
-                .await
-            }
+            Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
+                Ok(()) => {
+                    schema::get(
+                        &self.service.ctx().metadata,
+                        &topic,
+                        request.schema_version.as_deref(),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
         };
         match found {
@@ -117,35 +124,82 @@ impl Connection {
         self.send(response.into()).await
     }
 
+    /// Registers a schema (as a producer with a schema does): only for a role that may produce,
+    /// on a topic this broker serves (loaded, or created where auto-creation allows).
     pub(super) async fn get_or_create_schema(
         &mut self,
         request: CommandGetOrCreateSchema,
     ) -> Result<(), Closed> {
-        let mut response = CommandGetOrCreateSchemaResponse {
-            request_id: request.request_id,
-            ..Default::default()
-        };
-        let result = match TopicName::parse(&request.topic) {
-            Ok(topic) => {
-                schema::get_or_create(&self.service.metadata, &topic, &request.schema).await
-            }
-            Err(e) => Err(BrokerError::InvalidTopicName(e.to_string())),
-        };
-        match result {
-            Ok(version) => response.schema_version = Some(schema::version_bytes(version)),
+        let request_id = request.request_id;
+        let topic = match TopicName::parse(&request.topic) {
+            Ok(topic) => topic,
             Err(e) => {
-                response.error_code = Some(e.code() as i32);
-                response.error_message = Some(e.to_string());
+                let error = BrokerError::InvalidTopicName(e.to_string());
+                return self.send(schema_error(request_id, &error).into()).await;
             }
+        };
+        if let Err(e) = self.authorize(&topic, TopicOperation::Produce).await {
+            return self.send(schema_error(request_id, &e).into()).await;
         }
-        self.send(response.into()).await
+        let service = self.service.clone();
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let loaded = service.topic(&topic, true).await?;
+                schema::get_or_create(
+                    &service.ctx().metadata,
+                    loaded.name(),
+                    &request.schema,
+                    &service.ctx().config.limits,
+                )
+                .await
+            }
+            .await;
+            let response = match result {
+                Ok(version) => CommandGetOrCreateSchemaResponse {
+                    request_id,
+                    schema_version: Some(schema::version_bytes(version)),
+                    ..Default::default()
+                },
+                Err(e) => schema_error(request_id, &e),
+            };
+            let _ = out.send(response.into()).await;
+        });
+        Ok(())
     }
 
     pub(super) async fn topics_of_namespace(
         &mut self,
         request: CommandGetTopicsOfNamespace,
     ) -> Result<(), Closed> {
-        match self.service.topics_of_namespace(&request.namespace).await {
+        let namespace = match NamespaceName::parse(&request.namespace) {
+            Ok(namespace) => namespace,
+            Err(e) => {
+                let error = BrokerError::NotAllowed(format!(
+                    "invalid namespace {:?}: {e}",
+                    request.namespace
+                ));
+                return self.send_error(request.request_id, &error).await;
+            }
+        };
+        let admin = &self.service.ctx().admin;
+        if admin.authorizer().is_enabled()
+            && let Err(e) = admin
+                .authorize_namespace_topics(self.auth.role.as_deref(), &namespace)
+                .await
+        {
+            let error = if e.status.is_server_error() {
+                BrokerError::Metadata(e.reason)
+            } else {
+                BrokerError::AuthorizationError(e.reason)
+            };
+            return self.send_error(request.request_id, &error).await;
+        }
+        match self
+            .service
+            .topics_of_namespace(&namespace.to_string())
+            .await
+        {
             Ok(topics) => {
                 let response = CommandGetTopicsOfNamespaceResponse {
                     request_id: request.request_id,
@@ -158,5 +212,14 @@ impl Connection {
             }
             Err(e) => self.send_error(request.request_id, &e).await,
         }
+    }
+}
+
+fn schema_error(request_id: u64, error: &BrokerError) -> CommandGetOrCreateSchemaResponse {
+    CommandGetOrCreateSchemaResponse {
+        request_id,
+        error_code: Some(error.code() as i32),
+        error_message: Some(error.to_string()),
+        ..Default::default()
     }
 }

@@ -1,5 +1,8 @@
 //! PRODUCER and SEND: producers are created off the command loop (the topic may have to be
 //! loaded), and entries go to the topic's managed ledger with receipts in order per producer.
+//! A SEND holds a slot of the connection's pending publishes and its bytes of the broker's
+//! publish buffer until its receipt is queued; while either is exhausted the command loop waits,
+//! so the connection is not read (Pulsar's auto-read off).
 
 use super::*;
 
@@ -10,6 +13,19 @@ impl Connection {
         if self.producers.contains_key(&producer_id) {
             let error = BrokerError::ProducerBusy(format!(
                 "producer id {producer_id} is already in use on this connection"
+            ));
+            return self.send_error(request_id, &error).await;
+        }
+        let limits = &self.service.ctx().config.limits;
+        if self.producers.len() >= limits.max_producers_per_connection {
+            self.service
+                .ctx()
+                .metrics
+                .guards
+                .refused("max_producers_per_connection");
+            let error = BrokerError::NotAllowed(format!(
+                "the connection holds {} producers, the limit (limits.max_producers_per_connection)",
+                self.producers.len()
             ));
             return self.send_error(request_id, &error).await;
         }
@@ -30,7 +46,8 @@ impl Connection {
             );
             return self.send_error(request_id, &error).await;
         }
-        self.producers.insert(producer_id, ProducerSlot::Creating);
+        self.producers
+            .insert(producer_id, ProducerSlot::Creating { request_id });
         let service = self.service.clone();
         let completions = self.completions.clone();
         let owner = ProducerOwner {
@@ -47,7 +64,7 @@ impl Connection {
         tokio::spawn(async move {
             let result = async {
                 auth::authorize(
-                    &service.admin,
+                    &service.ctx().admin,
                     role.as_deref(),
                     &topic,
                     TopicOperation::Produce,
@@ -56,7 +73,13 @@ impl Connection {
                 let topic = service.topic(&topic, true).await?;
                 let schema_version = match request.schema.as_ref().filter(|s| !schema::is_none(s)) {
                     Some(s) => Some(schema::version_bytes(
-                        schema::get_or_create(&service.metadata, topic.name(), s).await?,
+                        schema::get_or_create(
+                            &service.ctx().metadata,
+                            topic.name(),
+                            s,
+                            &service.ctx().config.limits,
+                        )
+                        .await?,
                     )),
                     None => None,
                 };
@@ -65,8 +88,8 @@ impl Connection {
                     // Unique across the cluster: the broker's id is part of it.
                     None => format!(
                         "{}-{}-{}",
-                        service.config.cluster,
-                        service.namespaces.broker_id(),
+                        service.ctx().config.cluster,
+                        service.ctx().namespaces.broker_id(),
                         service.next_id(),
                     ),
                 };
@@ -98,11 +121,14 @@ impl Connection {
             tracing::info!(peer = %self.peer, producer_id = send.producer_id, "closing connection: SEND for a producer the broker closed (its topic moved)");
             return Err(Closed);
         }
-        let Some(ProducerSlot::Ready(producer)) = self.producers.get(&send.producer_id) else {
+        if !matches!(
+            self.producers.get(&send.producer_id),
+            Some(ProducerSlot::Ready(_))
+        ) {
             // A SEND racing with CLOSE_PRODUCER: Java ignores it too.
             tracing::debug!(peer = %self.peer, producer_id = send.producer_id, "SEND for an unknown producer ignored");
             return Ok(());
-        };
+        }
         let error = |code: ServerError, message: String| -> Frame {
             CommandSendError {
                 producer_id: send.producer_id,
@@ -137,17 +163,69 @@ impl Connection {
                     .await;
             }
         };
+        let entry = payload.to_entry();
+        let max = self.service.ctx().config.max_message_size;
+        if entry.len() > max {
+            // Stored, it could not be delivered in a MESSAGE frame.
+            tracing::info!(peer = %self.peer, size = entry.len(), max, "SEND larger than max_message_size refused");
+            return self
+                .send(error(
+                    ServerError::NotAllowedError,
+                    format!(
+                        "message of {} bytes exceeds the broker's max_message_size of {max} bytes",
+                        entry.len()
+                    ),
+                ))
+                .await;
+        }
         let num_messages = send
             .num_messages
             .unwrap_or(1)
             .max(metadata.num_messages_in_batch.unwrap_or(1))
             .max(1) as u32;
-        let append = producer.topic.publish(payload.to_entry(), num_messages);
+        let permits = self.publish_permits(entry.len()).await?;
+        let Some(ProducerSlot::Ready(producer)) = self.producers.get(&send.producer_id) else {
+            return Ok(()); // closed by the broker while we waited
+        };
+        let append = producer.topic.publish(entry, num_messages);
         producer.enqueue(Receipt {
             sequence_id: send.sequence_id,
             highest_sequence_id: send.highest_sequence_id,
             append: append.boxed(),
+            permits,
         });
         Ok(())
+    }
+
+    /// A slot of the connection's pending publishes and `bytes` of the broker's publish
+    /// buffer, waiting (and so not reading the connection) while either is exhausted.
+    async fn publish_permits(&self, bytes: usize) -> Result<PublishPermits, Closed> {
+        let ctx = self.service.ctx();
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let slot = match self.pending_publish.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                ctx.metrics.guards.publish_throttled.inc();
+                tokio::select! {
+                    slot = self.pending_publish.clone().acquire_owned() => slot.map_err(|_| Closed)?,
+                    _ = self.cancel.cancelled() => return Err(Closed),
+                }
+            }
+        };
+        let buffer = match ctx.publish_buffer.clone().try_acquire_many_owned(bytes) {
+            Ok(buffer) => buffer,
+            Err(_) => {
+                ctx.metrics.guards.publish_throttled.inc();
+                tokio::select! {
+                    buffer = ctx.publish_buffer.clone().acquire_many_owned(bytes) => buffer.map_err(|_| Closed)?,
+                    _ = self.cancel.cancelled() => return Err(Closed),
+                }
+            }
+        };
+        Ok(PublishPermits::new(
+            slot,
+            buffer,
+            ctx.metrics.guards.pending_publish_bytes.clone(),
+        ))
     }
 }

@@ -1,0 +1,68 @@
+//! The managed ledger's calls to the ledger client that more than one part makes: creating a
+//! ledger for the topic (with retries while bookies come and go), deleting one that left the
+//! list, and the clock ledger records are stamped with.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use magnetar_bookie::ledger::{LedgerClient, LedgerError, LedgerWriter};
+use magnetar_metadata::MetadataError;
+
+use super::{ManagedLedgerConfig, MlError};
+
+/// Milliseconds since the epoch (ledger close times, retention).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn retryable(e: &LedgerError) -> bool {
+    match e {
+        LedgerError::NotEnoughBookies { .. } | LedgerError::BookieUnavailable { .. } => true,
+        LedgerError::Metadata(m) => matches!(
+            m,
+            MetadataError::Unavailable(_)
+                | MetadataError::NotLeader { .. }
+                | MetadataError::Indeterminate(_)
+        ),
+        _ => false,
+    }
+}
+
+/// Retries of a ledger creation, about 10 s in all.
+const CREATE_ATTEMPTS: u32 = 12;
+
+/// Creates a ledger for `name`, retrying a few times while bookies are missing (a bookie
+/// restarting, registrations not yet visible) before giving up.
+pub(super) async fn create_ledger(
+    ledgers: &LedgerClient,
+    config: &ManagedLedgerConfig,
+    name: &str,
+) -> Result<LedgerWriter, MlError> {
+    let custom = BTreeMap::from([
+        ("application".to_string(), "magnetar-broker".to_string()),
+        ("managed-ledger".to_string(), name.to_string()),
+    ]);
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match ledgers.create(config.ledger_config(), custom.clone()).await {
+            Ok(writer) => return Ok(writer),
+            Err(e) if retryable(&e) && attempt < CREATE_ATTEMPTS => {
+                tracing::debug!(managed_ledger = name, error = %e, "ledger creation failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Deletes a ledger no longer in the list; a failure leaves an orphan, which is only space.
+pub(super) async fn delete_quietly(ledgers: &LedgerClient, name: &str, ledger_id: u64) {
+    if let Err(e) = ledgers.delete(ledger_id).await {
+        tracing::warn!(managed_ledger = name, ledger_id, error = %e, "could not delete ledger");
+    }
+}

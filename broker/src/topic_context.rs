@@ -1,0 +1,51 @@
+//! What a topic and its subscriptions need from the broker, and nothing more. The topic
+//! registry builds a [`TopicContext`] for every topic it loads, so `topic`,
+//! `subscription_actor`, `stats` and `metrics` never reach back into the broker.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use magnetar_bookie::ledger::LedgerClient;
+use prometheus::Histogram;
+
+/// The broker's services a topic uses.
+#[derive(Debug, Clone)]
+pub struct TopicContext {
+    /// The ledger client the topic's managed ledger writes through.
+    pub ledgers: LedgerClient,
+    /// The broker-wide publish latency histogram.
+    pub publish_latency: Histogram,
+    /// Whether a durable subscription may be created by subscribing
+    /// (`allowAutoSubscriptionCreation`).
+    pub allow_auto_subscription_creation: bool,
+    /// The largest frame a connection sends.
+    pub max_frame_size: usize,
+    /// Producers, consumers and subscriptions a topic may hold.
+    pub limits: TopicLimits,
+    /// Counts what the limits refuse.
+    pub guards: crate::limits::GuardMetrics,
+}
+
+/// The per-topic part of the broker's limits (0: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicLimits {
+    pub max_producers: usize,
+    pub max_consumers: usize,
+    pub max_consumers_per_subscription: usize,
+    pub max_subscriptions: usize,
+}
+
+/// A topic's message and byte counters, shared by the topic (in) and its subscriptions (out),
+/// read by stats and metrics.
+#[derive(Debug, Default)]
+pub struct TopicCounters {
+    pub msg_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub msg_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Consumers attached over all subscriptions (for `max_consumers_per_topic`).
+    pub consumers: AtomicU64,
+}
+
+/// Shared counters of one topic.
+pub type SharedCounters = Arc<TopicCounters>;
