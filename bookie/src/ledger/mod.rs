@@ -14,6 +14,7 @@
 pub mod metadata;
 pub mod placement;
 mod pool;
+mod quorum;
 mod reader;
 mod recovery;
 mod writer;
