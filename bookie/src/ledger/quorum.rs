@@ -3,6 +3,13 @@
 //! and what an ensemble change must re-send. The async shell (`writer.rs`) sends the requests,
 //! feeds the acks back and records ensemble changes in the metadata service; tests drive this
 //! core directly with any order of acks and failures.
+//!
+//! Ensemble changes are BookKeeper's: when a bookie fails, the new fragment starts at the
+//! last-add-confirmed + 1 and, until the new metadata is stored, no entry completes (acks are
+//! recorded, completions held). Then the replaced slot's acks of every pending entry (all at or
+//! past the new fragment's first entry) are cleared and those entries re-sent to the
+//! replacement. So an entry completes only on acks from bookies that the final metadata names
+//! for it, never on the failed bookie's acks for entries the new fragment gives to another.
 
 use std::collections::VecDeque;
 
@@ -53,6 +60,7 @@ pub(super) struct Quorum {
     length: u64,
     /// Entries not yet completed, in entry order; the front is `lac + 1`.
     pending: VecDeque<Pending>,
+    /// While set, completions are held and the changing slot gets no new requests.
     change: Option<Change>,
 }
 
@@ -84,15 +92,18 @@ impl Quorum {
         self.pending.is_empty()
     }
 
-    /// Numbers the next entry; returns its id and the requests that store it.
+    /// Numbers the next entry; returns its id and the requests that store it (none yet to a
+    /// slot being replaced: the change re-sends to its replacement).
     pub fn append(&mut self, data: Bytes) -> (u64, Vec<Send>) {
         let entry = self.next_entry;
         self.next_entry += 1;
         let bookies = &self.meta.fragment_for(entry).bookies;
+        let changing = self.change.as_ref().map(|c| c.slot);
         let sends = self
             .meta
             .write_set(entry)
             .into_iter()
+            .filter(|&slot| Some(slot) != changing)
             .map(|slot| Send {
                 entry,
                 slot,
@@ -130,8 +141,11 @@ impl Quorum {
     }
 
     fn complete(&mut self) -> Vec<u64> {
-        let quorum = self.meta.ack_quorum;
         let mut completed = Vec::new();
+        if self.change.is_some() {
+            return completed; // held until the new ensemble is recorded
+        }
+        let quorum = self.meta.ack_quorum;
         while self
             .pending
             .front()
@@ -148,11 +162,12 @@ impl Quorum {
     }
 
     /// `failed`, in `slot`, could not store an entry. Starts replacing it unless it is already
-    /// out of the current ensemble; the caller picks a replacement and records
-    /// [`with_replacement`] in the metadata, then calls [`Quorum::finish_change`].
+    /// out of the current ensemble, holding completions from now on; the caller picks a
+    /// replacement and records [`with_replacement`] in the metadata, then calls
+    /// [`Quorum::finish_change`] (or [`Quorum::fail`]). One change at a time.
     pub fn begin_change(&mut self, slot: usize, failed: &str) -> Option<Change> {
         let ensemble = self.meta.fragments.last()?.bookies.clone();
-        if ensemble.get(slot).map(String::as_str) != Some(failed) {
+        if self.change.is_some() || ensemble.get(slot).map(String::as_str) != Some(failed) {
             return None;
         }
         let change = Change {
@@ -165,8 +180,9 @@ impl Quorum {
         Some(change)
     }
 
-    /// The metadata with the change recorded is stored: adopts it and returns the requests that
-    /// re-send the pending entries of the replaced slot, and the entries that complete.
+    /// The metadata with the change recorded is stored: adopts it, forgets the replaced slot's
+    /// acks of the pending entries, and returns the requests that re-send them to the
+    /// replacement and the entries that complete (on the other slots' acks).
     pub fn finish_change(&mut self, meta: LedgerMetadata) -> (Vec<Send>, Vec<u64>) {
         let Some(change) = self.change.take() else {
             return (Vec::new(), Vec::new());
