@@ -3,10 +3,9 @@
 
 use magnetar_protocol::bookie::{
     AddEntryRequest, AddEntryResponse, AuthenticateRequest, AuthenticateResponse,
-    DeleteLedgerRequest, DeleteLedgerResponse,
-    FenceLedgerRequest, FenceLedgerResponse, ReadEntryRequest, ReadEntryResponse,
-    ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse, Request, Response, StatusCode,
-    request, response,
+    DeleteLedgerRequest, DeleteLedgerResponse, FenceLedgerRequest, FenceLedgerResponse,
+    ReadEntryRequest, ReadEntryResponse, ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse,
+    Request, Response, StatusCode, request, response,
 };
 use prost::Message;
 

@@ -122,7 +122,14 @@ impl Quorum {
     /// `bookie`, in `slot`, has made `entry` durable. Returns the entries that complete, in order.
     pub fn ack(&mut self, entry: u64, slot: usize, bookie: &str) -> Vec<u64> {
         // An ack from a bookie that the metadata no longer names in this slot does not count.
-        if self.meta.fragment_for(entry).bookies.get(slot).map(String::as_str) != Some(bookie) {
+        if self
+            .meta
+            .fragment_for(entry)
+            .bookies
+            .get(slot)
+            .map(String::as_str)
+            != Some(bookie)
+        {
             return Vec::new();
         }
         let Some(front) = self.pending.front().map(|p| p.entry) else {

@@ -212,7 +212,11 @@ fn acks_of_the_replaced_bookie_do_not_complete_entries_during_a_change() {
     sim.settle();
     sim.check();
     assert_eq!(sim.completed, vec![0, 1]);
-    assert_eq!(sim.quorum.meta().fragments.len(), 1, "the change rewrote fragment 0");
+    assert_eq!(
+        sim.quorum.meta().fragments.len(),
+        1,
+        "the change rewrote fragment 0"
+    );
     assert_eq!(sim.quorum.meta().fragments[0].bookies, ["b0", "b1", "r1"]);
 }
 

@@ -60,7 +60,11 @@ impl State {
             return Vec::new();
         };
         let mut done = Vec::new();
-        while self.waiters.front().is_some_and(|(entry, _)| *entry <= last) {
+        while self
+            .waiters
+            .front()
+            .is_some_and(|(entry, _)| *entry <= last)
+        {
             if let Some((entry, tx)) = self.waiters.pop_front() {
                 done.push((tx, entry));
             }
@@ -319,10 +323,11 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason:
             return;
         }
     };
-    let chosen = inner
-        .client
-        .placement
-        .replacement(&change.ensemble, &candidates, &mut rand::rng());
+    let chosen =
+        inner
+            .client
+            .placement
+            .replacement(&change.ensemble, &candidates, &mut rand::rng());
     let Some(replacement) = chosen else {
         let needed = meta.ensemble_size;
         fail_all(
