@@ -1,18 +1,21 @@
 //! A connection to one bookie: requests are pipelined over one TCP connection and each call's
 //! future resolves when the response with its request id arrives, in whatever order they come.
-//! The ledger client (quorum writes over an ensemble) will be built on this.
+//! With a cluster token, the connection presents it first and is usable only once the bookie
+//! has accepted it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::bookie::{
-    AddEntryRequest, DeleteLedgerRequest, FenceLedgerRequest, ReadEntryRequest, ReadEntryResponse,
-    ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse, Request, Response, StatusCode,
-    request, response,
+    AddEntryRequest, AuthenticateRequest, DeleteLedgerRequest, FenceLedgerRequest,
+    ReadEntryRequest, ReadEntryResponse, ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse,
+    Request, Response, StatusCode, request, response,
 };
 use prost::Message;
 use tokio::net::TcpStream;
@@ -25,6 +28,26 @@ use crate::wire;
 
 /// Largest response frame the client accepts (an entry of the bookie's default maximum size fits).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Presented as the connection's first request (the bookie's `cluster_token`).
+    pub cluster_token: Option<ClusterToken>,
+    /// TCP connect plus authentication.
+    pub connect_timeout: Duration,
+    pub max_frame_size: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> ConnectOptions {
+        ConnectOptions {
+            cluster_token: None,
+            connect_timeout: Duration::from_secs(10),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
 
 /// Why a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,7 +88,34 @@ pub struct BookieClient {
 }
 
 impl BookieClient {
+    /// Connects with the default options (no cluster token).
     pub async fn connect(addr: SocketAddr) -> Result<BookieClient, ClientError> {
+        BookieClient::connect_with(addr, &ConnectOptions::default()).await
+    }
+
+    /// Connects and, with a cluster token, authenticates, within `options.connect_timeout`.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        options: &ConnectOptions,
+    ) -> Result<BookieClient, ClientError> {
+        let connect = async {
+            let client = BookieClient::open(addr, options).await?;
+            if let Some(token) = &options.cluster_token {
+                client.authenticate(token).await?;
+            }
+            Ok(client)
+        };
+        tokio::time::timeout(options.connect_timeout, connect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Connect {
+                    addr,
+                    message: format!("no connection within {:?}", options.connect_timeout),
+                })
+            })
+    }
+
+    async fn open(addr: SocketAddr, options: &ConnectOptions) -> Result<BookieClient, ClientError> {
         let connect_err = |e: std::io::Error| ClientError::Connect {
             addr,
             message: e.to_string(),
@@ -77,9 +127,9 @@ impl BookieClient {
         let (out, out_rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let sink = FramedWrite::new(write, wire::codec(DEFAULT_MAX_FRAME_SIZE));
+        let sink = FramedWrite::new(write, wire::codec(options.max_frame_size));
         tasks.spawn(write_requests(sink, out_rx, stop.clone()));
-        let frames = FramedRead::new(read, wire::codec(DEFAULT_MAX_FRAME_SIZE));
+        let frames = FramedRead::new(read, wire::codec(options.max_frame_size));
         tasks.spawn(read_responses(frames, pending.clone(), stop.clone()));
         tasks.close();
         Ok(BookieClient {
@@ -91,6 +141,20 @@ impl BookieClient {
             stopped: stop.clone(),
             _stop: stop.drop_guard(),
         })
+    }
+
+    async fn authenticate(&self, token: &ClusterToken) -> Result<(), ClientError> {
+        let op = request::Op::Authenticate(AuthenticateRequest {
+            cluster_token: token.as_bytes().to_vec(),
+        });
+        match self.call_ok(op).await {
+            Ok(Some(response::Body::Authenticate(_))) => Ok(()),
+            Ok(_) => Err(ClientError::UnexpectedResponse),
+            Err(e) => Err(ClientError::Connect {
+                addr: self.addr,
+                message: format!("authentication refused: {e}"),
+            }),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -6,15 +6,20 @@
 //! request beyond that; the payloads of read responses waiting to be written hold a second
 //! budget of the same size. A peer that stops reading its responses therefore stops the bookie
 //! reading its requests. Once a write fails the connection stops reading too.
+//!
+//! With a cluster token configured, the first request must present it: anything else, or a
+//! wrong token, is answered `UNAUTHENTICATED` and the connection is closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::bookie::{
-    AddEntryResponse, DeleteLedgerResponse, FenceLedgerResponse, ReadEntryResponse,
-    ReadLastAddConfirmedResponse, Request, Response, StatusCode, request, response,
+    AddEntryResponse, AuthenticateResponse, DeleteLedgerResponse, FenceLedgerResponse,
+    ReadEntryResponse, ReadLastAddConfirmedResponse, Request, Response, StatusCode, request,
+    response,
 };
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -34,6 +39,8 @@ pub(crate) struct ConnectionContext {
     pub bookie: Arc<Bookie>,
     pub max_frame_size: usize,
     pub max_inflight_bytes: usize,
+    /// Required as the first request of every connection, when set.
+    pub cluster_token: Option<ClusterToken>,
     pub tasks: TaskTracker,
 }
 
@@ -130,6 +137,7 @@ pub(crate) async fn serve_io<R, W>(
         rx,
         write_failed.clone(),
     ));
+    let mut authenticated = ctx.cluster_token.is_none();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -160,15 +168,49 @@ pub(crate) async fn serve_io<R, W>(
                 responses
                     .send(wire::error(0, StatusCode::BadRequest, message), permit)
                     .await;
-                continue;
+                if authenticated {
+                    continue;
+                }
+                break;
             }
         };
+        let authenticating = matches!(request.op, Some(request::Op::Authenticate(_)));
+        if !authenticated || authenticating {
+            // Answered here, in request order: a request pipelined behind a valid token is
+            // served, one behind a wrong token never is.
+            let answer = authenticate(ctx.cluster_token.as_ref(), &request);
+            authenticated = answer.status == StatusCode::Ok as i32;
+            if !authenticated {
+                tracing::warn!(?peer, reason = %answer.message, "refused a bookie connection");
+            }
+            responses.send(answer, permit).await;
+            if authenticated {
+                continue;
+            }
+            break;
+        }
         dispatch(request, &ctx, &responses, permit);
     }
     // In-flight requests hold clones of the queue; the writer ends once the last one has answered.
     drop(responses);
     if writer.await.is_err() {
         tracing::error!(?peer, "bookie connection writer panicked");
+    }
+}
+
+/// The answer to a request on a connection that has not authenticated, or that authenticates
+/// again: OK if it presents the bookie's token (any token when the bookie has none).
+fn authenticate(token: Option<&ClusterToken>, request: &Request) -> Response {
+    let id = request.request_id;
+    let refuse = |message: &str| wire::error(id, StatusCode::Unauthenticated, message.into());
+    let Some(request::Op::Authenticate(auth)) = &request.op else {
+        return refuse("the first request must present the cluster token; closing the connection");
+    };
+    match token {
+        Some(token) if !token.matches(&auth.cluster_token) => {
+            refuse("wrong cluster token; closing the connection")
+        }
+        _ => wire::ok(id, response::Body::Authenticate(AuthenticateResponse {})),
     }
 }
 
@@ -259,9 +301,8 @@ fn dispatch(
 async fn handle(bookie: &Arc<Bookie>, op: request::Op) -> Result<response::Body, OpError> {
     match op {
         request::Op::AddEntry(_) => Err(OpError::Internal("add dispatched as a slow op".into())),
-        // A bookie without a cluster token takes any token.
-        request::Op::Authenticate(_) => Ok(response::Body::Authenticate(
-            magnetar_protocol::bookie::AuthenticateResponse {},
+        request::Op::Authenticate(_) => Err(OpError::Internal(
+            "authentication dispatched as an operation".into(),
         )),
         request::Op::ReadEntry(read) => {
             if read.fence {

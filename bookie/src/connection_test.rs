@@ -54,6 +54,7 @@ async fn start(response_buffer: usize) -> Harness {
         bookie: Arc::new(bookie),
         max_frame_size: 2 << 20,
         max_inflight_bytes: MAX_INFLIGHT,
+        cluster_token: None,
         tasks: TaskTracker::new(),
     };
     let inflight = Arc::new(Semaphore::new(MAX_INFLIGHT));
@@ -100,14 +101,20 @@ async fn a_request_counts_in_flight_until_its_response_is_written() {
     h.requests.write_all(&read_request(1)).await.expect("send");
     let responses = h.responses.as_mut().expect("responses");
     let mut head = [0u8; 4];
-    responses.read_exact(&mut head).await.expect("response begins");
+    responses
+        .read_exact(&mut head)
+        .await
+        .expect("response begins");
     assert_eq!(
         h.inflight.available_permits(),
         MAX_INFLIGHT - MIN_REQUEST_COST,
         "released before its response was written"
     );
     let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
-    responses.read_exact(&mut body).await.expect("response body");
+    responses
+        .read_exact(&mut body)
+        .await
+        .expect("response body");
     let response = Response::decode(body.as_slice()).expect("response");
     assert_eq!(response.status, StatusCode::Ok as i32);
     let inflight = h.inflight.clone();

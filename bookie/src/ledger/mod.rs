@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magnetar_metadata::{MetadataClient, MetadataError};
+use magnetar_protocol::ClusterToken;
 
 pub use metadata::{LedgerMetadata, LedgerState};
 pub use placement::{PlacementPolicy, SpreadPlacement};
@@ -87,6 +88,10 @@ pub struct LedgerOptions {
     /// A bookie that has not acknowledged an add by then is replaced.
     pub add_timeout: Duration,
     pub read_timeout: Duration,
+    /// Connecting to a bookie (address lookup, TCP, authentication).
+    pub connect_timeout: Duration,
+    /// Presented first on every bookie connection; the bookies' `cluster_token`.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 impl Default for LedgerOptions {
@@ -94,6 +99,18 @@ impl Default for LedgerOptions {
         LedgerOptions {
             add_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            cluster_token: None,
+        }
+    }
+}
+
+impl LedgerOptions {
+    fn connect_options(&self) -> crate::client::ConnectOptions {
+        crate::client::ConnectOptions {
+            cluster_token: self.cluster_token.clone(),
+            connect_timeout: self.connect_timeout,
+            ..crate::client::ConnectOptions::default()
         }
     }
 }
@@ -132,7 +149,7 @@ impl LedgerClient {
         LedgerClient {
             inner: Arc::new(ClientInner {
                 metadata,
-                pool: BookiePool::default(),
+                pool: BookiePool::new(options.connect_options()),
                 options,
                 placement,
             }),

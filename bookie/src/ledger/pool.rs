@@ -3,21 +3,26 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
 use super::LedgerError;
-use crate::client::BookieClient;
+use crate::client::{BookieClient, ConnectOptions};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BookiePool {
+    options: ConnectOptions,
     conns: Mutex<HashMap<String, Arc<BookieClient>>>,
 }
 
 impl BookiePool {
+    pub fn new(options: ConnectOptions) -> BookiePool {
+        BookiePool {
+            options,
+            conns: Mutex::default(),
+        }
+    }
+
     pub async fn get(&self, address: &str) -> Result<Arc<BookieClient>, LedgerError> {
         let mut conns = self.conns.lock().await;
         if let Some(conn) = conns.get(address)
@@ -29,15 +34,15 @@ impl BookiePool {
             bookie: address.to_string(),
             reason,
         };
-        let addr = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(address))
+        let timeout = self.options.connect_timeout;
+        let addr = tokio::time::timeout(timeout, tokio::net::lookup_host(address))
             .await
             .map_err(|_| unreachable("address lookup timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?
             .next()
             .ok_or_else(|| unreachable("address resolves to nothing".into()))?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, BookieClient::connect(addr))
+        let conn = BookieClient::connect_with(addr, &self.options)
             .await
-            .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         let conn = Arc::new(conn);
         conns.insert(address.to_string(), conn.clone());
