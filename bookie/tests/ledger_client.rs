@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Throttle;
 use magnetar_bookie::ledger::{
     LedgerClient, LedgerConfig, LedgerError, LedgerOptions, LedgerState,
 };
+use magnetar_bookie::registry::{self, BookieInfo};
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use magnetar_testkit::bookie::TestBookie;
@@ -306,5 +308,61 @@ async fn reads_deletes_and_errors() {
         ledgers.open_with_recovery(987_654).await,
         Err(LedgerError::NoSuchLedger(987_654))
     ));
+    cluster.shutdown().await;
+}
+
+/// Overload alone does not replace a healthy bookie: an add's timeout counts from when the
+/// request reaches the socket, not from when it was queued behind others.
+/// 1. One bookie, registered under the address of a proxy that passes it 8 MB/s.
+/// 2. E=Qw=Qa=1 (no spare: a replacement would fail the ledger); 640 adds of 60 KiB (about
+///    5 s of transfer) appended at once, with an add timeout of 2.5 s.
+/// 3. Every add succeeds and the ledger keeps its one fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_does_not_make_a_healthy_bookie_look_dead() {
+    let cluster = LocalCluster::start(1, ClusterOptions::default())
+        .await
+        .expect("metadata");
+    let metadata = cluster.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bookie = TestBookie::start(common::config(dir.path())).await;
+    let proxy = Throttle::start(bookie.addr, 8_000_000).await;
+    let session = metadata
+        .create_session(Duration::from_secs(10))
+        .await
+        .expect("session");
+    let info = BookieInfo {
+        address: proxy.addr.to_string(),
+        read_only: false,
+        free_disk_bytes: 1 << 30,
+        total_disk_bytes: 1 << 30,
+    };
+    registry::register(&metadata, &session, &info)
+        .await
+        .expect("register");
+    let ledgers = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_millis(2500),
+            ..Default::default()
+        },
+    );
+    let config = LedgerConfig {
+        ensemble: 1,
+        write_quorum: 1,
+        ack_quorum: 1,
+    };
+    let writer = ledgers
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let entry = |i: u64| Bytes::from(vec![i as u8; 60 * 1024]);
+    let adds: Vec<_> = (0..640).map(|i| writer.append(entry(i))).collect();
+    for (i, add) in adds.into_iter().enumerate() {
+        assert_eq!(add.await.expect("acknowledged"), i as u64);
+    }
+    assert_eq!(writer.metadata().fragments.len(), 1, "no ensemble change");
+    assert_eq!(writer.close().await.expect("close"), 639);
+    drop(proxy);
+    bookie.stop().await;
     cluster.shutdown().await;
 }

@@ -85,7 +85,8 @@ impl LedgerConfig {
 
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
-    /// A bookie that has not acknowledged an add by then is replaced.
+    /// A bookie that has not acknowledged an add this long after the request was written to
+    /// its connection is replaced (time queued behind other requests does not count).
     pub add_timeout: Duration,
     pub read_timeout: Duration,
     /// Connecting to a bookie (address lookup, TCP, authentication).
@@ -110,6 +111,8 @@ impl LedgerOptions {
         crate::client::ConnectOptions {
             cluster_token: self.cluster_token.clone(),
             connect_timeout: self.connect_timeout,
+            // A bookie that takes no bytes for as long as it may take to answer an add is dead.
+            write_timeout: self.add_timeout,
             ..crate::client::ConnectOptions::default()
         }
     }

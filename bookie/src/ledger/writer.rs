@@ -240,20 +240,18 @@ fn send(inner: Arc<Inner>, request: quorum::Send, lac: i64) {
             payload: data.to_vec(),
             recovery: false,
         };
+        // The timeout runs from when the add is written to the connection: waiting in its
+        // queue behind other adds (overload) does not make a bookie look dead.
         let timeout = inner.client.options.add_timeout;
         let result = match inner.client.pool.get(&bookie).await {
-            Ok(conn) => match tokio::time::timeout(timeout, conn.add_entry(add)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if e.status() == Some(StatusCode::Fenced) => {
+            Ok(conn) => match conn.within(timeout).add_entry(add).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.status() == Some(StatusCode::Fenced) => {
                     Err(LedgerError::Fenced(inner.id))
                 }
-                Ok(Err(e)) => Err(LedgerError::BookieUnavailable {
+                Err(e) => Err(LedgerError::BookieUnavailable {
                     bookie: bookie.clone(),
                     reason: e.to_string(),
-                }),
-                Err(_) => Err(LedgerError::BookieUnavailable {
-                    bookie: bookie.clone(),
-                    reason: "add timed out".into(),
                 }),
             },
             Err(e) => Err(e),
