@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Throttle;
+use common::{BlackHole, Throttle};
 use magnetar_bookie::ledger::{
     LedgerClient, LedgerConfig, LedgerError, LedgerOptions, LedgerState,
 };
@@ -14,6 +14,7 @@ use magnetar_bookie::registry::{self, BookieInfo};
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use magnetar_testkit::bookie::TestBookie;
+use magnetar_testkit::wait_for;
 
 struct Bookies {
     _dirs: Vec<tempfile::TempDir>,
@@ -308,6 +309,85 @@ async fn reads_deletes_and_errors() {
         ledgers.open_with_recovery(987_654).await,
         Err(LedgerError::NoSuchLedger(987_654))
     ));
+    cluster.shutdown().await;
+}
+
+/// Opening and recovery go on past a wedged bookie (it accepts connections, never answers):
+/// 1. E=Qw=3, Qa=2 on four bookies; A's 51 adds are acknowledged; A stops writing.
+/// 2. A black hole takes the address of one bookie of the ensemble (still registered).
+/// 3. B (1 s timeouts) opens the ledger for reading, then recovers it: fences on the two live
+///    bookies, re-writes the tail (the black hole's share goes to the spare) and closes it;
+///    every acknowledged entry reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_completes_with_a_wedged_bookie_in_the_ensemble() {
+    let (cluster, metadata, mut bookies, ledgers_a) = setup(4).await;
+    let config = LedgerConfig {
+        ensemble: 3,
+        write_quorum: 3,
+        ack_quorum: 2,
+    };
+    let writer = ledgers_a
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let adds: Vec<_> = (0..50).map(|i| writer.append(payload(i))).collect();
+    for add in adds {
+        add.await.expect("acked");
+    }
+    // Entry 50 carries the last-add-confirmed 49 to the bookies.
+    writer.append(payload(50)).await.expect("acked");
+    let victim = writer.metadata().fragments[0].bookies[2].clone();
+    bookies.kill(&victim).await;
+    let hole = wait_for(
+        "the bookie's port to free up",
+        Duration::from_secs(10),
+        || {
+            let victim = victim.clone();
+            async move { tokio::net::TcpListener::bind(&victim).await.ok() }
+        },
+    )
+    .await;
+    drop(hole);
+    let hole = BlackHole::bind(&victim).await;
+
+    let ledgers_b = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let bound = Duration::from_secs(30);
+    let open = tokio::time::timeout(bound, ledgers_b.open(writer.id()))
+        .await
+        .expect("opening did not hang on the wedged bookie")
+        .expect("open");
+    assert_eq!(
+        open.last_entry_id(),
+        49,
+        "the last-add-confirmed the live bookies hold"
+    );
+    let recovered = tokio::time::timeout(bound, ledgers_b.open_with_recovery(writer.id()))
+        .await
+        .expect("recovery did not hang on the wedged bookie")
+        .expect("recover");
+    assert!(hole.accepted() > 0, "the black hole was asked");
+    assert_eq!(recovered.last_entry_id(), 50);
+    assert_eq!(recovered.metadata().state, LedgerState::Closed);
+    let tail = recovered.metadata().fragments.last().expect("fragments");
+    assert!(
+        tail.first_entry == 50 && !tail.bookies.contains(&victim),
+        "the re-written entry went to the spare: {:?}",
+        recovered.metadata()
+    );
+    let entries = recovered.read(0, 50).await.expect("read");
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| *e == payload(i as u64))
+    );
     cluster.shutdown().await;
 }
 

@@ -159,6 +159,11 @@ impl LedgerClient {
         }
     }
 
+    /// The timeouts and credentials the client was made with.
+    pub fn options(&self) -> &LedgerOptions {
+        &self.inner.options
+    }
+
     /// The policy choosing the bookies of new ensembles and replacements.
     pub fn placement(&self) -> &Arc<dyn PlacementPolicy> {
         &self.inner.placement
