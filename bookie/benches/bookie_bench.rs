@@ -61,6 +61,7 @@ async fn run() -> anyhow::Result<()> {
             inflight,
             rate,
             ledger_id,
+            cluster_token: None,
         };
         let before = bookie.journal_stats();
         let report = bench::run(addr, &options).await?;

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::bookie::AddEntryRequest;
 
-use crate::client::{BookieClient, ClientError};
+use crate::client::{BookieClient, ClientError, ConnectOptions};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -20,6 +21,8 @@ pub struct BenchOptions {
     /// Open-loop rate in adds per second; `None` sends as fast as the window allows.
     pub rate: Option<u64>,
     pub ledger_id: u64,
+    /// The bookie's cluster token, if it has one.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 /// What a run measured.
@@ -70,7 +73,11 @@ impl fmt::Display for BenchReport {
 
 /// Connects to `addr` and sends `options.entries` adds; every one must succeed.
 pub async fn run(addr: SocketAddr, options: &BenchOptions) -> Result<BenchReport, ClientError> {
-    let client = BookieClient::connect(addr).await?;
+    let connect = ConnectOptions {
+        cluster_token: options.cluster_token.clone(),
+        ..ConnectOptions::default()
+    };
+    let client = BookieClient::connect_with(addr, &connect).await?;
     let payload = vec![0x5a; options.entry_size];
     let add = |entry_id: u64| {
         let request = AddEntryRequest {

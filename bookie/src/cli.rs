@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::client::ClientOptions;
+use magnetar_protocol::{ClusterToken, ClusterTokenError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,8 @@ pub enum BookieCommand {
 pub struct AutorecoveryArgs {
     #[command(flatten)]
     pub metadata: MetadataArgs,
+    #[command(flatten)]
+    pub token: ClusterTokenArgs,
     /// Milliseconds a bookie must stay unregistered before its copies are made elsewhere.
     #[arg(long, default_value_t = 60_000)]
     pub lost_bookie_delay_ms: u64,
@@ -85,6 +88,35 @@ impl MetadataArgs {
     }
 }
 
+/// The cluster token bookies require (`cluster_token` of their config).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterTokenArgs {
+    /// The cluster's shared secret, presented first on every bookie connection (or, for
+    /// `serve`, required of every connection): `file:///path` to a file holding it, or the
+    /// token itself (at least 16 bytes).
+    #[arg(
+        long = "cluster-token",
+        env = "MAGNETAR_CLUSTER_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_cluster_token
+    )]
+    pub cluster_token: Option<ClusterToken>,
+}
+
+fn parse_cluster_token(setting: &str) -> Result<ClusterToken, ClusterTokenError> {
+    ClusterToken::from_setting(setting)
+}
+
+impl ClusterTokenArgs {
+    /// Ledger client options that present the token.
+    fn ledger_options(&self) -> LedgerOptions {
+        LedgerOptions {
+            cluster_token: self.cluster_token.clone(),
+            ..LedgerOptions::default()
+        }
+    }
+}
+
 /// Flags override the config file, which overrides the defaults.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -107,6 +139,8 @@ pub struct ServeArgs {
     /// TOML config file (see deploy/bookie.toml).
     #[arg(long, env = "MAGNETAR_BOOKIE_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: ClusterTokenArgs,
 }
 
 impl ServeArgs {
@@ -130,6 +164,9 @@ impl ServeArgs {
         }
         if !self.metadata.is_empty() {
             config.metadata_servers = self.metadata;
+        }
+        if let Some(token) = self.token.cluster_token {
+            config.cluster_token = Some(token);
         }
         config.validate()?;
         Ok(config)
@@ -156,12 +193,16 @@ pub struct BenchArgs {
     /// Ledger id to write (entries are numbered from 0).
     #[arg(long, default_value_t = 1)]
     pub ledger: u64,
+    #[command(flatten)]
+    pub token: ClusterTokenArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SimpletestArgs {
     #[command(flatten)]
     pub metadata: MetadataArgs,
+    #[command(flatten)]
+    pub token: ClusterTokenArgs,
     /// Bookies the ledger is striped over (E).
     #[arg(long, default_value_t = 3)]
     pub ensemble: usize,
@@ -217,6 +258,7 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
                 inflight: bench.inflight,
                 rate: bench.rate,
                 ledger_id: bench.ledger,
+                cluster_token: bench.token.cluster_token,
             };
             let report = bench::run(bench.bookie, &options)
                 .await
@@ -227,7 +269,7 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
         BookieCommand::Simpletest(args) => run_simpletest(args).await,
         BookieCommand::List(args) => list(args).await,
         BookieCommand::Autorecovery(args) => {
-            let ledgers = LedgerClient::new(args.metadata.client()?, LedgerOptions::default());
+            let ledgers = LedgerClient::new(args.metadata.client()?, args.token.ledger_options());
             let config = AutoRecoveryConfig {
                 lost_bookie_delay: Duration::from_millis(args.lost_bookie_delay_ms),
                 audit_interval: Duration::from_millis(args.audit_interval_ms.max(10)),
@@ -279,7 +321,7 @@ async fn list_under_replicated(args: ListArgs) -> Result<(), BookieError> {
 }
 
 async fn run_simpletest(args: SimpletestArgs) -> Result<(), BookieError> {
-    let ledgers = LedgerClient::new(args.metadata.client()?, LedgerOptions::default());
+    let ledgers = LedgerClient::new(args.metadata.client()?, args.token.ledger_options());
     let options = SimpletestOptions {
         ledger: LedgerConfig {
             ensemble: args.ensemble,
@@ -333,4 +375,41 @@ async fn list(args: ListArgs) -> Result<(), BookieError> {
     }
     println!("{} bookie(s)", bookies.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BookieCommand,
+    }
+
+    #[test]
+    fn serve_takes_the_cluster_token_from_its_flag_and_listens_on_loopback() {
+        let cli = Cli::try_parse_from([
+            "bookie",
+            "serve",
+            "--cluster-token",
+            "flag-token-0123456789",
+        ])
+        .expect("parses");
+        let BookieCommand::Serve(serve) = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert!(
+            !format!("{serve:?}").contains("flag-token"),
+            "never printed"
+        );
+        let config = serve.into_config().expect("valid");
+        let token = config.cluster_token.expect("token");
+        assert!(token.matches(b"flag-token-0123456789"));
+        assert!(config.listen.ip().is_loopback());
+        let short = Cli::try_parse_from(["bookie", "serve", "--cluster-token", "short"]);
+        assert!(short.is_err(), "a short token is refused");
+    }
 }

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use magnetar_protocol::ClusterToken;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::journal::JournalConfig;
 use crate::storage::StorageConfig;
@@ -14,6 +15,7 @@ use crate::storage::StorageConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct BookieConfig {
     /// Where the binary binds the bookie protocol listener (tests pass their own listener).
+    /// Loopback by default: listen on other interfaces only with a `cluster_token`.
     pub listen: SocketAddr,
     /// The address clients are told to use, registered in the metadata service: `host:port`,
     /// or `host` with the listener's port. Default: the listen address, with an unspecified
@@ -49,6 +51,11 @@ pub struct BookieConfig {
     /// Milliseconds between garbage-collection passes (ledgers deleted from metadata); 0 turns
     /// collection off. A ledger goes after two passes have found its metadata missing.
     pub gc_interval_ms: u64,
+    /// The cluster's shared secret, which every connection must present before anything else
+    /// (`file:///path`, or the token itself; at least 16 bytes). None: connections are not
+    /// authenticated, which is safe only on a listener no stranger can reach.
+    #[serde(skip_serializing, deserialize_with = "cluster_token_setting")]
+    pub cluster_token: Option<ClusterToken>,
     pub journal: JournalConfig,
     pub storage: StorageConfig,
 }
@@ -57,7 +64,7 @@ impl Default for BookieConfig {
     fn default() -> Self {
         let max_entry_size = 5 * 1024 * 1024 + 10 * 1024;
         BookieConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 3181)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 3181)),
             advertise: None,
             metadata_servers: Vec::new(),
             session_ttl_ms: 10_000,
@@ -72,10 +79,21 @@ impl Default for BookieConfig {
             disk_usage_threshold: 0.95,
             disk_usage_lwm_threshold: 0.90,
             gc_interval_ms: 60_000,
+            cluster_token: None,
             journal: JournalConfig::default(),
             storage: StorageConfig::default(),
         }
     }
+}
+
+/// `cluster_token = "file:///path"` or the token itself.
+fn cluster_token_setting<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClusterToken>, D::Error> {
+    let setting = String::deserialize(deserializer)?;
+    ClusterToken::from_setting(&setting)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A configuration that cannot work.
@@ -268,6 +286,24 @@ mod tests {
             with(Some("[fd00::7]:1")).advertised_address(bound),
             "[fd00::7]:1"
         );
+    }
+
+    #[test]
+    fn the_cluster_token_comes_from_a_file_or_the_setting_and_never_prints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "token-from-a-file-0123\n").expect("write");
+        let text = format!("cluster_token = \"file://{}\"", path.display());
+        let config = BookieConfig::from_toml(&text).expect("parses");
+        let token = config.cluster_token.clone().expect("token");
+        assert!(token.matches(b"token-from-a-file-0123"));
+        assert!(!format!("{config:?}").contains("token-from-a-file"));
+        let literal = BookieConfig::from_toml("cluster_token = \"literal-token-0123456789\"")
+            .expect("parses");
+        assert!(literal.cluster_token.is_some());
+        assert!(BookieConfig::from_toml("cluster_token = \"short\"").is_err());
+        assert!(BookieConfig::from_toml("cluster_token = \"file:///does/not/exist\"").is_err());
+        assert_eq!(BookieConfig::default().cluster_token, None);
     }
 
     #[test]

@@ -1,17 +1,29 @@
 //! One client connection: requests are read and dispatched as they come (pipelined); responses
 //! go out through one writer task in completion order, which need not be request order.
+//!
+//! Memory per connection is bounded: a request holds its share of `max_inflight_bytes` (at
+//! least 1 KiB) until its response has been written to the socket, and the reader takes no
+//! request beyond that; the payloads of read responses waiting to be written hold a second
+//! budget of the same size. A peer that stops reading its responses therefore stops the bookie
+//! reading its requests. Once a write fails the connection stops reading too.
+//!
+//! With a cluster token configured, the first request must present it: anything else, or a
+//! wrong token, is answered `UNAUTHENTICATED` and the connection is closed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::bookie::{
-    AddEntryResponse, DeleteLedgerResponse, FenceLedgerResponse, ReadEntryResponse,
-    ReadLastAddConfirmedResponse, Request, Response, StatusCode, request, response,
+    AddEntryResponse, AuthenticateResponse, DeleteLedgerResponse, FenceLedgerResponse,
+    ReadEntryResponse, ReadLastAddConfirmedResponse, Request, Response, StatusCode, request,
+    response,
 };
 use prost::Message;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -27,29 +39,109 @@ pub(crate) struct ConnectionContext {
     pub bookie: Arc<Bookie>,
     pub max_frame_size: usize,
     pub max_inflight_bytes: usize,
+    /// Required as the first request of every connection, when set.
+    pub cluster_token: Option<ClusterToken>,
     pub tasks: TaskTracker,
 }
 
-type Responses = mpsc::UnboundedSender<Response>;
+/// A response and the budget it holds until it is written.
+struct Outgoing {
+    response: Response,
+    _request: OwnedSemaphorePermit,
+    _payload: Option<OwnedSemaphorePermit>,
+}
+
+/// The reader's and the request tasks' side of the response queue.
+#[derive(Clone)]
+struct Responses {
+    tx: mpsc::Sender<Outgoing>,
+    /// Budget for the payloads of read responses.
+    payloads: Arc<Semaphore>,
+    max_payload_cost: usize,
+}
+
+impl Responses {
+    /// Queues a response from a task. Room is certain: every queued response holds a request
+    /// permit, and the queue has a place for each.
+    async fn send(&self, response: Response, request: OwnedSemaphorePermit) {
+        let payload_len = match &response.body {
+            Some(response::Body::ReadEntry(read)) => read.payload.len(),
+            _ => 0,
+        };
+        let payload = match payload_len {
+            0 => None,
+            len => {
+                let cost = len.min(self.max_payload_cost) as u32;
+                self.payloads.clone().acquire_many_owned(cost).await.ok()
+            }
+        };
+        let _ = self
+            .tx
+            .send(Outgoing {
+                response,
+                _request: request,
+                _payload: payload,
+            })
+            .await;
+    }
+
+    /// Queues a response without waiting (from the journal's thread); see [`Responses::send`].
+    fn send_now(&self, response: Response, request: OwnedSemaphorePermit) {
+        let outgoing = Outgoing {
+            response,
+            _request: request,
+            _payload: None,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(outgoing) {
+            tracing::error!("bookie response queue full; a response is lost");
+        }
+    }
+}
 
 /// What the smallest request counts against a connection's in-flight bytes.
 const MIN_REQUEST_COST: usize = 1024;
+/// Responses written per flush at most, so that their budgets come back promptly.
+const MAX_WRITE_BATCH: usize = 256;
 
-/// Serves `socket` until the peer closes it, it sends an undelimitable frame, or `shutdown`.
-/// Requests already taken are answered before this returns.
+/// Serves `socket` until the peer closes it, it sends an undelimitable frame, a response cannot
+/// be written, or `shutdown`. Requests already taken are answered before this returns.
 pub(crate) async fn serve(socket: TcpStream, ctx: ConnectionContext, shutdown: CancellationToken) {
     let peer = socket.peer_addr().ok();
     let (read, write) = socket.into_split();
+    let inflight = Arc::new(Semaphore::new(ctx.max_inflight_bytes));
+    serve_io(read, write, peer, ctx, inflight, shutdown).await
+}
+
+/// [`serve`] over any byte streams; `inflight` holds the connection's `max_inflight_bytes`.
+pub(crate) async fn serve_io<R, W>(
+    read: R,
+    write: W,
+    peer: Option<SocketAddr>,
+    ctx: ConnectionContext,
+    inflight: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut frames = FramedRead::new(read, wire::codec(ctx.max_frame_size));
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(ctx.max_inflight_bytes / MIN_REQUEST_COST + 1);
+    let responses = Responses {
+        tx,
+        payloads: Arc::new(Semaphore::new(ctx.max_inflight_bytes)),
+        max_payload_cost: ctx.max_inflight_bytes,
+    };
+    let write_failed = CancellationToken::new();
     let writer = tokio::spawn(write_responses(
         FramedWrite::new(write, wire::codec(ctx.max_frame_size)),
         rx,
+        write_failed.clone(),
     ));
-    let inflight = Arc::new(Semaphore::new(ctx.max_inflight_bytes));
+    let mut authenticated = ctx.cluster_token.is_none();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = write_failed.cancelled() => break,
             frame = frames.next() => frame,
         };
         let bytes = match frame {
@@ -62,43 +154,96 @@ pub(crate) async fn serve(socket: TcpStream, ctx: ConnectionContext, shutdown: C
         };
         // Frames are at most `max_frame_size` <= `max_inflight_bytes` (validated), so this fits.
         let cost = bytes.len().clamp(MIN_REQUEST_COST, ctx.max_inflight_bytes);
-        let Ok(permit) = inflight.clone().acquire_many_owned(cost as u32).await else {
+        let permit = tokio::select! {
+            permit = inflight.clone().acquire_many_owned(cost as u32) => permit,
+            _ = write_failed.cancelled() => break,
+        };
+        let Ok(permit) = permit else {
             break;
         };
-        match Request::decode(bytes) {
-            Ok(request) => dispatch(request, &ctx, &tx, permit),
+        let request = match Request::decode(bytes) {
+            Ok(request) => request,
             Err(e) => {
                 let message = format!("undecodable request: {e}");
-                let _ = tx.send(wire::error(0, StatusCode::BadRequest, message));
+                responses
+                    .send(wire::error(0, StatusCode::BadRequest, message), permit)
+                    .await;
+                if authenticated {
+                    continue;
+                }
+                break;
             }
+        };
+        let authenticating = matches!(request.op, Some(request::Op::Authenticate(_)));
+        if !authenticated || authenticating {
+            // Answered here, in request order: a request pipelined behind a valid token is
+            // served, one behind a wrong token never is.
+            let answer = authenticate(ctx.cluster_token.as_ref(), &request);
+            authenticated = answer.status == StatusCode::Ok as i32;
+            if !authenticated {
+                tracing::warn!(?peer, reason = %answer.message, "refused a bookie connection");
+            }
+            responses.send(answer, permit).await;
+            if authenticated {
+                continue;
+            }
+            break;
         }
+        dispatch(request, &ctx, &responses, permit);
     }
-    // In-flight requests hold clones of `tx`; the writer ends once the last one has answered.
-    drop(tx);
+    // In-flight requests hold clones of the queue; the writer ends once the last one has answered.
+    drop(responses);
     if writer.await.is_err() {
         tracing::error!(?peer, "bookie connection writer panicked");
     }
 }
 
-async fn write_responses(
-    mut sink: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
-    mut rx: mpsc::UnboundedReceiver<Response>,
-) {
-    let mut failed = false;
-    while let Some(response) = rx.recv().await {
-        if failed {
-            continue; // keep draining so senders never block on a dead peer
+/// The answer to a request on a connection that has not authenticated, or that authenticates
+/// again: OK if it presents the bookie's token (any token when the bookie has none).
+fn authenticate(token: Option<&ClusterToken>, request: &Request) -> Response {
+    let id = request.request_id;
+    let refuse = |message: &str| wire::error(id, StatusCode::Unauthenticated, message.into());
+    let Some(request::Op::Authenticate(auth)) = &request.op else {
+        return refuse("the first request must present the cluster token; closing the connection");
+    };
+    match token {
+        Some(token) if !token.matches(&auth.cluster_token) => {
+            refuse("wrong cluster token; closing the connection")
         }
-        let mut result = sink.feed(wire::encode(&response)).await;
-        while result.is_ok() {
+        _ => wire::ok(id, response::Body::Authenticate(AuthenticateResponse {})),
+    }
+}
+
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut sink: FramedWrite<W, LengthDelimitedCodec>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    failed: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(MAX_WRITE_BATCH);
+    while let Some(first) = rx.recv().await {
+        if failed.is_cancelled() {
+            continue; // drain, releasing each response's budget, until every sender is gone
+        }
+        batch.push(first);
+        while batch.len() < MAX_WRITE_BATCH {
             match rx.try_recv() {
-                Ok(response) => result = sink.feed(wire::encode(&response)).await,
+                Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        if let Err(e) = result.and(SinkExt::<Bytes>::flush(&mut sink).await) {
-            tracing::debug!(error = %e, "bookie connection write failed");
-            failed = true;
+        let mut result = Ok(());
+        for outgoing in &batch {
+            result = sink.feed(wire::encode(&outgoing.response)).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = result.and(SinkExt::<Bytes>::flush(&mut sink).await);
+        // Written (or failed): the requests no longer count in flight.
+        batch.clear();
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "bookie connection write failed; closing");
+            failed.cancel();
         }
     }
 }
@@ -106,19 +251,19 @@ async fn write_responses(
 fn dispatch(
     request: Request,
     ctx: &ConnectionContext,
-    tx: &Responses,
+    responses: &Responses,
     permit: OwnedSemaphorePermit,
 ) {
     let id = request.request_id;
     let Some(op) = request.op else {
         let message = "request carries no operation".to_string();
-        let _ = tx.send(wire::error(id, StatusCode::BadRequest, message));
+        responses.send_now(wire::error(id, StatusCode::BadRequest, message), permit);
         return;
     };
     if let request::Op::AddEntry(add) = op {
         // The hot path: no task, the journal's apply thread answers directly.
         let (ledger_id, entry_id) = (add.ledger_id, add.entry_id);
-        let tx = tx.clone();
+        let responses = responses.clone();
         let add = AddEntry {
             ledger_id,
             entry_id,
@@ -137,20 +282,18 @@ fn dispatch(
                 ),
                 Err(e) => wire::op_error(id, &e),
             };
-            let _ = tx.send(response);
-            drop(permit);
+            responses.send_now(response, permit);
         });
         return;
     }
     let bookie = ctx.bookie.clone();
-    let tx = tx.clone();
+    let responses = responses.clone();
     ctx.tasks.spawn(async move {
         let response = match handle(&bookie, op).await {
             Ok(body) => wire::ok(id, body),
             Err(e) => wire::op_error(id, &e),
         };
-        let _ = tx.send(response);
-        drop(permit);
+        responses.send(response, permit).await;
     });
 }
 
@@ -158,6 +301,9 @@ fn dispatch(
 async fn handle(bookie: &Arc<Bookie>, op: request::Op) -> Result<response::Body, OpError> {
     match op {
         request::Op::AddEntry(_) => Err(OpError::Internal("add dispatched as a slow op".into())),
+        request::Op::Authenticate(_) => Err(OpError::Internal(
+            "authentication dispatched as an operation".into(),
+        )),
         request::Op::ReadEntry(read) => {
             if read.fence {
                 bookie.fence(read.ledger_id).await?;
@@ -209,3 +355,7 @@ async fn blocking<T: Send + 'static>(
         .await
         .unwrap_or_else(|e| Err(OpError::Internal(format!("request task failed: {e}"))))
 }
+
+#[cfg(test)]
+#[path = "connection_test.rs"]
+mod tests;

@@ -84,8 +84,12 @@ impl BookieServer {
             bookie: bookie.clone(),
             max_frame_size: config.max_frame_size,
             max_inflight_bytes: config.max_inflight_bytes,
+            cluster_token: config.cluster_token.clone(),
             tasks: tasks.clone(),
         };
+        if config.cluster_token.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(%local_addr, "no cluster_token: anyone who reaches this address can read, fence and delete ledgers");
+        }
         tasks.spawn(accept_loop(listener, ctx, shutdown.clone()));
         tasks.spawn(checkpoint_loop(
             bookie.clone(),

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{BlackHole, Throttle};
 use magnetar_bookie::ledger::{
     LedgerClient, LedgerConfig, LedgerError, LedgerOptions, LedgerState,
 };
+use magnetar_bookie::registry::{self, BookieInfo};
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use magnetar_testkit::bookie::TestBookie;
+use magnetar_testkit::wait_for;
 
 struct Bookies {
     _dirs: Vec<tempfile::TempDir>,
@@ -306,5 +309,140 @@ async fn reads_deletes_and_errors() {
         ledgers.open_with_recovery(987_654).await,
         Err(LedgerError::NoSuchLedger(987_654))
     ));
+    cluster.shutdown().await;
+}
+
+/// Opening and recovery go on past a wedged bookie (it accepts connections, never answers):
+/// 1. E=Qw=3, Qa=2 on four bookies; A's 51 adds are acknowledged; A stops writing.
+/// 2. A black hole takes the address of one bookie of the ensemble (still registered).
+/// 3. B (1 s timeouts) opens the ledger for reading, then recovers it: fences on the two live
+///    bookies, re-writes the tail (the black hole's share goes to the spare) and closes it;
+///    every acknowledged entry reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_completes_with_a_wedged_bookie_in_the_ensemble() {
+    let (cluster, metadata, mut bookies, ledgers_a) = setup(4).await;
+    let config = LedgerConfig {
+        ensemble: 3,
+        write_quorum: 3,
+        ack_quorum: 2,
+    };
+    let writer = ledgers_a
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let adds: Vec<_> = (0..50).map(|i| writer.append(payload(i))).collect();
+    for add in adds {
+        add.await.expect("acked");
+    }
+    // Entry 50 carries the last-add-confirmed 49 to the bookies.
+    writer.append(payload(50)).await.expect("acked");
+    let victim = writer.metadata().fragments[0].bookies[2].clone();
+    bookies.kill(&victim).await;
+    let hole = wait_for(
+        "the bookie's port to free up",
+        Duration::from_secs(10),
+        || {
+            let victim = victim.clone();
+            async move { tokio::net::TcpListener::bind(&victim).await.ok() }
+        },
+    )
+    .await;
+    drop(hole);
+    let hole = BlackHole::bind(&victim).await;
+
+    let ledgers_b = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let bound = Duration::from_secs(30);
+    let open = tokio::time::timeout(bound, ledgers_b.open(writer.id()))
+        .await
+        .expect("opening did not hang on the wedged bookie")
+        .expect("open");
+    assert_eq!(
+        open.last_entry_id(),
+        49,
+        "the last-add-confirmed the live bookies hold"
+    );
+    let recovered = tokio::time::timeout(bound, ledgers_b.open_with_recovery(writer.id()))
+        .await
+        .expect("recovery did not hang on the wedged bookie")
+        .expect("recover");
+    assert!(hole.accepted() > 0, "the black hole was asked");
+    assert_eq!(recovered.last_entry_id(), 50);
+    assert_eq!(recovered.metadata().state, LedgerState::Closed);
+    let tail = recovered.metadata().fragments.last().expect("fragments");
+    assert!(
+        tail.first_entry == 50 && !tail.bookies.contains(&victim),
+        "the re-written entry went to the spare: {:?}",
+        recovered.metadata()
+    );
+    let entries = recovered.read(0, 50).await.expect("read");
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| *e == payload(i as u64))
+    );
+    cluster.shutdown().await;
+}
+
+/// Overload alone does not replace a healthy bookie: an add's timeout counts from when the
+/// request reaches the socket, not from when it was queued behind others.
+/// 1. One bookie, registered under the address of a proxy that passes it 8 MB/s.
+/// 2. E=Qw=Qa=1 (no spare: a replacement would fail the ledger); 640 adds of 60 KiB (about
+///    5 s of transfer) appended at once, with an add timeout of 2.5 s.
+/// 3. Every add succeeds and the ledger keeps its one fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_does_not_make_a_healthy_bookie_look_dead() {
+    let cluster = LocalCluster::start(1, ClusterOptions::default())
+        .await
+        .expect("metadata");
+    let metadata = cluster.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bookie = TestBookie::start(common::config(dir.path())).await;
+    let proxy = Throttle::start(bookie.addr, 8_000_000).await;
+    let session = metadata
+        .create_session(Duration::from_secs(10))
+        .await
+        .expect("session");
+    let info = BookieInfo {
+        address: proxy.addr.to_string(),
+        read_only: false,
+        free_disk_bytes: 1 << 30,
+        total_disk_bytes: 1 << 30,
+    };
+    registry::register(&metadata, &session, &info)
+        .await
+        .expect("register");
+    let ledgers = LedgerClient::new(
+        metadata.clone(),
+        LedgerOptions {
+            add_timeout: Duration::from_millis(2500),
+            ..Default::default()
+        },
+    );
+    let config = LedgerConfig {
+        ensemble: 1,
+        write_quorum: 1,
+        ack_quorum: 1,
+    };
+    let writer = ledgers
+        .create(config, BTreeMap::new())
+        .await
+        .expect("create");
+    let entry = |i: u64| Bytes::from(vec![i as u8; 60 * 1024]);
+    let adds: Vec<_> = (0..640).map(|i| writer.append(entry(i))).collect();
+    for (i, add) in adds.into_iter().enumerate() {
+        assert_eq!(add.await.expect("acknowledged"), i as u64);
+    }
+    assert_eq!(writer.metadata().fragments.len(), 1, "no ensemble change");
+    assert_eq!(writer.close().await.expect("close"), 639);
+    drop(proxy);
+    bookie.stop().await;
     cluster.shutdown().await;
 }

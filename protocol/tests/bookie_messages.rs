@@ -2,10 +2,10 @@
 //! an error (never a panic), and the bytes of an add are the documented proto3 encoding.
 
 use magnetar_protocol::bookie::{
-    AddEntryRequest, AddEntryResponse, DeleteLedgerRequest, DeleteLedgerResponse,
-    FenceLedgerRequest, FenceLedgerResponse, ReadEntryRequest, ReadEntryResponse,
-    ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse, Request, Response, StatusCode,
-    request, response,
+    AddEntryRequest, AddEntryResponse, AuthenticateRequest, AuthenticateResponse,
+    DeleteLedgerRequest, DeleteLedgerResponse, FenceLedgerRequest, FenceLedgerResponse,
+    ReadEntryRequest, ReadEntryResponse, ReadLastAddConfirmedRequest, ReadLastAddConfirmedResponse,
+    Request, Response, StatusCode, request, response,
 };
 use prost::Message;
 
@@ -33,6 +33,9 @@ fn requests() -> Vec<Request> {
         request::Op::ReadLastAddConfirmed(ReadLastAddConfirmedRequest { ledger_id: 5 }),
         request::Op::FenceLedger(FenceLedgerRequest { ledger_id: 5 }),
         request::Op::DeleteLedger(DeleteLedgerRequest { ledger_id: 5 }),
+        request::Op::Authenticate(AuthenticateRequest {
+            cluster_token: b"0123456789abcdef".to_vec(),
+        }),
     ];
     ops.into_iter()
         .enumerate()
@@ -90,6 +93,13 @@ fn responses() -> Vec<Response> {
             request_id: 6,
             status: StatusCode::Fenced as i32,
             message: "ledger 5 is fenced".into(),
+            body: None,
+        },
+        ok(7, response::Body::Authenticate(AuthenticateResponse {})),
+        Response {
+            request_id: 8,
+            status: StatusCode::Unauthenticated as i32,
+            message: "the cluster token is wrong".into(),
             body: None,
         },
     ]
@@ -154,6 +164,29 @@ fn add_entry_golden_bytes() {
         0x28, 0x01, //   recovery = true
     ];
     assert_eq!(request.encode_to_vec(), golden);
+}
+
+#[test]
+fn authenticate_golden_bytes() {
+    let request = Request {
+        request_id: 1,
+        op: Some(request::Op::Authenticate(AuthenticateRequest {
+            cluster_token: b"tok".to_vec(),
+        })),
+    };
+    let golden = [
+        0x08, 0x01, // request_id = 1
+        0x3a, 0x05, // authenticate (field 7), 5 bytes:
+        0x0a, 0x03, b't', b'o', b'k', // cluster_token
+    ];
+    assert_eq!(request.encode_to_vec(), golden);
+    let refused = Response {
+        request_id: 1,
+        status: StatusCode::Unauthenticated as i32,
+        message: String::new(),
+        body: None,
+    };
+    assert_eq!(refused.encode_to_vec(), [0x08, 0x01, 0x10, 0x08]);
 }
 
 #[test]

@@ -159,6 +159,7 @@ impl Storage {
             LedgerOptions {
                 add_timeout: Duration::from_secs(2),
                 read_timeout: Duration::from_secs(5),
+                ..LedgerOptions::default()
             },
         )
     }

@@ -113,7 +113,8 @@ pub async fn repair_slot(
                     payload: data,
                     recovery: true,
                 };
-                if let Err(e) = conn.add_entry(add).await {
+                let timeout = ledgers.options().add_timeout;
+                if let Err(e) = conn.within(timeout).add_entry(add).await {
                     ledgers.forget_bookie(replacement).await;
                     return Err(LedgerError::BookieUnavailable {
                         bookie: replacement.clone(),
@@ -176,7 +177,12 @@ async fn read(
     entry: u64,
 ) -> Result<Vec<u8>, LedgerError> {
     let conn = ledgers.bookie(bookie).await?;
-    match conn.read_entry(ledger_id, entry, false).await {
+    let timeout = ledgers.options().read_timeout;
+    match conn
+        .within(timeout)
+        .read_entry(ledger_id, entry, false)
+        .await
+    {
         Ok(reply) => Ok(reply.payload),
         Err(e) => {
             if conn.is_closed() {

@@ -14,6 +14,7 @@
 pub mod metadata;
 pub mod placement;
 mod pool;
+mod quorum;
 mod reader;
 mod recovery;
 mod writer;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magnetar_metadata::{MetadataClient, MetadataError};
+use magnetar_protocol::ClusterToken;
 
 pub use metadata::{LedgerMetadata, LedgerState};
 pub use placement::{PlacementPolicy, SpreadPlacement};
@@ -83,9 +85,14 @@ impl LedgerConfig {
 
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
-    /// A bookie that has not acknowledged an add by then is replaced.
+    /// A bookie that has not acknowledged an add this long after the request was written to
+    /// its connection is replaced (time queued behind other requests does not count).
     pub add_timeout: Duration,
     pub read_timeout: Duration,
+    /// Connecting to a bookie (address lookup, TCP, authentication).
+    pub connect_timeout: Duration,
+    /// Presented first on every bookie connection; the bookies' `cluster_token`.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 impl Default for LedgerOptions {
@@ -93,6 +100,20 @@ impl Default for LedgerOptions {
         LedgerOptions {
             add_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            cluster_token: None,
+        }
+    }
+}
+
+impl LedgerOptions {
+    fn connect_options(&self) -> crate::client::ConnectOptions {
+        crate::client::ConnectOptions {
+            cluster_token: self.cluster_token.clone(),
+            connect_timeout: self.connect_timeout,
+            // A bookie that takes no bytes for as long as it may take to answer an add is dead.
+            write_timeout: self.add_timeout,
+            ..crate::client::ConnectOptions::default()
         }
     }
 }
@@ -131,11 +152,16 @@ impl LedgerClient {
         LedgerClient {
             inner: Arc::new(ClientInner {
                 metadata,
-                pool: BookiePool::default(),
+                pool: BookiePool::new(options.connect_options()),
                 options,
                 placement,
             }),
         }
+    }
+
+    /// The timeouts and credentials the client was made with.
+    pub fn options(&self) -> &LedgerOptions {
+        &self.inner.options
     }
 
     /// The policy choosing the bookies of new ensembles and replacements.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use magnetar_protocol::bookie::StatusCode;
 
 use super::metadata::{self, LedgerMetadata, LedgerState};
@@ -76,31 +76,33 @@ impl LedgerReader {
     }
 }
 
-/// The highest last-add-confirmed the bookies of the last fragment report.
+/// The highest last-add-confirmed the bookies of the last fragment report, asked at once and
+/// each bounded by the read timeout.
 async fn read_lac(
     client: &ClientInner,
     id: u64,
     meta: &LedgerMetadata,
 ) -> Result<i64, LedgerError> {
-    let mut best: Option<i64> = None;
     let bookies = meta
         .fragments
         .last()
         .map(|f| f.bookies.clone())
         .unwrap_or_default();
-    for bookie in bookies {
-        let Ok(conn) = client.pool.get(&bookie).await else {
-            continue;
-        };
-        if let Ok(reply) = conn.read_last_add_confirmed(id).await {
-            let lac = reply.last_add_confirmed.map_or(-1, |l| l as i64);
-            best = Some(best.map_or(lac, |b| b.max(lac)));
-        }
-    }
-    best.ok_or_else(|| LedgerError::BookieUnavailable {
-        bookie: "all".into(),
-        reason: format!("no bookie of ledger {id} answered"),
-    })
+    let timeout = client.options.read_timeout;
+    let replies = join_all(bookies.iter().map(|bookie| async move {
+        let conn = client.pool.get(bookie).await.ok()?;
+        conn.within(timeout).read_last_add_confirmed(id).await.ok()
+    }))
+    .await;
+    replies
+        .into_iter()
+        .flatten()
+        .map(|reply| reply.last_add_confirmed.map_or(-1, |l| l as i64))
+        .max()
+        .ok_or_else(|| LedgerError::BookieUnavailable {
+            bookie: "all".into(),
+            reason: format!("no bookie of ledger {id} answered"),
+        })
 }
 
 pub(super) async fn read_range(
@@ -143,30 +145,22 @@ pub(super) async fn read_entry(
                 continue;
             }
         };
-        match tokio::time::timeout(
-            client.options.read_timeout,
-            conn.read_entry(id, entry, false),
-        )
-        .await
+        match conn
+            .within(client.options.read_timeout)
+            .read_entry(id, entry, false)
+            .await
         {
-            Ok(Ok(reply)) => return Ok(Bytes::from(reply.payload)),
-            Ok(Err(e))
+            Ok(reply) => return Ok(Bytes::from(reply.payload)),
+            Err(e)
                 if matches!(
                     e.status(),
                     Some(StatusCode::NoSuchEntry | StatusCode::NoSuchLedger)
                 ) => {}
-            Ok(Err(e)) => {
+            Err(e) => {
                 client.pool.forget(bookie).await;
                 last_error = LedgerError::BookieUnavailable {
                     bookie: bookie.clone(),
                     reason: e.to_string(),
-                };
-            }
-            Err(_) => {
-                client.pool.forget(bookie).await;
-                last_error = LedgerError::BookieUnavailable {
-                    bookie: bookie.clone(),
-                    reason: "read timed out".into(),
                 };
             }
         }

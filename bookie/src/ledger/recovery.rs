@@ -1,8 +1,9 @@
 //! Ledger recovery: what a new owner does before trusting a ledger another writer may still
 //! hold. Steps:
 //! 1. mark the metadata `InRecovery` (compare-and-set), so the old writer's ensemble changes fail;
-//! 2. fence the ledger on the last fragment's bookies — at least `E − Qa + 1` of them, so that no
-//!    write set can still gather `Qa` acknowledgements for the old writer;
+//! 2. fence the ledger on the last fragment's bookies — the first `E − Qa + 1` to answer are
+//!    enough (no write set can still gather `Qa` acknowledgements for the old writer), so one
+//!    wedged bookie does not hold recovery up;
 //! 3. from the highest last-add-confirmed reported, read entry after entry: an entry any bookie
 //!    has may have been acknowledged, so it is written again to its whole write set (recovery
 //!    adds pass the fence); stop at the first entry that enough bookies (`Qw − Qa + 1` of its write
@@ -13,10 +14,16 @@
 //!    on is recorded in the metadata (compare-and-set; the ledger stays `InRecovery`). Reads
 //!    keep using the ensembles the writer left, where the entries are;
 //! 4. close the ledger at the last entry kept.
+//!
+//! Every request to a bookie is bounded: connecting by the options' `connect_timeout`, fences
+//! and reads by `read_timeout`, re-writes by `add_timeout` (each counted from when the request
+//! is written), so a bookie that accepts connections and never answers cannot hang recovery.
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use magnetar_metadata::MetadataError;
 use magnetar_protocol::bookie::{AddEntryRequest, StatusCode};
 
@@ -43,32 +50,34 @@ pub(super) async fn recover(
     }
     let meta = versioned.metadata.clone();
 
-    // Fence.
+    // Fence, on the first `E − Qa + 1` bookies to answer.
     let bookies = meta
         .fragments
         .last()
         .map(|f| f.bookies.clone())
         .unwrap_or_default();
-    let replies = join_all(bookies.iter().map(|bookie| {
-        let client = client.clone();
-        async move {
-            let conn = client.pool.get(bookie).await?;
-            conn.fence_ledger(id)
-                .await
-                .map_err(|e| LedgerError::BookieUnavailable {
-                    bookie: bookie.clone(),
-                    reason: e.to_string(),
-                })
-        }
-    }))
-    .await;
-    let fenced: Vec<Option<u64>> = replies.into_iter().filter_map(Result::ok).collect();
     let needed = meta.ensemble_size - meta.ack_quorum + 1;
+    let mut fences: FuturesUnordered<_> = bookies
+        .iter()
+        .map(|bookie| fence(&client, id, bookie))
+        .collect();
+    let mut fenced: Vec<Option<u64>> = Vec::new();
+    let mut errors = Vec::new();
+    while fenced.len() < needed
+        && let Some(reply) = fences.next().await
+    {
+        match reply {
+            Ok(lac) => fenced.push(lac),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    drop(fences);
     if fenced.len() < needed {
         return Err(failed(format!(
-            "fenced on {} of {} bookies, need {needed}",
+            "fenced on {} of {} bookies, need {needed}: {}",
             fenced.len(),
-            bookies.len()
+            bookies.len(),
+            errors.join("; ")
         )));
     }
     let mut last = fenced
@@ -116,8 +125,20 @@ pub(super) async fn recover(
     }
 }
 
-/// `Some(data)` if any bookie of the write set has the entry; `None` if enough of them say they
-/// do not that it cannot have been acknowledged.
+/// Fences the ledger on one bookie; returns the last-add-confirmed it reports.
+async fn fence(client: &ClientInner, id: u64, bookie: &str) -> Result<Option<u64>, LedgerError> {
+    let conn = client.pool.get(bookie).await?;
+    conn.within(client.options.read_timeout)
+        .fence_ledger(id)
+        .await
+        .map_err(|e| LedgerError::BookieUnavailable {
+            bookie: bookie.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// `Some(data)` if a bookie of the write set has the entry; `None` if enough of them say they
+/// do not that it cannot have been acknowledged. Asks the whole write set at once.
 async fn recovery_read(
     client: &ClientInner,
     id: u64,
@@ -125,35 +146,42 @@ async fn recovery_read(
     entry: u64,
 ) -> Result<Option<bytes::Bytes>, LedgerError> {
     let fragment = meta.fragment_for(entry);
+    let timeout = client.options.read_timeout;
+    let mut reads: FuturesUnordered<_> = meta
+        .write_set(entry)
+        .into_iter()
+        .map(|slot| {
+            let bookie = &fragment.bookies[slot];
+            async move {
+                let Ok(conn) = client.pool.get(bookie).await else {
+                    return Err(None);
+                };
+                conn.within(timeout)
+                    .read_entry(id, entry, true)
+                    .await
+                    .map_err(|e| e.status())
+            }
+        })
+        .collect();
     let mut missing = 0;
-    for slot in meta.write_set(entry) {
-        let bookie = &fragment.bookies[slot];
-        let Ok(conn) = client.pool.get(bookie).await else {
-            continue;
-        };
-        match conn.read_entry(id, entry, true).await {
+    while let Some(reply) = reads.next().await {
+        match reply {
             Ok(reply) => return Ok(Some(bytes::Bytes::from(reply.payload))),
-            Err(e)
-                if matches!(
-                    e.status(),
-                    Some(StatusCode::NoSuchEntry | StatusCode::NoSuchLedger)
-                ) =>
-            {
-                missing += 1
+            Err(Some(StatusCode::NoSuchEntry | StatusCode::NoSuchLedger)) => {
+                missing += 1;
+                if missing > meta.write_quorum - meta.ack_quorum {
+                    return Ok(None);
+                }
             }
             Err(_) => {}
         }
     }
-    if missing > meta.write_quorum - meta.ack_quorum {
-        Ok(None)
-    } else {
-        Err(LedgerError::RecoveryFailed {
-            ledger_id: id,
-            reason: format!(
-                "cannot tell whether entry {entry} was acknowledged: too few bookies answered"
-            ),
-        })
-    }
+    Err(LedgerError::RecoveryFailed {
+        ledger_id: id,
+        reason: format!(
+            "cannot tell whether entry {entry} was acknowledged: too few bookies answered"
+        ),
+    })
 }
 
 /// Writes a recovered entry to every bookie of its write set in `current` (recovery adds pass
@@ -223,9 +251,9 @@ async fn add(
         reason,
     };
     let conn = client.pool.get(bookie).await?;
-    conn.add_entry(request)
+    conn.within(client.options.add_timeout)
+        .add_entry(request)
         .await
-        .map(|_| ())
         .map_err(|e| unavailable(e.to_string()))
 }
 

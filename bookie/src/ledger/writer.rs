@@ -11,7 +11,8 @@ use bytes::Bytes;
 use magnetar_protocol::bookie::{AddEntryRequest, StatusCode};
 use tokio::sync::{Notify, oneshot};
 
-use super::metadata::{self, Fragment, LedgerState, Versioned};
+use super::metadata::{self, LedgerState, Versioned};
+use super::quorum::{self, Quorum};
 use super::{ClientInner, LedgerError, reader};
 use crate::registry;
 
@@ -37,33 +38,39 @@ impl Future for PendingAdd {
     }
 }
 
-#[derive(Debug)]
-struct Pending {
-    entry: u64,
-    data: Bytes,
-    /// Per ensemble slot: has the bookie currently in that slot acknowledged this entry.
-    acked: Vec<bool>,
-    done: Option<oneshot::Sender<Result<u64, LedgerError>>>,
-}
-
-impl Pending {
-    fn ack_count(&self) -> usize {
-        self.acked.iter().filter(|a| **a).count()
-    }
-}
+type Waiter = oneshot::Sender<Result<u64, LedgerError>>;
 
 #[derive(Debug)]
 struct State {
-    meta: Versioned,
-    next_entry: u64,
-    /// Last entry acknowledged to the caller (every entry up to it is at `Qa`).
-    lac: i64,
-    length: u64,
-    /// Entries not yet acknowledged, in entry order; the front is `lac + 1`.
-    pending: VecDeque<Pending>,
+    /// Entries, acknowledgements and the ensemble, without I/O.
+    quorum: Quorum,
+    /// Version of the metadata in `quorum`.
+    version: u64,
+    /// Callers of `append` not yet answered, in entry order.
+    waiters: VecDeque<(u64, Waiter)>,
     /// Set once the writer can take no more adds.
     error: Option<LedgerError>,
     closed: bool,
+}
+
+impl State {
+    /// The waiters of `completed` (entries completed in order), to answer outside the lock.
+    fn take_completed(&mut self, completed: &[u64]) -> Vec<(Waiter, u64)> {
+        let Some(&last) = completed.last() else {
+            return Vec::new();
+        };
+        let mut done = Vec::new();
+        while self
+            .waiters
+            .front()
+            .is_some_and(|(entry, _)| *entry <= last)
+        {
+            if let Some((entry, tx)) = self.waiters.pop_front() {
+                done.push((tx, entry));
+            }
+        }
+        done
+    }
 }
 
 #[derive(Debug)]
@@ -91,11 +98,9 @@ impl Inner {
 impl LedgerWriter {
     pub(super) fn new(id: u64, client: Arc<ClientInner>, meta: Versioned) -> LedgerWriter {
         let state = State {
-            meta,
-            next_entry: 0,
-            lac: -1,
-            length: 0,
-            pending: VecDeque::new(),
+            quorum: Quorum::new(meta.metadata),
+            version: meta.version,
+            waiters: VecDeque::new(),
             error: None,
             closed: false,
         };
@@ -116,17 +121,17 @@ impl LedgerWriter {
 
     /// The last entry acknowledged to callers (−1 before the first).
     pub fn last_add_confirmed(&self) -> i64 {
-        self.inner.lock().lac
+        self.inner.lock().quorum.lac()
     }
 
     /// Bytes acknowledged so far.
     pub fn length(&self) -> u64 {
-        self.inner.lock().length
+        self.inner.lock().quorum.length()
     }
 
     /// The writer's current view of the ledger metadata.
     pub fn metadata(&self) -> metadata::LedgerMetadata {
-        self.inner.lock().meta.metadata.clone()
+        self.inner.lock().quorum.meta().clone()
     }
 
     /// Why the writer stopped taking adds, if it did.
@@ -150,29 +155,12 @@ impl LedgerWriter {
             let _ = tx.send(Err(LedgerError::Closed(self.inner.id)));
             return pending;
         }
-        let entry = state.next_entry;
-        state.next_entry += 1;
-        let meta = &state.meta.metadata;
-        let bookies = meta.fragment_for(entry).bookies.clone();
-        let write_set = meta.write_set(entry);
-        let lac = state.lac;
-        let slots = meta.ensemble_size;
-        state.pending.push_back(Pending {
-            entry,
-            data: data.clone(),
-            acked: vec![false; slots],
-            done: Some(tx),
-        });
+        let (entry, sends) = state.quorum.append(data);
+        state.waiters.push_back((entry, tx));
+        let lac = state.quorum.lac();
         drop(state);
-        for slot in write_set {
-            send(
-                self.inner.clone(),
-                entry,
-                slot,
-                bookies[slot].clone(),
-                data.clone(),
-                lac,
-            );
+        for request in sends {
+            send(self.inner.clone(), request, lac);
         }
         pending
     }
@@ -181,7 +169,7 @@ impl LedgerWriter {
     pub async fn read(&self, first: u64, last: u64) -> Result<Vec<Bytes>, LedgerError> {
         let (meta, lac) = {
             let state = self.inner.lock();
-            (state.meta.metadata.clone(), state.lac)
+            (state.quorum.meta().clone(), state.quorum.lac())
         };
         if last as i64 > lac {
             return Err(LedgerError::NoSuchEntry {
@@ -200,42 +188,32 @@ impl LedgerWriter {
             {
                 let mut state = self.inner.lock();
                 state.closed = true;
-                if state.pending.is_empty() || state.error.is_some() {
+                if state.quorum.is_drained() || state.error.is_some() {
                     break;
                 }
             }
             notified.await;
         }
         let _guard = self.inner.ensemble_change.lock().await;
-        let (mut versioned, lac, length, error) = {
+        let (mut meta, version, lac, length, error) = {
             let state = self.inner.lock();
             (
-                state.meta.clone(),
-                state.lac,
-                state.length,
+                state.quorum.meta().clone(),
+                state.version,
+                state.quorum.lac(),
+                state.quorum.length(),
                 state.error.clone(),
             )
         };
         if let Some(LedgerError::Fenced(_)) = error {
             return Err(LedgerError::Fenced(self.inner.id));
         }
-        versioned.metadata.state = LedgerState::Closed;
-        versioned.metadata.last_entry_id = lac;
-        versioned.metadata.length = length;
-        match metadata::update(
-            &self.inner.client.metadata,
-            self.inner.id,
-            &versioned.metadata,
-            versioned.version,
-        )
-        .await
-        {
+        meta.state = LedgerState::Closed;
+        meta.last_entry_id = lac;
+        meta.length = length;
+        match metadata::update(&self.inner.client.metadata, self.inner.id, &meta, version).await {
             Ok(version) => {
-                let mut state = self.inner.lock();
-                state.meta = Versioned {
-                    metadata: versioned.metadata,
-                    version,
-                };
+                self.inner.lock().version = version;
                 Ok(lac)
             }
             Err(LedgerError::Metadata(magnetar_metadata::MetadataError::BadVersion { .. })) => {
@@ -247,8 +225,14 @@ impl LedgerWriter {
     }
 }
 
-fn send(inner: Arc<Inner>, entry: u64, slot: usize, bookie: String, data: Bytes, lac: i64) {
+fn send(inner: Arc<Inner>, request: quorum::Send, lac: i64) {
     tokio::spawn(async move {
+        let quorum::Send {
+            entry,
+            slot,
+            bookie,
+            data,
+        } = request;
         let add = AddEntryRequest {
             ledger_id: inner.id,
             entry_id: entry,
@@ -256,20 +240,18 @@ fn send(inner: Arc<Inner>, entry: u64, slot: usize, bookie: String, data: Bytes,
             payload: data.to_vec(),
             recovery: false,
         };
+        // The timeout runs from when the add is written to the connection: waiting in its
+        // queue behind other adds (overload) does not make a bookie look dead.
         let timeout = inner.client.options.add_timeout;
         let result = match inner.client.pool.get(&bookie).await {
-            Ok(conn) => match tokio::time::timeout(timeout, conn.add_entry(add)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if e.status() == Some(StatusCode::Fenced) => {
+            Ok(conn) => match conn.within(timeout).add_entry(add).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.status() == Some(StatusCode::Fenced) => {
                     Err(LedgerError::Fenced(inner.id))
                 }
-                Ok(Err(e)) => Err(LedgerError::BookieUnavailable {
+                Err(e) => Err(LedgerError::BookieUnavailable {
                     bookie: bookie.clone(),
                     reason: e.to_string(),
-                }),
-                Err(_) => Err(LedgerError::BookieUnavailable {
-                    bookie: bookie.clone(),
-                    reason: "add timed out".into(),
                 }),
             },
             Err(e) => Err(e),
@@ -287,49 +269,16 @@ fn send(inner: Arc<Inner>, entry: u64, slot: usize, bookie: String, data: Bytes,
 }
 
 fn on_ack(inner: &Inner, entry: u64, slot: usize, bookie: &str) {
-    let mut completed = Vec::new();
-    {
+    let done = {
         let mut state = inner.lock();
-        // An ack from a bookie that has since been replaced in this slot does not count.
-        if state
-            .meta
-            .metadata
-            .fragment_for(entry)
-            .bookies
-            .get(slot)
-            .map(String::as_str)
-            != Some(bookie)
-        {
-            return;
-        }
-        let Some(front) = state.pending.front().map(|p| p.entry) else {
-            return;
-        };
-        let Some(pending) = entry
-            .checked_sub(front)
-            .and_then(|i| state.pending.get_mut(i as usize))
-        else {
-            return;
-        };
-        pending.acked[slot] = true;
-        let quorum = state.meta.metadata.ack_quorum;
-        while state
-            .pending
-            .front()
-            .is_some_and(|p| p.ack_count() >= quorum)
-        {
-            let mut done = state.pending.pop_front().expect("front exists");
-            state.lac = done.entry as i64;
-            state.length += done.data.len() as u64;
-            if let Some(tx) = done.done.take() {
-                completed.push((tx, done.entry));
-            }
-        }
-        if state.pending.is_empty() {
+        let completed = state.quorum.ack(entry, slot, bookie);
+        let done = state.take_completed(&completed);
+        if state.quorum.is_drained() {
             inner.drained.notify_waiters();
         }
-    }
-    for (tx, entry) in completed {
+        done
+    };
+    for (tx, entry) in done {
         let _ = tx.send(Ok(entry));
     }
 }
@@ -341,11 +290,8 @@ fn fail_all(inner: &Inner, error: LedgerError) {
             tracing::warn!(ledger_id = inner.id, %error, "ledger writer failed");
             state.error = Some(error.clone());
         }
-        state
-            .pending
-            .drain(..)
-            .filter_map(|mut p| p.done.take())
-            .collect()
+        state.quorum.fail();
+        state.waiters.drain(..).map(|(_, tx)| tx).collect()
     };
     for tx in failed {
         let _ = tx.send(Err(error.clone()));
@@ -357,28 +303,17 @@ fn fail_all(inner: &Inner, error: LedgerError) {
 /// compare-and-set, and re-sends the pending entries that belong on it.
 async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason: String) {
     let _guard = inner.ensemble_change.lock().await;
-    let (versioned, first_entry) = {
-        let state = inner.lock();
-        let current = state
-            .meta
-            .metadata
-            .fragments
-            .last()
-            .map(|f| f.bookies[slot].clone());
-        if state.error.is_some() || current.as_deref() != Some(failed.as_str()) {
-            return; // already failed, or this bookie was already replaced
+    let (change, meta, version) = {
+        let mut state = inner.lock();
+        if state.error.is_some() {
+            return;
         }
-        // Entries completed while this change is under way keep the copies they were
-        // acknowledged with; the new fragment starts where acknowledgements stood now.
-        (state.meta.clone(), (state.lac + 1) as u64)
+        let Some(change) = state.quorum.begin_change(slot, &failed) else {
+            return; // this bookie was already replaced
+        };
+        (change, state.quorum.meta().clone(), state.version)
     };
     inner.client.pool.forget(&failed).await;
-    let ensemble = versioned
-        .metadata
-        .fragments
-        .last()
-        .map(|f| f.bookies.clone())
-        .unwrap_or_default();
     let candidates = match registry::writable(&inner.client.metadata).await {
         Ok(all) => all,
         Err(e) => {
@@ -386,12 +321,13 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason:
             return;
         }
     };
-    let chosen = inner
-        .client
-        .placement
-        .replacement(&ensemble, &candidates, &mut rand::rng());
+    let chosen =
+        inner
+            .client
+            .placement
+            .replacement(&change.ensemble, &candidates, &mut rand::rng());
     let Some(replacement) = chosen else {
-        let needed = versioned.metadata.ensemble_size;
+        let needed = meta.ensemble_size;
         fail_all(
             &inner,
             LedgerError::NotEnoughBookies {
@@ -401,29 +337,19 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason:
         );
         return;
     };
-    let mut meta = versioned.metadata.clone();
-    let mut bookies = ensemble.clone();
-    bookies[slot] = replacement.clone();
-    match meta.fragments.last_mut() {
-        Some(last) if last.first_entry == first_entry => last.bookies = bookies,
-        _ => meta.fragments.push(Fragment {
-            first_entry,
-            bookies,
-        }),
-    }
-    let version =
-        match metadata::update(&inner.client.metadata, inner.id, &meta, versioned.version).await {
-            Ok(version) => version,
-            Err(LedgerError::Metadata(magnetar_metadata::MetadataError::BadVersion { .. })) => {
-                // Only a recovering reader changes the metadata of a ledger we write.
-                fail_all(&inner, LedgerError::Fenced(inner.id));
-                return;
-            }
-            Err(e) => {
-                fail_all(&inner, e);
-                return;
-            }
-        };
+    let next = quorum::with_replacement(&meta, slot, change.first_entry, &replacement);
+    let version = match metadata::update(&inner.client.metadata, inner.id, &next, version).await {
+        Ok(version) => version,
+        Err(LedgerError::Metadata(magnetar_metadata::MetadataError::BadVersion { .. })) => {
+            // Only a recovering reader changes the metadata of a ledger we write.
+            fail_all(&inner, LedgerError::Fenced(inner.id));
+            return;
+        }
+        Err(e) => {
+            fail_all(&inner, e);
+            return;
+        }
+    };
     if let Ok(fresh) = metadata::read(&inner.client.metadata, inner.id).await
         && fresh.metadata.state != LedgerState::Open
     {
@@ -434,27 +360,24 @@ async fn change_ensemble(inner: Arc<Inner>, slot: usize, failed: String, reason:
         ledger_id = inner.id,
         failed,
         replacement,
-        first_entry,
+        first_entry = change.first_entry,
         reason,
         "bookie failed; ensemble changed"
     );
-    let resend: Vec<(u64, Bytes)> = {
+    let (resend, done, lac) = {
         let mut state = inner.lock();
-        state.meta = Versioned {
-            metadata: meta.clone(),
-            version,
-        };
-        let mut resend = Vec::new();
-        for pending in state.pending.iter_mut() {
-            if meta.write_set(pending.entry).contains(&slot) {
-                pending.acked[slot] = false;
-                resend.push((pending.entry, pending.data.clone()));
-            }
+        state.version = version;
+        let (resend, completed) = state.quorum.finish_change(next);
+        let done = state.take_completed(&completed);
+        if state.quorum.is_drained() {
+            inner.drained.notify_waiters();
         }
-        resend
+        (resend, done, state.quorum.lac())
     };
-    let lac = inner.lock().lac;
-    for (entry, data) in resend {
-        send(inner.clone(), entry, slot, replacement.clone(), data, lac);
+    for (tx, entry) in done {
+        let _ = tx.send(Ok(entry));
+    }
+    for request in resend {
+        send(inner.clone(), request, lac);
     }
 }
