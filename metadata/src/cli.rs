@@ -283,7 +283,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         MetadataCommand::Status => {
             let mut rows = Vec::new();
             for server in &args.servers {
-                let status = MetadataClient::status_of(server).await;
+                let status = client.status_of(server).await;
                 rows.push((server.clone(), status));
             }
             if json_out {

@@ -17,6 +17,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::conn::Connection;
 use crate::error::MetadataError;
@@ -74,20 +75,19 @@ impl Peer {
         let conn = self.conn.as_ref().expect("connected above");
         let payload =
             postcard::to_allocvec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let call = conn.call(request::Body::Raft(RaftRequest { payload }));
-        let reply = match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(response::Body::Raft(RaftResponse { payload }))) => payload,
-            Ok(Ok(_)) => {
+        let call = conn.call(
+            request::Body::Raft(RaftRequest { payload }),
+            Instant::now() + timeout,
+        );
+        let reply = match call.await {
+            Ok(response::Body::Raft(RaftResponse { payload })) => payload,
+            Ok(_) => {
                 let e = MetadataError::Internal("unexpected reply to a raft rpc".into());
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.conn = None;
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
-            }
-            Err(elapsed) => {
-                self.conn = None;
-                return Err(RPCError::Unreachable(Unreachable::new(&elapsed)));
             }
         };
         postcard::from_bytes(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))

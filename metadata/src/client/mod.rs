@@ -131,6 +131,10 @@ impl Txn {
 pub struct ClientOptions {
     /// How long one call keeps retrying (leader changes, unreachable nodes) before it fails.
     pub request_timeout: Duration,
+    /// How long one attempt waits for a node's answer before the call goes on elsewhere
+    /// (adding a member waits up to `request_timeout`: it is answered once the member has
+    /// caught up).
+    pub attempt_timeout: Duration,
     pub connect_timeout: Duration,
 }
 
@@ -138,6 +142,7 @@ impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             request_timeout: Duration::from_secs(15),
+            attempt_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
         }
     }
@@ -239,20 +244,31 @@ impl MetadataClient {
         route.conn = None;
     }
 
+    /// One call, retried while that is safe and `request_timeout` allows. Each attempt waits
+    /// at most `attempt_timeout` for its answer; a node that gives none is left for the next
+    /// listed one.
     pub(crate) async fn call(
         &self,
         body: request::Body,
         idempotent: bool,
     ) -> Result<response::Body, MetadataError> {
-        let deadline = Instant::now() + self.inner.options.request_timeout;
+        let options = &self.inner.options;
+        let deadline = Instant::now() + options.request_timeout;
+        let reads = is_read(&body);
+        // A new member is answered once it has caught up, which may rightly take a while.
+        let per_attempt = if matches!(body, request::Body::AddMember(_)) {
+            options.request_timeout
+        } else {
+            options.attempt_timeout
+        };
         let mut attempt: u32 = 0;
         loop {
-            let (addr, result) = match self.connection().await {
-                Ok(conn) => (conn.addr().to_string(), conn.call(body.clone()).await),
-                Err(e) => (self.inner.route.lock().await.target.clone(), Err(e)),
-            };
+            let attempt_deadline = deadline.min(Instant::now() + per_attempt);
+            let (addr, result) = self.attempt(&body, attempt_deadline).await;
             let error = match result {
                 Ok(body) => return Ok(body),
+                // A read that got no answer changed nothing: it is simply unavailable.
+                Err(MetadataError::Indeterminate(why)) if reads => MetadataError::Unavailable(why),
                 Err(e) => e,
             };
             let leader = match &error {
@@ -261,6 +277,11 @@ impl MetadataClient {
                 }
                 MetadataError::Unavailable(_) => None,
                 MetadataError::Indeterminate(_) if idempotent => None,
+                MetadataError::Indeterminate(_) => {
+                    // Whatever became of this call, the next one goes elsewhere.
+                    self.retarget(None, &addr).await;
+                    return Err(error);
+                }
                 _ => return Err(error),
             };
             let jump = leader.is_some();
@@ -276,6 +297,32 @@ impl MetadataClient {
                     .await;
             }
         }
+    }
+
+    /// Sends `body` once over the current connection (opened if need be), giving up at
+    /// `deadline`; says which node it went to.
+    async fn attempt(
+        &self,
+        body: &request::Body,
+        deadline: Instant,
+    ) -> (String, Result<response::Body, MetadataError>) {
+        match tokio::time::timeout_at(deadline, self.connection()).await {
+            Ok(Ok(conn)) => (
+                conn.addr().to_string(),
+                conn.call(body.clone(), deadline).await,
+            ),
+            Ok(Err(e)) => (self.target().await, Err(e)),
+            Err(_) => {
+                let target = self.target().await;
+                let e = MetadataError::Unavailable(format!("connecting to {target} timed out"));
+                (target, Err(e))
+            }
+        }
+    }
+
+    /// The node calls go to now.
+    pub(crate) async fn target(&self) -> String {
+        self.inner.route.lock().await.target.clone()
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Record>, MetadataError> {
@@ -461,14 +508,19 @@ impl MetadataClient {
     }
 
     /// The status of one particular node, without following the leader.
-    pub async fn status_of(addr: &str) -> Result<pb::StatusResponse, MetadataError> {
-        let conn = Connection::connect(addr, Duration::from_secs(2)).await?;
-        match conn
-            .call(request::Body::Status(pb::StatusRequest {}))
-            .await?
-        {
-            response::Body::Status(status) => Ok(status),
-            other => Err(unexpected(other)),
+    pub async fn status_of(&self, addr: &str) -> Result<pb::StatusResponse, MetadataError> {
+        let options = &self.inner.options;
+        let deadline = Instant::now() + options.attempt_timeout.min(options.request_timeout);
+        let connect = Connection::connect(addr, options.connect_timeout);
+        let conn = tokio::time::timeout_at(deadline, connect)
+            .await
+            .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))??;
+        let status = request::Body::Status(pb::StatusRequest {});
+        match conn.call(status, deadline).await {
+            Ok(response::Body::Status(status)) => Ok(status),
+            Ok(other) => Err(unexpected(other)),
+            Err(MetadataError::Indeterminate(why)) => Err(MetadataError::Unavailable(why)),
+            Err(e) => Err(e),
         }
     }
 
@@ -517,6 +569,17 @@ impl MetadataClient {
     pub async fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watch, MetadataError> {
         watch::start(self.clone(), prefix.to_string(), from_revision).await
     }
+}
+
+/// Requests that change nothing, whatever became of them.
+fn is_read(body: &request::Body) -> bool {
+    matches!(
+        body,
+        request::Body::Get(_)
+            | request::Body::List(_)
+            | request::Body::Children(_)
+            | request::Body::Status(_)
+    )
 }
 
 pub(crate) fn unexpected(body: response::Body) -> MetadataError {

@@ -231,7 +231,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                stream.set_nodelay(true).ok();
+                crate::conn::configure(&stream);
                 let conn_tasks = tasks.clone();
                 tasks.spawn(serve_connection(
                     stream,
