@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use magnetar_protocol::metadata::{Request, Response, request, response};
+use magnetar_protocol::ClusterToken;
+use magnetar_protocol::metadata::{AuthRequest, Request, Response, request, response};
 use prost::Message;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -77,8 +78,15 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Connection {
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, MetadataError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    /// Opens a connection and, with a `token`, presents it first: a node that refuses it is
+    /// `Unauthenticated`. `timeout` bounds both steps.
+    pub async fn connect(
+        addr: &str,
+        timeout: Duration,
+        token: Option<&ClusterToken>,
+    ) -> Result<Connection, MetadataError> {
+        let deadline = Instant::now() + timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))?
             .map_err(|e| MetadataError::Unavailable(format!("cannot connect to {addr}: {e}")))?;
@@ -141,13 +149,28 @@ impl Connection {
                 .clear();
         });
 
-        Ok(Connection {
+        let conn = Connection {
             addr: addr.to_string(),
             outgoing,
             pending,
             next_id: AtomicU64::new(1),
             closed,
-        })
+        };
+        if let Some(token) = token {
+            let auth = request::Body::Auth(AuthRequest {
+                token: token.as_bytes().to_vec(),
+            });
+            match conn.call(auth, deadline).await {
+                Ok(_) => {}
+                Err(MetadataError::Indeterminate(_)) => {
+                    return Err(MetadataError::Unavailable(format!(
+                        "{addr} did not answer the cluster token in time"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conn)
     }
 
     pub fn addr(&self) -> &str {

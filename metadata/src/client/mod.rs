@@ -11,6 +11,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::metadata::{self as pb, request, response};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -136,6 +137,8 @@ pub struct ClientOptions {
     /// caught up).
     pub attempt_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Presented first on every connection; needed by nodes that have one configured.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 impl Default for ClientOptions {
@@ -144,6 +147,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(15),
             attempt_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
+            cluster_token: None,
         }
     }
 }
@@ -199,11 +203,19 @@ impl MetadataClient {
         })
     }
 
-    /// Like [`MetadataClient::new`], then waits until the group answers.
+    /// Like [`MetadataClient::new`] with default options, then waits until the group answers.
     pub async fn connect(
         servers: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<MetadataClient, MetadataError> {
-        let client = MetadataClient::new(servers, ClientOptions::default())?;
+        MetadataClient::connect_with(servers, ClientOptions::default()).await
+    }
+
+    /// Like [`MetadataClient::new`], then waits until the group answers.
+    pub async fn connect_with(
+        servers: impl IntoIterator<Item = impl Into<String>>,
+        options: ClientOptions,
+    ) -> Result<MetadataClient, MetadataError> {
+        let client = MetadataClient::new(servers, options)?;
         client
             .call(request::Body::Status(pb::StatusRequest {}), true)
             .await?;
@@ -221,8 +233,14 @@ impl MetadataClient {
         {
             return Ok(conn.clone());
         }
-        let conn =
-            Arc::new(Connection::connect(&route.target, self.inner.options.connect_timeout).await?);
+        let options = &self.inner.options;
+        let conn = Connection::connect(
+            &route.target,
+            options.connect_timeout,
+            options.cluster_token.as_ref(),
+        )
+        .await?;
+        let conn = Arc::new(conn);
         route.conn = Some(conn.clone());
         Ok(conn)
     }
@@ -511,7 +529,11 @@ impl MetadataClient {
     pub async fn status_of(&self, addr: &str) -> Result<pb::StatusResponse, MetadataError> {
         let options = &self.inner.options;
         let deadline = Instant::now() + options.attempt_timeout.min(options.request_timeout);
-        let connect = Connection::connect(addr, options.connect_timeout);
+        let connect = Connection::connect(
+            addr,
+            options.connect_timeout,
+            options.cluster_token.as_ref(),
+        );
         let conn = tokio::time::timeout_at(deadline, connect)
             .await
             .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))??;
