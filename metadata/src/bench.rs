@@ -85,16 +85,23 @@ async fn phase(
     })
 }
 
+/// Runs the benchmark with clients made with `options` (a local group requires their cluster
+/// token, if any).
 pub async fn run(
     args: BenchArgs,
     servers: Option<Vec<String>>,
+    options: ClientOptions,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let local = match servers {
         Some(_) => None,
         None => {
             eprintln!("starting a local 3-node metadata group in a temporary directory…");
-            Some(LocalCluster::start(3, ClusterOptions::default()).await?)
+            let cluster_options = ClusterOptions {
+                cluster_token: options.cluster_token.clone(),
+                ..ClusterOptions::default()
+            };
+            Some(LocalCluster::start(3, cluster_options).await?)
         }
     };
     let servers = match (&local, servers) {
@@ -105,7 +112,7 @@ pub async fn run(
     let mut report = Vec::new();
     for &n in &args.clients {
         let clients = (0..n)
-            .map(|_| MetadataClient::new(servers.clone(), ClientOptions::default()))
+            .map(|_| MetadataClient::new(servers.clone(), options.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         eprintln!("{n} client(s): puts for {}s…", args.seconds);
         let puts = phase(&clients, args.seconds, args.value_size, true).await?;

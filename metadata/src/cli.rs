@@ -2,6 +2,7 @@
 //! default and JSON with `--json`.
 
 use clap::{Args, Subcommand};
+use magnetar_protocol::ClusterToken;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -23,6 +24,14 @@ pub struct MetadataArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The cluster token the nodes require: `file:///path` or the token itself.
+    #[arg(
+        long,
+        global = true,
+        env = "MAGNETAR_CLUSTER_TOKEN",
+        hide_env_values = true
+    )]
+    pub cluster_token: Option<String>,
     #[command(subcommand)]
     pub command: MetadataCommand,
 }
@@ -111,6 +120,10 @@ pub struct ServeArgs {
     /// Voting members at first start, this node included: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
     #[arg(long)]
     pub peers: Option<String>,
+    /// The secret every client and peer must present first (and this node presents to its
+    /// peers): `file:///path` or the token itself. Without one, anyone is served.
+    #[arg(long, env = "MAGNETAR_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -133,6 +146,9 @@ impl ServeArgs {
         }
         if let Some(peers) = &self.peers {
             config.peers = NodeConfig::parse_peers(peers)?;
+        }
+        if let Some(setting) = &self.cluster_token {
+            config.cluster_token = Some(ClusterToken::from_setting(setting)?);
         }
         config.validate()?;
         Ok(config)
@@ -167,7 +183,15 @@ fn expected(version: Option<u64>, create: bool) -> Expected {
 
 /// Runs a client subcommand (everything but `serve`).
 pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
-    let client = MetadataClient::new(args.servers.clone(), ClientOptions::default())?;
+    let options = ClientOptions {
+        cluster_token: args
+            .cluster_token
+            .as_deref()
+            .map(ClusterToken::from_setting)
+            .transpose()?,
+        ..ClientOptions::default()
+    };
+    let client = MetadataClient::new(args.servers.clone(), options.clone())?;
     let json_out = args.json;
     match args.command {
         MetadataCommand::Serve(_) => anyhow::bail!("serve is run by the binary"),
@@ -283,7 +307,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         MetadataCommand::Status => {
             let mut rows = Vec::new();
             for server in &args.servers {
-                let status = MetadataClient::status_of(server).await;
+                let status = client.status_of(server).await;
                 rows.push((server.clone(), status));
             }
             if json_out {
@@ -347,8 +371,63 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         }
         MetadataCommand::Bench(bench) => {
             let servers = bench.use_servers.then_some(args.servers);
-            crate::bench::run(bench, servers, json_out).await?;
+            crate::bench::run(bench, servers, options, json_out).await?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        metadata: MetadataArgs,
+    }
+
+    const TOKEN: &str = "literal-token-0123456789";
+
+    #[test]
+    fn every_subcommand_takes_the_cluster_token() {
+        Cli::command().debug_assert();
+        for args in [
+            &["m", "get", "/a", "--cluster-token", TOKEN][..],
+            &["m", "--cluster-token", TOKEN, "status"],
+            &["m", "members", "add", "4", "h:1", "--cluster-token", TOKEN],
+            &["m", "watch", "/w/", "--cluster-token", TOKEN],
+            &["m", "bench", "--use-servers", "--cluster-token", TOKEN],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(
+                cli.metadata.cluster_token.as_deref(),
+                Some(TOKEN),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn serve_reads_the_cluster_token_setting() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{TOKEN}\n")).expect("write");
+        let setting = format!("file://{}", path.display());
+        let cli = Cli::try_parse_from(["m", "serve", "--cluster-token", &setting]).expect("parses");
+        let MetadataCommand::Serve(serve) = cli.metadata.command else {
+            panic!("serve expected");
+        };
+        let config = serve.into_config().expect("config");
+        let token = config.cluster_token.expect("a token");
+        assert!(token.matches(TOKEN.as_bytes()));
+
+        let cli = Cli::try_parse_from(["m", "serve", "--cluster-token", "short"]).expect("parses");
+        let MetadataCommand::Serve(serve) = cli.metadata.command else {
+            panic!("serve expected");
+        };
+        assert!(serve.into_config().is_err(), "a short token is refused");
+    }
 }

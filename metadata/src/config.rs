@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use magnetar_protocol::ClusterToken;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Default port of the metadata service (clients and Raft peers).
 pub const DEFAULT_PORT: u16 = 6690;
@@ -36,6 +37,20 @@ pub struct NodeConfig {
     pub logs_kept_after_snapshot: u64,
     /// Revisions of change history kept for watches that resume from the past.
     pub history_revisions: u64,
+    /// The secret every connection (client, tool, peer node) must present first; this node
+    /// also presents it to its peers. In a file as `file:///path` or given literally; `None`
+    /// serves everyone (the embedded single node of `standalone` and tests). Never written out.
+    #[serde(skip_serializing, deserialize_with = "token_setting")]
+    pub cluster_token: Option<ClusterToken>,
+}
+
+fn token_setting<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClusterToken>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|setting| ClusterToken::from_setting(&setting))
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 impl Default for NodeConfig {
@@ -52,6 +67,7 @@ impl Default for NodeConfig {
             snapshot_after_logs: 20_000,
             logs_kept_after_snapshot: 1_000,
             history_revisions: 100_000,
+            cluster_token: None,
         }
     }
 }
@@ -147,5 +163,31 @@ mod tests {
             toml::from_str::<NodeConfig>("nope = 1").is_err(),
             "unknown settings are refused"
         );
+    }
+
+    #[test]
+    fn the_cluster_token_comes_from_a_file_or_literally_and_is_never_shown() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-a-file-0123456789\n").expect("write");
+        let text = format!("cluster_token = \"file://{}\"", path.display());
+        let config: NodeConfig = toml::from_str(&text).expect("config");
+        let token = config.cluster_token.clone().expect("a token");
+        assert!(token.matches(b"from-a-file-0123456789"));
+        assert!(!format!("{config:?}").contains("from-a-file"));
+        assert!(
+            !toml::to_string(&config)
+                .expect("serializes")
+                .contains("from-a-file")
+        );
+
+        let config: NodeConfig =
+            toml::from_str("cluster_token = \"literal-token-0123456789\"").expect("config");
+        assert!(config.cluster_token.is_some());
+        assert!(toml::from_str::<NodeConfig>("cluster_token = \"short\"").is_err());
+        assert!(
+            toml::from_str::<NodeConfig>("cluster_token = \"file:///does/not/exist\"").is_err()
+        );
+        assert_eq!(NodeConfig::default().cluster_token, None);
     }
 }

@@ -1,6 +1,10 @@
 //! One TCP connection to a metadata node with many requests in flight: requests carry ids,
 //! responses are matched back by id, and a watch keeps receiving responses under its id.
 //! Used by the client library and by the Raft transport between nodes.
+//!
+//! Every call has a deadline: a node that accepts a connection and never answers (wedged, or
+//! the far end of a half-open connection) costs the caller that much and no more. TCP
+//! keepalive finds connections whose peer is gone without a word, such as an idle watch's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,21 +13,43 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use magnetar_protocol::metadata::{Request, Response, request, response};
+use magnetar_protocol::ClusterToken;
+use magnetar_protocol::metadata::{AuthRequest, Request, Response, request, response};
 use prost::Message;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::MetadataError;
 use crate::keys::MAX_FRAME_SIZE;
 
+/// Idle time before the first keepalive probe, the time between probes, and the probes
+/// unanswered before the kernel gives up: a silent dead peer is found in about 25 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+const KEEPALIVE_RETRIES: u32 = 3;
+
 /// The framing of the metadata wire: `[u32 length][protobuf message]`.
 pub(crate) fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME_SIZE)
         .new_codec()
+}
+
+/// Socket options of every metadata connection, both ends: no Nagle delay, TCP keepalive.
+pub(crate) fn configure(stream: &TcpStream) {
+    stream.set_nodelay(true).ok();
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_RETRIES);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
+    }
 }
 
 enum Pending {
@@ -52,12 +78,19 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Connection {
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, MetadataError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    /// Opens a connection and, with a `token`, presents it first: a node that refuses it is
+    /// `Unauthenticated`. `timeout` bounds both steps.
+    pub async fn connect(
+        addr: &str,
+        timeout: Duration,
+        token: Option<&ClusterToken>,
+    ) -> Result<Connection, MetadataError> {
+        let deadline = Instant::now() + timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))?
             .map_err(|e| MetadataError::Unavailable(format!("cannot connect to {addr}: {e}")))?;
-        stream.set_nodelay(true).ok();
+        configure(&stream);
         let (mut sink, mut source) = Framed::new(stream, codec()).split();
         let (outgoing, mut queue) = mpsc::channel::<Request>(1024);
         let pending: PendingMap = Arc::default();
@@ -116,13 +149,28 @@ impl Connection {
                 .clear();
         });
 
-        Ok(Connection {
+        let conn = Connection {
             addr: addr.to_string(),
             outgoing,
             pending,
             next_id: AtomicU64::new(1),
             closed,
-        })
+        };
+        if let Some(token) = token {
+            let auth = request::Body::Auth(AuthRequest {
+                token: token.as_bytes().to_vec(),
+            });
+            match conn.call(auth, deadline).await {
+                Ok(_) => {}
+                Err(MetadataError::Indeterminate(_)) => {
+                    return Err(MetadataError::Unavailable(format!(
+                        "{addr} did not answer the cluster token in time"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conn)
     }
 
     pub fn addr(&self) -> &str {
@@ -164,16 +212,31 @@ impl Connection {
             })
     }
 
-    /// Sends one request and waits for its answer. `Indeterminate` means it was sent but the
-    /// connection broke before an answer came.
-    pub async fn call(&self, body: request::Body) -> Result<response::Body, MetadataError> {
+    /// Sends one request and waits for its answer until `deadline`. `Indeterminate` means it
+    /// may have been sent but no answer came: the connection broke, or the deadline passed.
+    pub async fn call(
+        &self,
+        body: request::Body,
+        deadline: Instant,
+    ) -> Result<response::Body, MetadataError> {
         let (tx, rx) = oneshot::channel();
         let id = self.register(Pending::Once(tx));
-        self.send(id, body).await?;
-        let response = rx.await.map_err(|_| {
-            MetadataError::Indeterminate(format!("connection to {} broke", self.addr))
-        })?;
-        into_result(response)
+        let exchange = async {
+            self.send(id, body).await?;
+            rx.await.map_err(|_| {
+                MetadataError::Indeterminate(format!("connection to {} broke", self.addr))
+            })
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(response) => into_result(response?),
+            Err(_) => {
+                self.forget(id);
+                Err(MetadataError::Indeterminate(format!(
+                    "no answer from {} in time",
+                    self.addr
+                )))
+            }
+        }
     }
 
     /// Sends a request answered by a stream of responses (a watch).
@@ -210,4 +273,27 @@ pub(crate) fn into_result(response: Response) -> Result<response::Body, Metadata
     response
         .body
         .ok_or_else(|| MetadataError::Internal("response without a body".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_probe_idle_peers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let stream = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        configure(&stream);
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            KEEPALIVE_IDLE
+        );
+        assert!(socket.tcp_nodelay().expect("TCP_NODELAY"));
+    }
 }

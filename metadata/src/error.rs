@@ -29,6 +29,10 @@ pub enum MetadataError {
     Indeterminate(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The node requires the cluster token and this connection did not present it (or
+    /// presented another): a configuration error, never retried.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
 }
 
 impl MetadataError {
@@ -76,6 +80,7 @@ impl MetadataError {
                 pb::ErrorCode::Unavailable
             }
             MetadataError::Internal(_) => pb::ErrorCode::Internal,
+            MetadataError::Unauthenticated(_) => pb::ErrorCode::Unauthenticated,
         };
         error.code = code as i32;
         error
@@ -100,6 +105,7 @@ impl MetadataError {
             pb::ErrorCode::InvalidArgument => MetadataError::InvalidArgument(message),
             pb::ErrorCode::TooLarge => MetadataError::TooLarge(message),
             pb::ErrorCode::Unavailable => MetadataError::Unavailable(message),
+            pb::ErrorCode::Unauthenticated => MetadataError::Unauthenticated(message),
             pb::ErrorCode::Internal | pb::ErrorCode::Unknown => MetadataError::Internal(message),
         }
     }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::metadata::{RaftRequest, RaftResponse, request, response};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -17,6 +18,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::conn::Connection;
 use crate::error::MetadataError;
@@ -36,7 +38,10 @@ pub(crate) type SnapshotResult =
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
 
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    /// Presented first on every connection to a peer.
+    pub(crate) cluster_token: Option<ClusterToken>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -45,6 +50,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             addr: node.addr.clone(),
+            cluster_token: self.cluster_token.clone(),
             conn: None,
         }
     }
@@ -55,6 +61,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeId,
     addr: String,
+    cluster_token: Option<ClusterToken>,
     conn: Option<Connection>,
 }
 
@@ -66,28 +73,34 @@ impl Peer {
     ) -> Result<T, RPCError<NodeId, Node, E>> {
         let timeout = option.hard_ttl();
         if self.conn.as_ref().is_none_or(Connection::is_closed) {
-            let conn = Connection::connect(&self.addr, timeout.min(Duration::from_secs(1)))
-                .await
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            let connect_timeout = timeout.min(Duration::from_secs(1));
+            let conn =
+                Connection::connect(&self.addr, connect_timeout, self.cluster_token.as_ref())
+                    .await
+                    .map_err(|e| {
+                        if let MetadataError::Unauthenticated(_) = e {
+                            tracing::warn!(peer = self.target, addr = %self.addr, error = %e, "a peer refused this node's cluster token");
+                        }
+                        RPCError::Unreachable(Unreachable::new(&e))
+                    })?;
             self.conn = Some(conn);
         }
         let conn = self.conn.as_ref().expect("connected above");
         let payload =
             postcard::to_allocvec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let call = conn.call(request::Body::Raft(RaftRequest { payload }));
-        let reply = match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(response::Body::Raft(RaftResponse { payload }))) => payload,
-            Ok(Ok(_)) => {
+        let call = conn.call(
+            request::Body::Raft(RaftRequest { payload }),
+            Instant::now() + timeout,
+        );
+        let reply = match call.await {
+            Ok(response::Body::Raft(RaftResponse { payload })) => payload,
+            Ok(_) => {
                 let e = MetadataError::Internal("unexpected reply to a raft rpc".into());
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.conn = None;
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
-            }
-            Err(elapsed) => {
-                self.conn = None;
-                return Err(RPCError::Unreachable(Unreachable::new(&elapsed)));
             }
         };
         postcard::from_bytes(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))

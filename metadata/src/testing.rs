@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use magnetar_protocol::ClusterToken;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -27,6 +28,8 @@ pub struct ClusterOptions {
     pub snapshot_after_logs: u64,
     pub logs_kept_after_snapshot: u64,
     pub history_revisions: u64,
+    /// Every node requires it, and presents it to its peers; [`LocalCluster::client`] too.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 impl Default for ClusterOptions {
@@ -36,6 +39,7 @@ impl Default for ClusterOptions {
             snapshot_after_logs: defaults.snapshot_after_logs,
             logs_kept_after_snapshot: defaults.logs_kept_after_snapshot,
             history_revisions: defaults.history_revisions,
+            cluster_token: None,
         }
     }
 }
@@ -77,6 +81,7 @@ impl LocalCluster {
                 snapshot_after_logs: options.snapshot_after_logs,
                 logs_kept_after_snapshot: options.logs_kept_after_snapshot,
                 history_revisions: options.history_revisions,
+                cluster_token: options.cluster_token.clone(),
                 ..NodeConfig::default()
             };
             nodes.push(Some(MetadataNode::start(config.clone(), listener).await?));
@@ -107,9 +112,13 @@ impl LocalCluster {
         self.nodes[index].as_ref()
     }
 
-    /// A client that knows every node.
+    /// A client that knows every node (and the group's cluster token).
     pub fn client(&self) -> MetadataClient {
-        MetadataClient::new(self.addrs(), ClientOptions::default()).expect("addresses are given")
+        let options = ClientOptions {
+            cluster_token: self.configs[0].cluster_token.clone(),
+            ..ClientOptions::default()
+        };
+        MetadataClient::new(self.addrs(), options).expect("addresses are given")
     }
 
     /// Index of the node that is leader as seen by a majority of running nodes, if any.
@@ -194,6 +203,33 @@ impl LocalCluster {
         for index in 0..self.nodes.len() {
             self.stop(index).await;
         }
+    }
+}
+
+/// Raft RPCs as a peer sends them (the payload of a `RaftRequest`), for tests of what a node
+/// does with Raft traffic from a connection.
+pub mod raft_rpc {
+    use openraft::Vote;
+    use openraft::raft::{AppendEntriesRequest, VoteRequest};
+
+    use crate::network::RaftRpc;
+    use crate::types::NodeId;
+
+    /// `candidate` asks for votes in `term`, with an empty log.
+    pub fn vote(term: u64, candidate: NodeId) -> Vec<u8> {
+        let rpc = RaftRpc::Vote(VoteRequest::new(Vote::new(term, candidate), None));
+        postcard::to_allocvec(&rpc).expect("a vote request encodes")
+    }
+
+    /// `leader`, elected in `term`, sends a heartbeat (no entries, nothing committed).
+    pub fn append_entries(term: u64, leader: NodeId) -> Vec<u8> {
+        let rpc = RaftRpc::AppendEntries(AppendEntriesRequest {
+            vote: Vote::new_committed(term, leader),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        });
+        postcard::to_allocvec(&rpc).expect("an append request encodes")
     }
 }
 

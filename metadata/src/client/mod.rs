@@ -5,18 +5,22 @@
 
 mod cache;
 mod keeper;
+mod record;
 mod session;
 mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::metadata::{self as pb, request, response};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use cache::PrefixCache;
 pub use keeper::SessionKeeper;
+use record::expected_to_proto;
+pub use record::{Record, Txn};
 pub use session::{Session, SessionState};
 pub use watch::{Change, Watch, WatchEvent};
 
@@ -24,121 +28,26 @@ use crate::conn::Connection;
 use crate::error::MetadataError;
 use crate::types::{EventKind, Expected};
 
-/// A key with its value and bookkeeping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub key: String,
-    pub value: Vec<u8>,
-    /// From 1 at creation, +1 per put.
-    pub version: u64,
-    pub create_revision: u64,
-    pub mod_revision: u64,
-    /// The owning session of an ephemeral key.
-    pub session: Option<u64>,
-}
-
-impl From<pb::KeyValue> for Record {
-    fn from(kv: pb::KeyValue) -> Record {
-        Record {
-            key: kv.key,
-            value: kv.value,
-            version: kv.version,
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            session: (kv.session != 0).then_some(kv.session),
-        }
-    }
-}
-
-pub(crate) fn expected_to_proto(expected: Expected) -> pb::Expected {
-    let kind = match expected {
-        Expected::Any => pb::expected::Kind::Any(pb::Empty {}),
-        Expected::Absent => pb::expected::Kind::Absent(pb::Empty {}),
-        Expected::Version(v) => pb::expected::Kind::Version(v),
-        Expected::Session(s) => pb::expected::Kind::Session(s),
-    };
-    pb::Expected { kind: Some(kind) }
-}
-
-/// A multi-key transaction: every compare (and every op's expectation) holds, or nothing applies.
-#[derive(Debug, Clone, Default)]
-pub struct Txn {
-    request: pb::TxnRequest,
-}
-
-impl Txn {
-    pub fn new() -> Txn {
-        Txn::default()
-    }
-
-    pub fn compare(mut self, key: impl Into<String>, expected: Expected) -> Txn {
-        self.request.compares.push(pb::Compare {
-            key: key.into(),
-            expected: Some(expected_to_proto(expected)),
-        });
-        self
-    }
-
-    pub fn put(self, key: impl Into<String>, value: impl Into<Vec<u8>>, expected: Expected) -> Txn {
-        self.put_in_session(key, value, expected, 0)
-    }
-
-    /// A put of a key owned by `session` (deleted when it expires).
-    pub fn put_ephemeral(
-        self,
-        key: impl Into<String>,
-        value: impl Into<Vec<u8>>,
-        expected: Expected,
-        session: &Session,
-    ) -> Txn {
-        let id = session.id();
-        self.put_in_session(key, value, expected, id)
-    }
-
-    /// A put of a key owned by the session with this id.
-    pub fn put_in_session(
-        mut self,
-        key: impl Into<String>,
-        value: impl Into<Vec<u8>>,
-        expected: Expected,
-        session: u64,
-    ) -> Txn {
-        let put = pb::PutRequest {
-            key: key.into(),
-            value: value.into(),
-            expected: Some(expected_to_proto(expected)),
-            session,
-        };
-        self.request.ops.push(pb::TxnOp {
-            op: Some(pb::txn_op::Op::Put(put)),
-        });
-        self
-    }
-
-    pub fn delete(mut self, key: impl Into<String>, expected: Expected) -> Txn {
-        let delete = pb::DeleteRequest {
-            key: key.into(),
-            expected: Some(expected_to_proto(expected)),
-        };
-        self.request.ops.push(pb::TxnOp {
-            op: Some(pb::txn_op::Op::Delete(delete)),
-        });
-        self
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// How long one call keeps retrying (leader changes, unreachable nodes) before it fails.
     pub request_timeout: Duration,
+    /// How long one attempt waits for a node's answer before the call goes on elsewhere
+    /// (adding a member waits up to `request_timeout`: it is answered once the member has
+    /// caught up).
+    pub attempt_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Presented first on every connection; needed by nodes that have one configured.
+    pub cluster_token: Option<ClusterToken>,
 }
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             request_timeout: Duration::from_secs(15),
+            attempt_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
+            cluster_token: None,
         }
     }
 }
@@ -194,11 +103,19 @@ impl MetadataClient {
         })
     }
 
-    /// Like [`MetadataClient::new`], then waits until the group answers.
+    /// Like [`MetadataClient::new`] with default options, then waits until the group answers.
     pub async fn connect(
         servers: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<MetadataClient, MetadataError> {
-        let client = MetadataClient::new(servers, ClientOptions::default())?;
+        MetadataClient::connect_with(servers, ClientOptions::default()).await
+    }
+
+    /// Like [`MetadataClient::new`], then waits until the group answers.
+    pub async fn connect_with(
+        servers: impl IntoIterator<Item = impl Into<String>>,
+        options: ClientOptions,
+    ) -> Result<MetadataClient, MetadataError> {
+        let client = MetadataClient::new(servers, options)?;
         client
             .call(request::Body::Status(pb::StatusRequest {}), true)
             .await?;
@@ -216,8 +133,14 @@ impl MetadataClient {
         {
             return Ok(conn.clone());
         }
-        let conn =
-            Arc::new(Connection::connect(&route.target, self.inner.options.connect_timeout).await?);
+        let options = &self.inner.options;
+        let conn = Connection::connect(
+            &route.target,
+            options.connect_timeout,
+            options.cluster_token.as_ref(),
+        )
+        .await?;
+        let conn = Arc::new(conn);
         route.conn = Some(conn.clone());
         Ok(conn)
     }
@@ -239,20 +162,31 @@ impl MetadataClient {
         route.conn = None;
     }
 
+    /// One call, retried while that is safe and `request_timeout` allows. Each attempt waits
+    /// at most `attempt_timeout` for its answer; a node that gives none is left for the next
+    /// listed one.
     pub(crate) async fn call(
         &self,
         body: request::Body,
         idempotent: bool,
     ) -> Result<response::Body, MetadataError> {
-        let deadline = Instant::now() + self.inner.options.request_timeout;
+        let options = &self.inner.options;
+        let deadline = Instant::now() + options.request_timeout;
+        let reads = is_read(&body);
+        // A new member is answered once it has caught up, which may rightly take a while.
+        let per_attempt = if matches!(body, request::Body::AddMember(_)) {
+            options.request_timeout
+        } else {
+            options.attempt_timeout
+        };
         let mut attempt: u32 = 0;
         loop {
-            let (addr, result) = match self.connection().await {
-                Ok(conn) => (conn.addr().to_string(), conn.call(body.clone()).await),
-                Err(e) => (self.inner.route.lock().await.target.clone(), Err(e)),
-            };
+            let attempt_deadline = deadline.min(Instant::now() + per_attempt);
+            let (addr, result) = self.attempt(&body, attempt_deadline).await;
             let error = match result {
                 Ok(body) => return Ok(body),
+                // A read that got no answer changed nothing: it is simply unavailable.
+                Err(MetadataError::Indeterminate(why)) if reads => MetadataError::Unavailable(why),
                 Err(e) => e,
             };
             let leader = match &error {
@@ -261,6 +195,11 @@ impl MetadataClient {
                 }
                 MetadataError::Unavailable(_) => None,
                 MetadataError::Indeterminate(_) if idempotent => None,
+                MetadataError::Indeterminate(_) => {
+                    // Whatever became of this call, the next one goes elsewhere.
+                    self.retarget(None, &addr).await;
+                    return Err(error);
+                }
                 _ => return Err(error),
             };
             let jump = leader.is_some();
@@ -276,6 +215,32 @@ impl MetadataClient {
                     .await;
             }
         }
+    }
+
+    /// Sends `body` once over the current connection (opened if need be), giving up at
+    /// `deadline`; says which node it went to.
+    async fn attempt(
+        &self,
+        body: &request::Body,
+        deadline: Instant,
+    ) -> (String, Result<response::Body, MetadataError>) {
+        match tokio::time::timeout_at(deadline, self.connection()).await {
+            Ok(Ok(conn)) => (
+                conn.addr().to_string(),
+                conn.call(body.clone(), deadline).await,
+            ),
+            Ok(Err(e)) => (self.target().await, Err(e)),
+            Err(_) => {
+                let target = self.target().await;
+                let e = MetadataError::Unavailable(format!("connecting to {target} timed out"));
+                (target, Err(e))
+            }
+        }
+    }
+
+    /// The node calls go to now.
+    pub(crate) async fn target(&self) -> String {
+        self.inner.route.lock().await.target.clone()
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Record>, MetadataError> {
@@ -461,14 +426,23 @@ impl MetadataClient {
     }
 
     /// The status of one particular node, without following the leader.
-    pub async fn status_of(addr: &str) -> Result<pb::StatusResponse, MetadataError> {
-        let conn = Connection::connect(addr, Duration::from_secs(2)).await?;
-        match conn
-            .call(request::Body::Status(pb::StatusRequest {}))
-            .await?
-        {
-            response::Body::Status(status) => Ok(status),
-            other => Err(unexpected(other)),
+    pub async fn status_of(&self, addr: &str) -> Result<pb::StatusResponse, MetadataError> {
+        let options = &self.inner.options;
+        let deadline = Instant::now() + options.attempt_timeout.min(options.request_timeout);
+        let connect = Connection::connect(
+            addr,
+            options.connect_timeout,
+            options.cluster_token.as_ref(),
+        );
+        let conn = tokio::time::timeout_at(deadline, connect)
+            .await
+            .map_err(|_| MetadataError::Unavailable(format!("connecting to {addr} timed out")))??;
+        let status = request::Body::Status(pb::StatusRequest {});
+        match conn.call(status, deadline).await {
+            Ok(response::Body::Status(status)) => Ok(status),
+            Ok(other) => Err(unexpected(other)),
+            Err(MetadataError::Indeterminate(why)) => Err(MetadataError::Unavailable(why)),
+            Err(e) => Err(e),
         }
     }
 
@@ -517,6 +491,17 @@ impl MetadataClient {
     pub async fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watch, MetadataError> {
         watch::start(self.clone(), prefix.to_string(), from_revision).await
     }
+}
+
+/// Requests that change nothing, whatever became of them.
+fn is_read(body: &request::Body) -> bool {
+    matches!(
+        body,
+        request::Body::Get(_)
+            | request::Body::List(_)
+            | request::Body::Children(_)
+            | request::Body::Status(_)
+    )
 }
 
 pub(crate) fn unexpected(body: response::Body) -> MetadataError {

@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use magnetar_protocol::metadata::{self as pb, request, response};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{MetadataClient, Record, event_kind};
 use crate::error::MetadataError;
 use crate::types::EventKind;
+
+/// How long a stopped watch waits to tell the node.
+const CANCEL_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// One change to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +74,21 @@ pub(super) async fn start(
         stop.clone(),
         started,
     ));
-    let start_revision = tokio::time::timeout(timeout, started_rx)
-        .await
-        .map_err(|_| MetadataError::Unavailable("timed out establishing the watch".into()))?
-        .map_err(|_| MetadataError::Unavailable("watch could not be established".into()))??;
+    let started = tokio::time::timeout(timeout, started_rx).await;
+    let start_revision = match started {
+        Ok(Ok(result)) => result?,
+        Ok(Err(_)) => {
+            return Err(MetadataError::Unavailable(
+                "watch could not be established".into(),
+            ));
+        }
+        Err(_) => {
+            stop.cancel();
+            return Err(MetadataError::Unavailable(
+                "timed out establishing the watch".into(),
+            ));
+        }
+    };
     Ok(Watch {
         events,
         start_revision,
@@ -99,7 +114,7 @@ async fn run(
         let conn = match client.connection().await {
             Ok(conn) => conn,
             Err(_) => {
-                let target = client.inner.route.lock().await.target.clone();
+                let target = client.target().await;
                 client.retarget(None, &target).await;
                 failures += 1;
                 backoff(failures, &stop).await;
@@ -114,17 +129,36 @@ async fn run(
             client.retarget(None, conn.addr()).await;
             continue;
         };
+        // A node answers a watch at once (its first message is the acknowledgement); one that
+        // stays silent is left for another. Once acknowledged, a watch may rightly be silent
+        // for hours: TCP keepalive finds a dead peer then.
+        let ack_by = Instant::now() + client.inner.options.attempt_timeout;
+        let mut acknowledged = false;
         loop {
+            let incoming = async {
+                if acknowledged {
+                    responses.recv().await
+                } else {
+                    tokio::time::timeout_at(ack_by, responses.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
             let response = tokio::select! {
                 _ = stop.cancelled() => {
                     conn.forget(id);
                     let cancel = request::Body::CancelWatch(pb::CancelWatchRequest { watch_id: id });
-                    let _ = tokio::time::timeout(Duration::from_millis(200), conn.call(cancel)).await;
+                    let _ = conn.call(cancel, Instant::now() + CANCEL_TIMEOUT).await;
                     return;
                 }
-                response = responses.recv() => response,
+                response = incoming => response,
             };
-            let Some(response) = response else { break };
+            let Some(response) = response else {
+                conn.forget(id);
+                break;
+            };
+            acknowledged = true;
             if let Some(error) = response.error {
                 let error = MetadataError::from_proto(error);
                 if matches!(error, MetadataError::Compacted { .. }) {

@@ -1,6 +1,7 @@
 //! A metadata node: the Raft group member, its storage, and the TCP service that answers
-//! clients and peers on one port.
+//! clients and peers on one port (behind the cluster token, when the node has one).
 
+mod auth;
 mod batching;
 mod raft_errors;
 mod service;
@@ -84,7 +85,9 @@ impl MetadataNode {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network,
+            Network {
+                cluster_token: config.cluster_token.clone(),
+            },
             LogStore::new(db),
             state_machine,
         )
@@ -139,6 +142,7 @@ impl MetadataNode {
             proposer,
             linearizer,
             sessions,
+            cluster_token: config.cluster_token.clone(),
         });
         tasks.spawn(accept_loop(
             listener,
@@ -231,7 +235,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                stream.set_nodelay(true).ok();
+                crate::conn::configure(&stream);
                 let conn_tasks = tasks.clone();
                 tasks.spawn(serve_connection(
                     stream,
@@ -256,7 +260,13 @@ async fn serve_connection(
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let (mut sink, mut source) = Framed::new(stream, codec()).split();
+    let mut wire = Framed::new(stream, codec());
+    if let Some(token) = &service.cluster_token
+        && !auth::authenticate(&mut wire, token, peer, &cancel).await
+    {
+        return;
+    }
+    let (mut sink, mut source) = wire.split();
     let (out, mut responses) = mpsc::channel::<Response>(1024);
     let watches: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
     let writer_cancel = cancel.clone();
@@ -358,6 +368,11 @@ async fn serve_connection(
                         body: Some(response::Body::Empty(Default::default())),
                     })
                     .await;
+            }
+            request::Body::Auth(presented) => {
+                // Already served (or no token needed): a later token changes nothing.
+                let outcome = auth::check(service.cluster_token.as_ref(), &presented.token);
+                let _ = out.send(auth::answer(id, outcome)).await;
             }
             request::Body::Raft(raft_request) => {
                 let raft = service.raft.clone();

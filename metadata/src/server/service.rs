@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use magnetar_protocol::ClusterToken;
 use magnetar_protocol::metadata::{self as pb, request, response};
 use openraft::ChangeMembers;
 
@@ -29,6 +30,8 @@ pub(crate) struct Service {
     pub(crate) proposer: Proposer,
     pub(crate) linearizer: Linearizer,
     pub(crate) sessions: SessionTracker,
+    /// What every connection must present first (`None`: anyone is served).
+    pub(crate) cluster_token: Option<ClusterToken>,
 }
 
 impl std::fmt::Debug for Service {
@@ -264,7 +267,10 @@ impl Service {
                     .map_err(raft_errors::from_write)?;
                 Ok(response::Body::Status(self.status()))
             }
-            request::Body::Watch(_) | request::Body::CancelWatch(_) | request::Body::Raft(_) => {
+            request::Body::Watch(_)
+            | request::Body::CancelWatch(_)
+            | request::Body::Raft(_)
+            | request::Body::Auth(_) => {
                 Err(MetadataError::Internal("handled by the connection".into()))
             }
         }
