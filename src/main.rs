@@ -95,6 +95,10 @@ struct StandaloneArgs {
     /// fraction; 1.0 turns the check off.
     #[arg(long, default_value_t = 0.95, env = "MAGNETAR_DISK_USAGE_THRESHOLD")]
     disk_usage_threshold: f64,
+    /// TOML file with the broker's limits (the `[broker.limits]` keys of deploy/broker.toml:
+    /// connections, producers, publish buffer, idle topics, HTTP…; docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    limits: Option<std::path::PathBuf>,
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
@@ -157,6 +161,11 @@ async fn main() -> anyhow::Result<()> {
                     require_trusted_client_cert: args.tls_require_trusted_client_cert,
                 },
                 disk_usage_threshold: args.disk_usage_threshold,
+                limits: match &args.limits {
+                    Some(path) => magnetar_broker::limits::Limits::read(path)?,
+                    None => Default::default(),
+                },
+                ..magnetar_broker::standalone::StandaloneConfig::default()
             };
             magnetar_broker::standalone::run(config, shutdown_on_signal()).await
         }

@@ -49,8 +49,6 @@ pub enum BookieCommand {
 pub struct AutorecoveryArgs {
     #[command(flatten)]
     pub metadata: MetadataArgs,
-    #[command(flatten)]
-    pub token: ClusterTokenArgs,
     /// Milliseconds a bookie must stay unregistered before its copies are made elsewhere.
     #[arg(long, default_value_t = 60_000)]
     pub lost_bookie_delay_ms: u64,
@@ -77,14 +75,18 @@ pub struct MetadataArgs {
         default_value = "127.0.0.1:6690"
     )]
     pub servers: Vec<String>,
+    /// The cluster token, presented to the metadata service and to bookies.
+    #[command(flatten)]
+    pub token: ClusterTokenArgs,
 }
 
 impl MetadataArgs {
     fn client(&self) -> Result<MetadataClient, BookieError> {
-        Ok(MetadataClient::new(
-            self.servers.clone(),
-            ClientOptions::default(),
-        )?)
+        let options = ClientOptions {
+            cluster_token: self.token.cluster_token.clone(),
+            ..ClientOptions::default()
+        };
+        Ok(MetadataClient::new(self.servers.clone(), options)?)
     }
 }
 
@@ -201,8 +203,6 @@ pub struct BenchArgs {
 pub struct SimpletestArgs {
     #[command(flatten)]
     pub metadata: MetadataArgs,
-    #[command(flatten)]
-    pub token: ClusterTokenArgs,
     /// Bookies the ledger is striped over (E).
     #[arg(long, default_value_t = 3)]
     pub ensemble: usize,
@@ -269,7 +269,10 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
         BookieCommand::Simpletest(args) => run_simpletest(args).await,
         BookieCommand::List(args) => list(args).await,
         BookieCommand::Autorecovery(args) => {
-            let ledgers = LedgerClient::new(args.metadata.client()?, args.token.ledger_options());
+            let ledgers = LedgerClient::new(
+                args.metadata.client()?,
+                args.metadata.token.ledger_options(),
+            );
             let config = AutoRecoveryConfig {
                 lost_bookie_delay: Duration::from_millis(args.lost_bookie_delay_ms),
                 audit_interval: Duration::from_millis(args.audit_interval_ms.max(10)),
@@ -321,7 +324,10 @@ async fn list_under_replicated(args: ListArgs) -> Result<(), BookieError> {
 }
 
 async fn run_simpletest(args: SimpletestArgs) -> Result<(), BookieError> {
-    let ledgers = LedgerClient::new(args.metadata.client()?, args.token.ledger_options());
+    let ledgers = LedgerClient::new(
+        args.metadata.client()?,
+        args.metadata.token.ledger_options(),
+    );
     let options = SimpletestOptions {
         ledger: LedgerConfig {
             ensemble: args.ensemble,

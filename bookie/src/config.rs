@@ -253,11 +253,22 @@ mod tests {
     }
 
     #[test]
-    fn deploy_sample_is_the_defaults() {
-        let sample = include_str!("../../deploy/bookie.toml");
-        let config = BookieConfig::from_toml(sample).expect("sample parses");
+    fn deploy_sample_is_the_defaults_with_a_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("cluster.token");
+        std::fs::write(&token, "sample-token-0123456789").expect("token");
+        let sample = include_str!("../../deploy/bookie.toml")
+            .replace("/etc/magnetar/cluster.token", &token.display().to_string());
+        let config = BookieConfig::from_toml(&sample).expect("sample parses");
         config.validate().expect("sample valid");
-        assert_eq!(config, BookieConfig::default());
+        assert!(config.cluster_token.is_some(), "on in the sample");
+        assert_eq!(
+            BookieConfig {
+                cluster_token: None,
+                ..config
+            },
+            BookieConfig::default()
+        );
     }
 
     #[test]

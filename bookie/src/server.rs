@@ -98,8 +98,13 @@ impl BookieServer {
         ));
         tasks.spawn(monitor.run(config.disk_check_interval(), info_tx, shutdown.clone()));
         if !config.metadata_servers.is_empty() {
-            let metadata =
-                MetadataClient::new(config.metadata_servers.clone(), ClientOptions::default())?;
+            let metadata = MetadataClient::new(
+                config.metadata_servers.clone(),
+                ClientOptions {
+                    cluster_token: config.cluster_token.clone(),
+                    ..ClientOptions::default()
+                },
+            )?;
             tasks.spawn(registration::keep_registered(
                 metadata.clone(),
                 config.session_ttl(),

@@ -115,7 +115,13 @@ impl Broker {
             },
         );
         let metrics = BrokerMetrics::new(&config.cluster)?;
-        let ledgers = LedgerClient::new(metadata.clone(), LedgerOptions::default());
+        let ledgers = LedgerClient::new(
+            metadata.clone(),
+            LedgerOptions {
+                cluster_token: config.cluster_token.clone(),
+                ..LedgerOptions::default()
+            },
+        );
         let me = BrokerData {
             broker_id: broker_id(&host, &addrs),
             cluster: config.cluster.clone(),

@@ -25,6 +25,7 @@ use magnetar_admin_api::{NamespaceName, ResourceError, Resources};
 use magnetar_bookie::autorecovery::{self, AutoRecoveryConfig};
 use magnetar_metadata::MetadataClient;
 use magnetar_metadata::client::ClientOptions;
+use magnetar_protocol::{ClusterToken, ClusterTokenError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -128,6 +129,26 @@ pub struct BrokerArgs {
     /// Refuse TLS clients without a certificate signed by --tls-trust-certs-file (mTLS).
     #[arg(long, requires = "tls_trust_certs_file")]
     pub tls_require_trusted_client_cert: bool,
+    /// The cluster's shared secret for the metadata service and the bookies: `file:///path`
+    /// or the token itself.
+    #[arg(long, env = "MAGNETAR_CLUSTER_TOKEN", hide_env_values = true, value_parser = cluster_token)]
+    pub cluster_token: Option<ClusterToken>,
+}
+
+fn cluster_token(setting: &str) -> Result<ClusterToken, ClusterTokenError> {
+    ClusterToken::from_setting(setting)
+}
+
+/// The metadata client of a broker or tool: `servers`, presenting `token`.
+fn metadata_client(
+    servers: &[String],
+    token: Option<ClusterToken>,
+) -> anyhow::Result<MetadataClient> {
+    let options = ClientOptions {
+        cluster_token: token,
+        ..ClientOptions::default()
+    };
+    Ok(MetadataClient::new(servers.to_vec(), options)?)
 }
 
 impl BrokerArgs {
@@ -182,6 +203,9 @@ impl BrokerArgs {
         if self.tls_require_trusted_client_cert {
             broker.tls.require_trusted_client_cert = true;
         }
+        if let Some(token) = self.cluster_token {
+            broker.cluster_token = Some(token);
+        }
         for (addr, flag) in [
             (&mut file.broker_addr, self.broker_addr),
             (&mut file.http_addr, self.http_addr),
@@ -215,7 +239,7 @@ pub fn ml_config(config: &BrokerConfig) -> ManagedLedgerConfig {
 /// Runs a broker until `shutdown`, then hands its bundles over and leaves.
 pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let file = args.resolve()?;
-    let metadata = MetadataClient::new(file.metadata_servers.clone(), ClientOptions::default())?;
+    let metadata = metadata_client(&file.metadata_servers, file.broker.cluster_token.clone())?;
     let cluster = file.broker.cluster.clone();
     let resources = Resources::new(metadata.clone());
     let known = tokio::time::timeout(Duration::from_secs(30), resources.clusters.exists(&cluster))
@@ -408,6 +432,9 @@ pub struct ClusterInitArgs {
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The cluster's shared secret (as the metadata nodes require it).
+    #[arg(long, env = "MAGNETAR_CLUSTER_TOKEN", hide_env_values = true, value_parser = cluster_token)]
+    pub cluster_token: Option<ClusterToken>,
 }
 
 /// What `cluster init` did to each record.
@@ -428,7 +455,7 @@ fn outcome(result: Result<(), ResourceError>) -> Result<InitOutcome, ResourceErr
 
 /// Creates the cluster's first records; each one left alone if already there.
 pub async fn cluster_init(args: ClusterInitArgs) -> anyhow::Result<()> {
-    let metadata = MetadataClient::new(args.metadata.clone(), ClientOptions::default())?;
+    let metadata = metadata_client(&args.metadata, args.cluster_token.clone())?;
     let resources = Resources::new(metadata);
     let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
     let unreachable = || {
@@ -492,7 +519,16 @@ mod tests {
     #[test]
     fn the_sample_deploy_file_loads() -> anyhow::Result<()> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/broker.toml");
-        let file = BrokerFile::read(&path)?;
+        // The sample names the token file of a real deployment: point it at a temporary one.
+        let dir = tempfile::tempdir()?;
+        let token = dir.path().join("cluster.token");
+        std::fs::write(&token, "sample-token-0123456789")?;
+        let text = std::fs::read_to_string(&path)?
+            .replace("/etc/magnetar/cluster.token", &token.display().to_string());
+        let copy = dir.path().join("broker.toml");
+        std::fs::write(&copy, text)?;
+        let file = BrokerFile::read(&copy)?;
+        assert!(file.broker.cluster_token.is_some(), "on in the sample");
         assert_eq!(file.metadata_servers.len(), 3);
         assert_eq!(file.broker.ensemble_size, 2);
         // The sample lists every limit at its default.

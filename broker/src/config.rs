@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use magnetar_auth::AuthConfig;
-use serde::{Deserialize, Serialize};
+use magnetar_protocol::ClusterToken;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::limits::Limits;
 use crate::tls::TlsConfig;
@@ -68,6 +69,20 @@ pub struct BrokerConfig {
     /// Bounds on connections, producers, consumers, topics, publish memory and HTTP (the
     /// `[limits]` section).
     pub limits: Limits,
+    /// The cluster's shared secret, presented on every connection to the metadata service and
+    /// the bookies: `file:///path` or the token itself (docs/operations.md). Never printed.
+    #[serde(skip_serializing, deserialize_with = "cluster_token_setting")]
+    pub cluster_token: Option<ClusterToken>,
+}
+
+/// `cluster_token = "file:///path"` or the token itself.
+fn cluster_token_setting<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClusterToken>, D::Error> {
+    let setting = String::deserialize(deserializer)?;
+    ClusterToken::from_setting(&setting)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl Default for BrokerConfig {
@@ -97,6 +112,7 @@ impl Default for BrokerConfig {
             policy_check_interval_ms: 5_000,
             backlog_quota_check_interval_ms: 60_000,
             limits: Limits::default(),
+            cluster_token: None,
         }
     }
 }

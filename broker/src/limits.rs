@@ -97,6 +97,13 @@ pub fn reached(count: usize, limit: usize) -> bool {
 }
 
 impl Limits {
+    /// Reads a TOML file of limits (unknown keys refused); absent keys keep their defaults.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Limits> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms.max(1))
     }

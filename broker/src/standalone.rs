@@ -4,16 +4,20 @@
 //! does. The broker serves the admin API and metrics on HTTP, and with TLS settings also
 //! `pulsar+ssl://` and HTTPS; the metrics include the bookie's journal and the Raft node.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use magnetar_admin_api::models::{BundlesData, ClusterData, Policies, TenantInfo};
 use magnetar_admin_api::{NamespaceName, ResourceError, Resources};
 use magnetar_auth::AuthConfig;
-use magnetar_bookie::registry::{self, BookieInfo};
+use magnetar_bookie::registry;
 use magnetar_bookie::{BookieConfig, BookieServer};
+use magnetar_metadata::client::ClientOptions;
 use magnetar_metadata::{MetadataClient, MetadataNode, NodeConfig};
+use magnetar_protocol::ClusterToken;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -107,13 +111,15 @@ pub struct Standalone {
     metadata_node: MetadataNode,
     bookie_stop: CancellationToken,
     bookie_task: tokio::task::JoinHandle<Result<(), magnetar_bookie::BookieError>>,
-    _bookie_session: magnetar_metadata::Session,
 }
 
 impl Standalone {
     pub async fn start(config: StandaloneConfig) -> anyhow::Result<Standalone> {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir)?;
+        // The internal ports (metadata, bookie) are on loopback by default and, in any case,
+        // serve only who presents this standalone's token (kept in the data directory).
+        let token = cluster_token(&config.data_dir)?;
         let metadata_listener = TcpListener::bind(config.metadata_addr).await?;
         let metadata_addr = metadata_listener.local_addr()?;
         let node_config = NodeConfig {
@@ -123,11 +129,20 @@ impl Standalone {
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
+            cluster_token: Some(token.clone()),
             ..NodeConfig::default()
         };
         let metadata_node = MetadataNode::start(node_config, metadata_listener).await?;
-        let metadata = MetadataClient::connect([metadata_addr.to_string()]).await?;
+        let metadata = MetadataClient::connect_with(
+            [metadata_addr.to_string()],
+            ClientOptions {
+                cluster_token: Some(token.clone()),
+                ..ClientOptions::default()
+            },
+        )
+        .await?;
 
+        // The bookie registers itself and collects deleted ledgers, as in a cluster.
         let bookie_listener = TcpListener::bind(config.bookie_addr).await?;
         let bookie_addr = bookie_listener.local_addr()?;
         let bookie_config = BookieConfig {
@@ -138,21 +153,17 @@ impl Standalone {
             disk_usage_lwm_threshold: BookieConfig::default()
                 .disk_usage_lwm_threshold
                 .min(config.disk_usage_threshold),
+            metadata_servers: vec![metadata_addr.to_string()],
+            cluster_token: Some(token.clone()),
             ..BookieConfig::default()
         };
         let bookie_stop = CancellationToken::new();
         let bookie =
             BookieServer::start(bookie_config, bookie_listener, bookie_stop.clone()).await?;
         let journal = bookie.bookie().clone();
+        let address = bookie.info().address;
         let bookie_task = tokio::spawn(bookie.wait());
-        let bookie_session = metadata.create_session(Duration::from_secs(10)).await?;
-        let info = BookieInfo {
-            address: bookie_addr.to_string(),
-            read_only: false,
-            free_disk_bytes: 0,
-            total_disk_bytes: 0,
-        };
-        registry::register(&metadata, &bookie_session, &info).await?;
+        wait_registered(&metadata, &address).await?;
 
         let broker_config = BrokerConfig {
             advertised_address: config.advertised_address.clone(),
@@ -163,6 +174,7 @@ impl Standalone {
             auth_refresh_check_secs: config.auth_refresh_check_secs,
             tls: config.tls.clone(),
             limits: config.limits.clone(),
+            cluster_token: Some(token),
             policy_check_interval_ms: config.policy_check_interval_ms,
             backlog_quota_check_interval_ms: config.backlog_quota_check_interval_ms,
             ..BrokerConfig::default()
@@ -241,7 +253,6 @@ impl Standalone {
             metadata_node,
             bookie_stop,
             bookie_task,
-            _bookie_session: bookie_session,
         })
     }
 
@@ -255,6 +266,50 @@ impl Standalone {
             Ok(Ok(())) => {}
         }
         self.metadata_node.shutdown().await;
+    }
+}
+
+/// The file under the data directory holding this standalone's cluster token.
+pub const TOKEN_FILE: &str = "cluster.token";
+
+/// The standalone's cluster token: read from `data_dir/cluster.token`, or made and written
+/// there (readable by its owner only) on first start.
+fn cluster_token(data_dir: &Path) -> anyhow::Result<ClusterToken> {
+    let path = data_dir.join(TOKEN_FILE);
+    if path.exists() {
+        return Ok(ClusterToken::from_setting(&format!(
+            "file://{}",
+            path.display()
+        ))?);
+    }
+    let token = ClusterToken::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    Ok(token)
+}
+
+/// Waits until the bookie at `address` is registered (it registers itself at start).
+async fn wait_registered(metadata: &MetadataClient, address: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if registry::writable(metadata)
+            .await?
+            .iter()
+            .any(|b| b.address == address)
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the bookie at {address} did not register within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -330,7 +385,11 @@ pub async fn run(config: StandaloneConfig, shutdown: CancellationToken) -> anyho
     if config.auth.authentication_enabled {
         println!("  authentication  : token");
     }
-    println!("  metadata service: {}", config.metadata_addr);
+    println!(
+        "  metadata service: {} (cluster token in {})",
+        config.metadata_addr,
+        config.data_dir.join(TOKEN_FILE).display()
+    );
     println!("  data directory  : {}", config.data_dir.display());
     shutdown.cancelled().await;
     standalone.shutdown().await;

@@ -15,7 +15,7 @@ use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
 use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
-use crate::topic_context::{TopicContext, TopicCounters};
+use crate::topic_context::{Outbound, TopicContext, TopicCounters};
 
 /// Who holds a producer name on this topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct ProducerOwner {
 /// the producer id first, then the client gets CLOSE_PRODUCER and looks the topic up again.
 #[derive(Debug, Clone)]
 pub struct ProducerCloser {
-    pub out: tokio::sync::mpsc::Sender<magnetar_protocol::Frame>,
+    pub out: Outbound,
     pub evicted: tokio::sync::mpsc::UnboundedSender<u64>,
 }
 
@@ -42,7 +42,7 @@ impl ProducerCloser {
             request_id: u64::MAX,
             ..Default::default()
         };
-        let _ = self.out.try_send(close.into());
+        let _ = self.out.try_send(Box::new(close.into()));
     }
 }
 

@@ -6,7 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use magnetar_bookie::ledger::LedgerClient;
+use magnetar_protocol::Frame;
 use prometheus::Histogram;
+use tokio::sync::mpsc;
+
+/// Where frames for a client connection are queued. Frames are boxed: a command is a few
+/// kilobytes inline, and the queue's blocks hold 32 of them, allocated per connection.
+pub type Outbound = mpsc::Sender<Box<Frame>>;
 
 /// The broker's services a topic uses.
 #[derive(Debug, Clone)]

@@ -136,7 +136,17 @@ mod tests {
     #[test]
     fn sample_config_loads_and_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/metadata.toml");
-        let config = NodeConfig::from_toml_file(&path).expect("sample config");
+        // The sample names the token file of a real deployment: point it at a temporary one.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("cluster.token");
+        std::fs::write(&token, "sample-token-0123456789").expect("token");
+        let text = std::fs::read_to_string(&path)
+            .expect("sample")
+            .replace("/etc/magnetar/cluster.token", &token.display().to_string());
+        let copy = dir.path().join("metadata.toml");
+        std::fs::write(&copy, text).expect("copy");
+        let config = NodeConfig::from_toml_file(&copy).expect("sample config");
+        assert!(config.cluster_token.is_some(), "on in the sample");
         config.validate().expect("valid");
         assert_eq!(config.peers.len(), 3);
     }

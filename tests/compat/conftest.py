@@ -92,8 +92,10 @@ class Standalone:
 
     def metadata(self, *args):
         """Runs `magnetar metadata …` against this standalone's metadata node."""
+        token = os.path.join(self.data_dir, "cluster.token")
         return subprocess.run(
-            [self.bin, "metadata", "--servers", self.metadata_servers, *args],
+            [self.bin, "metadata", "--servers", self.metadata_servers,
+             "--cluster-token", f"file://{token}", *args],
             check=True, capture_output=True, text=True,
         ).stdout
 

@@ -87,7 +87,8 @@ class LocalCluster:
 
     def metadata_leader(self):
         out = subprocess.run(
-            [self.bin, "metadata", "--servers", self.metadata, "--json", "members"],
+            [self.bin, "metadata", "--servers", self.metadata,
+             "--cluster-token", f"file://{self.dir}/cluster.token", "--json", "members"],
             check=True, capture_output=True, text=True,
         ).stdout
         members = json.loads(out)

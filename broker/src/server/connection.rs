@@ -38,6 +38,7 @@ use crate::subscription_actor::{
     ConsumerLink, InitialPosition, SeekTarget, SubscriptionHandle, SubscriptionOptions,
 };
 use crate::topic::{ProducerOwner, Topic};
+use crate::topic_context::Outbound;
 
 mod consume;
 mod lookup;
@@ -95,7 +96,7 @@ struct Connection {
     id: u64,
     peer: SocketAddr,
     service: Arc<BrokerService>,
-    out: mpsc::Sender<Frame>,
+    out: Outbound,
     protocol_version: i32,
     connected: bool,
     producers: HashMap<u64, ProducerSlot>,
@@ -130,7 +131,7 @@ pub(super) async fn run<R, W>(
     let codec = PulsarCodec::new(ctx.config.max_frame_size());
     let mut frames = FramedRead::new(read, codec.clone());
     let mut sink = FramedWrite::new(write, codec);
-    let (out, mut outbound) = mpsc::channel::<Frame>(OUTBOUND_QUEUE);
+    let (out, mut outbound) = mpsc::channel::<Box<Frame>>(OUTBOUND_QUEUE);
     let writer_cancel = cancel.clone();
     let write_timeout = ctx.config.limits.write_timeout();
     let stalled = ctx.metrics.guards.stalled_connections.clone();
@@ -140,7 +141,7 @@ pub(super) async fn run<R, W>(
                 _ = writer_cancel.cancelled() => break,
                 frame = outbound.recv() => match frame { Some(f) => f, None => break },
             };
-            match tokio::time::timeout(write_timeout, sink.send(frame)).await {
+            match tokio::time::timeout(write_timeout, sink.send(*frame)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(FrameError::TooLarge { size, max })) => {
                     // Nothing stored is larger than a SEND may be, so this is a bug; losing the
@@ -268,13 +269,13 @@ struct Closed;
 
 impl Connection {
     async fn send(&self, frame: Frame) -> Result<(), Closed> {
-        self.out.send(frame).await.map_err(|_| Closed)
+        self.out.send(Box::new(frame)).await.map_err(|_| Closed)
     }
 
     /// Queues `frame` unless the queue is full (then it is dropped); `Closed` if the writer is
     /// gone.
     fn try_send(&self, frame: Frame) -> Result<(), Closed> {
-        match self.out.try_send(frame) {
+        match self.out.try_send(Box::new(frame)) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
         }
@@ -360,7 +361,7 @@ impl Connection {
                         let out = self.out.clone();
                         tokio::spawn(async move {
                             subscription.remove_consumer(id).await;
-                            let _ = out.send(success).await;
+                            let _ = out.send(Box::new(success)).await;
                         });
                         Ok(())
                     }
@@ -561,7 +562,7 @@ impl Connection {
                             commands::error(request_id, error.code(), error.to_string()).into();
                         tokio::spawn(async move {
                             subscription.remove_consumer(id).await;
-                            let _ = out.send(frame).await;
+                            let _ = out.send(Box::new(frame)).await;
                         });
                         return;
                     }

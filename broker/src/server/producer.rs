@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use crate::error::BrokerError;
 use crate::position::Position;
 use crate::topic::{ProducerOwner, Topic};
+use crate::topic_context::Outbound;
 
 /// What one SEND holds until its receipt is queued: a slot of its connection's pending
 /// publishes and its bytes of the broker's publish buffer.
@@ -55,12 +56,7 @@ pub(super) struct Producer {
 }
 
 impl Producer {
-    pub fn new(
-        topic: Arc<Topic>,
-        name: String,
-        owner: ProducerOwner,
-        out: mpsc::Sender<Frame>,
-    ) -> Producer {
+    pub fn new(topic: Arc<Topic>, name: String, owner: ProducerOwner, out: Outbound) -> Producer {
         let (receipts, mut queue) = mpsc::unbounded_channel::<Receipt>();
         let producer_id = owner.producer_id;
         tokio::spawn(async move {
@@ -88,7 +84,7 @@ impl Producer {
                         .into()
                     }
                 };
-                let sent = out.send(frame).await;
+                let sent = out.send(Box::new(frame)).await;
                 drop(receipt.permits);
                 if sent.is_err() {
                     return;

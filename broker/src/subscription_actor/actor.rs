@@ -21,9 +21,10 @@ pub(super) struct Actor {
     pub(super) consumers: HashMap<u64, ConsumerLink>,
     /// Frames for consumers whose connection queue was full, in order; such a consumer is
     /// paused in the dispatcher until they are all queued.
-    pub(super) outboxes: HashMap<u64, VecDeque<Frame>>,
+    pub(super) outboxes: HashMap<u64, VecDeque<Box<Frame>>>,
     /// One wait for room per paused consumer.
-    pub(super) writable: FuturesUnordered<BoxFuture<'static, (u64, Option<OwnedPermit<Frame>>)>>,
+    pub(super) writable:
+        FuturesUnordered<BoxFuture<'static, (u64, Option<OwnedPermit<Box<Frame>>>)>>,
 }
 
 fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
@@ -259,7 +260,7 @@ impl Actor {
                 ..Default::default()
             };
             // A connection too full to take it is closed by its write timeout anyway.
-            let _ = link.out.try_send(close.into());
+            let _ = link.out.try_send(Box::new(close.into()));
         }
         self.remove(id).await;
     }
@@ -267,6 +268,7 @@ impl Actor {
     /// Queues `frame` for consumer `id` without waiting: behind its outbox if it has one, else
     /// on its connection; a full connection starts the outbox and pauses the consumer.
     fn push(&mut self, id: u64, frame: Frame) {
+        let frame = Box::new(frame);
         if let Some(outbox) = self.outboxes.get_mut(&id) {
             outbox.push_back(frame);
             return;
@@ -295,7 +297,7 @@ impl Actor {
     }
 
     /// Room on consumer `id`'s connection: queue its outbox; resume it once empty.
-    fn room_for(&mut self, id: u64, permit: Option<OwnedPermit<Frame>>) {
+    fn room_for(&mut self, id: u64, permit: Option<OwnedPermit<Box<Frame>>>) {
         let Some(permit) = permit else {
             self.outboxes.remove(&id); // the connection is gone
             return;

@@ -33,7 +33,7 @@ use crate::managed_ledger::{InitialPosition as MlInitialPosition, ManagedCursor,
 use crate::position::{LedgerLayout, Position};
 use crate::publish_time;
 use crate::subscription::{AckKind, AckedMessage, Subscription};
-use crate::topic_context::{SharedCounters, TopicLimits};
+use crate::topic_context::{Outbound, SharedCounters, TopicLimits};
 use magnetar_protocol::TopicName;
 
 mod actor;
@@ -74,7 +74,7 @@ pub struct ConsumerLink {
     pub client_consumer_id: u64,
     pub name: String,
     pub priority_level: i32,
-    pub out: mpsc::Sender<Frame>,
+    pub out: Outbound,
     pub protocol_version: i32,
     /// Partition index for message ids, −1 when not partitioned.
     pub partition: i32,

@@ -200,7 +200,7 @@ impl Connection {
                 // re-subscribe with fresh permits, as Java does.
                 Ok(()) => {
                     if out
-                        .send(commands::success(request.request_id).into())
+                        .send(Box::new(commands::success(request.request_id).into()))
                         .await
                         .is_ok()
                     {
@@ -209,7 +209,7 @@ impl Connection {
                 }
                 Err(e) => {
                     let error = commands::error(request.request_id, e.code(), e.to_string());
-                    let _ = out.send(error.into()).await;
+                    let _ = out.send(Box::new(error.into())).await;
                 }
             }
         });
@@ -238,7 +238,7 @@ impl Connection {
                     Ok(response) => response.into(),
                     Err(e) => commands::error(request.request_id, e.code(), e.to_string()).into(),
                 };
-            let _ = out.send(frame).await;
+            let _ = out.send(Box::new(frame)).await;
         });
         Ok(())
     }

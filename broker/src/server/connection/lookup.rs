@@ -163,7 +163,7 @@ impl Connection {
                 },
                 Err(e) => schema_error(request_id, &e),
             };
-            let _ = out.send(response.into()).await;
+            let _ = out.send(Box::new(response.into())).await;
         });
         Ok(())
     }
