@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::MlError;
-use super::persist;
 use super::shared::{Shared, lock};
+use super::stored_cursor;
 use crate::cursor::{AckEffect, AckSet, Cursor};
 use crate::position::{LedgerLayout, Position};
 
@@ -175,7 +175,7 @@ impl ManagedCursor {
 
     /// Writes the state now if it changed since the last write.
     pub async fn flush(&self) -> Result<(), MlError> {
-        persist::persist(&self.shared, &self.core).await
+        stored_cursor::persist(&self.shared, &self.core).await
     }
 
     pub fn stats(&self) -> CursorStats {

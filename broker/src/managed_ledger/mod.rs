@@ -22,9 +22,9 @@ mod cursor;
 mod error;
 mod info;
 mod open;
-mod persist;
 mod read;
 mod shared;
+mod stored_cursor;
 mod trim;
 
 use std::future::Future;
@@ -94,7 +94,10 @@ impl ManagedLedger {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(opened.appender.run(cancel.child_token()));
-        tasks.spawn(persist::run(opened.shared.clone(), cancel.child_token()));
+        tasks.spawn(stored_cursor::run(
+            opened.shared.clone(),
+            cancel.child_token(),
+        ));
         Ok(ManagedLedger {
             handle: Arc::new(Handle {
                 shared: opened.shared,
@@ -231,7 +234,7 @@ impl ManagedLedger {
             }
         };
         let core = Arc::new(cursor::CursorCore::new(name.to_string(), cursor, true));
-        persist::persist(shared, &core).await?;
+        stored_cursor::persist(shared, &core).await?;
         lock(&shared.cursors).insert(name.to_string(), core.clone());
         tracing::info!(managed_ledger = %shared.name, cursor = name, ?initial, "cursor created");
         Ok(ManagedCursor {
@@ -287,7 +290,7 @@ impl ManagedLedger {
     /// Persists changed cursors and trims consumed ledgers now (the background task does this
     /// every `cursor_persist_interval`); returns the ledgers deleted.
     pub async fn trim(&self) -> Result<Vec<u64>, MlError> {
-        persist::persist_all(self.shared()).await?;
+        stored_cursor::persist_all(self.shared()).await?;
         trim::trim(self.shared()).await
     }
 
@@ -302,7 +305,7 @@ impl ManagedLedger {
         };
         let flushed = match shared.status() {
             shared::Status::Fenced => Ok(()),
-            _ => persist::persist_all(shared).await,
+            _ => stored_cursor::persist_all(shared).await,
         };
         self.handle.cancel.cancel();
         self.handle.tasks.close();

@@ -16,8 +16,8 @@ use magnetar_metadata::{Expected, MetadataError};
 
 use super::appender::Appender;
 use super::info::{self, LedgerRecord, MlInfo};
-use super::persist;
 use super::shared::{Shared, State};
+use super::stored_cursor;
 use super::{ManagedLedgerConfig, MlError};
 use crate::position::LedgerLayout;
 
@@ -157,7 +157,7 @@ pub(super) async fn open(
             .map(|l| (l.ledger_id as i64, l.entries as i64)),
     )
     .map_err(|e| MlError::Corrupt(format!("managed ledger {name}: {e}")))?;
-    let cursors = persist::load_all(&metadata, name).await?;
+    let cursors = stored_cursor::load_all(&metadata, name).await?;
 
     let mut writers = VecDeque::new();
     writers.push_back(writer.clone());
