@@ -35,7 +35,7 @@ fn random_varint(rng: &mut Rng) -> u64 {
 fn random_field(rng: &mut Rng, max_field: u32, depth: u32, out: &mut Vec<u8>) {
     let field = 1 + rng.below(max_field as usize) as u64;
     let wire = *rng.pick(&[0u64, 0, 0, 2, 2, 2, 1, 5]);
-    varint(field << 3 | wire, out);
+    varint((field << 3) | wire, out);
     match wire {
         0 => varint(random_varint(rng), out),
         1 => out.extend_from_slice(&rng.next_u64().to_le_bytes()),
@@ -87,7 +87,7 @@ pub fn random_message<M: Message + Default>(rng: &mut Rng, max_field: u32, tries
 /// `[tag field, length delimited][len][body]`: `body` as sub-message `field`.
 pub fn wrap_field(field: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 8);
-    varint(u64::from(field) << 3 | 2, &mut out);
+    varint((u64::from(field) << 3) | 2, &mut out);
     varint(body.len() as u64, &mut out);
     out.extend_from_slice(body);
     out

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bookie_wire;
 pub mod compression;
 pub mod metadata_wire;
+mod no_broker;
 pub mod pulsar_frame;
 pub mod rest;
 pub mod token;

@@ -17,22 +17,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
-use magnetar_admin_api::models::LookupData;
-use magnetar_admin_api::{
-    AdminSettings, AdminState, ApiError, CursorPosition, NamespaceName, Resources, TopicAdmin,
-};
+use magnetar_admin_api::{AdminSettings, AdminState, Resources};
 use magnetar_auth::keys::data_url;
 use magnetar_auth::{Algorithm, AuthConfig, SignKey, TokenSettings, TokenSigner};
 use magnetar_metadata::testing::LocalCluster;
-use magnetar_protocol::TopicName;
-use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::engine::{Signal, Target};
 use crate::input::{Input, InputBuilder};
+use crate::targets::no_broker::NoBroker;
 
 const SECRET: &[u8] = b"magnetar-fuzz-rest-0123456789abc";
 /// Inputs between two fresh stores.
@@ -87,84 +82,6 @@ impl Credentials {
             Some(format!("Bearer {}", other.create("root", None)?)),
             Some("Basic cm9vdDpyb290".into()),
         ]))
-    }
-}
-
-/// The broker behind topic routes: it knows no topic, no bundle owner, no broker.
-#[derive(Debug)]
-struct NoBroker;
-
-fn nothing() -> ApiError {
-    ApiError::not_found("no such topic on this (fuzzing) broker")
-}
-
-#[async_trait]
-impl TopicAdmin for NoBroker {
-    async fn list_topics(&self, _: &NamespaceName) -> Result<Vec<String>, ApiError> {
-        Ok(Vec::new())
-    }
-    async fn create_topic(&self, _: &TopicName) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn delete_topic(&self, _: &TopicName, _: bool) -> Result<(), ApiError> {
-        Err(nothing())
-    }
-    async fn topic_stats(&self, _: &TopicName) -> Result<Value, ApiError> {
-        Err(nothing())
-    }
-    async fn internal_stats(&self, _: &TopicName) -> Result<Value, ApiError> {
-        Err(nothing())
-    }
-    async fn list_subscriptions(&self, _: &TopicName) -> Result<Vec<String>, ApiError> {
-        Err(nothing())
-    }
-    async fn create_subscription(
-        &self,
-        _: &TopicName,
-        _: &str,
-        _: CursorPosition,
-    ) -> Result<(), ApiError> {
-        Err(nothing())
-    }
-    async fn delete_subscription(&self, _: &TopicName, _: &str, _: bool) -> Result<(), ApiError> {
-        Err(nothing())
-    }
-    async fn skip_messages(&self, _: &TopicName, _: &str, _: Option<u64>) -> Result<(), ApiError> {
-        Err(nothing())
-    }
-    async fn reset_cursor(
-        &self,
-        _: &TopicName,
-        _: &str,
-        _: CursorPosition,
-    ) -> Result<(), ApiError> {
-        Err(nothing())
-    }
-    async fn lookup(&self, _: &TopicName, _: bool) -> Result<LookupData, ApiError> {
-        Ok(LookupData {
-            broker_url: "pulsar://127.0.0.1:6650".into(),
-            broker_url_tls: None,
-            http_url: "http://127.0.0.1:8080".into(),
-            http_url_tls: None,
-        })
-    }
-    async fn unload_bundle(&self, _: &NamespaceName, _: Option<&str>) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn split_bundle(&self, _: &NamespaceName, _: &str) -> Result<(), ApiError> {
-        Ok(())
-    }
-    async fn bundle_owners(
-        &self,
-        _: &NamespaceName,
-    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
-        Ok(Default::default())
-    }
-    async fn active_brokers(&self, _: &str) -> Result<Vec<String>, ApiError> {
-        Ok(vec!["127.0.0.1:8080".into()])
-    }
-    async fn health_check(&self) -> Result<(), ApiError> {
-        Ok(())
     }
 }
 
@@ -623,9 +540,9 @@ impl Target for Rest {
 
     fn run(&mut self, input: &[u8]) -> Signal {
         self.inputs += 1;
-        if self.inputs % RESET_EVERY == 0 {
+        if self.inputs.is_multiple_of(RESET_EVERY) {
             self.reset();
-        } else if self.inputs % REPAIR_EVERY == 0
+        } else if self.inputs.is_multiple_of(REPAIR_EVERY)
             && let Some(server) = &self.server
         {
             let repaired =
