@@ -33,7 +33,7 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_RETRIES: u32 = 3;
 
 /// The framing of the metadata wire: `[u32 length][protobuf message]`.
-pub(crate) fn codec() -> LengthDelimitedCodec {
+pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME_SIZE)
         .new_codec()
@@ -266,7 +266,7 @@ impl Drop for Connection {
 }
 
 /// A response's body, or its error.
-pub(crate) fn into_result(response: Response) -> Result<response::Body, MetadataError> {
+pub fn into_result(response: Response) -> Result<response::Body, MetadataError> {
     if let Some(error) = response.error {
         return Err(MetadataError::from_proto(error));
     }

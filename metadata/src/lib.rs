@@ -23,6 +23,7 @@ mod server;
 mod store;
 pub mod testing;
 pub mod types;
+pub mod wire;
 
 pub use client::{
     MetadataClient, PrefixCache, Record, Session, SessionKeeper, SessionState, Txn, Watch,

@@ -26,15 +26,15 @@ use crate::types::{Node, NodeId, TypeConfig};
 
 /// The RPCs one node sends another.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum RaftRpc {
+pub enum RaftRpc {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
 }
 
-pub(crate) type AppendResult = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
-pub(crate) type VoteResult = Result<VoteResponse<NodeId>, RaftError<NodeId>>;
-pub(crate) type SnapshotResult =
+pub type AppendResult = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
+pub type VoteResult = Result<VoteResponse<NodeId>, RaftError<NodeId>>;
+pub type SnapshotResult =
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
 
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ impl Peer {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        postcard::from_bytes(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        crate::wire::decode_raft_reply(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 }
 

@@ -5,7 +5,8 @@
 //! - `persistent://t/ns/x` and `non-persistent://t/ns/x`; the old cluster-qualified form
 //!   `persistent://t/cluster/ns/x` (Pulsar's V1 names, for namespaces Magnetar never has) is
 //!   refused, so a local name never holds a `/` and no name can alias another's storage;
-//! - `x-partition-N` is partition N of the partitioned topic `x`.
+//! - `x-partition-N` is partition N of the partitioned topic `x` (N in canonical decimal, `x`
+//!   non-empty and not a partition name itself: one name per partition).
 
 use std::fmt;
 use std::str::FromStr;
@@ -166,10 +167,21 @@ fn is_valid_entity_name(name: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | ':' | '.'))
 }
 
+/// The partition a local name is: `<base>-partition-<N>` with a non-empty base that is not a
+/// partition name itself and `N` in canonical decimal (no leading zero, fits a u32), so that
+/// every partition has exactly one name and its partitioned topic is a valid name. Anything
+/// else (`-partition-3`, `x-partition-03`, `x-partition-1-partition-2`) is a plain topic.
 fn partition_index(local_name: &str) -> Option<u32> {
     let at = local_name.rfind(PARTITION_SUFFIX)?;
+    let base = &local_name[..at];
     let digits = &local_name[at + PARTITION_SUFFIX.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if base.is_empty() || partition_index(base).is_some() {
+        return None;
+    }
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     digits.parse().ok()
@@ -246,6 +258,48 @@ mod tests {
             TopicName::parse("a-partition-").expect("name").partition(),
             None
         );
+    }
+
+    /// Found by `magnetar-fuzz topic_name`: `x-partition-03` was partition 3 of `x` under a
+    /// second name (another managed ledger than `x-partition-3`'s, which consumers of `x` read).
+    #[test]
+    fn only_the_canonical_partition_suffix_names_a_partition() {
+        for name in ["t/ns/orders-partition-03", "t/ns/orders-partition-00"] {
+            let topic = TopicName::parse(name).expect(name);
+            assert_eq!(topic.partition(), None, "{name}");
+            assert_eq!(topic.partitioned_topic(), topic, "{name}");
+        }
+        let three = TopicName::parse("t/ns/orders-partition-3").expect("partition 3");
+        assert_eq!(three.partition(), Some(3));
+        assert_eq!(three.partitioned_topic().with_partition(3), three);
+        let zero = TopicName::parse("t/ns/orders-partition-0").expect("partition 0");
+        assert_eq!(zero.partition(), Some(0));
+        assert_eq!(
+            TopicName::parse("t/ns/x-partition-4294967296")
+                .expect("a plain name")
+                .partition(),
+            None
+        );
+    }
+
+    /// Found by `magnetar-fuzz topic_name`: `-partition-0` was partition 0 of a topic with an
+    /// empty name, which no name can address.
+    #[test]
+    fn a_partition_suffix_needs_a_base_name() {
+        let topic = TopicName::parse("persistent://public/default/-partition-0").expect("plain");
+        assert_eq!(topic.partition(), None);
+        assert_eq!(topic.partitioned_topic().local_name(), "-partition-0");
+    }
+
+    /// A partition's partitioned topic must itself parse back to the same (unpartitioned) name:
+    /// `x-partition-1-partition-2` is a plain topic, not partition 2 of partition 1.
+    #[test]
+    fn a_partition_name_is_never_the_base_of_another_partition() {
+        let topic = TopicName::parse("t/ns/x-partition-1-partition-2").expect("plain");
+        assert_eq!(topic.partition(), None);
+        let base = TopicName::parse("t/ns/x-partition-1").expect("partition 1");
+        assert_eq!(base.partition(), Some(1));
+        assert_eq!(base.partitioned_topic().local_name(), "x");
     }
 
     #[test]

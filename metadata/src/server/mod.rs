@@ -4,7 +4,7 @@
 mod auth;
 mod batching;
 mod raft_errors;
-mod service;
+pub(crate) mod service;
 mod sessions;
 mod watch;
 
@@ -418,8 +418,7 @@ async fn serve_connection(
 }
 
 async fn handle_raft(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, MetadataError> {
-    let rpc: RaftRpc = postcard::from_bytes(payload)
-        .map_err(|e| MetadataError::InvalidArgument(format!("bad raft rpc: {e}")))?;
+    let rpc = crate::wire::decode_raft_rpc(payload)?;
     let encoded = match rpc {
         RaftRpc::AppendEntries(rpc) => postcard::to_allocvec(&raft.append_entries(rpc).await),
         RaftRpc::Vote(rpc) => postcard::to_allocvec(&raft.vote(rpc).await),

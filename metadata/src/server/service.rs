@@ -42,9 +42,8 @@ impl std::fmt::Debug for Service {
     }
 }
 
-pub(crate) fn expected_from_proto(
-    expected: Option<pb::Expected>,
-) -> Result<Expected, MetadataError> {
+/// A write's expectation from the wire; version 0 and session 0 are refused.
+pub fn expected_from_proto(expected: Option<pb::Expected>) -> Result<Expected, MetadataError> {
     Ok(match expected.and_then(|e| e.kind) {
         None | Some(pb::expected::Kind::Any(_)) => Expected::Any,
         Some(pb::expected::Kind::Absent(_)) => Expected::Absent,
@@ -63,7 +62,8 @@ pub(crate) fn expected_from_proto(
     })
 }
 
-fn put_op(put: pb::PutRequest) -> Result<Op, MetadataError> {
+/// A put as a node accepts it: key and value checked, expectation converted.
+pub fn put_op(put: pb::PutRequest) -> Result<Op, MetadataError> {
     validate_key(&put.key)?;
     validate_value(&put.key, &put.value)?;
     Ok(Op::Put {
@@ -74,7 +74,8 @@ fn put_op(put: pb::PutRequest) -> Result<Op, MetadataError> {
     })
 }
 
-fn delete_op(delete: pb::DeleteRequest) -> Result<Op, MetadataError> {
+/// A delete as a node accepts it: key checked, expectation converted.
+pub fn delete_op(delete: pb::DeleteRequest) -> Result<Op, MetadataError> {
     validate_key(&delete.key)?;
     Ok(Op::Delete {
         expected: expected_from_proto(delete.expected)?,
