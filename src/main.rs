@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Metadata service, bookie and broker in one process, data under one directory.
-    Standalone(StandaloneArgs),
+    Standalone(Box<StandaloneArgs>),
     /// The metadata service: run a node, or inspect and change a group (etcdctl-like).
     Metadata(magnetar_metadata::cli::MetadataArgs),
     /// A storage node (bookie): serve, or load one with a benchmark.
@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Standalone(args) => {
+            let args = *args;
             let auth = magnetar_broker::security_config::AuthFlags {
                 config_file: args.auth_config,
                 token_secret_key: args.token_secret_key,

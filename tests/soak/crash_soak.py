@@ -45,6 +45,7 @@ class Workload:
         self.published = set()  # acknowledged by the broker
         self.consumed = set()  # acknowledged by this consumer (maybe not persisted)
         self.lock = threading.Lock()
+        self.progress = threading.Condition(self.lock)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.produce), threading.Thread(target=self.consume)]
 
@@ -59,13 +60,12 @@ class Workload:
                 if result == pulsar.Result.Ok:
                     with self.lock:
                         self.published.add(n)
+                        self.progress.notify_all()
             try:
                 self.producer.send_async(str(i).encode(), done)
             except Exception:  # the broker is gone: stop producing
                 return
             i += 1
-            if i % 200 == 0:
-                time.sleep(0.001)
 
     def consume(self):
         while not self.stop.is_set():
@@ -79,6 +79,11 @@ class Workload:
                     self.consumed.add(int(m.data()))
             except Exception:
                 pass
+
+    def wait_published(self, count, timeout=120):
+        """Waits until `count` publishes were acknowledged (the moment of the crash)."""
+        with self.lock:
+            return self.progress.wait_for(lambda: len(self.published) >= count, timeout)
 
     def finish(self):
         self.stop.set()
@@ -167,7 +172,9 @@ def run(target, cycles, seed, out=print):
         topic = f"persistent://public/default/soak-{uuid.uuid4().hex[:8]}"
         work = Workload(target.url, topic, batching=rnd.random() < 0.5)
         work.start()
-        time.sleep(rnd.uniform(0.3, 2.0))  # the random moment of the crash
+        # The random moment of the crash: after a random number of acknowledged publishes.
+        if not work.wait_published(rnd.randint(1, 40_000)):
+            raise RuntimeError("the workload did not get its publishes acknowledged")
         victim = target.kill(rnd)
         work.finish()
         target.restart()

@@ -23,9 +23,12 @@ pub(super) struct Actor {
     /// paused in the dispatcher until they are all queued.
     pub(super) outboxes: HashMap<u64, VecDeque<Box<Frame>>>,
     /// One wait for room per paused consumer.
-    pub(super) writable:
-        FuturesUnordered<BoxFuture<'static, (u64, Option<OwnedPermit<Box<Frame>>>)>>,
+    pub(super) writable: FuturesUnordered<WaitForRoom>,
 }
+
+/// A paused consumer's wait for room in its connection's queue: its id, and a slot (none if the
+/// connection is gone).
+pub(super) type WaitForRoom = BoxFuture<'static, (u64, Option<OwnedPermit<Box<Frame>>>)>;
 
 fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
     let metadata = Payload::parse(bytes.clone())
