@@ -63,17 +63,23 @@ def test_a_full_bookie_disk_fails_publishes_cleanly_and_recovers(small_disk):
             acknowledged.append(f"before-{i}")
 
         filler = fill_to(small_disk, 0.90)
-        # Within the bookie's disk checks it turns read-only; publishes then fail with an error
-        # (not a hang beyond the send timeout, not a crash).
+        # Within the bookie's disk check it turns read-only; a publish then gets Pulsar's
+        # PersistenceError on the wire (SEND_ERROR). The C++ client behind `pulsar-client`
+        # answers a SEND_ERROR by reconnecting and resending for as long as it lasts, so the error
+        # is read with magnetar's own client, which reports it and exits non-zero.
         failed = None
         deadline = time.monotonic() + 120
         while failed is None and time.monotonic() < deadline:
-            try:
-                producer.send(b"while-full")
+            result = subprocess.run(
+                [server.bin, "client", "produce", "--service-url", server.url, t, "-m", "while-full"],
+                capture_output=True, text=True, timeout=60,
+            )
+            if result.returncode == 0:
                 acknowledged.append("while-full")
-            except Exception as e:  # noqa: BLE001 - any Pulsar error will do
-                failed = e
+            else:
+                failed = result.stdout + result.stderr
         assert failed is not None, "publishing never failed on a full disk"
+        assert "PersistenceError" in failed, failed
         assert server.proc.poll() is None, "the standalone died on a full disk"
 
         os.remove(filler)

@@ -55,6 +55,9 @@ pub(super) struct Appender {
     inflight: VecDeque<InFlight>,
     /// Appends not yet sent: queued while there is no writable ledger.
     waiting: VecDeque<Request>,
+    /// The last ledger creation failed after its retries: the next tries once, so that appends
+    /// fail fast until the bookies take writes again.
+    creation_failing: bool,
 }
 
 async fn next_completion(inflight: &mut VecDeque<InFlight>) -> Result<u64, LedgerError> {
@@ -77,6 +80,7 @@ impl Appender {
             unrecorded: None,
             inflight: VecDeque::new(),
             waiting: VecDeque::new(),
+            creation_failing: false,
         }
     }
 
@@ -294,11 +298,16 @@ impl Appender {
             &self.shared.ledgers,
             &self.shared.config,
             &self.shared.name,
+            !self.creation_failing,
         )
         .await
         {
-            Ok(writer) => writer,
+            Ok(writer) => {
+                self.creation_failing = false;
+                writer
+            }
             Err(e) => {
+                self.creation_failing = true;
                 tracing::warn!(managed_ledger = %self.shared.name, error = %e, "cannot create a ledger");
                 self.fail_waiting(e.clone());
                 return Err(e);

@@ -34,12 +34,16 @@ fn retryable(e: &LedgerError) -> bool {
 const CREATE_ATTEMPTS: u32 = 12;
 
 /// Creates a ledger for `name`, retrying a few times while bookies are missing (a bookie
-/// restarting, registrations not yet visible) before giving up.
+/// restarting, registrations not yet visible) before giving up. With `retry` false one attempt
+/// is made: the caller already waited out a whole retry window without bookies (a full disk
+/// on every bookie, say) and its publishers should hear so at once, as Pulsar's do.
 pub(super) async fn create_ledger(
     ledgers: &LedgerClient,
     config: &ManagedLedgerConfig,
     name: &str,
+    retry: bool,
 ) -> Result<LedgerWriter, MlError> {
+    let attempts = if retry { CREATE_ATTEMPTS } else { 0 };
     let custom = BTreeMap::from([
         ("application".to_string(), "magnetar-broker".to_string()),
         ("managed-ledger".to_string(), name.to_string()),
@@ -49,7 +53,7 @@ pub(super) async fn create_ledger(
     loop {
         match ledgers.create(config.ledger_config(), custom.clone()).await {
             Ok(writer) => return Ok(writer),
-            Err(e) if retryable(&e) && attempt < CREATE_ATTEMPTS => {
+            Err(e) if retryable(&e) && attempt < attempts => {
                 tracing::debug!(managed_ledger = name, error = %e, "ledger creation failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));

@@ -73,7 +73,7 @@ pub(super) async fn open(
         .collect();
     info.ledgers.retain(|l| l.entries > 0);
 
-    let writer = create_ledger(&ledgers, &config, name).await?;
+    let writer = create_ledger(&ledgers, &config, name, true).await?;
     info.ledgers.push(LedgerRecord {
         ledger_id: writer.id(),
         entries: 0,
