@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use magnetar_protocol::ClusterToken;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::journal::JournalConfig;
 use crate::storage::StorageConfig;
@@ -54,7 +54,10 @@ pub struct BookieConfig {
     /// The cluster's shared secret, which every connection must present before anything else
     /// (`file:///path`, or the token itself; at least 16 bytes). None: connections are not
     /// authenticated, which is safe only on a listener no stranger can reach.
-    #[serde(skip_serializing, deserialize_with = "cluster_token_setting")]
+    #[serde(
+        skip_serializing,
+        deserialize_with = "magnetar_protocol::cluster_token::deserialize_setting"
+    )]
     pub cluster_token: Option<ClusterToken>,
     pub journal: JournalConfig,
     pub storage: StorageConfig,
@@ -84,16 +87,6 @@ impl Default for BookieConfig {
             storage: StorageConfig::default(),
         }
     }
-}
-
-/// `cluster_token = "file:///path"` or the token itself.
-fn cluster_token_setting<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<ClusterToken>, D::Error> {
-    let setting = String::deserialize(deserializer)?;
-    ClusterToken::from_setting(&setting)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
 }
 
 /// A configuration that cannot work.

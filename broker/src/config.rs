@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use magnetar_auth::AuthConfig;
 use magnetar_protocol::ClusterToken;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
 use crate::tls::TlsConfig;
@@ -71,18 +71,11 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// The cluster's shared secret, presented on every connection to the metadata service and
     /// the bookies: `file:///path` or the token itself (docs/operations.md). Never printed.
-    #[serde(skip_serializing, deserialize_with = "cluster_token_setting")]
+    #[serde(
+        skip_serializing,
+        deserialize_with = "magnetar_protocol::cluster_token::deserialize_setting"
+    )]
     pub cluster_token: Option<ClusterToken>,
-}
-
-/// `cluster_token = "file:///path"` or the token itself.
-fn cluster_token_setting<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<ClusterToken>, D::Error> {
-    let setting = String::deserialize(deserializer)?;
-    ClusterToken::from_setting(&setting)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
 }
 
 impl Default for BrokerConfig {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use magnetar_protocol::ClusterToken;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// Default port of the metadata service (clients and Raft peers).
 pub const DEFAULT_PORT: u16 = 6690;
@@ -40,17 +40,11 @@ pub struct NodeConfig {
     /// The secret every connection (client, tool, peer node) must present first; this node
     /// also presents it to its peers. In a file as `file:///path` or given literally; `None`
     /// serves everyone (the embedded single node of `standalone` and tests). Never written out.
-    #[serde(skip_serializing, deserialize_with = "token_setting")]
+    #[serde(
+        skip_serializing,
+        deserialize_with = "magnetar_protocol::cluster_token::deserialize_setting"
+    )]
     pub cluster_token: Option<ClusterToken>,
-}
-
-fn token_setting<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<ClusterToken>, D::Error> {
-    Option::<String>::deserialize(deserializer)?
-        .map(|setting| ClusterToken::from_setting(&setting))
-        .transpose()
-        .map_err(serde::de::Error::custom)
 }
 
 impl Default for NodeConfig {

@@ -18,6 +18,18 @@ pub const MIN_LEN: usize = 16;
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClusterToken(Arc<str>);
 
+/// For `#[serde(deserialize_with = "…")]` on an optional `cluster_token` setting of a TOML
+/// configuration: `file:///path` or the token itself, checked as [`ClusterToken::from_setting`].
+pub fn deserialize_setting<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClusterToken>, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(deserializer)?
+        .map(|setting| ClusterToken::from_setting(&setting))
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterTokenError {
     #[error("reading the cluster token from {path}: {reason}")]
