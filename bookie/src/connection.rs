@@ -112,6 +112,12 @@ pub(crate) async fn serve(socket: TcpStream, ctx: ConnectionContext, shutdown: C
     serve_io(read, write, peer, ctx, inflight, shutdown).await
 }
 
+/// The largest frame read before a connection has authenticated (an AuthenticateRequest is a
+/// few dozen bytes).
+const UNAUTHENTICATED_FRAME_LIMIT: usize = 4096;
+/// How long a connection to a bookie with a cluster token has to authenticate.
+const AUTHENTICATE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`serve`] over any byte streams; `inflight` holds the connection's `max_inflight_bytes`.
 pub(crate) async fn serve_io<R, W>(
     read: R,
@@ -124,7 +130,16 @@ pub(crate) async fn serve_io<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut frames = FramedRead::new(read, wire::codec(ctx.max_frame_size));
+    let mut authenticated = ctx.cluster_token.is_none();
+    // A peer that has not authenticated gets a small frame and a short time to do so: strangers
+    // hold neither memory nor sockets.
+    let first_frame_limit = if authenticated {
+        ctx.max_frame_size
+    } else {
+        ctx.max_frame_size.min(UNAUTHENTICATED_FRAME_LIMIT)
+    };
+    let mut frames = FramedRead::new(read, wire::codec(first_frame_limit));
+    let authenticate_by = tokio::time::Instant::now() + AUTHENTICATE_WITHIN;
     let (tx, rx) = mpsc::channel(ctx.max_inflight_bytes / MIN_REQUEST_COST + 1);
     let responses = Responses {
         tx,
@@ -137,11 +152,14 @@ pub(crate) async fn serve_io<R, W>(
         rx,
         write_failed.clone(),
     ));
-    let mut authenticated = ctx.cluster_token.is_none();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = write_failed.cancelled() => break,
+            _ = tokio::time::sleep_until(authenticate_by), if !authenticated => {
+                tracing::warn!(?peer, "refused a bookie connection: no authentication in time");
+                break;
+            }
             frame = frames.next() => frame,
         };
         let bytes = match frame {
@@ -185,6 +203,9 @@ pub(crate) async fn serve_io<R, W>(
             }
             responses.send(answer, permit).await;
             if authenticated {
+                frames
+                    .decoder_mut()
+                    .set_max_frame_length(ctx.max_frame_size);
                 continue;
             }
             break;

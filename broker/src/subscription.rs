@@ -195,10 +195,17 @@ impl Subscription {
     fn bounded_ack_set(&self, p: Position, words: &[i64]) -> Option<Vec<i64>> {
         match self.dispatcher.pending_messages(p) {
             Some(messages) => {
-                let mut set =
-                    AckSet::from_words(&words[..words.len().min(messages.div_ceil(64) as usize)]);
-                set.and(&AckSet::all_unacked(messages));
-                Some(set.to_words())
+                // Only the client's words are touched: the batch size comes from the producer
+                // and may be huge, so no set of that size is built.
+                let mut kept = words[..words.len().min(messages.div_ceil(64) as usize)].to_vec();
+                let tail = messages % 64;
+                if tail != 0
+                    && kept.len() == messages.div_ceil(64) as usize
+                    && let Some(last) = kept.last_mut()
+                {
+                    *last &= ((1u64 << tail) - 1) as i64;
+                }
+                Some(AckSet::from_words(&kept).to_words())
             }
             None => (words.len() <= MAX_UNKNOWN_ACK_SET_WORDS).then(|| words.to_vec()),
         }

@@ -445,7 +445,7 @@ async fn an_idle_topic_is_unloaded_and_comes_back() {
     let topic = "persistent://public/default/idle";
     let mut client = connect(&standalone).await;
     let name = client.producer(topic, 1).await.expect("producer");
-    let (ledger, entry) = client.publish(1, &name, b"kept").await;
+    client.publish(1, &name, b"kept").await;
     client.close_producer(1).await;
     let service = standalone.broker.service().clone();
     wait_until("the idle topic is unloaded", WAIT, || {
@@ -465,7 +465,6 @@ async fn an_idle_topic_is_unloaded_and_comes_back() {
         .await
         .expect("subscribe loads it again");
     assert_eq!(consumer.receive().await, b"kept");
-    assert!(ledger > 0 || entry == 0);
     standalone.shutdown().await;
 }
 
@@ -648,7 +647,8 @@ async fn backlog_eviction_moves_the_slowest_subscription() {
         .expect("json");
         stats["subscriptions"]["sub"]["msgBacklog"]
             .as_u64()
-            .is_some_and(|backlog| backlog <= 5)
+            // Evicted down to the quota (4 KiB of 1 KiB messages), not beyond it.
+            .is_some_and(|backlog| (1..=5).contains(&backlog))
     })
     .await;
     producer.publish(1, &name, b"still allowed").await;

@@ -172,19 +172,33 @@ fn is_valid_entity_name(name: &str) -> bool {
 /// every partition has exactly one name and its partitioned topic is a valid name. Anything
 /// else (`-partition-3`, `x-partition-03`, `x-partition-1-partition-2`) is a plain topic.
 fn partition_index(local_name: &str) -> Option<u32> {
-    let at = local_name.rfind(PARTITION_SUFFIX)?;
-    let base = &local_name[..at];
-    let digits = &local_name[at + PARTITION_SUFFIX.len()..];
-    if base.is_empty() || partition_index(base).is_some() {
-        return None;
+    // A name is a partition when the chain of `-partition-N` suffixes that can be stripped from
+    // its end is odd: its base is then not a partition name (its own chain is even). A loop, not
+    // a recursion: a name is as long as a frame allows and may hold that many suffixes.
+    let mut name = local_name;
+    let mut first = None;
+    let mut chain = 0usize;
+    while let Some((base, index)) = strip_partition_suffix(name) {
+        first.get_or_insert(index);
+        chain += 1;
+        name = base;
     }
-    if digits.is_empty()
+    if chain % 2 == 1 { first } else { None }
+}
+
+/// `<base>-partition-<N>` with a non-empty base and `N` in canonical decimal fitting a u32.
+fn strip_partition_suffix(name: &str) -> Option<(&str, u32)> {
+    let at = name.rfind(PARTITION_SUFFIX)?;
+    let base = &name[..at];
+    let digits = &name[at + PARTITION_SUFFIX.len()..];
+    if base.is_empty()
+        || digits.is_empty()
         || !digits.bytes().all(|b| b.is_ascii_digit())
         || (digits.len() > 1 && digits.starts_with('0'))
     {
         return None;
     }
-    digits.parse().ok()
+    Some((base, digits.parse().ok()?))
 }
 
 impl fmt::Display for TopicName {
@@ -300,6 +314,23 @@ mod tests {
         let base = TopicName::parse("t/ns/x-partition-1").expect("partition 1");
         assert_eq!(base.partition(), Some(1));
         assert_eq!(base.partitioned_topic().local_name(), "x");
+    }
+
+    #[test]
+    fn a_name_made_of_partition_suffixes_does_not_exhaust_the_stack() {
+        // Found in review: the check recursed once per suffix; a 5 MB name overflowed the stack.
+        let odd = format!("t/ns/x{}", "-partition-0".repeat(400_001));
+        assert_eq!(
+            TopicName::parse(&odd).expect("a partition").partition(),
+            Some(0)
+        );
+        let even = format!("t/ns/x{}", "-partition-7".repeat(400_000));
+        assert_eq!(TopicName::parse(&even).expect("plain").partition(), None);
+        let no_digits = format!("t/ns/x{}", "-partition-".repeat(400_000));
+        assert_eq!(
+            TopicName::parse(&no_digits).expect("plain").partition(),
+            None
+        );
     }
 
     #[test]

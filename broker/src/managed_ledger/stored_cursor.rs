@@ -150,6 +150,15 @@ pub(super) async fn write(
     cursor: &Cursor,
 ) -> Result<(), MlError> {
     let _serial = core.persist_lock.lock().await;
+    write_serialized(shared, core, cursor).await
+}
+
+/// [`write`] for a caller that holds `core.persist_lock`.
+async fn write_serialized(
+    shared: &Shared,
+    core: &CursorCore,
+    cursor: &Cursor,
+) -> Result<(), MlError> {
     if lock(&core.record).deleted {
         return Err(MlError::CursorClosed);
     }
@@ -183,6 +192,9 @@ pub(super) async fn write(
 /// is retried here, on the background task's tick, until it lands or the topic is fenced).
 pub(super) async fn write_idle(shared: &Shared) -> Result<(), MlError> {
     for core in shared.cursor_cores() {
+        // The state is read under the persist lock, so a holder's newer write (which takes the
+        // lock too) is never overwritten by this older copy.
+        let _serial = core.persist_lock.lock().await;
         let unwritten = {
             let record = lock(&core.record);
             match (&record.idle, record.idle_unwritten) {
@@ -191,7 +203,7 @@ pub(super) async fn write_idle(shared: &Shared) -> Result<(), MlError> {
             }
         };
         let Some(cursor) = unwritten else { continue };
-        match write(shared, &core, &cursor).await {
+        match write_serialized(shared, &core, &cursor).await {
             Ok(()) => {
                 let mut record = lock(&core.record);
                 // Unless a holder took it meanwhile, what is idle is what was written.

@@ -23,7 +23,7 @@ use magnetar_protocol::pulsar::command_partitioned_topic_metadata_response::Look
 use magnetar_protocol::pulsar::*;
 use magnetar_protocol::{Frame, FrameError, MessageId, PulsarCodec, TopicName};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -114,7 +114,14 @@ struct Connection {
     /// SENDs of this connection waiting for storage
     /// (`limits.max_pending_publish_requests_per_connection`).
     pending_publish: Arc<Semaphore>,
+    /// Requests of this connection answered by a task of their own (SEEK, UNSUBSCRIBE,
+    /// GET_LAST_MESSAGE_ID, GET_OR_CREATE_SCHEMA): while all are taken the connection is not
+    /// read, so a pipelining client cannot pile up tasks.
+    background: Arc<Semaphore>,
 }
+
+/// How many requests of one connection may be in their own tasks at once.
+const MAX_BACKGROUND_REQUESTS: usize = 64;
 
 pub(super) async fn run<R, W>(
     id: u64,
@@ -190,6 +197,7 @@ pub(super) async fn run<R, W>(
         auth: ConnectionAuth::default(),
         cancel: cancel.clone(),
         pending_publish,
+        background: Arc::new(Semaphore::new(MAX_BACKGROUND_REQUESTS)),
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut heard_since_tick = true;
@@ -268,6 +276,16 @@ pub(super) async fn run<R, W>(
 struct Closed;
 
 impl Connection {
+    /// A slot for a request answered by a task of its own; waits (not reading the connection)
+    /// while the connection has [`MAX_BACKGROUND_REQUESTS`] of them.
+    async fn background_slot(&self) -> OwnedSemaphorePermit {
+        self.background
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     async fn send(&self, frame: Frame) -> Result<(), Closed> {
         self.out.send(Box::new(frame)).await.map_err(|_| Closed)
     }

@@ -51,6 +51,8 @@ impl Actor {
         mut rx: mpsc::UnboundedReceiver<Msg>,
         stopped: CancellationToken,
     ) {
+        // Cancelled when this ends, by return or by panic: `close` never waits for a dead task.
+        let _stopped = stopped.drop_guard();
         let mut appends = self.ml.watch_appends();
         let every = self
             .persisted
@@ -82,7 +84,6 @@ impl Actor {
         if let Some(cursor) = self.persisted.take() {
             cursor.release(self.subscription.into_cursor(), self.dirty);
         }
-        stopped.cancel();
     }
 
     /// Returns false when the subscription ends.

@@ -20,6 +20,9 @@ use crate::error::MetadataError;
 
 /// How long a new connection may take to present the token (and to take the answer).
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest first frame read (an `AuthRequest` is a few dozen bytes): a stranger holds no
+/// more memory than this.
+const FIRST_FRAME_LIMIT: usize = 4096;
 
 /// Whether `presented` opens this node: always when it has no token.
 pub(super) fn check(token: Option<&ClusterToken>, presented: &[u8]) -> Result<(), MetadataError> {
@@ -55,10 +58,14 @@ pub(super) async fn authenticate(
     peer: SocketAddr,
     cancel: &CancellationToken,
 ) -> bool {
+    let max_frame = wire.codec().max_frame_length();
+    wire.codec_mut()
+        .set_max_frame_length(FIRST_FRAME_LIMIT.min(max_frame));
     let first = tokio::select! {
         _ = cancel.cancelled() => return false,
         first = tokio::time::timeout(AUTH_TIMEOUT, wire.next()) => first,
     };
+    wire.codec_mut().set_max_frame_length(max_frame);
     let frame = match first {
         Ok(Some(Ok(frame))) => frame,
         Ok(None | Some(Err(_))) => return false,

@@ -152,7 +152,9 @@ impl Connection {
         let (subscription, id, topic) = (subscription.clone(), *id, topic.clone());
         let completions = self.completions.clone();
         let consumer_id = request.consumer_id;
+        let slot = self.background_slot().await;
         tokio::spawn(async move {
+            let _slot = slot;
             let result = match subscription.unsubscribe(id, request.force()).await {
                 Ok(()) => topic
                     .remove_subscription(subscription.name())
@@ -194,7 +196,9 @@ impl Connection {
         };
         let subscription = subscription.clone();
         let out = self.out.clone();
+        let slot = self.background_slot().await;
         tokio::spawn(async move {
+            let _slot = slot;
             match subscription.seek(target).await {
                 // SUCCESS first; the subscription then closes its consumers so they
                 // re-subscribe with fresh permits, as Java does.
@@ -232,7 +236,9 @@ impl Connection {
         };
         let (topic, subscription) = (topic.clone(), subscription.clone());
         let out = self.out.clone();
+        let slot = self.background_slot().await;
         tokio::spawn(async move {
+            let _slot = slot;
             let frame: Frame =
                 match last_message_id(&topic, &subscription, request.request_id).await {
                     Ok(response) => response.into(),

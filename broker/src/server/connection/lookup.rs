@@ -143,7 +143,9 @@ impl Connection {
         }
         let service = self.service.clone();
         let out = self.out.clone();
+        let slot = self.background_slot().await;
         tokio::spawn(async move {
+            let _slot = slot;
             let result = async {
                 let loaded = service.topic(&topic, true).await?;
                 schema::get_or_create(
