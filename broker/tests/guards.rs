@@ -39,6 +39,17 @@ async fn start(limits: Limits) -> (Standalone, tempfile::TempDir) {
     (Standalone::start(config).await.expect("standalone"), dir)
 }
 
+/// A standalone that applies namespace policies and checks backlog quotas every 50 ms.
+async fn start_checking_policies_often() -> (Standalone, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StandaloneConfig {
+        policy_check_interval_ms: 50,
+        backlog_quota_check_interval_ms: 50,
+        ..StandaloneConfig::ephemeral(dir.path())
+    };
+    (Standalone::start(config).await.expect("standalone"), dir)
+}
+
 async fn connect(standalone: &Standalone) -> RawClient {
     RawClient::connect(standalone.broker.addr(), None)
         .await
@@ -538,14 +549,7 @@ async fn set_backlog_quota(standalone: &Standalone, quota: serde_json::Value) {
 ///    allowed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_over_its_quota_refuses_producers_until_consumed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let standalone = Standalone::start(StandaloneConfig {
-        policy_check_interval_ms: 50,
-        backlog_quota_check_interval_ms: 50,
-        ..StandaloneConfig::ephemeral(dir.path())
-    })
-    .await
-    .expect("standalone");
+    let (standalone, _dir) = start_checking_policies_often().await;
     let topic = "persistent://public/default/quota";
     let mut consumer = connect(&standalone).await;
     consumer
@@ -611,14 +615,7 @@ async fn a_backlog_over_its_quota_refuses_producers_until_consumed() {
 /// forward by the broker until at most about 4 KiB remain; producers are never refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backlog_eviction_moves_the_slowest_subscription() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let standalone = Standalone::start(StandaloneConfig {
-        policy_check_interval_ms: 50,
-        backlog_quota_check_interval_ms: 50,
-        ..StandaloneConfig::ephemeral(dir.path())
-    })
-    .await
-    .expect("standalone");
+    let (standalone, _dir) = start_checking_policies_often().await;
     let topic = "persistent://public/default/evicted";
     let mut consumer = connect(&standalone).await;
     consumer
