@@ -69,6 +69,13 @@ pub struct BrokerConfig {
     /// Bounds on connections, producers, consumers, topics, publish memory and HTTP (the
     /// `[limits]` section).
     pub limits: Limits,
+    /// Message deduplication where the namespace does not say (`brokerDeduplicationEnabled`).
+    pub deduplication_enabled: bool,
+    /// A deduplication snapshot after this many entries (`brokerDeduplicationEntriesInterval`).
+    pub deduplication_entries_interval: u64,
+    /// …and at least this often while entries arrive
+    /// (`brokerDeduplicationSnapshotIntervalSeconds`).
+    pub deduplication_snapshot_interval_secs: u64,
     /// The cluster's shared secret, presented on every connection to the metadata service and
     /// the bookies: `file:///path` or the token itself (docs/operations.md). Never printed.
     #[serde(
@@ -105,6 +112,9 @@ impl Default for BrokerConfig {
             policy_check_interval_ms: 5_000,
             backlog_quota_check_interval_ms: 60_000,
             limits: Limits::default(),
+            deduplication_enabled: false,
+            deduplication_entries_interval: 1000,
+            deduplication_snapshot_interval_secs: 120,
             cluster_token: None,
         }
     }
@@ -135,6 +145,13 @@ impl BrokerConfig {
 
     pub fn backlog_quota_check_interval(&self) -> Duration {
         Duration::from_millis(self.backlog_quota_check_interval_ms.max(10))
+    }
+
+    pub fn dedup_settings(&self) -> crate::dedup::DedupSettings {
+        crate::dedup::DedupSettings {
+            entries_interval: self.deduplication_entries_interval.max(1),
+            snapshot_interval: Duration::from_secs(self.deduplication_snapshot_interval_secs),
+        }
     }
 
     pub fn session_ttl(&self) -> Duration {

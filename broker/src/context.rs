@@ -108,6 +108,7 @@ impl BrokerContext {
                 max_subscriptions: self.config.limits.max_subscriptions_per_topic,
             },
             guards: self.metrics.guards.clone(),
+            dedup: self.config.dedup_settings(),
         }
     }
 }

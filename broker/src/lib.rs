@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod cursor;
+pub mod dedup;
 pub mod dispatch;
 pub mod error;
 pub mod http;

@@ -129,6 +129,17 @@ impl BrokerService {
             .await?
             .unwrap_or_default();
         let ml = topic.managed_ledger();
+        let dedup = policies
+            .deduplication_enabled
+            .unwrap_or(self.ctx.config.deduplication_enabled);
+        topic
+            .dedup()
+            .set_enabled(ml, dedup)
+            .await
+            .map_err(|e| BrokerError::Persistence(e.to_string()))?;
+        if let Err(e) = topic.dedup().maybe_snapshot(ml, false).await {
+            tracing::debug!(topic = %topic.name(), error = %e, "deduplication snapshot failed");
+        }
         let mut config = self.ctx.ml_config.clone();
         apply_retention(&mut config, policies.retention_policies.as_ref());
         if ml.set_retention(config.retention()) {
@@ -238,6 +249,14 @@ impl BrokerService {
     }
 
     /// A broker-wide unique number (connection and consumer ids, producer names).
+    /// Whether `topic`'s namespace (else the broker) deduplicates messages.
+    pub async fn dedup_enabled(&self, topic: &TopicName) -> Result<bool, BrokerError> {
+        let policies = self.ctx.namespaces.policies(&topic.namespace()).await?;
+        Ok(policies
+            .and_then(|p| p.deduplication_enabled)
+            .unwrap_or(self.ctx.config.deduplication_enabled))
+    }
+
     pub fn next_id(&self) -> u64 {
         self.ctx.next_id()
     }
@@ -328,6 +347,7 @@ impl BrokerService {
                     name.clone(),
                     self.ml_config_owned(name, &bundle).await?,
                     self.ctx.topic_context(),
+                    self.dedup_enabled(name).await?,
                 )
                 .await?;
                 tracing::info!(topic = %name, "topic loaded");

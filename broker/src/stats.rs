@@ -107,6 +107,8 @@ pub struct TopicSnapshot {
     pub entries: u64,
     pub producers: Vec<String>,
     pub subscriptions: Vec<SubscriptionSnapshot>,
+    /// `"Enabled"` or `"Disabled"`.
+    pub deduplication_status: &'static str,
 }
 
 /// Gathers a loaded topic's figures (asks each loaded subscription for its own).
@@ -154,6 +156,7 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
         entries: ml.entries(),
         producers: topic.producer_names(),
         subscriptions,
+        deduplication_status: topic.dedup().status(),
     }
 }
 
@@ -236,6 +239,7 @@ impl TopicSnapshot {
             "publishers": publishers,
             "subscriptions": subscriptions,
             "replication": {},
+            "deduplicationStatus": self.deduplication_status,
         })
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use magnetar_admin_api::models::RetentionPolicy;
 use magnetar_protocol::TopicName;
 
+use crate::dedup::{Dedup, Mark};
 use crate::error::BrokerError;
 use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
@@ -75,6 +76,8 @@ pub struct Topic {
     /// The backlog quota policy this topic exceeds now, if any (the broker's policy check
     /// sets it): new producers are refused while it is set.
     quota_exceeded: Mutex<Option<RetentionPolicy>>,
+    /// Message deduplication, and the marks of entries replicated into this topic.
+    dedup: Dedup,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -86,16 +89,25 @@ fn ml_error(e: MlError) -> BrokerError {
 
 impl Topic {
     /// Opens the topic's managed ledger with `config` (the namespace's persistence, the
-    /// ownership guard of its bundle).
+    /// ownership guard of its bundle) and restores its deduplication state.
     pub(crate) async fn load(
         name: TopicName,
         config: ManagedLedgerConfig,
         context: TopicContext,
+        dedup_enabled: bool,
     ) -> Result<Topic, BrokerError> {
         let ml = ManagedLedger::open(&managed_ledger_name(&name), context.ledgers.clone(), config)
             .await
             .map_err(ml_error)?;
+        let dedup = match Dedup::load(&ml, dedup_enabled, context.dedup).await {
+            Ok(dedup) => dedup,
+            Err(e) => {
+                let _ = ml.close().await;
+                return Err(ml_error(e));
+            }
+        };
         Ok(Topic {
+            dedup,
             name,
             ml,
             producers: Mutex::default(),
@@ -228,19 +240,34 @@ impl Topic {
         names
     }
 
+    pub fn dedup(&self) -> &Dedup {
+        &self.dedup
+    }
+
     /// Appends one entry (a message or a batch as the producer sent it); resolves once durable.
+    /// `tracked` names the producer and mark the deduplication check passed, recorded as
+    /// persisted once the entry is durable.
     pub fn publish(
-        &self,
+        self: &Arc<Self>,
         entry: Bytes,
         num_messages: u32,
+        tracked: Option<(String, Mark)>,
     ) -> impl Future<Output = Result<Position, BrokerError>> + Send + 'static {
         let size = entry.len() as u64;
         let append = self.ml.append(entry);
         let counters = self.counters.clone();
         let latency = self.context.publish_latency.clone();
         let started = Instant::now();
+        let topic = tracked.as_ref().map(|_| self.clone());
         async move {
-            let position = append.await.map_err(ml_error)?;
+            let appended = append.await;
+            if let (Some(topic), Some((producer, mark))) = (topic, tracked) {
+                match &appended {
+                    Ok(_) => topic.dedup.persisted(&producer, mark),
+                    Err(_) => topic.dedup.failed(&producer),
+                }
+            }
+            let position = appended.map_err(ml_error)?;
             latency.observe(started.elapsed().as_secs_f64());
             counters
                 .msg_in
@@ -293,6 +320,11 @@ impl Topic {
             existing.close().await;
             subscriptions.remove(name);
         }
+        if crate::dedup::is_system_cursor(name) {
+            return Err(BrokerError::NotAllowed(format!(
+                "subscription name {name} is reserved for the broker"
+            )));
+        }
         let cursors = self.ml.cursor_names();
         let exists = cursors.iter().any(|c| c == name);
         if options.durable && !exists && !self.context.allow_auto_subscription_creation {
@@ -313,6 +345,7 @@ impl Topic {
 
     pub async fn subscription_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.ml.cursor_names();
+        names.retain(|n| !crate::dedup::is_system_cursor(n));
         for name in self.subscriptions.lock().await.keys() {
             if !names.contains(name) {
                 names.push(name.clone());
@@ -341,6 +374,9 @@ impl Topic {
     pub async fn skip_backlog_through(&self, through: Position) {
         let loaded = self.subscriptions.lock().await.clone();
         for name in self.ml.cursor_names() {
+            if crate::dedup::is_system_cursor(&name) {
+                continue; // replication keeps its backlog; dedup's cursor is its snapshot
+            }
             match loaded.get(&name).filter(|s| !s.is_closed()) {
                 Some(subscription) => subscription.skip_through(through),
                 None => {
@@ -381,6 +417,7 @@ impl Topic {
         for subscription in subscriptions {
             subscription.close().await;
         }
+        self.dedup.close(&self.ml).await;
         if let Err(e) = self.ml.close().await {
             tracing::warn!(topic = %self.name, error = %e, "closing the managed ledger failed");
         }

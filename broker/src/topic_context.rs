@@ -30,6 +30,8 @@ pub struct TopicContext {
     pub limits: TopicLimits,
     /// Counts what the limits refuse.
     pub guards: crate::limits::GuardMetrics,
+    /// When deduplication snapshots are taken.
+    pub dedup: crate::dedup::DedupSettings,
 }
 
 /// The per-topic part of the broker's limits (0: unlimited).

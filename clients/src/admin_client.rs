@@ -394,6 +394,26 @@ impl AdminClient {
         )
         .await
     }
+    pub async fn deduplication(&self, namespace: &str) -> Result<Option<bool>> {
+        self.get(&format!("{}/deduplication", ns_path(namespace)?))
+            .await
+    }
+    pub async fn set_deduplication(&self, namespace: &str, enabled: bool) -> Result<()> {
+        self.send(
+            Method::POST,
+            &format!("{}/deduplication", ns_path(namespace)?),
+            Some(&enabled),
+        )
+        .await
+    }
+    pub async fn remove_deduplication(&self, namespace: &str) -> Result<()> {
+        self.send::<()>(
+            Method::DELETE,
+            &format!("{}/deduplication", ns_path(namespace)?),
+            None,
+        )
+        .await
+    }
     pub async fn backlog_quotas(
         &self,
         namespace: &str,

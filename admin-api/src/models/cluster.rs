@@ -40,4 +40,9 @@ pub struct ClusterData {
     pub broker_client_trust_certs_file_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listener_name: Option<String>,
+    /// The cluster's geo-replication endpoint, `quic://host:port` (its brokers'
+    /// `replication_addr`). Other clusters replicate into it over QUIC; without it they use
+    /// `brokerServiceUrl` (the Pulsar protocol).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_url: Option<String>,
 }

@@ -29,6 +29,13 @@ pub struct Policies {
     /// Bookies and copies for the namespace's ledgers (the broker's defaults when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persistence: Option<PersistencePolicies>,
+    /// Message deduplication for the namespace's topics (the broker's
+    /// `deduplication_enabled` when unset).
+    #[serde(
+        rename = "deduplicationEnabled",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deduplication_enabled: Option<bool>,
     pub subscription_auth_mode: SubscriptionAuthMode,
     pub encryption_required: bool,
     pub deleted: bool,

@@ -1,4 +1,5 @@
-//! Per-namespace policies with their own routes: retention, message TTL and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
+//! Per-namespace policies with their own routes: retention, persistence, message TTL,
+//! deduplication and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,11 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
             get_message_ttl,
             set_message_ttl,
             remove_message_ttl
+        ))
+        .routes(routes!(
+            get_deduplication,
+            set_deduplication,
+            remove_deduplication
         ))
         .routes(routes!(set_backlog_quota, remove_backlog_quota))
         .routes(routes!(get_backlog_quota_map))
@@ -218,6 +224,60 @@ async fn remove_message_ttl(
 ) -> Result<StatusCode, ApiError> {
     update(&state, &principal, path, |p| {
         p.message_ttl_in_seconds = None;
+        Ok(())
+    })
+    .await
+}
+
+/// Whether the namespace deduplicates messages; 204 when unset (the broker's default applies).
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/deduplication", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "Enabled or not", body = bool),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_deduplication(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(
+        read(&state, &principal, path).await?.deduplication_enabled,
+    ))
+}
+
+/// Turn message deduplication on or off for the namespace (a bare `true` or `false`).
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/deduplication", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body(content = bool, content_type = "application/json", description = "Enabled"),
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn set_deduplication(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+    ApiJson(enabled): ApiJson<bool>,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.deduplication_enabled = Some(enabled);
+        Ok(())
+    })
+    .await
+}
+
+/// Remove the namespace's deduplication setting (the broker's default applies again).
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/deduplication", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_deduplication(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.deduplication_enabled = None;
         Ok(())
     })
     .await

@@ -41,6 +41,9 @@ pub struct Cursor {
     mark_delete: Position,
     acked: AckedRanges,
     batch: BTreeMap<Position, AckSet>,
+    /// Named values stored with the cursor (Pulsar's cursor properties); the broker's own
+    /// cursors keep state in them, e.g. `pulsar.dedup` its sequence-id snapshot.
+    properties: BTreeMap<String, String>,
 }
 
 impl Cursor {
@@ -49,7 +52,17 @@ impl Cursor {
             mark_delete,
             acked: AckedRanges::default(),
             batch: BTreeMap::new(),
+            properties: BTreeMap::new(),
         }
+    }
+
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// Replaces the properties; they are written with the cursor's next persist.
+    pub fn set_properties(&mut self, properties: BTreeMap<String, String>) {
+        self.properties = properties;
     }
 
     /// A new subscription with initial position Earliest: nothing acknowledged.

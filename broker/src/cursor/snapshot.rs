@@ -8,6 +8,8 @@
 //! in stats and logs. Dropping only ever forgets acknowledgements: the highest ranges go first,
 //! and a restored cursor redelivers those entries (at-least-once) but never skips one.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{AckSet, Cursor};
@@ -36,6 +38,9 @@ pub struct CursorSnapshot {
     pub dropped_ranges: u64,
     /// Batch entries left out because of [`SnapshotLimits::max_batch_acks`].
     pub dropped_batch_acks: u64,
+    /// The cursor's properties, always whole.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl CursorSnapshot {
@@ -90,6 +95,7 @@ impl Cursor {
             dropped_batch_acks: (self.batch.len() - batch_acks.len()) as u64,
             acked_ranges,
             batch_acks,
+            properties: self.properties.clone(),
         }
     }
 
@@ -97,6 +103,7 @@ impl Cursor {
     /// ones merged; batch entries that are already covered are dropped.
     pub fn restore(snapshot: &CursorSnapshot) -> Result<Cursor, SnapshotError> {
         let mut cursor = Cursor::new(snapshot.mark_delete);
+        cursor.properties = snapshot.properties.clone();
         for r in &snapshot.acked_ranges {
             if r.upper <= r.lower {
                 return Err(SnapshotError::InvalidRange {

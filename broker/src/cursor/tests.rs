@@ -250,6 +250,7 @@ fn restore_rejects_invalid_range() {
         batch_acks: vec![],
         dropped_ranges: 0,
         dropped_batch_acks: 0,
+        properties: Default::default(),
     };
     assert_eq!(
         Cursor::restore(&snap),

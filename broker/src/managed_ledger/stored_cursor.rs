@@ -3,7 +3,7 @@
 //!
 //! Each cursor is one key, `/managed-ledgers/{name}/cursors/{cursor}`, holding compact JSON:
 //! `{"markDelete":[ledger,entry],"ranges":[[l1,e1,l2,e2]…],"batch":[[ledger,entry,[words…]]…],
-//! "droppedRanges":n,"droppedBatchAcks":n}` — ranges are open-closed `(l1:e1, l2:e2]` as
+//! "droppedRanges":n,"droppedBatchAcks":n,"properties":{…}}` — ranges are open-closed `(l1:e1, l2:e2]` as
 //! Pulsar's `individualDeletedMessages`, batch words are the wire's `ack_set` (set bit = still
 //! unacked). At most `max_unacked_ranges_persisted` ranges and batches are written, fewer if
 //! the value would not fit in one metadata value; what is left out is counted, logged and kept
@@ -13,6 +13,7 @@
 //! wrote: once another broker has opened the topic, our cursor writes fail (`Fenced`) instead of
 //! overwriting its state.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use magnetar_metadata::{Expected, MetadataClient};
@@ -41,6 +42,8 @@ struct Stored {
     dropped_ranges: u64,
     #[serde(default)]
     dropped_batch_acks: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    properties: BTreeMap<String, String>,
 }
 
 pub(super) fn encode(s: &CursorSnapshot) -> Vec<u8> {
@@ -65,6 +68,7 @@ pub(super) fn encode(s: &CursorSnapshot) -> Vec<u8> {
             .collect(),
         dropped_ranges: s.dropped_ranges,
         dropped_batch_acks: s.dropped_batch_acks,
+        properties: s.properties.clone(),
     };
     // Numbers only: serialization cannot fail.
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -93,6 +97,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<CursorSnapshot, String> {
             .collect(),
         dropped_ranges: s.dropped_ranges,
         dropped_batch_acks: s.dropped_batch_acks,
+        properties: s.properties,
     })
 }
 

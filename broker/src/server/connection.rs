@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, ConnectionAuth, Refresh};
 use super::producer::{Producer, PublishPermits, Receipt};
+use crate::dedup::Verdict;
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;
@@ -539,13 +540,14 @@ impl Connection {
                             connection: self.id,
                             producer_id,
                         };
+                        let last_sequence_id = topic.dedup().last_sequence_id(&name);
                         let producer = Producer::new(topic, name.clone(), owner, self.out.clone());
                         self.producers
                             .insert(producer_id, ProducerSlot::Ready(producer));
                         CommandProducerSuccess {
                             request_id,
                             producer_name: name,
-                            last_sequence_id: Some(-1),
+                            last_sequence_id: Some(last_sequence_id),
                             producer_ready: Some(true),
                             schema_version,
                             ..Default::default()

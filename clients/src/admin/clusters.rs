@@ -41,6 +41,24 @@ pub struct ClusterUrls {
     /// TLS binary protocol URL, pulsar+ssl://… (brokerServiceUrlTls).
     #[arg(long)]
     broker_url_secure: Option<String>,
+    /// Geo-replication endpoint, quic://host:port (replicationUrl).
+    #[arg(long)]
+    replication_url: Option<String>,
+    /// How other clusters authenticate to this one when replicating (authenticationPlugin),
+    /// e.g. `token`.
+    #[arg(long)]
+    auth_plugin: Option<String>,
+    /// The credentials for it (authenticationParameters), e.g. `token:eyJ…` or `file:///path`.
+    #[arg(long)]
+    auth_parameters: Option<String>,
+    /// PEM file of the certificate (or CA) that this cluster's replication endpoint presents
+    /// (brokerClientTrustCertsFilePath).
+    #[arg(long)]
+    tls_trust_certs_filepath: Option<String>,
+    /// Accept any certificate from this cluster's replication endpoint
+    /// (tlsAllowInsecureConnection; the token still authenticates us to it).
+    #[arg(long)]
+    tls_allow_insecure: bool,
 }
 
 impl ClusterUrls {
@@ -50,6 +68,11 @@ impl ClusterUrls {
             service_url_tls: self.url_secure,
             broker_service_url: self.broker_url,
             broker_service_url_tls: self.broker_url_secure,
+            replication_url: self.replication_url,
+            authentication_plugin: self.auth_plugin,
+            authentication_parameters: self.auth_parameters,
+            broker_client_trust_certs_file_path: self.tls_trust_certs_filepath,
+            tls_allow_insecure_connection: self.tls_allow_insecure.then_some(true),
             ..ClusterData::default()
         }
     }

@@ -135,12 +135,34 @@ pub enum NamespacesCommand {
         #[arg(long = "type", default_value = "destination_storage")]
         kind: String,
     },
+    #[command(alias = "set-clusters")]
     SetReplicationClusters {
         namespace: String,
         #[arg(short, long)]
         clusters: String,
     },
+    #[command(alias = "get-clusters")]
     GetReplicationClusters {
+        namespace: String,
+    },
+    /// Turn message deduplication on (--enable) or off (--disable) for the namespace.
+    SetDeduplication {
+        namespace: String,
+        #[arg(
+            short,
+            long,
+            conflicts_with = "disable",
+            required_unless_present = "disable"
+        )]
+        enable: bool,
+        #[arg(short, long)]
+        disable: bool,
+    },
+    GetDeduplication {
+        namespace: String,
+    },
+    /// Back to the broker's default (`deduplication_enabled`).
+    RemoveDeduplication {
         namespace: String,
     },
     /// Bundle boundaries, with the broker owning each bundle.
@@ -392,6 +414,15 @@ pub(super) async fn run(
             None => println!("message TTL is not set"),
         },
         C::RemoveMessageTtl { namespace } => client.remove_message_ttl(&namespace).await?,
+        C::SetDeduplication {
+            namespace, enable, ..
+        } => client.set_deduplication(&namespace, enable).await?,
+        C::GetDeduplication { namespace } => match client.deduplication(&namespace).await? {
+            Some(enabled) => println!("{enabled}"),
+            None if json => println!("null"),
+            None => println!("(not set: the broker's default applies)"),
+        },
+        C::RemoveDeduplication { namespace } => client.remove_deduplication(&namespace).await?,
         C::SetBacklogQuota {
             namespace,
             limit,

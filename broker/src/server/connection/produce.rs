@@ -187,11 +187,40 @@ impl Connection {
         let Some(ProducerSlot::Ready(producer)) = self.producers.get(&send.producer_id) else {
             return Ok(()); // closed by the broker while we waited
         };
-        let append = producer.topic.publish(entry, num_messages);
+        // A chunked message is checked once, on its last chunk.
+        let last_chunk = match (metadata.chunk_id, metadata.num_chunks_from_msg) {
+            (Some(id), Some(n)) => id + 1 >= n,
+            _ => true,
+        };
+        let dedup = producer.topic.dedup();
+        // A batch's sequence ids increase, so the last is at least first + count - 1 (the C++
+        // client does not send highest_sequence_id; Java does).
+        let highest = send.highest_sequence_id.unwrap_or(0).max(
+            send.sequence_id
+                .saturating_add(u64::from(num_messages))
+                .saturating_sub(1),
+        );
+        let verdict = match last_chunk && dedup.tracks(&producer.name) {
+            true => dedup.check(&producer.name, (0, send.sequence_id), (0, highest)),
+            false => Verdict::New,
+        };
+        let append = match verdict {
+            Verdict::New => {
+                let tracked = (last_chunk && dedup.tracks(&producer.name))
+                    .then(|| (producer.name.clone(), (0, highest)));
+                producer.topic.publish(entry, num_messages, tracked).boxed()
+            }
+            // Pulsar's receipt for a duplicate: message id -1:-1, nothing stored.
+            Verdict::Duplicate => futures::future::ready(Ok(Position::new(-1, -1))).boxed(),
+            Verdict::Unknown => futures::future::ready(Err(BrokerError::Persistence(
+                "Cannot determine whether the message is a duplicate at this time".into(),
+            )))
+            .boxed(),
+        };
         producer.enqueue(Receipt {
             sequence_id: send.sequence_id,
             highest_sequence_id: send.highest_sequence_id,
-            append: append.boxed(),
+            append,
             permits,
         });
         Ok(())
