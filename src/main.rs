@@ -99,7 +99,22 @@ struct StandaloneArgs {
     /// connections, producers, publish buffer, idle topics, HTTP…; docs/operations.md).
     #[arg(long, value_name = "FILE")]
     limits: Option<std::path::PathBuf>,
+    /// The cluster this standalone is; two standalones with different names replicate to
+    /// each other (docs/geo-replication.md).
+    #[arg(long, default_value = "standalone", env = "MAGNETAR_CLUSTER")]
+    cluster: String,
+    /// UDP address of the geo-replication endpoint (QUIC), or `off`.
+    #[arg(long, default_value = "0.0.0.0:6652", value_parser = magnetar_broker::cli::optional_addr)]
+    replication_addr: OptionalAddr,
+    /// PEM certificate the replication endpoint presents (default: --tls-cert-file, else a
+    /// self-signed one made in the data directory).
+    #[arg(long, value_name = "FILE", requires = "replication_key_file")]
+    replication_cert_file: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "replication_cert_file")]
+    replication_key_file: Option<std::path::PathBuf>,
 }
+
+type OptionalAddr = Option<std::net::SocketAddr>;
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
 fn shutdown_on_signal() -> CancellationToken {
@@ -165,6 +180,13 @@ async fn main() -> anyhow::Result<()> {
                 limits: match &args.limits {
                     Some(path) => magnetar_broker::limits::Limits::read(path)?,
                     None => Default::default(),
+                },
+                cluster: args.cluster,
+                replication: magnetar_broker::replication::ReplicationConfig {
+                    addr: args.replication_addr,
+                    cert_file: args.replication_cert_file,
+                    key_file: args.replication_key_file,
+                    ..Default::default()
                 },
                 ..magnetar_broker::standalone::StandaloneConfig::default()
             };

@@ -48,6 +48,7 @@ async fn start() -> Server {
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .args(["--metadata-addr", &format!("127.0.0.1:{metadata}")])
         .args(["--bookie-addr", &format!("127.0.0.1:{bookie}")])
+        .args(["--replication-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("standalone.log")).expect("log"))
         .kill_on_drop(true)

@@ -18,6 +18,7 @@ use crate::context::{BrokerContext, ServiceUrls};
 use crate::http;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::replication::Replication;
 use crate::server;
 use crate::service::BrokerService;
 use crate::tls::TlsListener;
@@ -55,6 +56,13 @@ pub struct BrokerAddrs {
     pub pulsar_tls: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+}
+
+impl Broker {
+    /// `quic://host:port` of the geo-replication endpoint, when it receives.
+    pub fn replication_url(&self) -> Option<&str> {
+        self.service.replication().and_then(|r| r.url())
+    }
 }
 
 #[derive(Debug)]
@@ -141,6 +149,21 @@ impl Broker {
             config, ml_config, metadata, ledgers, urls, admin, metrics, namespaces,
         ));
         let service = Arc::new(service);
+        let replication = Replication::start(
+            service.ctx().config.replication.clone(),
+            service
+                .ctx()
+                .config
+                .tls
+                .cert_file
+                .clone()
+                .zip(service.ctx().config.tls.key_file.clone()),
+            &service.ctx().config.cluster,
+            &host,
+            Resources::new(service.ctx().metadata.clone()),
+            service.ctx().config.max_message_size,
+        )?;
+        service.set_replication(replication.clone());
         before_serving(&service).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -173,6 +196,7 @@ impl Broker {
         if let Some(shedding) = service.ctx().config.shedding() {
             tasks.spawn(shed_loop(service.clone(), shedding, cancel.clone()));
         }
+        tasks.spawn(replication.clone().serve(service.clone(), cancel.clone()));
         let counter = server::ConnectionCounter::new(
             &service.ctx().config.limits,
             service.ctx().metrics.guards.clone(),
@@ -254,6 +278,9 @@ impl Broker {
             tracing::warn!("broker connections did not close in time");
         }
         self.service.close_all().await;
+        if let Some(replication) = self.service.replication() {
+            replication.close();
+        }
         self.service.ctx().namespaces.close().await;
     }
 
@@ -261,6 +288,9 @@ impl Broker {
     /// flushed, and the session is left to expire (for failover tests in one process).
     pub fn abort(self) {
         self.service.ctx().namespaces.abandon();
+        if let Some(replication) = self.service.replication() {
+            replication.close();
+        }
         self.cancel.cancel();
         self.tasks.close();
     }

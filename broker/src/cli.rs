@@ -133,6 +133,27 @@ pub struct BrokerArgs {
     /// or the token itself.
     #[arg(long, env = "MAGNETAR_CLUSTER_TOKEN", hide_env_values = true, value_parser = cluster_token)]
     pub cluster_token: Option<ClusterToken>,
+    /// UDP address of this broker's geo-replication endpoint (QUIC), e.g. 0.0.0.0:6652, or
+    /// `off`. Needs a certificate: --replication-cert-file or --tls-cert-file.
+    #[arg(long, value_parser = optional_addr)]
+    pub replication_addr: Option<Option<SocketAddr>>,
+    /// PEM certificate chain the replication endpoint presents.
+    #[arg(long, value_name = "FILE", requires = "replication_key_file")]
+    pub replication_cert_file: Option<PathBuf>,
+    /// PEM private key of --replication-cert-file.
+    #[arg(long, value_name = "FILE", requires = "replication_cert_file")]
+    pub replication_key_file: Option<PathBuf>,
+}
+
+/// An address, or `off` for none.
+pub fn optional_addr(setting: &str) -> Result<Option<SocketAddr>, String> {
+    match setting {
+        "off" | "none" | "" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{addr:?} is not host:port or `off`: {e}")),
+    }
 }
 
 fn cluster_token(setting: &str) -> Result<ClusterToken, ClusterTokenError> {
@@ -205,6 +226,13 @@ impl BrokerArgs {
         }
         if let Some(token) = self.cluster_token {
             broker.cluster_token = Some(token);
+        }
+        if let Some(addr) = self.replication_addr {
+            broker.replication.addr = addr;
+        }
+        if self.replication_cert_file.is_some() {
+            broker.replication.cert_file = self.replication_cert_file;
+            broker.replication.key_file = self.replication_key_file;
         }
         for (addr, flag) in [
             (&mut file.broker_addr, self.broker_addr),
@@ -309,6 +337,9 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     }
     if let Some(url) = &service.ctx().urls.web_url {
         println!("  admin API       : {url}/admin/v2");
+    }
+    if let Some(url) = service.replication().and_then(|r| r.url()) {
+        println!("  replication     : {url}");
     }
     println!("  metadata        : {}", file.metadata_servers.join(","));
     shutdown.cancelled().await;

@@ -69,6 +69,9 @@ pub struct BrokerConfig {
     /// Bounds on connections, producers, consumers, topics, publish memory and HTTP (the
     /// `[limits]` section).
     pub limits: Limits,
+    /// Geo-replication: the QUIC endpoint and replicator settings (the `[replication]`
+    /// section).
+    pub replication: crate::replication::ReplicationConfig,
     /// Message deduplication where the namespace does not say (`brokerDeduplicationEnabled`).
     pub deduplication_enabled: bool,
     /// A deduplication snapshot after this many entries (`brokerDeduplicationEntriesInterval`).
@@ -112,6 +115,7 @@ impl Default for BrokerConfig {
             policy_check_interval_ms: 5_000,
             backlog_quota_check_interval_ms: 60_000,
             limits: Limits::default(),
+            replication: crate::replication::ReplicationConfig::default(),
             deduplication_enabled: false,
             deduplication_entries_interval: 1000,
             deduplication_snapshot_interval_secs: 120,

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod position;
 pub mod publish_time;
 pub mod records;
+pub mod replication;
 pub mod schema;
 pub mod security_config;
 pub mod server;

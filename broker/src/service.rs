@@ -16,6 +16,7 @@ use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::managed_ledger::OwnershipGuard;
 use crate::publish_time;
+use crate::replication::Replication;
 use crate::topic::{Topic, managed_ledger_name};
 
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
@@ -27,6 +28,8 @@ pub struct BrokerService {
     /// Topics whose managed ledger was fenced (another broker took them): the broker unloads
     /// them (see [`BrokerService::unload_fenced`]) so their clients look them up again.
     fenced: mpsc::UnboundedSender<TopicName>,
+    /// The geo-replication endpoint, once the broker has opened it.
+    replication: std::sync::OnceLock<Arc<Replication>>,
 }
 
 /// The receiving end of the topics fenced while loaded here.
@@ -40,6 +43,7 @@ impl BrokerService {
             ctx: Arc::new(ctx),
             topics: Mutex::default(),
             fenced,
+            replication: std::sync::OnceLock::new(),
         };
         (service, FencedTopics(rx))
     }
@@ -60,6 +64,34 @@ impl BrokerService {
                 self.unload_topic(&name).await;
             }
         }
+    }
+
+    /// Sets the geo-replication endpoint (once, before topics load).
+    pub fn set_replication(&self, replication: Arc<Replication>) {
+        let _ = self.replication.set(replication);
+    }
+
+    pub fn replication(&self) -> Option<&Arc<Replication>> {
+        self.replication.get()
+    }
+
+    /// Starts and stops the topic's replicators to match its namespace's replication clusters.
+    async fn sync_replication(
+        &self,
+        topic: &Arc<Topic>,
+        policies: &Policies,
+    ) -> Result<(), BrokerError> {
+        let Some(replication) = self.replication.get() else {
+            return Ok(());
+        };
+        let partitions = match topic.name().partition() {
+            Some(_) => self.partitions(&topic.name().partitioned_topic()).await?,
+            None => 0,
+        };
+        replication
+            .sync(topic, &policies.replication_clusters, partitions)
+            .await
+            .map_err(|e| BrokerError::Persistence(e.to_string()))
     }
 
     /// The broker's shared services.
@@ -120,7 +152,11 @@ impl BrokerService {
         }
     }
 
-    async fn apply_policies(&self, topic: &Topic, check_quotas: bool) -> Result<(), BrokerError> {
+    async fn apply_policies(
+        &self,
+        topic: &Arc<Topic>,
+        check_quotas: bool,
+    ) -> Result<(), BrokerError> {
         let namespace = topic.name().namespace();
         let policies = self
             .ctx
@@ -140,6 +176,7 @@ impl BrokerService {
         if let Err(e) = topic.dedup().maybe_snapshot(ml, false).await {
             tracing::debug!(topic = %topic.name(), error = %e, "deduplication snapshot failed");
         }
+        self.sync_replication(topic, &policies).await?;
         let mut config = self.ctx.ml_config.clone();
         apply_retention(&mut config, policies.retention_policies.as_ref());
         if ml.set_retention(config.retention()) {
@@ -350,6 +387,20 @@ impl BrokerService {
                     self.dedup_enabled(name).await?,
                 )
                 .await?;
+                let topic = Arc::new(topic);
+                // Replication cursors exist before the first publish can be accepted.
+                if self.replication.get().is_some() {
+                    let policies = self
+                        .ctx
+                        .namespaces
+                        .policies(&name.namespace())
+                        .await?
+                        .unwrap_or_default();
+                    if let Err(e) = self.sync_replication(&topic, &policies).await {
+                        topic.close().await;
+                        return Err(e);
+                    }
+                }
                 tracing::info!(topic = %name, "topic loaded");
                 let ended = topic.managed_ledger().ended();
                 let (fenced, fenced_name) = (self.fenced.clone(), name.clone());
@@ -358,7 +409,7 @@ impl BrokerService {
                         let _ = fenced.send(fenced_name);
                     }
                 });
-                Ok::<_, BrokerError>(Arc::new(topic))
+                Ok::<_, BrokerError>(topic)
             })
             .await;
         let topic = match loaded {

@@ -60,6 +60,13 @@ pub struct StandaloneConfig {
     /// How often namespace policies (retention, TTL) and backlog quotas are applied.
     pub policy_check_interval_ms: u64,
     pub backlog_quota_check_interval_ms: u64,
+    /// The cluster this standalone is (`standalone` by default): two standalones with
+    /// different names replicate to each other.
+    pub cluster: String,
+    /// UDP address of the geo-replication endpoint (QUIC), `None` for none. Its certificate
+    /// is `replication.cert_file`/`key_file`, else the `[tls]` one, else a self-signed one
+    /// made once in the data directory (`replication/cert.pem`).
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 impl Default for StandaloneConfig {
@@ -81,6 +88,11 @@ impl Default for StandaloneConfig {
             policy_check_interval_ms: BrokerConfig::default().policy_check_interval_ms,
             backlog_quota_check_interval_ms: BrokerConfig::default()
                 .backlog_quota_check_interval_ms,
+            cluster: BrokerConfig::default().cluster,
+            replication: crate::replication::ReplicationConfig {
+                addr: Some(SocketAddr::from(([0, 0, 0, 0], 6652))),
+                ..Default::default()
+            },
         }
     }
 }
@@ -98,6 +110,10 @@ impl StandaloneConfig {
             broker_tls_addr: any,
             https_addr: any,
             disk_usage_threshold: 1.0,
+            replication: crate::replication::ReplicationConfig {
+                addr: Some(any),
+                ..Default::default()
+            },
             ..StandaloneConfig::default()
         }
     }
@@ -165,7 +181,25 @@ impl Standalone {
         let bookie_task = tokio::spawn(bookie.wait());
         wait_registered(&metadata, &address).await?;
 
+        let mut replication = config.replication.clone();
+        if replication.addr.is_some() && replication.cert_file.is_none() && !config.tls.is_enabled()
+        {
+            let (cert, key) = (
+                config.data_dir.join("replication/cert.pem"),
+                config.data_dir.join("replication/key.pem"),
+            );
+            let names = vec![
+                config.advertised_address.clone(),
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+            ];
+            crate::replication::ensure_self_signed(&cert, &key, &names)?;
+            replication.cert_file = Some(cert);
+            replication.key_file = Some(key);
+        }
         let broker_config = BrokerConfig {
+            cluster: config.cluster.clone(),
+            replication,
             advertised_address: config.advertised_address.clone(),
             ensemble_size: 1,
             write_quorum: 1,
@@ -348,9 +382,29 @@ async fn bootstrap(metadata: &MetadataClient, service: &BrokerService) -> anyhow
         service_url_tls: service.ctx().urls.web_url_tls.clone(),
         broker_service_url: Some(service.ctx().urls.service_url.clone()),
         broker_service_url_tls: service.ctx().urls.service_url_tls.clone(),
+        replication_url: service
+            .replication()
+            .and_then(|r| r.url())
+            .map(str::to_string),
         ..ClusterData::default()
     };
-    exists_ok(resources.clusters.create(&cluster, &data).await)?;
+    // On a restart with other addresses, the record follows (other fields set by an admin stay).
+    match resources.clusters.get(&cluster).await? {
+        None => exists_ok(resources.clusters.create(&cluster, &data).await)?,
+        Some(old) => {
+            let updated = ClusterData {
+                service_url: data.service_url.clone(),
+                service_url_tls: data.service_url_tls.clone(),
+                broker_service_url: data.broker_service_url.clone(),
+                broker_service_url_tls: data.broker_service_url_tls.clone(),
+                replication_url: data.replication_url.clone(),
+                ..old.clone()
+            };
+            if updated != old {
+                resources.clusters.update(&cluster, &updated).await?;
+            }
+        }
+    }
     let tenant = TenantInfo {
         admin_roles: Default::default(),
         allowed_clusters: [cluster.clone()].into(),
@@ -381,6 +435,10 @@ pub async fn run(config: StandaloneConfig, shutdown: CancellationToken) -> anyho
     }
     if let Some(url) = &service.ctx().urls.web_url_tls {
         println!("  admin API (TLS) : {url}/admin/v2");
+    }
+    println!("  cluster         : {}", service.ctx().config.cluster);
+    if let Some(url) = standalone.broker.replication_url() {
+        println!("  replication     : {url}");
     }
     if config.auth.authentication_enabled {
         println!("  authentication  : token");

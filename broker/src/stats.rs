@@ -71,11 +71,12 @@ impl RateTracker {
         sample.rates
     }
 
+    /// Drops a topic's samples (and its replication samples).
     pub fn forget(&self, topic: &str) {
-        self.samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(topic);
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.remove(topic);
+        let prefix = format!("{topic}\u{0}");
+        samples.retain(|k, _| !k.starts_with(&prefix));
     }
 }
 
@@ -109,6 +110,86 @@ pub struct TopicSnapshot {
     pub subscriptions: Vec<SubscriptionSnapshot>,
     /// `"Enabled"` or `"Disabled"`.
     pub deduplication_status: &'static str,
+    /// Per remote cluster: replication out of this topic and into it.
+    pub replication: Vec<ReplicationSnapshot>,
+}
+
+/// Pulsar's `ReplicatorStats` for one remote cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicationSnapshot {
+    pub cluster: String,
+    pub rates: Rates,
+    pub msg_out: u64,
+    pub bytes_out: u64,
+    pub msg_in: u64,
+    pub bytes_in: u64,
+    /// Entries not yet replicated (the `pulsar.repl.{cluster}` cursor's backlog).
+    pub backlog: u64,
+    /// A replicator to that cluster is connected.
+    pub connected: bool,
+    pub delay_secs: f64,
+    /// Streams from that cluster's replicators open now.
+    pub inbound_streams: u64,
+    pub connected_since_ms: u64,
+    pub last_error: Option<String>,
+    /// A replicator to that cluster runs on this topic.
+    pub outbound: bool,
+}
+
+impl ReplicationSnapshot {
+    pub fn to_json(&self) -> Value {
+        let since = |ms: u64| (ms > 0).then(|| ms.to_string());
+        json!({
+            "msgRateIn": self.rates.msg_in,
+            "msgThroughputIn": self.rates.bytes_in,
+            "msgRateOut": self.rates.msg_out,
+            "msgThroughputOut": self.rates.bytes_out,
+            "msgInCounter": self.msg_in,
+            "bytesInCounter": self.bytes_in,
+            "msgOutCounter": self.msg_out,
+            "bytesOutCounter": self.bytes_out,
+            "msgRateExpired": 0.0,
+            "replicationBacklog": self.backlog,
+            "connected": self.connected,
+            "replicationDelayInSeconds": self.delay_secs,
+            "inboundConnection": (self.inbound_streams > 0).then_some("quic"),
+            "outboundConnection": self.outbound.then_some("quic"),
+            "outboundConnectedSince": since(self.connected_since_ms),
+            "lastError": self.last_error,
+        })
+    }
+}
+
+async fn replication_snapshot(topic: &Topic, rates: &RateTracker) -> Vec<ReplicationSnapshot> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut by_cluster: BTreeMap<String, ReplicationSnapshot> = BTreeMap::new();
+    for (cluster, stats) in topic.replicator_stats().await {
+        let s = by_cluster.entry(cluster.clone()).or_default();
+        s.outbound = true;
+        s.msg_out = stats.msg_out.load(Relaxed);
+        s.bytes_out = stats.bytes_out.load(Relaxed);
+        s.backlog = stats.backlog.load(Relaxed);
+        s.connected = stats.connected.load(Relaxed);
+        s.delay_secs = stats.delay_secs();
+        s.connected_since_ms = stats.connected_since_ms.load(Relaxed);
+        s.last_error = stats.last_error();
+    }
+    for (cluster, stats) in topic.inbound_stats() {
+        let s = by_cluster.entry(cluster).or_default();
+        s.msg_in = stats.msg_in.load(Relaxed);
+        s.bytes_in = stats.bytes_in.load(Relaxed);
+        s.inbound_streams = stats.streams.load(Relaxed);
+    }
+    by_cluster
+        .into_iter()
+        .map(|(cluster, mut s)| {
+            let key = format!("{}\u{0}replication\u{0}{cluster}", topic.name());
+            s.rates = rates.rates(&key, [s.msg_in, s.msg_out, s.bytes_in, s.bytes_out]);
+            s.cluster = cluster;
+            s
+        })
+        .collect()
 }
 
 /// Gathers a loaded topic's figures (asks each loaded subscription for its own).
@@ -157,6 +238,7 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
         producers: topic.producer_names(),
         subscriptions,
         deduplication_status: topic.dedup().status(),
+        replication: replication_snapshot(topic, rates).await,
     }
 }
 
@@ -238,7 +320,11 @@ impl TopicSnapshot {
             "backlogSize": self.backlog(),
             "publishers": publishers,
             "subscriptions": subscriptions,
-            "replication": {},
+            "replication": self
+                .replication
+                .iter()
+                .map(|r| (r.cluster.clone(), r.to_json()))
+                .collect::<Map<String, Value>>(),
             "deduplicationStatus": self.deduplication_status,
         })
     }

@@ -15,6 +15,7 @@ use crate::error::BrokerError;
 use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
+use crate::replication::ReplicatorHandle;
 use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
 use crate::topic_context::{Outbound, TopicContext, TopicCounters};
 
@@ -78,6 +79,19 @@ pub struct Topic {
     quota_exceeded: Mutex<Option<RetentionPolicy>>,
     /// Message deduplication, and the marks of entries replicated into this topic.
     dedup: Dedup,
+    /// Replicators to other clusters, by remote cluster.
+    replicators: tokio::sync::Mutex<HashMap<String, ReplicatorHandle>>,
+    /// Entries replicated into this topic, by source cluster.
+    inbound: Mutex<HashMap<String, Arc<InboundStats>>>,
+}
+
+/// Replication into a topic from one source cluster.
+#[derive(Debug, Default)]
+pub struct InboundStats {
+    pub msg_in: std::sync::atomic::AtomicU64,
+    pub bytes_in: std::sync::atomic::AtomicU64,
+    /// Streams from that cluster open now.
+    pub streams: std::sync::atomic::AtomicU64,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -108,6 +122,8 @@ impl Topic {
         };
         Ok(Topic {
             dedup,
+            replicators: tokio::sync::Mutex::default(),
+            inbound: Mutex::default(),
             name,
             ml,
             producers: Mutex::default(),
@@ -227,7 +243,9 @@ impl Topic {
 
     /// No producer and no consumer (of any subscription) is attached.
     pub fn is_idle(&self) -> bool {
-        self.producer_count() == 0 && self.counters.consumers.load(Ordering::Relaxed) == 0
+        self.producer_count() == 0
+            && self.counters.consumers.load(Ordering::Relaxed) == 0
+            && !self.replication_pending()
     }
 
     pub fn producer_count(&self) -> usize {
@@ -242,6 +260,81 @@ impl Topic {
 
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
+    }
+
+    pub async fn replicator_remotes(&self) -> Vec<String> {
+        let mut remotes: Vec<String> = self.replicators.lock().await.keys().cloned().collect();
+        remotes.sort();
+        remotes
+    }
+
+    pub async fn has_replicator(&self, remote: &str) -> bool {
+        self.replicators.lock().await.contains_key(remote)
+    }
+
+    /// Registers a replicator; returns one it replaces. A topic that is unloading stops it.
+    pub async fn add_replicator(
+        &self,
+        remote: &str,
+        handle: ReplicatorHandle,
+    ) -> Option<ReplicatorHandle> {
+        let mut replicators = self.replicators.lock().await;
+        if self.is_unloading() {
+            drop(replicators);
+            handle.stop().await;
+            return None;
+        }
+        replicators.insert(remote.to_string(), handle)
+    }
+
+    pub async fn remove_replicator(&self, remote: &str) -> Option<ReplicatorHandle> {
+        self.replicators.lock().await.remove(remote)
+    }
+
+    /// Each replicator's figures, by remote cluster.
+    pub async fn replicator_stats(
+        &self,
+    ) -> Vec<(String, Arc<crate::replication::ReplicatorStats>)> {
+        let mut stats: Vec<_> = self
+            .replicators
+            .lock()
+            .await
+            .iter()
+            .map(|(remote, h)| (remote.clone(), h.stats.clone()))
+            .collect();
+        stats.sort_by(|a, b| a.0.cmp(&b.0));
+        stats
+    }
+
+    /// The counters of entries replicated in from `source`.
+    pub fn inbound(&self, source: &str) -> Arc<InboundStats> {
+        self.inbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(source.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub fn inbound_stats(&self) -> Vec<(String, Arc<InboundStats>)> {
+        let mut stats: Vec<_> = self
+            .inbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        stats.sort_by(|a, b| a.0.cmp(&b.0));
+        stats
+    }
+
+    /// Whether a replicator still has entries to send (an idle topic with a backlog to
+    /// replicate is not unloaded).
+    fn replication_pending(&self) -> bool {
+        self.replicators.try_lock().map_or(true, |r| {
+            r.values()
+                .any(|h| h.stats.backlog.load(Ordering::Relaxed) > 0)
+        })
     }
 
     /// Appends one entry (a message or a batch as the producer sent it); resolves once durable.
@@ -416,6 +509,16 @@ impl Topic {
             self.subscriptions.lock().await.values().cloned().collect();
         for subscription in subscriptions {
             subscription.close().await;
+        }
+        let replicators: Vec<ReplicatorHandle> = self
+            .replicators
+            .lock()
+            .await
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for replicator in replicators {
+            replicator.stop().await;
         }
         self.dedup.close(&self.ml).await;
         if let Err(e) = self.ml.close().await {

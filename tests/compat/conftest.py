@@ -21,6 +21,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for_port(port, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -33,13 +39,15 @@ def wait_for_port(port, timeout=60.0):
 
 
 class Standalone:
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), cluster="standalone"):
         self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
         self.data_dir = str(data_dir)
+        self.cluster = cluster
         self.port = free_port()
         self.metadata_port = free_port()
         self.bookie_port = free_port()
         self.http_port = free_port()
+        self.replication_port = free_udp_port()
         # More `magnetar standalone` flags (auth, TLS, ...); may name more ports.
         self.extra_args = list(extra_args)
         self.proc = None
@@ -54,6 +62,15 @@ class Standalone:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def replication_url(self):
+        return f"quic://127.0.0.1:{self.replication_port}"
+
+    @property
+    def replication_cert(self):
+        """The self-signed certificate of its replication endpoint."""
+        return os.path.join(self.data_dir, "replication", "cert.pem")
+
+    @property
     def metadata_servers(self):
         return f"127.0.0.1:{self.metadata_port}"
 
@@ -66,6 +83,8 @@ class Standalone:
                 "--metadata-addr", f"127.0.0.1:{self.metadata_port}",
                 "--bookie-addr", f"127.0.0.1:{self.bookie_port}",
                 "--http-addr", f"127.0.0.1:{self.http_port}",
+                "--cluster", self.cluster,
+                "--replication-addr", f"127.0.0.1:{self.replication_port}",
                 *self.extra_args,
             ],
             stdout=self.log,

@@ -130,7 +130,7 @@ pub(super) fn challenge(server_version: &str, protocol_version: i32) -> CommandA
 }
 
 /// Whether `role` may do `operation` on `topic`; refusals are `AuthorizationError`.
-pub(super) async fn authorize(
+pub(crate) async fn authorize(
     admin: &AdminState,
     role: Option<&str>,
     topic: &TopicName,

@@ -6,6 +6,7 @@ mod connection;
 mod limiter;
 mod producer;
 
+pub(crate) use auth::authorize;
 pub use limiter::{ConnectionCounter, ConnectionSlot};
 
 use std::net::SocketAddr;

@@ -1,0 +1,373 @@
+//! Geo-replication between clusters over QUIC.
+//!
+//! Every broker has one QUIC endpoint (`replication.addr`, UDP, TLS 1.3 from rustls). For each
+//! loaded topic of a namespace whose replication clusters name other clusters, a
+//! [replicator](replicator) per remote cluster reads the topic from its durable cursor
+//! `pulsar.repl.{remote}` and sends the entries, in order, on a QUIC stream of its own over the
+//! one connection this broker keeps to that cluster (no head-of-line blocking between topics).
+//! The remote's [receiver](receiver) stores each entry with `replicated_from` set (so it is never
+//! replicated again: no loops in a full mesh) and acknowledges it once durable; only then does
+//! the source cursor move. The remote deduplicates by the entry's source position, so the
+//! re-sends that follow any failure (reconnect, partition, `kill -9` of either side) are
+//! acknowledged without being stored twice: exactly once, in order.
+//!
+//! A source authenticates to a remote with the token in the remote's ClusterData
+//! (`authenticationParameters`), checked like a client's token when the remote has
+//! authentication on (the role needs produce permission on the topic, or to be a superuser), and
+//! checks the remote's certificate against `brokerClientTrustCertsFilePath` (or accepts any with
+//! `tlsAllowInsecureConnection`). See docs/geo-replication.md.
+
+mod receiver;
+mod replicator;
+mod tls;
+mod wire;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use magnetar_admin_api::resources::Resources;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub use replicator::{ReplicatorHandle, ReplicatorStats};
+pub use tls::ensure_self_signed;
+
+use crate::dedup::REPL_PREFIX;
+use crate::managed_ledger::InitialPosition;
+use crate::service::BrokerService;
+use crate::topic::Topic;
+
+/// The `[replication]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// UDP address of the QUIC endpoint other clusters replicate into
+    /// (`--replication-addr`; the CLI's default is `0.0.0.0:6652`). Without it this broker only
+    /// sends.
+    pub addr: Option<SocketAddr>,
+    /// PEM certificate chain the endpoint presents (default: the `[tls]` certificate; the
+    /// standalone makes a self-signed one in its data directory).
+    pub cert_file: Option<PathBuf>,
+    /// Its PEM private key.
+    pub key_file: Option<PathBuf>,
+    /// Entries a replicator sends ahead of the remote's acknowledgements.
+    pub window_entries: usize,
+    /// Bytes a replicator sends ahead of the remote's acknowledgements.
+    pub window_bytes: usize,
+    /// A connection attempt to a remote cluster gives up after this long.
+    pub connect_timeout_ms: u64,
+    /// A link with no packets for this long is dead (keep-alives every third of it).
+    pub idle_timeout_ms: u64,
+    /// The longest wait between reconnect attempts (backoff starts at 100 ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig {
+            addr: None,
+            cert_file: None,
+            key_file: None,
+            window_entries: 1000,
+            window_bytes: 16 * 1024 * 1024,
+            connect_timeout_ms: 10_000,
+            idle_timeout_ms: 10_000,
+            max_backoff_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    #[error("cluster {0} is not registered (admin clusters create)")]
+    UnknownCluster(String),
+    #[error("cluster {cluster}: {reason}")]
+    Config { cluster: String, reason: String },
+    #[error("connecting to cluster {cluster}: {reason}")]
+    Connect { cluster: String, reason: String },
+    #[error("refused by the remote cluster: {0}")]
+    Refused(String),
+    #[error("the remote cluster could not store an entry: {0}")]
+    Remote(String),
+    #[error("link: {0}")]
+    Wire(#[from] wire::WireError),
+    #[error("link: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::managed_ledger::MlError),
+    #[error("metadata: {0}")]
+    Metadata(String),
+    #[error("the remote sent no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A live link to a remote cluster and the credentials to present on it.
+#[derive(Debug, Clone)]
+struct Link {
+    connection: quinn::Connection,
+    token: String,
+}
+
+/// This broker's replication endpoint and its links to remote clusters.
+#[derive(Debug)]
+pub struct Replication {
+    endpoint: quinn::Endpoint,
+    local_cluster: String,
+    config: ReplicationConfig,
+    resources: Resources,
+    max_frame: usize,
+    /// `quic://host:port` when this broker receives.
+    url: Option<String>,
+    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Link>>>>>,
+}
+
+fn transport(config: &ReplicationConfig) -> anyhow::Result<Arc<quinn::TransportConfig>> {
+    let idle = Duration::from_millis(config.idle_timeout_ms.max(1000));
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(idle / 3));
+    t.max_idle_timeout(Some(idle.try_into()?));
+    t.max_concurrent_bidi_streams(100_000u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.stream_receive_window((8u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t.send_window(64 * 1024 * 1024);
+    Ok(Arc::new(t))
+}
+
+impl Replication {
+    /// Opens the endpoint: a server on `config.addr` presenting `cert`/`key` (PEM files), or a
+    /// client-only endpoint when there is no address.
+    pub fn start(
+        config: ReplicationConfig,
+        tls_fallback: Option<(PathBuf, PathBuf)>,
+        local_cluster: &str,
+        advertised_host: &str,
+        resources: Resources,
+        max_message_size: usize,
+    ) -> anyhow::Result<Arc<Replication>> {
+        let (endpoint, url) = match config.addr {
+            Some(addr) => {
+                let (cert, key) = match (&config.cert_file, &config.key_file) {
+                    (Some(c), Some(k)) => (c.clone(), k.clone()),
+                    _ => tls_fallback.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the replication endpoint needs a certificate: set replication.cert_file and key_file (or [tls])"
+                        )
+                    })?,
+                };
+                let crypto = tls::server_config(&cert, &key)?;
+                let mut server =
+                    quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(crypto)?));
+                server.transport_config(transport(&config)?);
+                let endpoint = quinn::Endpoint::server(server, addr).map_err(|e| {
+                    anyhow::anyhow!(
+                        "replication endpoint on UDP {addr}: {e} (change it with --replication-addr)"
+                    )
+                })?;
+                let port = endpoint.local_addr()?.port();
+                (endpoint, Some(format!("quic://{advertised_host}:{port}")))
+            }
+            None => (
+                quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))?,
+                None,
+            ),
+        };
+        Ok(Arc::new(Replication {
+            endpoint,
+            local_cluster: local_cluster.to_string(),
+            config,
+            resources,
+            max_frame: max_message_size + 64 * 1024,
+            url,
+            links: Mutex::default(),
+        }))
+    }
+
+    /// `quic://host:port` of this broker's endpoint (the cluster's `replicationUrl`).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.url.as_ref()?;
+        self.endpoint.local_addr().ok()
+    }
+
+    /// Accepts replication streams from other clusters until `cancel`.
+    pub async fn serve(self: Arc<Self>, service: Arc<BrokerService>, cancel: CancellationToken) {
+        if self.url.is_none() {
+            return;
+        }
+        receiver::serve(self, service, cancel).await;
+    }
+
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"broker shutting down");
+    }
+
+    /// The link to `remote`, connecting if there is none (or it died).
+    async fn link(&self, remote: &str) -> Result<Link, ReplError> {
+        let slot = self
+            .links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(remote.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(link) = slot.as_ref()
+            && link.connection.close_reason().is_none()
+        {
+            return Ok(link.clone());
+        }
+        let link = self.connect(remote).await?;
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn connect(&self, remote: &str) -> Result<Link, ReplError> {
+        let config_error = |reason: String| ReplError::Config {
+            cluster: remote.to_string(),
+            reason,
+        };
+        let data = self
+            .resources
+            .clusters
+            .get(remote)
+            .await
+            .map_err(|e| ReplError::Metadata(e.to_string()))?
+            .ok_or_else(|| ReplError::UnknownCluster(remote.to_string()))?;
+        let url = data.replication_url.clone().ok_or_else(|| {
+            config_error("no replicationUrl (quic://host:port) in its cluster record".into())
+        })?;
+        let host_port = url
+            .strip_prefix("quic://")
+            .ok_or_else(|| config_error(format!("replicationUrl {url} is not quic://host:port")))?
+            .trim_end_matches('/');
+        let host = host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .ok_or_else(|| config_error(format!("replicationUrl {url} has no port")))?;
+        let trust = match (
+            &data.broker_client_trust_certs_file_path,
+            data.tls_allow_insecure_connection,
+        ) {
+            (Some(path), _) => tls::Trust::File(std::path::Path::new(path)),
+            (None, Some(true)) => tls::Trust::Any,
+            _ => {
+                return Err(config_error(
+                    "set brokerClientTrustCertsFilePath (the certificate its replication endpoint presents) or tlsAllowInsecureConnection".into(),
+                ));
+            }
+        };
+        let crypto = tls::client_config(trust).map_err(|e| config_error(e.to_string()))?;
+        let crypto = QuicClientConfig::try_from(crypto).map_err(|e| config_error(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(transport(&self.config).map_err(|e| config_error(e.to_string()))?);
+        let token = resolve_token(data.authentication_parameters.as_deref())
+            .map_err(|e| config_error(format!("authenticationParameters: {e}")))?;
+        let connect_error = |reason: String| ReplError::Connect {
+            cluster: remote.to_string(),
+            reason,
+        };
+        let addr = tokio::net::lookup_host(host_port)
+            .await
+            .map_err(|e| connect_error(format!("resolving {host_port}: {e}")))?
+            .next()
+            .ok_or_else(|| connect_error(format!("{host_port} resolves to no address")))?;
+        let connecting = self
+            .endpoint
+            .connect_with(client, addr, host)
+            .map_err(|e| connect_error(e.to_string()))?;
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms.max(100));
+        let connection = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| connect_error(format!("no handshake within {timeout:?}")))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        tracing::info!(remote, %addr, "replication link up");
+        Ok(Link { connection, token })
+    }
+
+    /// Makes the topic's replicators match `clusters` (the namespace's replication clusters):
+    /// one per cluster other than this one, started with their cursors opened before this
+    /// returns (so no entry published after it is missed); replicators of clusters no longer
+    /// listed stop and their cursors are deleted.
+    pub async fn sync(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        clusters: &BTreeSet<String>,
+        partitions: u32,
+    ) -> Result<(), ReplError> {
+        let wanted: BTreeSet<&String> = clusters
+            .iter()
+            .filter(|c| **c != self.local_cluster)
+            .collect();
+        let ml = topic.managed_ledger();
+        for remote in topic.replicator_remotes().await {
+            if !wanted.contains(&remote) {
+                if let Some(handle) = topic.remove_replicator(&remote).await {
+                    handle.stop().await;
+                }
+                ml.delete_cursor(&format!("{REPL_PREFIX}{remote}")).await?;
+                tracing::info!(topic = %topic.name(), remote, "replication stopped");
+            }
+        }
+        for remote in wanted {
+            if topic.has_replicator(remote).await || topic.is_unloading() {
+                continue;
+            }
+            let (cursor, state) = ml
+                .open_cursor(&format!("{REPL_PREFIX}{remote}"), InitialPosition::Latest)
+                .await?;
+            let handle = replicator::spawn(
+                self.clone(),
+                topic.clone(),
+                remote.clone(),
+                partitions,
+                cursor,
+                state,
+            );
+            if let Some(other) = topic.add_replicator(remote, handle).await {
+                other.stop().await;
+            }
+            tracing::info!(topic = %topic.name(), remote, "replicating");
+        }
+        Ok(())
+    }
+}
+
+/// `token:XYZ`, `file:///path` (the token in a file) or the token itself; empty when unset.
+fn resolve_token(parameters: Option<&str>) -> Result<String, String> {
+    let Some(p) = parameters.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(String::new());
+    };
+    let p = p.strip_prefix("token:").unwrap_or(p);
+    match p.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("{path}: {e}")),
+        None => Ok(p.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_inline_or_from_a_file() {
+        assert_eq!(resolve_token(None).unwrap(), "");
+        assert_eq!(resolve_token(Some("token:abc")).unwrap(), "abc");
+        assert_eq!(resolve_token(Some("abc")).unwrap(), "abc");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        std::fs::write(&file, "xyz\n").unwrap();
+        let setting = format!("token:file://{}", file.display());
+        assert_eq!(resolve_token(Some(&setting)).unwrap(), "xyz");
+        assert!(resolve_token(Some("file:///nonexistent/token")).is_err());
+    }
+}

@@ -1,0 +1,381 @@
+//! The source side: one task per topic per remote cluster. It reads the topic from its cursor
+//! `pulsar.repl.{remote}`, sends the entries on its own stream of the link, at most a window
+//! ahead of the remote's acknowledgements (a slow remote bounds memory here; the backlog stays
+//! on disk), and moves the cursor only over entries the remote acknowledged as durable. Any
+//! failure ends the stream; the next one starts again after the cursor's mark-delete and the
+//! remote's deduplication absorbs what it already had.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use magnetar_protocol::Payload;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{self, Ack, Entry, Hello, HelloReply};
+use super::{ReplError, Replication};
+use crate::cursor::Cursor;
+use crate::managed_ledger::ManagedCursor;
+use crate::position::Position;
+use crate::topic::Topic;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A stream that worked this long resets the backoff.
+const HEALTHY: Duration = Duration::from_secs(10);
+
+/// What stats and metrics show of a replicator.
+#[derive(Debug, Default)]
+pub struct ReplicatorStats {
+    /// Messages and bytes the remote acknowledged.
+    pub msg_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// The stream to the remote is up.
+    pub connected: AtomicBool,
+    /// Entries after the cursor's mark-delete.
+    pub backlog: AtomicU64,
+    /// Publish time (ms since the epoch) of the oldest entry not yet acknowledged by the
+    /// remote; 0 when caught up.
+    pub oldest_pending_publish_ms: AtomicU64,
+    /// When the current stream came up (ms since the epoch), 0 while down.
+    pub connected_since_ms: AtomicU64,
+    /// Why the last stream ended.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ReplicatorStats {
+    /// `replicationDelayInSeconds`: how old the oldest unreplicated message is.
+    pub fn delay_secs(&self) -> f64 {
+        match self.oldest_pending_publish_ms.load(Ordering::Relaxed) {
+            0 => 0.0,
+            oldest => now_ms().saturating_sub(oldest) as f64 / 1000.0,
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A running replicator.
+#[derive(Debug)]
+pub struct ReplicatorHandle {
+    pub stats: Arc<ReplicatorStats>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ReplicatorHandle {
+    /// Stops it; its cursor is persisted and released when this returns.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+pub(super) fn spawn(
+    repl: Arc<Replication>,
+    topic: Arc<Topic>,
+    remote: String,
+    partitions: u32,
+    cursor: ManagedCursor,
+    state: Cursor,
+) -> ReplicatorHandle {
+    let stats = Arc::new(ReplicatorStats::default());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(Replicator {
+        repl,
+        topic,
+        remote,
+        partitions,
+        cursor,
+        state,
+        dirty: false,
+        stats: stats.clone(),
+        cancel: cancel.clone(),
+    }));
+    ReplicatorHandle {
+        stats,
+        cancel,
+        task,
+    }
+}
+
+struct Replicator {
+    repl: Arc<Replication>,
+    topic: Arc<Topic>,
+    remote: String,
+    partitions: u32,
+    cursor: ManagedCursor,
+    state: Cursor,
+    /// Acknowledged further than last persisted.
+    dirty: bool,
+    stats: Arc<ReplicatorStats>,
+    cancel: CancellationToken,
+}
+
+/// An entry between the read and the remote's acknowledgement.
+struct InFlight {
+    position: Position,
+    /// False for entries that are not for this remote (skipped, acknowledged in order).
+    sent: bool,
+    messages: u64,
+    bytes: u64,
+    publish_ms: u64,
+}
+
+/// Whether an entry goes to `remote`, and its message count and publish time if so.
+fn for_remote(data: &Bytes, remote: &str) -> Option<(u64, u64)> {
+    // Undecodable entries cannot be replicated either (Pulsar acknowledges them too).
+    let metadata = Payload::parse(data.clone()).ok()?.metadata().ok()?;
+    if metadata.replicated_from.is_some() || metadata.marker_type.is_some_and(|t| t != 0) {
+        return None; // came from another cluster: never forwarded (no loops)
+    }
+    if !metadata.replicate_to.is_empty() && !metadata.replicate_to.iter().any(|c| c == remote) {
+        return None; // the producer limited its clusters (disable_replication: ["__local__"])
+    }
+    let messages = metadata.num_messages_in_batch.unwrap_or(1).max(1) as u64;
+    Some((messages, metadata.publish_time))
+}
+
+async fn run(mut r: Replicator) {
+    let max_backoff = Duration::from_millis(r.repl.config.max_backoff_ms.max(100));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        let result = r.session().await;
+        r.stats.connected.store(false, Ordering::Relaxed);
+        r.stats.connected_since_ms.store(0, Ordering::Relaxed);
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(topic = %r.topic.name(), remote = r.remote, error = %e, retry_in_ms = backoff.as_millis() as u64, "replication stream ended");
+                *r.stats
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+            }
+        }
+        if started.elapsed() >= HEALTHY {
+            backoff = Duration::from_millis(100);
+        }
+        tokio::select! {
+            _ = r.cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(max_backoff);
+    }
+    if r.dirty
+        && let Err(e) = r.cursor.persist(&r.state).await
+    {
+        tracing::debug!(topic = %r.topic.name(), remote = r.remote, error = %e, "persisting the replication cursor failed");
+    }
+    r.cursor.release(r.state, false);
+}
+
+impl Replicator {
+    fn ack_through(&mut self, p: Position) {
+        let layout = self.topic.managed_ledger().layout();
+        if self.state.ack_cumulative(&layout, p, None).is_ok() {
+            self.dirty = true;
+        }
+    }
+
+    fn update_stats(&self, in_flight: &VecDeque<InFlight>) {
+        let layout = self.topic.managed_ledger().layout();
+        self.stats
+            .backlog
+            .store(self.state.backlog(&layout), Ordering::Relaxed);
+        let oldest = in_flight
+            .iter()
+            .find(|f| f.sent)
+            .map_or(0, |f| f.publish_ms.max(1));
+        self.stats
+            .oldest_pending_publish_ms
+            .store(oldest, Ordering::Relaxed);
+    }
+
+    /// One stream: until cancelled (Ok) or anything fails (Err).
+    async fn session(&mut self) -> Result<(), ReplError> {
+        let link = tokio::select! {
+            _ = self.cancel.cancelled() => return Ok(()),
+            link = self.repl.link(&self.remote) => link?,
+        };
+        let (send, recv) = tokio::select! {
+            _ = self.cancel.cancelled() => return Ok(()),
+            streams = link.connection.open_bi() => streams?,
+        };
+        let max = self.repl.max_frame;
+        let mut out = wire::writer(send, max);
+        let mut acks = wire::reader(recv, max);
+        let hello = Hello {
+            topic: self.topic.name().to_string(),
+            source_cluster: self.repl.local_cluster.clone(),
+            token: link.token.clone(),
+            partitions: self.partitions,
+        };
+        wire::send(&mut out, &hello).await?;
+        let reply: HelloReply = tokio::select! {
+            _ = self.cancel.cancelled() => return Ok(()),
+            reply = tokio::time::timeout(HELLO_TIMEOUT, wire::read(&mut acks)) => {
+                reply.map_err(|_| ReplError::Timeout(HELLO_TIMEOUT))??
+            }
+        };
+        if let Some(error) = reply.error {
+            return Err(ReplError::Refused(error));
+        }
+        self.stats.connected.store(true, Ordering::Relaxed);
+        self.stats
+            .connected_since_ms
+            .store(now_ms(), Ordering::Relaxed);
+        *self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+
+        let ml = self.topic.managed_ledger().clone();
+        let mut appended = ml.watch_appends();
+        let mut next = ml.layout().next(self.state.mark_delete());
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut bytes_in_flight: u64 = 0;
+        let window = self.repl.config.window_entries.max(1);
+        let window_bytes = self.repl.config.window_bytes.max(1) as u64;
+        let mut persist = tokio::time::interval(
+            self.cursor
+                .persist_interval()
+                .max(Duration::from_millis(100)),
+        );
+        persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Send what the window allows.
+            while in_flight.len() < window
+                && bytes_in_flight < window_bytes
+                && ml.last_confirmed().is_some_and(|last| next <= last)
+            {
+                let entries = ml.read(next, window - in_flight.len()).await?;
+                let Some((last, _)) = entries.last() else {
+                    break;
+                };
+                next = ml.layout().next(*last);
+                for (position, data) in entries {
+                    match for_remote(&data, &self.remote) {
+                        None if in_flight.is_empty() => self.ack_through(position),
+                        None => in_flight.push_back(InFlight {
+                            position,
+                            sent: false,
+                            messages: 0,
+                            bytes: 0,
+                            publish_ms: 0,
+                        }),
+                        Some((messages, publish_ms)) => {
+                            let bytes = data.len() as u64;
+                            let entry = Entry {
+                                ledger_id: position.ledger_id,
+                                entry_id: position.entry_id,
+                                data,
+                            };
+                            wire::feed(&mut out, &entry).await?;
+                            bytes_in_flight += bytes;
+                            in_flight.push_back(InFlight {
+                                position,
+                                sent: true,
+                                messages,
+                                bytes,
+                                publish_ms,
+                            });
+                        }
+                    }
+                }
+                wire::flush(&mut out).await?;
+            }
+            self.update_stats(&in_flight);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                ack = wire::read::<Ack, _>(&mut acks) => {
+                    let ack = ack?;
+                    if let Some(error) = ack.error {
+                        return Err(ReplError::Remote(error));
+                    }
+                    let acked = Position::new(ack.ledger_id, ack.entry_id);
+                    let mut through = None;
+                    while let Some(front) = in_flight.front() {
+                        // Everything up to the acknowledged entry, and the skipped ones after it.
+                        if front.position > acked && front.sent {
+                            break;
+                        }
+                        let done = in_flight.pop_front().expect("front exists");
+                        bytes_in_flight -= done.bytes;
+                        self.stats.msg_out.fetch_add(done.messages, Ordering::Relaxed);
+                        self.stats.bytes_out.fetch_add(done.bytes, Ordering::Relaxed);
+                        through = Some(done.position);
+                    }
+                    if let Some(p) = through {
+                        self.ack_through(p);
+                    }
+                }
+                changed = appended.changed() => {
+                    if changed.is_err() {
+                        return Err(ReplError::Storage(crate::managed_ledger::MlError::Closed));
+                    }
+                }
+                _ = persist.tick() => {
+                    if self.dirty {
+                        self.cursor.persist(&self.state).await?;
+                        self.dirty = false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use magnetar_protocol::pulsar::MessageMetadata;
+
+    use super::*;
+
+    fn entry(metadata: MessageMetadata) -> Bytes {
+        Payload::new(&metadata, b"x").to_entry()
+    }
+
+    #[test]
+    fn replicated_entries_and_excluded_clusters_are_not_forwarded() {
+        let plain = MessageMetadata {
+            producer_name: "p".into(),
+            publish_time: 42,
+            ..Default::default()
+        };
+        assert_eq!(for_remote(&entry(plain.clone()), "us"), Some((1, 42)));
+        let looped = MessageMetadata {
+            replicated_from: Some("eu".into()),
+            ..plain.clone()
+        };
+        assert_eq!(for_remote(&entry(looped), "us"), None);
+        let local_only = MessageMetadata {
+            replicate_to: vec!["__local__".into()],
+            ..plain.clone()
+        };
+        assert_eq!(for_remote(&entry(local_only), "us"), None);
+        let to_us = MessageMetadata {
+            replicate_to: vec!["us".into()],
+            num_messages_in_batch: Some(5),
+            ..plain
+        };
+        assert_eq!(for_remote(&entry(to_us.clone()), "us"), Some((5, 42)));
+        assert_eq!(for_remote(&entry(to_us), "ap"), None);
+        assert_eq!(for_remote(&Bytes::from_static(b"junk"), "us"), None);
+    }
+}

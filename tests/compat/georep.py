@@ -1,0 +1,155 @@
+"""Helpers for geo-replication tests: standalones linked as clusters, and a UDP proxy that can
+cut or impair the link between them."""
+
+import json
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from conftest import Standalone
+
+
+def rest(server, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.admin_url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        raw = resp.read()
+        return resp.status, (json.loads(raw) if raw else None)
+
+
+def register(server, other, url=None):
+    """Registers `other` as a cluster on `server`: its replication endpoint (or `url`, e.g. a
+    proxy in front of it) and the certificate that endpoint presents."""
+    body = {
+        "serviceUrl": other.admin_url,
+        "brokerServiceUrl": other.url,
+        "replicationUrl": url or other.replication_url,
+        "brokerClientTrustCertsFilePath": other.replication_cert,
+    }
+    try:
+        rest(server, "PUT", f"/admin/v2/clusters/{other.cluster}", body)
+    except urllib.error.HTTPError as e:
+        if e.code != 409:
+            raise
+        rest(server, "POST", f"/admin/v2/clusters/{other.cluster}", body)
+
+
+def link(servers, namespace, urls=None):
+    """Makes `namespace` (under tenant `public`) replicate between all `servers`."""
+    names = [s.cluster for s in servers]
+    for s in servers:
+        for other in servers:
+            if other is not s:
+                register(s, other, (urls or {}).get((s.cluster, other.cluster)))
+        rest(s, "POST", "/admin/v2/tenants/public", {"adminRoles": [], "allowedClusters": names})
+        try:
+            rest(s, "PUT", f"/admin/v2/namespaces/public/{namespace}")
+        except urllib.error.HTTPError as e:
+            if e.code != 409:
+                raise
+        rest(s, "POST", f"/admin/v2/namespaces/public/{namespace}/replication", names)
+
+
+def start(tmp_path, *clusters):
+    servers = []
+    for name in clusters:
+        d = tmp_path / name
+        d.mkdir()
+        servers.append(Standalone(d, cluster=name).start())
+    return servers
+
+
+def stats(server, topic):
+    path = topic.replace("persistent://", "/admin/v2/persistent/") + "/stats"
+    return rest(server, "GET", path)[1]
+
+
+def wait_until(what, condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+class UdpProxy:
+    """Relays datagrams between clients and `target` (a QUIC endpoint). `cut()` drops
+    everything until `heal()`; `impair(loss, delay)` drops a fraction and delays the rest."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.upstreams = {}  # client addr -> socket towards the target
+        self.dropping = False
+        self.loss = 0.0
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._from_clients, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"quic://127.0.0.1:{self.port}"
+
+    def cut(self):
+        self.dropping = True
+
+    def heal(self):
+        self.dropping = False
+
+    def impair(self, loss, delay):
+        self.loss, self.delay = loss, delay
+
+    def _forward(self, sock, data, addr):
+        if self.dropping or (self.loss and random.random() < self.loss):
+            return
+        if self.delay:
+            threading.Timer(self.delay, self._send, (sock, data, addr)).start()
+        else:
+            self._send(sock, data, addr)
+
+    @staticmethod
+    def _send(sock, data, addr):
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            pass
+
+    def _from_clients(self):
+        while not self.closed:
+            try:
+                data, client = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            with self.lock:
+                up = self.upstreams.get(client)
+                if up is None:
+                    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    up.bind(("127.0.0.1", 0))
+                    self.upstreams[client] = up
+                    threading.Thread(target=self._from_target, args=(up, client),
+                                     daemon=True).start()
+            self._forward(up, data, self.target)
+
+    def _from_target(self, up, client):
+        while not self.closed:
+            try:
+                data, _ = up.recvfrom(65535)
+            except OSError:
+                return
+            self._forward(self.sock, data, client)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for up in self.upstreams.values():
+            up.close()
