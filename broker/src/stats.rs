@@ -169,7 +169,7 @@ async fn replication_snapshot(topic: &Topic, rates: &RateTracker) -> Vec<Replica
         s.outbound = true;
         s.msg_out = stats.msg_out.load(Relaxed);
         s.bytes_out = stats.bytes_out.load(Relaxed);
-        s.backlog = stats.backlog.load(Relaxed);
+        s.backlog = stats.backlog(topic.managed_ledger());
         s.connected = stats.connected.load(Relaxed);
         s.delay_secs = stats.delay_secs();
         s.connected_since_ms = stats.connected_since_ms.load(Relaxed);

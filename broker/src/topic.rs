@@ -331,10 +331,9 @@ impl Topic {
     /// Whether a replicator still has entries to send (an idle topic with a backlog to
     /// replicate is not unloaded).
     fn replication_pending(&self) -> bool {
-        self.replicators.try_lock().map_or(true, |r| {
-            r.values()
-                .any(|h| h.stats.backlog.load(Ordering::Relaxed) > 0)
-        })
+        self.replicators
+            .try_lock()
+            .map_or(true, |r| r.values().any(|h| h.stats.backlog(&self.ml) > 0))
     }
 
     /// Appends one entry (a message or a batch as the producer sent it); resolves once durable.

@@ -34,8 +34,8 @@ pub struct ReplicatorStats {
     pub bytes_out: AtomicU64,
     /// The stream to the remote is up.
     pub connected: AtomicBool,
-    /// Entries after the cursor's mark-delete.
-    pub backlog: AtomicU64,
+    /// The cursor's mark-delete (the backlog is counted from it).
+    mark_delete: std::sync::Mutex<Option<Position>>,
     /// Publish time (ms since the epoch) of the oldest entry not yet acknowledged by the
     /// remote; 0 when caught up.
     pub oldest_pending_publish_ms: AtomicU64,
@@ -46,6 +46,25 @@ pub struct ReplicatorStats {
 }
 
 impl ReplicatorStats {
+    /// Entries after the cursor's mark-delete: what is left to replicate.
+    pub fn backlog(&self, ml: &crate::managed_ledger::ManagedLedger) -> u64 {
+        let mark_delete = *self
+            .mark_delete
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (mark_delete, ml.last_confirmed()) {
+            (Some(md), Some(last)) => ml.layout().count_between(md, last),
+            _ => 0,
+        }
+    }
+
+    fn set_mark_delete(&self, p: Position) {
+        *self
+            .mark_delete
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p);
+    }
+
     /// `replicationDelayInSeconds`: how old the oldest unreplicated message is.
     pub fn delay_secs(&self) -> f64 {
         match self.oldest_pending_publish_ms.load(Ordering::Relaxed) {
@@ -93,6 +112,7 @@ pub(super) fn spawn(
     state: Cursor,
 ) -> ReplicatorHandle {
     let stats = Arc::new(ReplicatorStats::default());
+    stats.set_mark_delete(state.mark_delete());
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(Replicator {
         repl,
@@ -189,14 +209,11 @@ impl Replicator {
         let layout = self.topic.managed_ledger().layout();
         if self.state.ack_cumulative(&layout, p, None).is_ok() {
             self.dirty = true;
+            self.stats.set_mark_delete(self.state.mark_delete());
         }
     }
 
     fn update_stats(&self, in_flight: &VecDeque<InFlight>) {
-        let layout = self.topic.managed_ledger().layout();
-        self.stats
-            .backlog
-            .store(self.state.backlog(&layout), Ordering::Relaxed);
         let oldest = in_flight
             .iter()
             .find(|f| f.sent)
