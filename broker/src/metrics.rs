@@ -7,6 +7,11 @@
 //!   `pulsar_consumers_count`, `pulsar_subscriptions_count`;
 //! - per namespace (labels `cluster`, `namespace`): the same figures summed, named
 //!   `pulsar_namespace_…`, plus `pulsar_topics_count`;
+//! - per topic and remote cluster (labels `namespace`, `topic`, `remote_cluster`):
+//!   `pulsar_replication_rate_in|rate_out|throughput_in|throughput_out`,
+//!   `pulsar_replication_backlog`, `pulsar_replication_connected_count`,
+//!   `pulsar_replication_delay_in_seconds`, `pulsar_replication_rate_expired`,
+//!   `pulsar_replication_in_messages_total`, `pulsar_replication_out_messages_total`;
 //! - `pulsar_broker_publish_latency_seconds`: a histogram of the time from a SEND to its entry
 //!   being durable;
 //! - the broker's guards (see `limits`): `magnetar_broker_connections`,
@@ -245,7 +250,88 @@ fn register_figures(
     Ok(())
 }
 
+/// Pulsar's `pulsar_replication_*` per topic and remote cluster.
+fn register_replication(registry: &Registry, topics: &[TopicSnapshot]) -> prometheus::Result<()> {
+    let labels = ["namespace", "topic", "remote_cluster"];
+    let gauges: [(&str, &str, fn(&stats::ReplicationSnapshot) -> f64); 8] = [
+        (
+            "pulsar_replication_rate_in",
+            "Messages per second replicated in from the remote cluster",
+            |r| r.rates.msg_in,
+        ),
+        (
+            "pulsar_replication_rate_out",
+            "Messages per second replicated to the remote cluster",
+            |r| r.rates.msg_out,
+        ),
+        (
+            "pulsar_replication_throughput_in",
+            "Bytes per second replicated in from the remote cluster",
+            |r| r.rates.bytes_in,
+        ),
+        (
+            "pulsar_replication_throughput_out",
+            "Bytes per second replicated to the remote cluster",
+            |r| r.rates.bytes_out,
+        ),
+        (
+            "pulsar_replication_backlog",
+            "Entries not yet replicated to the remote cluster",
+            |r| r.backlog as f64,
+        ),
+        (
+            "pulsar_replication_connected_count",
+            "1 while the replicator's stream to the remote cluster is up",
+            |r| f64::from(u8::from(r.connected)),
+        ),
+        (
+            "pulsar_replication_delay_in_seconds",
+            "Age of the oldest message not yet stored by the remote cluster",
+            |r| r.delay_secs,
+        ),
+        (
+            "pulsar_replication_rate_expired",
+            "Messages per second expired before replication (always 0: replication backlog does not expire)",
+            |_| 0.0,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let vec = prometheus::GaugeVec::new(Opts::new(name, help), &labels)?;
+        for t in topics {
+            for r in &t.replication {
+                vec.with_label_values(&[t.namespace.as_str(), t.name.as_str(), r.cluster.as_str()])
+                    .set(value(r));
+            }
+        }
+        registry.register(Box::new(vec))?;
+    }
+    let counters: [(&str, &str, fn(&stats::ReplicationSnapshot) -> u64); 2] = [
+        (
+            "pulsar_replication_out_messages_total",
+            "Messages the remote cluster stored",
+            |r| r.msg_out,
+        ),
+        (
+            "pulsar_replication_in_messages_total",
+            "Messages replicated in from the remote cluster",
+            |r| r.msg_in,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let vec = IntCounterVec::new(Opts::new(name, help), &labels)?;
+        for t in topics {
+            for r in &t.replication {
+                vec.with_label_values(&[t.namespace.as_str(), t.name.as_str(), r.cluster.as_str()])
+                    .inc_by(value(r));
+            }
+        }
+        registry.register(Box::new(vec))?;
+    }
+    Ok(())
+}
+
 fn register_topics(registry: &Registry, topics: &[TopicSnapshot]) -> prometheus::Result<()> {
+    register_replication(registry, topics)?;
     let mut by_namespace: BTreeMap<&str, (Figures, i64)> = BTreeMap::new();
     let mut rows = Vec::new();
     for t in topics {

@@ -14,22 +14,28 @@ from conftest import Standalone
 
 def rest(server, method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if getattr(server, "admin_token", None):
+        headers["Authorization"] = f"Bearer {server.admin_token}"
     req = urllib.request.Request(server.admin_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=15) as resp:
         raw = resp.read()
         return resp.status, (json.loads(raw) if raw else None)
 
 
-def register(server, other, url=None):
+def register(server, other, url=None, token=None):
     """Registers `other` as a cluster on `server`: its replication endpoint (or `url`, e.g. a
-    proxy in front of it) and the certificate that endpoint presents."""
+    proxy in front of it), the certificate that endpoint presents, and the token to show it."""
     body = {
         "serviceUrl": other.admin_url,
         "brokerServiceUrl": other.url,
         "replicationUrl": url or other.replication_url,
         "brokerClientTrustCertsFilePath": other.replication_cert,
     }
+    if token:
+        body["authenticationPlugin"] = "token"
+        body["authenticationParameters"] = f"token:{token}"
     try:
         rest(server, "PUT", f"/admin/v2/clusters/{other.cluster}", body)
     except urllib.error.HTTPError as e:

@@ -3,15 +3,18 @@ over QUIC: order, exactly once, no loops in a full mesh, kill -9 of either side,
 a remote that is down, and per-message cluster selection."""
 
 import os
+import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 
 import pulsar
 import pytest
 
 import georep
-from georep import UdpProxy, link, stats, wait_until
+from conftest import Standalone
+from georep import UdpProxy, link, register, rest, stats, wait_until
 
 # How long the link stays cut in the partition test (the issue's figure is 60 s; CI uses less).
 PARTITION_SECS = float(os.environ.get("MAGNETAR_PARTITION_SECS", "15"))
@@ -81,6 +84,10 @@ def test_100k_messages_arrive_in_order(two):
                    and r)
     assert s["connected"] and s["replicationBacklog"] == 0
     assert stats(us, topic)["replication"]["eu"]["msgInCounter"] == 100_000
+    with urllib.request.urlopen(eu.admin_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert 'pulsar_replication_backlog{namespace="public/geo"' in metrics
+    assert 'remote_cluster="us"' in metrics
     client.close()
 
 
@@ -233,3 +240,42 @@ def test_messages_can_stay_local_or_pick_clusters(two):
     assert receive_all(consumer, 2) == ["to-us", "everywhere"]
     c.close()
     client.close()
+
+
+def test_the_remote_checks_the_replicators_token(tmp_path):
+    """us has authentication on: eu's replicator must present a token whose role may produce
+    on the namespace. A wrong one is refused (and shown in eu's stats); once the cluster
+    record carries a good one, replication resumes by itself."""
+    bin_ = os.environ.get("MAGNETAR_BIN", "magnetar")
+    key = tmp_path / "secret.key"
+    subprocess.run([bin_, "tokens", "create-secret-key", "--output", str(key)], check=True)
+
+    def token(role):
+        return subprocess.run([bin_, "tokens", "create", "--subject", role,
+                               "--secret-key", f"file://{key}"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "eu").mkdir()
+    (tmp_path / "us").mkdir()
+    eu = Standalone(tmp_path / "eu", cluster="eu").start()
+    us = Standalone(tmp_path / "us", cluster="us", extra_args=[
+        "--token-secret-key", f"file://{key}", "--superuser-roles", "admin"]).start()
+    us.admin_token = token("admin")
+    try:
+        link([eu, us], "geo")
+        rest(us, "POST", "/admin/v2/namespaces/public/geo/permissions/eu-replicator",
+             ["produce"])
+        register(eu, us, token=token("stranger"))
+        topic = topic_name("geo", "auth")
+        produce(eu, topic, "a", 100)
+        refused = wait_until("the refusal in eu's stats",
+                             lambda: (stats(eu, topic)["replication"]["us"]["lastError"] or ""))
+        assert "refused" in refused and "stranger" in refused, refused
+        register(eu, us, token=token("eu-replicator"))
+        client = pulsar.Client(us.url, authentication=pulsar.AuthenticationToken(token("admin")))
+        consumer = client.subscribe(topic, "sub", initial_position=pulsar.InitialPosition.Earliest)
+        assert receive_all(consumer, 100) == [f"a{i}" for i in range(100)]
+        client.close()
+    finally:
+        eu.kill()
+        us.kill()

@@ -122,7 +122,8 @@ pub struct Replication {
     max_frame: usize,
     /// `quic://host:port` when this broker receives.
     url: Option<String>,
-    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Link>>>>>,
+    /// Per remote cluster: the connection and the `replicationUrl` it was made to.
+    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(quinn::Connection, String)>>>>>,
 }
 
 fn transport(config: &ReplicationConfig) -> anyhow::Result<Arc<quinn::TransportConfig>> {
@@ -209,8 +210,24 @@ impl Replication {
         self.endpoint.close(0u32.into(), b"broker shutting down");
     }
 
-    /// The link to `remote`, connecting if there is none (or it died).
+    /// The link to `remote`, connecting if there is none (or it died, or the cluster's
+    /// `replicationUrl` changed). The cluster record is read each time, so a changed token
+    /// applies to the next stream.
     async fn link(&self, remote: &str) -> Result<Link, ReplError> {
+        let data = self
+            .resources
+            .clusters
+            .get(remote)
+            .await
+            .map_err(|e| ReplError::Metadata(e.to_string()))?
+            .ok_or_else(|| ReplError::UnknownCluster(remote.to_string()))?;
+        let token = resolve_token(data.authentication_parameters.as_deref()).map_err(|e| {
+            ReplError::Config {
+                cluster: remote.to_string(),
+                reason: format!("authenticationParameters: {e}"),
+            }
+        })?;
+        let url = data.replication_url.clone().unwrap_or_default();
         let slot = self
             .links
             .lock()
@@ -219,28 +236,32 @@ impl Replication {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if let Some(link) = slot.as_ref()
-            && link.connection.close_reason().is_none()
+        if let Some((connection, connected_to)) = slot.as_ref()
+            && connection.close_reason().is_none()
+            && *connected_to == url
         {
-            return Ok(link.clone());
+            return Ok(Link {
+                connection: connection.clone(),
+                token,
+            });
         }
-        let link = self.connect(remote).await?;
-        *slot = Some(link.clone());
-        Ok(link)
+        if let Some((old, _)) = slot.take() {
+            old.close(0u32.into(), b"replication url changed");
+        }
+        let connection = self.connect(remote, &data).await?;
+        *slot = Some((connection.clone(), url));
+        Ok(Link { connection, token })
     }
 
-    async fn connect(&self, remote: &str) -> Result<Link, ReplError> {
+    async fn connect(
+        &self,
+        remote: &str,
+        data: &magnetar_admin_api::models::ClusterData,
+    ) -> Result<quinn::Connection, ReplError> {
         let config_error = |reason: String| ReplError::Config {
             cluster: remote.to_string(),
             reason,
         };
-        let data = self
-            .resources
-            .clusters
-            .get(remote)
-            .await
-            .map_err(|e| ReplError::Metadata(e.to_string()))?
-            .ok_or_else(|| ReplError::UnknownCluster(remote.to_string()))?;
         let url = data.replication_url.clone().ok_or_else(|| {
             config_error("no replicationUrl (quic://host:port) in its cluster record".into())
         })?;
@@ -268,8 +289,6 @@ impl Replication {
         let crypto = QuicClientConfig::try_from(crypto).map_err(|e| config_error(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(transport(&self.config).map_err(|e| config_error(e.to_string()))?);
-        let token = resolve_token(data.authentication_parameters.as_deref())
-            .map_err(|e| config_error(format!("authenticationParameters: {e}")))?;
         let connect_error = |reason: String| ReplError::Connect {
             cluster: remote.to_string(),
             reason,
@@ -289,7 +308,7 @@ impl Replication {
             .map_err(|_| connect_error(format!("no handshake within {timeout:?}")))?
             .map_err(|e| connect_error(e.to_string()))?;
         tracing::info!(remote, %addr, "replication link up");
-        Ok(Link { connection, token })
+        Ok(connection)
     }
 
     /// Makes the topic's replicators match `clusters` (the namespace's replication clusters):
