@@ -130,7 +130,20 @@ impl Broker {
                 ..LedgerOptions::default()
             },
         );
+        let replication = Replication::start(
+            config.replication.clone(),
+            config
+                .tls
+                .cert_file
+                .clone()
+                .zip(config.tls.key_file.clone()),
+            &config.cluster,
+            &host,
+            Resources::new(metadata.clone()),
+            config.max_message_size,
+        )?;
         let me = BrokerData {
+            replication_url: replication.url().map(str::to_string),
             broker_id: broker_id(&host, &addrs),
             cluster: config.cluster.clone(),
             pulsar_service_url: urls.service_url.clone(),
@@ -149,20 +162,6 @@ impl Broker {
             config, ml_config, metadata, ledgers, urls, admin, metrics, namespaces,
         ));
         let service = Arc::new(service);
-        let replication = Replication::start(
-            service.ctx().config.replication.clone(),
-            service
-                .ctx()
-                .config
-                .tls
-                .cert_file
-                .clone()
-                .zip(service.ctx().config.tls.key_file.clone()),
-            &service.ctx().config.cluster,
-            &host,
-            Resources::new(service.ctx().metadata.clone()),
-            service.ctx().config.max_message_size,
-        )?;
         service.set_replication(replication.clone());
         before_serving(&service).await?;
         let cancel = CancellationToken::new();

@@ -21,6 +21,9 @@ pub struct BrokerData {
     pub web_service_url_tls: Option<String>,
     #[serde(default)]
     pub version: String,
+    /// `quic://host:port` of its geo-replication endpoint, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_url: Option<String>,
 }
 
 /// A bundle owner's record (Pulsar's `NamespaceEphemeralData`).
@@ -38,6 +41,10 @@ pub struct OwnerData {
     pub disabled: bool,
     #[serde(default)]
     pub broker_id: String,
+    /// The owner's geo-replication endpoint (replication streams for the bundle's topics are
+    /// redirected there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_url: Option<String>,
 }
 
 impl OwnerData {
@@ -50,6 +57,7 @@ impl OwnerData {
             http_url_tls: broker.web_service_url_tls.clone(),
             disabled: false,
             broker_id: broker.broker_id.clone(),
+            replication_url: broker.replication_url.clone(),
         }
     }
 }

@@ -37,9 +37,17 @@ pub struct ClusterBuilder {
     quorum: usize,
     bundles: u32,
     shedding: Option<(u64, u64)>,
+    replication: bool,
 }
 
 impl ClusterBuilder {
+    /// Every broker gets a geo-replication endpoint on `127.0.0.1:0`, presenting one
+    /// self-signed certificate ([`Cluster::replication_cert`]).
+    pub fn replication(mut self) -> ClusterBuilder {
+        self.replication = true;
+        self
+    }
+
     /// Automatic load shedding every `interval_ms`, with a `grace_ms` grace period (default:
     /// off, so tests place bundles themselves).
     pub fn shedding(mut self, interval_ms: u64, grace_ms: u64) -> ClusterBuilder {
@@ -83,6 +91,19 @@ impl ClusterBuilder {
         for _ in 0..self.bookies {
             bookies.push(Some(TestBookie::registered(&metadata).await));
         }
+        let certs = match self.replication {
+            true => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                magnetar_broker::replication::ensure_self_signed(
+                    &dir.path().join("cert.pem"),
+                    &dir.path().join("key.pem"),
+                    &["127.0.0.1".into(), "localhost".into()],
+                )
+                .expect("replication certificate");
+                Some(dir)
+            }
+            false => None,
+        };
         let mut cluster = Cluster {
             group,
             metadata,
@@ -90,6 +111,7 @@ impl ClusterBuilder {
             brokers: Vec::new(),
             quorum: self.quorum.min(self.bookies).max(1),
             shedding: self.shedding,
+            certs,
         };
         for _ in 0..self.brokers {
             let broker = cluster.start_broker(None).await;
@@ -166,9 +188,16 @@ pub struct Cluster {
     pub brokers: Vec<TestBroker>,
     quorum: usize,
     shedding: Option<(u64, u64)>,
+    /// The replication certificate and key, when brokers replicate.
+    certs: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
+    /// The PEM certificate every broker's replication endpoint presents.
+    pub fn replication_cert(&self) -> Option<std::path::PathBuf> {
+        self.certs.as_ref().map(|d| d.path().join("cert.pem"))
+    }
+
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder {
             metadata: 1,
@@ -177,6 +206,7 @@ impl Cluster {
             quorum: 2,
             bundles: 4,
             shedding: None,
+            replication: false,
         }
     }
 
@@ -198,6 +228,15 @@ impl Cluster {
             load_balancer_enabled: self.shedding.is_some(),
             load_shedding_interval_ms: self.shedding.map_or(0, |s| s.0),
             load_shedding_grace_ms: self.shedding.map_or(0, |s| s.1),
+            replication: match &self.certs {
+                Some(dir) => magnetar_broker::replication::ReplicationConfig {
+                    addr: Some(any),
+                    cert_file: Some(dir.path().join("cert.pem")),
+                    key_file: Some(dir.path().join("key.pem")),
+                    ..Default::default()
+                },
+                None => Default::default(),
+            },
             ..BrokerConfig::default()
         };
         let ml = ManagedLedgerConfig {

@@ -91,6 +91,8 @@ pub enum ReplError {
     Connect { cluster: String, reason: String },
     #[error("refused by the remote cluster: {0}")]
     Refused(String),
+    #[error("the topic is served by {0} in the remote cluster")]
+    Redirect(String),
     #[error("the remote cluster could not store an entry: {0}")]
     Remote(String),
     #[error("link: {0}")]
@@ -122,7 +124,8 @@ pub struct Replication {
     max_frame: usize,
     /// `quic://host:port` when this broker receives.
     url: Option<String>,
-    /// Per remote cluster: the connection and the `replicationUrl` it was made to.
+    /// Per remote cluster (and broker it redirected to): the connection and the URL it was
+    /// made to.
     links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(quinn::Connection, String)>>>>>,
 }
 
@@ -213,7 +216,7 @@ impl Replication {
     /// The link to `remote`, connecting if there is none (or it died, or the cluster's
     /// `replicationUrl` changed). The cluster record is read each time, so a changed token
     /// applies to the next stream.
-    async fn link(&self, remote: &str) -> Result<Link, ReplError> {
+    async fn link(&self, remote: &str, redirect: Option<&str>) -> Result<Link, ReplError> {
         let data = self
             .resources
             .clusters
@@ -227,12 +230,15 @@ impl Replication {
                 reason: format!("authenticationParameters: {e}"),
             }
         })?;
-        let url = data.replication_url.clone().unwrap_or_default();
+        let url = match redirect {
+            Some(url) => url.to_string(),
+            None => data.replication_url.clone().unwrap_or_default(),
+        };
         let slot = self
             .links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(remote.to_string())
+            .entry(format!("{remote} {}", redirect.unwrap_or("")))
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
@@ -248,7 +254,7 @@ impl Replication {
         if let Some((old, _)) = slot.take() {
             old.close(0u32.into(), b"replication url changed");
         }
-        let connection = self.connect(remote, &data).await?;
+        let connection = self.connect(remote, &data, &url).await?;
         *slot = Some((connection.clone(), url));
         Ok(Link { connection, token })
     }
@@ -257,14 +263,17 @@ impl Replication {
         &self,
         remote: &str,
         data: &magnetar_admin_api::models::ClusterData,
+        url: &str,
     ) -> Result<quinn::Connection, ReplError> {
         let config_error = |reason: String| ReplError::Config {
             cluster: remote.to_string(),
             reason,
         };
-        let url = data.replication_url.clone().ok_or_else(|| {
-            config_error("no replicationUrl (quic://host:port) in its cluster record".into())
-        })?;
+        if url.is_empty() {
+            return Err(config_error(
+                "no replicationUrl (quic://host:port) in its cluster record".into(),
+            ));
+        }
         let host_port = url
             .strip_prefix("quic://")
             .ok_or_else(|| config_error(format!("replicationUrl {url} is not quic://host:port")))?

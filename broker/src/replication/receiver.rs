@@ -161,16 +161,28 @@ async fn stream(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??;
     let topic = match accept(repl, service, &hello).await {
         Ok(topic) => topic,
+        Err(BrokerError::NotOwner { owner, .. }) if owner.replication_url.is_some() => {
+            let reply = HelloReply {
+                error: None,
+                redirect: owner.replication_url,
+            };
+            return wire::send(&mut out, &reply).await;
+        }
         Err(e) => {
             tracing::info!(topic = hello.topic, source = hello.source_cluster, error = %e, "replication stream refused");
             let reply = HelloReply {
                 error: Some(e.to_string()),
+                redirect: None,
             };
             return wire::send(&mut out, &reply).await;
         }
     };
     entries.decoder_mut().set_max_frame_length(repl.max_frame);
-    wire::send(&mut out, &HelloReply { error: None }).await?;
+    let accepted = HelloReply {
+        error: None,
+        redirect: None,
+    };
+    wire::send(&mut out, &accepted).await?;
     let source = hello.source_cluster;
     let key = dedup::repl_key(&source);
     let inbound = topic.inbound(&source);

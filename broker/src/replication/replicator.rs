@@ -172,14 +172,22 @@ fn for_remote(data: &Bytes, remote: &str) -> Option<(u64, u64)> {
 async fn run(mut r: Replicator) {
     let max_backoff = Duration::from_millis(r.repl.config.max_backoff_ms.max(100));
     let mut backoff = Duration::from_millis(100);
+    // The broker of the remote cluster that owns the topic, once one redirected us there.
+    let mut target: Option<String> = None;
     loop {
         let started = Instant::now();
-        let result = r.session().await;
+        let result = r.session(target.as_deref()).await;
         r.stats.connected.store(false, Ordering::Relaxed);
         r.stats.connected_since_ms.store(0, Ordering::Relaxed);
         match result {
             Ok(()) => break,
+            Err(ReplError::Redirect(url)) if target.as_deref() != Some(url.as_str()) => {
+                tracing::debug!(topic = %r.topic.name(), remote = r.remote, url, "redirected");
+                target = Some(url);
+                continue;
+            }
             Err(e) => {
+                target = None; // ask the cluster's endpoint again: ownership may have moved
                 tracing::warn!(topic = %r.topic.name(), remote = r.remote, error = %e, retry_in_ms = backoff.as_millis() as u64, "replication stream ended");
                 *r.stats
                     .last_error
@@ -224,10 +232,10 @@ impl Replicator {
     }
 
     /// One stream: until cancelled (Ok) or anything fails (Err).
-    async fn session(&mut self) -> Result<(), ReplError> {
+    async fn session(&mut self, target: Option<&str>) -> Result<(), ReplError> {
         let link = tokio::select! {
             _ = self.cancel.cancelled() => return Ok(()),
-            link = self.repl.link(&self.remote) => link?,
+            link = self.repl.link(&self.remote, target) => link?,
         };
         let (send, recv) = tokio::select! {
             _ = self.cancel.cancelled() => return Ok(()),
@@ -251,6 +259,9 @@ impl Replicator {
         };
         if let Some(error) = reply.error {
             return Err(ReplError::Refused(error));
+        }
+        if let Some(url) = reply.redirect {
+            return Err(ReplError::Redirect(url));
         }
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats

@@ -40,6 +40,9 @@ pub struct HelloReply {
     /// Why the stream is refused; absent when accepted.
     #[prost(string, optional, tag = "1")]
     pub error: Option<String>,
+    /// Another broker of the cluster owns the topic: its `quic://` endpoint.
+    #[prost(string, optional, tag = "2")]
+    pub redirect: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]
