@@ -279,3 +279,20 @@ def test_the_remote_checks_the_replicators_token(tmp_path):
     finally:
         eu.kill()
         us.kill()
+
+
+def test_a_lossy_slow_link_delivers_everything_in_order(two):
+    """2 % of packets lost and 50 ms added each way (the figures at 10k msg/s are in
+    docs/geo-replication.md, from scripts/bench-georep)."""
+    eu, us = two
+    proxy = UdpProxy(us.replication_port)
+    try:
+        proxy.impair(0.02, 0.05)
+        link(two, "geo", urls={("eu", "us"): proxy.url})
+        topic = topic_name("geo", "lossy")
+        client, consumer = subscribe(us, topic)
+        produce(eu, topic, "l", 10_000, batching=False, rate=2_000)
+        assert receive_all(consumer, 10_000) == [f"l{i}" for i in range(10_000)]
+        client.close()
+    finally:
+        proxy.close()
