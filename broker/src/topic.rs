@@ -83,6 +83,8 @@ pub struct Topic {
     replicators: tokio::sync::Mutex<HashMap<String, ReplicatorHandle>>,
     /// Entries replicated into this topic, by source cluster.
     inbound: Mutex<HashMap<String, Arc<InboundStats>>>,
+    /// Replicated subscriptions and what they need to follow consumers across clusters.
+    subscription_sync: crate::replication::SubscriptionSync,
 }
 
 /// Replication into a topic from one source cluster.
@@ -124,6 +126,7 @@ impl Topic {
             dedup,
             replicators: tokio::sync::Mutex::default(),
             inbound: Mutex::default(),
+            subscription_sync: Default::default(),
             name,
             ml,
             producers: Mutex::default(),
@@ -260,6 +263,10 @@ impl Topic {
 
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
+    }
+
+    pub fn subscription_sync(&self) -> &crate::replication::SubscriptionSync {
+        &self.subscription_sync
     }
 
     pub async fn replicator_remotes(&self) -> Vec<String> {

@@ -77,7 +77,12 @@ def stats(server, topic):
 def wait_until(what, condition, timeout=120.0):
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except urllib.error.HTTPError as e:
+            if e.code != 404:  # not there yet
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

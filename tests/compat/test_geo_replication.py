@@ -296,3 +296,27 @@ def test_a_lossy_slow_link_delivers_everything_in_order(two):
         client.close()
     finally:
         proxy.close()
+
+
+def test_a_replicated_subscription_follows_the_consumer_to_the_other_cluster(two):
+    """Consume half in eu with replicate_subscription_state, then switch to us: the consumer
+    resumes where it left off (at most one update interval, 1 s, behind), not from the start."""
+    eu, us = two
+    link(two, "geo")
+    topic = topic_name("geo", "follow")
+    c_eu = pulsar.Client(eu.url)
+    consumer = c_eu.subscribe(topic, "follow", replicate_subscription_state_enabled=True,
+                              initial_position=pulsar.InitialPosition.Earliest)
+    produce(eu, topic, "f", 100, batching=False)
+    for i in range(50):
+        m = consumer.receive(timeout_millis=10000)
+        assert m.data() == f"f{i}".encode()
+        consumer.acknowledge(m)
+    # us holds the subscription too, 50 behind the end, once replication and one update ran.
+    wait_until("the subscription's position in us",
+               lambda: stats(us, topic)["subscriptions"].get("follow", {})
+               .get("msgBacklog") == 50, timeout=60)
+    c_eu.close()
+    client, consumer = subscribe(us, topic, "follow")
+    assert receive_all(consumer, 50) == [f"f{i}" for i in range(50, 100)]
+    client.close()

@@ -19,6 +19,7 @@
 
 mod receiver;
 mod replicator;
+mod subscriptions;
 mod tls;
 mod wire;
 
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use replicator::{ReplicatorHandle, ReplicatorStats};
+pub use subscriptions::SubscriptionSync;
 pub use tls::ensure_self_signed;
 
 use crate::dedup::REPL_PREFIX;
@@ -64,6 +66,9 @@ pub struct ReplicationConfig {
     pub idle_timeout_ms: u64,
     /// The longest wait between reconnect attempts (backoff starts at 100 ms).
     pub max_backoff_ms: u64,
+    /// How often replicated subscriptions' positions are sent
+    /// (`replicatedSubscriptionsSnapshotFrequencyMillis`).
+    pub subscription_update_interval_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -77,6 +82,7 @@ impl Default for ReplicationConfig {
             connect_timeout_ms: 10_000,
             idle_timeout_ms: 10_000,
             max_backoff_ms: 5_000,
+            subscription_update_interval_ms: 1_000,
         }
     }
 }

@@ -198,6 +198,10 @@ async fn stream(
                     Err(wire::WireError::Closed) => return Ok(()),
                     Err(e) => return Err(e),
                 };
+                if entry.data.is_empty() {
+                    apply_updates(&topic, &repl.local_cluster, entry.updates);
+                    continue;
+                }
                 pending.push_back(store(&topic, &key, &source, entry, &inbound));
             }
             Some(done) = pending.next() => {
@@ -242,8 +246,10 @@ fn store(
             let bytes = data.len() as u64;
             let write = topic.publish(data, messages, Some((key.to_string(), mark)));
             let inbound = inbound.clone();
+            let (topic, source) = (topic.clone(), source.to_string());
             async move {
-                write.await.map_err(|e| e.to_string())?;
+                let local = write.await.map_err(|e| e.to_string())?;
+                topic.subscription_sync().checkpoint(&source, local, mark);
                 inbound
                     .msg_in
                     .fetch_add(u64::from(messages), Ordering::Relaxed);
@@ -253,6 +259,18 @@ fn store(
             .boxed()
         }
     }
+}
+
+/// Moves replicated subscriptions here, off the stream's loop.
+fn apply_updates(topic: &Arc<Topic>, local_cluster: &str, updates: Vec<wire::SubscriptionUpdate>) {
+    let (topic, local_cluster) = (topic.clone(), local_cluster.to_string());
+    tokio::spawn(async move {
+        for update in updates {
+            if let Err(e) = super::subscriptions::apply(&topic, &local_cluster, &update).await {
+                tracing::debug!(topic = %topic.name(), subscription = update.subscription, error = %e, "replicated subscription update failed");
+            }
+        }
+    });
 }
 
 /// Counts the stream down when it ends.

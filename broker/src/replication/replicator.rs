@@ -5,7 +5,7 @@
 //! failure ends the stream; the next one starts again after the cursor's mark-delete and the
 //! remote's deduplication absorbs what it already had.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ use magnetar_protocol::Payload;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{self, Ack, Entry, Hello, HelloReply};
+use super::wire::{self, Ack, Entry, Hello, HelloReply, SubscriptionUpdate, Watermark};
 use super::{ReplError, Replication};
 use crate::cursor::Cursor;
 use crate::managed_ledger::ManagedCursor;
@@ -286,6 +286,11 @@ impl Replicator {
                 .max(Duration::from_millis(100)),
         );
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut subscription_updates = tokio::time::interval(Duration::from_millis(
+            self.repl.config.subscription_update_interval_ms.max(100),
+        ));
+        subscription_updates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent: HashMap<String, Vec<Watermark>> = HashMap::new();
         loop {
             // Send what the window allows.
             while in_flight.len() < window
@@ -313,6 +318,7 @@ impl Replicator {
                                 ledger_id: position.ledger_id,
                                 entry_id: position.entry_id,
                                 data,
+                                updates: Vec::new(),
                             };
                             wire::feed(&mut out, &entry).await?;
                             bytes_in_flight += bytes;
@@ -356,6 +362,26 @@ impl Replicator {
                 changed = appended.changed() => {
                     if changed.is_err() {
                         return Err(ReplError::Storage(crate::managed_ledger::MlError::Closed));
+                    }
+                }
+                _ = subscription_updates.tick() => {
+                    let updates: Vec<SubscriptionUpdate> =
+                        super::subscriptions::updates(&self.topic, &self.repl.local_cluster)
+                            .await
+                            .into_iter()
+                            .filter(|u| last_sent.get(&u.subscription) != Some(&u.watermarks))
+                            .collect();
+                    if !updates.is_empty() {
+                        for u in &updates {
+                            last_sent.insert(u.subscription.clone(), u.watermarks.clone());
+                        }
+                        let frame = Entry {
+                            ledger_id: -1,
+                            entry_id: -1,
+                            data: Bytes::new(),
+                            updates,
+                        };
+                        wire::send(&mut out, &frame).await?;
                     }
                 }
                 _ = persist.tick() => {

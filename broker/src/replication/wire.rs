@@ -1,7 +1,8 @@
 //! What travels on a replication stream. Each replicated topic has its own bidirectional QUIC
 //! stream; frames are length-prefixed (`u32` big-endian) protobuf messages:
 //!
-//! - source → remote: one [`Hello`], then [`Entry`] frames in the source topic's order;
+//! - source → remote: one [`Hello`], then [`Entry`] frames in the source topic's order (and,
+//!   about once a second, one without data carrying replicated subscriptions' positions);
 //! - remote → source: one [`HelloReply`], then an [`Ack`] per entry once it is durable (or known
 //!   to be stored already), in the same order.
 
@@ -52,8 +53,32 @@ pub struct Entry {
     #[prost(int64, tag = "2")]
     pub entry_id: i64,
     /// The stored entry as the source has it (`[magic][crc][size][metadata][payload]`).
+    /// Empty in a frame that only carries `updates` (it takes no acknowledgement).
     #[prost(bytes = "bytes", tag = "3")]
     pub data: Bytes,
+    /// Replicated subscriptions' positions (see `subscriptions`).
+    #[prost(message, repeated, tag = "4")]
+    pub updates: Vec<SubscriptionUpdate>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct SubscriptionUpdate {
+    #[prost(string, tag = "1")]
+    pub subscription: String,
+    #[prost(message, repeated, tag = "2")]
+    pub watermarks: Vec<Watermark>,
+}
+
+/// Entries that originated in `cluster` below `(ledger_id, entry_id)` (exclusive) of that
+/// cluster's ledger were consumed.
+#[derive(Clone, PartialEq, Message)]
+pub struct Watermark {
+    #[prost(string, tag = "1")]
+    pub cluster: String,
+    #[prost(uint64, tag = "2")]
+    pub ledger_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub entry_id: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]

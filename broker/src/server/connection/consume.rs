@@ -88,6 +88,11 @@ impl Connection {
                     .topic(&topic, request.force_topic_creation())
                     .await?;
                 let subscription = topic.subscription(&request.subscription, options).await?;
+                if request.replicate_subscription_state == Some(true) {
+                    topic
+                        .subscription_sync()
+                        .mark_replicated(&request.subscription);
+                }
                 let id = service.next_id();
                 let link = ConsumerLink {
                     id,

@@ -1,0 +1,263 @@
+//! Replicated subscriptions (`replicate_subscription_state`), by position watermarks instead of
+//! Pulsar's marker snapshots.
+//!
+//! Every second, a replicator sends, for each replicated subscription of its topic, the
+//! subscription's mark-delete `M` as *watermarks*: per origin cluster, a position in that
+//! cluster's own ledger below which every entry of that origin is stored here at or before `M`.
+//! For this cluster that is `M` itself; for each cluster this topic receives from, it is the
+//! source position of the last entry from it stored at or before `M` (the topic keeps recent
+//! `(local, source)` checkpoints of what it received). Entries only ever travel in order, so
+//! an origin's entries up to that source position all precede it here.
+//!
+//! The remote walks its own copy of the topic from the subscription's mark-delete and
+//! acknowledges every entry whose origin position is below its origin's watermark, stopping at
+//! the first that is not. Whatever it acknowledges was consumed in the source cluster. A
+//! consumer that fails over re-reads at most what was consumed since the last update (about
+//! one second), plus entries that had not replicated yet; never less than it should.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use magnetar_protocol::Payload;
+
+use super::wire::{SubscriptionUpdate, Watermark};
+use crate::cursor::Cursor;
+use crate::dedup::{self, Mark};
+use crate::managed_ledger::{InitialPosition, MlError};
+use crate::position::Position;
+use crate::topic::Topic;
+
+/// Checkpoints kept per origin cluster.
+const MAX_CHECKPOINTS: usize = 10_000;
+/// A checkpoint newer than this replaces the last one instead of adding another.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// Entries one update may walk over.
+const MAX_WALK: usize = 200_000;
+
+/// What a topic keeps for replicated subscriptions.
+#[derive(Debug, Default)]
+pub struct SubscriptionSync {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Subscriptions a consumer asked to replicate (since the topic was loaded).
+    replicated: BTreeSet<String>,
+    /// Per origin cluster: `(local position, source position)` of entries received from it,
+    /// oldest first, and when the last was added.
+    checkpoints: HashMap<String, (VecDeque<(Position, Mark)>, Option<Instant>)>,
+}
+
+/// An exclusive upper bound: entries strictly below it are covered.
+fn bound(ledger: i64, entry: i64) -> Mark {
+    (ledger as u64, (entry + 1) as u64)
+}
+
+impl SubscriptionSync {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn mark_replicated(&self, subscription: &str) {
+        self.lock().replicated.insert(subscription.to_string());
+    }
+
+    pub fn replicated(&self) -> Vec<String> {
+        self.lock().replicated.iter().cloned().collect()
+    }
+
+    /// An entry from `origin` at `source` is stored here at `local`.
+    pub fn checkpoint(&self, origin: &str, local: Position, source: Mark) {
+        let mut inner = self.lock();
+        let (list, last) = inner.checkpoints.entry(origin.to_string()).or_default();
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < CHECKPOINT_EVERY) && !list.is_empty() {
+            list.pop_back();
+        } else {
+            *last = Some(now);
+        }
+        list.push_back((local, source));
+        if list.len() > MAX_CHECKPOINTS {
+            list.pop_front();
+        }
+    }
+
+    /// The watermarks of a mark-delete at `mark_delete` here.
+    fn watermarks(&self, local_cluster: &str, mark_delete: Position) -> Vec<Watermark> {
+        let (l, e) = bound(mark_delete.ledger_id, mark_delete.entry_id);
+        let mut out = vec![Watermark {
+            cluster: local_cluster.to_string(),
+            ledger_id: l,
+            entry_id: e,
+        }];
+        for (origin, (list, _)) in &self.lock().checkpoints {
+            if let Some((_, source)) = list.iter().rev().find(|(local, _)| *local <= mark_delete) {
+                out.push(Watermark {
+                    cluster: origin.clone(),
+                    ledger_id: source.0,
+                    entry_id: source.1 + 1,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        out
+    }
+}
+
+/// The updates to send for `topic`'s replicated subscriptions.
+pub(super) async fn updates(topic: &Topic, local_cluster: &str) -> Vec<SubscriptionUpdate> {
+    let mut out = Vec::new();
+    for name in topic.subscription_sync().replicated() {
+        let Some(mark_delete) = mark_delete(topic, &name).await else {
+            continue;
+        };
+        if mark_delete.ledger_id < 0 {
+            continue;
+        }
+        out.push(SubscriptionUpdate {
+            subscription: name,
+            watermarks: topic
+                .subscription_sync()
+                .watermarks(local_cluster, mark_delete),
+        });
+    }
+    out
+}
+
+async fn mark_delete(topic: &Topic, name: &str) -> Option<Position> {
+    if let Some(handle) = topic.loaded_subscription(name).await {
+        return handle.mark_delete().await;
+    }
+    let stats = topic.managed_ledger().cursor(name)?.stats();
+    Some(
+        stats
+            .idle
+            .map_or(stats.persisted_mark_delete, |i| i.mark_delete),
+    )
+}
+
+/// Where an entry comes from and its position there.
+fn origin_of(data: &Bytes, local_cluster: &str, at: Position) -> (String, Mark) {
+    let local = (
+        local_cluster.to_string(),
+        (at.ledger_id as u64, at.entry_id as u64),
+    );
+    let Some(metadata) = Payload::parse(data.clone())
+        .ok()
+        .and_then(|p| p.metadata().ok())
+    else {
+        return local;
+    };
+    match metadata.replicated_from {
+        Some(from) => {
+            let source = metadata
+                .properties
+                .iter()
+                .find(|kv| kv.key == dedup::REPL_SOURCE_POSITION)
+                .and_then(|kv| dedup::parse_position_mark(&kv.value));
+            match source {
+                Some(source) => (from, source),
+                None => (from, (u64::MAX, u64::MAX)), // unknown: never covered
+            }
+        }
+        None => local,
+    }
+}
+
+/// Moves this cluster's copy of a replicated subscription forward over everything the
+/// watermarks cover (creating the subscription if it does not exist here).
+pub(super) async fn apply(
+    topic: &Topic,
+    local_cluster: &str,
+    update: &SubscriptionUpdate,
+) -> Result<(), MlError> {
+    if dedup::is_system_cursor(&update.subscription) {
+        return Ok(());
+    }
+    let watermarks: HashMap<&str, Mark> = update
+        .watermarks
+        .iter()
+        .map(|w| (w.cluster.as_str(), (w.ledger_id, w.entry_id)))
+        .collect();
+    let ml = topic.managed_ledger();
+    let Some(end) = ml.last_confirmed() else {
+        return Ok(());
+    };
+    let after = match mark_delete(topic, &update.subscription).await {
+        Some(p) => p,
+        None => Cursor::earliest(&ml.layout()).mark_delete(),
+    };
+    let mut from = ml.layout().next(after);
+    let mut through = None;
+    let mut walked = 0;
+    'walk: while from <= end && walked < MAX_WALK {
+        let entries = ml.read(from, 500).await?;
+        let Some((last, _)) = entries.last() else {
+            break;
+        };
+        let next = ml.layout().next(*last);
+        for (p, data) in entries {
+            if p > end {
+                break 'walk;
+            }
+            let (origin, position) = origin_of(&data, local_cluster, p);
+            let covered = watermarks
+                .get(origin.as_str())
+                .is_some_and(|w| (position.0, position.1.saturating_add(1)) <= *w);
+            if !covered {
+                break 'walk;
+            }
+            through = Some(p);
+            walked += 1;
+        }
+        from = next;
+    }
+    let Some(through) = through else {
+        return Ok(());
+    };
+    if let Some(handle) = topic.loaded_subscription(&update.subscription).await {
+        handle.skip_through(through);
+    } else if ml.cursor(&update.subscription).is_some() {
+        ml.skip_idle_cursor(&update.subscription, through);
+    } else {
+        let (cursor, mut state) = ml
+            .open_cursor(&update.subscription, InitialPosition::Earliest)
+            .await?;
+        let _ = state.ack_cumulative(&ml.layout(), through, None);
+        let written = cursor.persist(&state).await;
+        cursor.release(state, written.is_err());
+        written?;
+    }
+    tracing::debug!(topic = %topic.name(), subscription = update.subscription, %through, "replicated subscription moved");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_come_from_the_last_checkpoint_at_or_before_the_mark_delete() {
+        let sync = SubscriptionSync::default();
+        sync.checkpoint("us", Position::new(5, 10), (3, 100));
+        std::thread::sleep(CHECKPOINT_EVERY);
+        sync.checkpoint("us", Position::new(5, 20), (3, 150));
+        let w = sync.watermarks("eu", Position::new(5, 15));
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[0].cluster.as_str(), w[0].ledger_id, w[0].entry_id),
+            ("eu", 5, 16)
+        );
+        assert_eq!(
+            (w[1].cluster.as_str(), w[1].ledger_id, w[1].entry_id),
+            ("us", 3, 101)
+        );
+        // Before any checkpoint: no watermark for that origin (its entries are not covered).
+        assert_eq!(sync.watermarks("eu", Position::new(5, 5)).len(), 1);
+        // Nothing consumed in a ledger yet: nothing of it is covered.
+        assert_eq!(bound(7, -1), (7, 0));
+    }
+}
