@@ -250,10 +250,17 @@ fn register_figures(
     Ok(())
 }
 
+/// A metric's name, help and how to read it from a replication snapshot.
+type ReplicationFigure<T> = (
+    &'static str,
+    &'static str,
+    fn(&stats::ReplicationSnapshot) -> T,
+);
+
 /// Pulsar's `pulsar_replication_*` per topic and remote cluster.
 fn register_replication(registry: &Registry, topics: &[TopicSnapshot]) -> prometheus::Result<()> {
     let labels = ["namespace", "topic", "remote_cluster"];
-    let gauges: [(&str, &str, fn(&stats::ReplicationSnapshot) -> f64); 8] = [
+    let gauges: [ReplicationFigure<f64>; 8] = [
         (
             "pulsar_replication_rate_in",
             "Messages per second replicated in from the remote cluster",
@@ -305,7 +312,7 @@ fn register_replication(registry: &Registry, topics: &[TopicSnapshot]) -> promet
         }
         registry.register(Box::new(vec))?;
     }
-    let counters: [(&str, &str, fn(&stats::ReplicationSnapshot) -> u64); 2] = [
+    let counters: [ReplicationFigure<u64>; 2] = [
         (
             "pulsar_replication_out_messages_total",
             "Messages the remote cluster stored",

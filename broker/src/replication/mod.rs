@@ -120,6 +120,9 @@ struct Link {
     token: String,
 }
 
+/// A remote's connection and the URL it was made to, behind a lock held while connecting.
+type LinkSlot = Arc<tokio::sync::Mutex<Option<(quinn::Connection, String)>>>;
+
 /// This broker's replication endpoint and its links to remote clusters.
 #[derive(Debug)]
 pub struct Replication {
@@ -132,7 +135,7 @@ pub struct Replication {
     url: Option<String>,
     /// Per remote cluster (and broker it redirected to): the connection and the URL it was
     /// made to.
-    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(quinn::Connection, String)>>>>>,
+    links: Mutex<HashMap<String, LinkSlot>>,
 }
 
 fn transport(config: &ReplicationConfig) -> anyhow::Result<Arc<quinn::TransportConfig>> {
@@ -398,14 +401,14 @@ mod tests {
 
     #[test]
     fn tokens_come_inline_or_from_a_file() {
-        assert_eq!(resolve_token(None).unwrap(), "");
-        assert_eq!(resolve_token(Some("token:abc")).unwrap(), "abc");
-        assert_eq!(resolve_token(Some("abc")).unwrap(), "abc");
-        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_token(None).as_deref(), Ok(""));
+        assert_eq!(resolve_token(Some("token:abc")).as_deref(), Ok("abc"));
+        assert_eq!(resolve_token(Some("abc")).as_deref(), Ok("abc"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("t");
-        std::fs::write(&file, "xyz\n").unwrap();
+        std::fs::write(&file, "xyz\n").expect("write");
         let setting = format!("token:file://{}", file.display());
-        assert_eq!(resolve_token(Some(&setting)).unwrap(), "xyz");
+        assert_eq!(resolve_token(Some(&setting)).as_deref(), Ok("xyz"));
         assert!(resolve_token(Some("file:///nonexistent/token")).is_err());
     }
 }

@@ -48,8 +48,11 @@ struct Inner {
     replicated: BTreeSet<String>,
     /// Per origin cluster: `(local position, source position)` of entries received from it,
     /// oldest first, and when the last was added.
-    checkpoints: HashMap<String, (VecDeque<(Position, Mark)>, Option<Instant>)>,
+    checkpoints: HashMap<String, Checkpoints>,
 }
+
+/// `(local position, source position)` pairs, oldest first, and when the last was added.
+type Checkpoints = (VecDeque<(Position, Mark)>, Option<Instant>);
 
 /// An exclusive upper bound: entries strictly below it are covered.
 fn bound(ledger: i64, entry: i64) -> Mark {
