@@ -59,6 +59,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/namespaces/{tenant}/{namespace}/backlogQuota"),
     ("delete", "/namespaces/{tenant}/{namespace}/backlogQuota"),
     ("get", "/namespaces/{tenant}/{namespace}/backlogQuotaMap"),
+    ("get", "/namespaces/{tenant}/{namespace}/deduplication"),
+    ("post", "/namespaces/{tenant}/{namespace}/deduplication"),
+    ("delete", "/namespaces/{tenant}/{namespace}/deduplication"),
 ];
 
 fn documented(doc: &serde_json::Value) -> BTreeSet<(String, String)> {

@@ -388,6 +388,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         }
         ("post", "backlogQuota") => json!({"limitSize": 1, "policy": "producer_request_hold"}),
         ("post", "messageTTL") => json!(60),
+        ("post", "deduplication") => json!(true),
         ("post", "{role}") => json!(["produce"]),
         ("post", "{subscription}") => json!(["stranger"]),
         ("post", "persistence") => json!({
