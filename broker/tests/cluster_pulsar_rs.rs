@@ -75,21 +75,7 @@ async fn receive_all(
 async fn pulsar_rs_follows_redirects_to_the_owning_broker() {
     let cluster = Cluster::builder().bookies(2).brokers(2).build().await;
     cluster.wait_all_registered().await;
-    let namespaces = cluster.broker(0).get().service().ctx().namespaces.clone();
-    let mut topics: Vec<(String, BundleName)> = Vec::new();
-    for i in 0.. {
-        let topic = format!("persistent://public/default/rs-redirect-{i}");
-        let bundle = namespaces
-            .bundle_of(&TopicName::parse(&topic).expect("name"))
-            .await
-            .expect("bundle");
-        if topics.iter().all(|(_, b)| *b != bundle) {
-            topics.push((topic, bundle));
-        }
-        if topics.len() == 4 {
-            break;
-        }
-    }
+    let topics = cluster.topics_in_distinct_bundles("rs-redirect", 4).await;
     let client = client(&cluster.broker(0).service_url()).await;
     for (topic, _) in &topics {
         let mut producer = client

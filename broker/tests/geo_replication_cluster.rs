@@ -7,9 +7,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use magnetar_admin_api::models::{ClusterData, TenantInfo};
 use magnetar_admin_api::{NamespaceName, Resources};
-use magnetar_broker::cluster::BundleName;
 use magnetar_broker::standalone::{Standalone, StandaloneConfig};
-use magnetar_protocol::TopicName;
 use magnetar_testkit::cluster::{CLUSTER, Cluster};
 use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, OperationRetryOptions, Pulsar, TokioExecutor, producer};
@@ -55,21 +53,7 @@ async fn streams_follow_the_remote_clusters_topic_owners() {
 
     // Four topics in four bundles; consumers looked up through broker 0 spread the bundles
     // over both brokers.
-    let namespaces = us.broker(0).get().service().ctx().namespaces.clone();
-    let mut topics: Vec<(String, BundleName)> = Vec::new();
-    for i in 0.. {
-        let topic = format!("persistent://public/default/geo-{i}");
-        let bundle = namespaces
-            .bundle_of(&TopicName::parse(&topic).expect("name"))
-            .await
-            .expect("bundle");
-        if topics.iter().all(|(_, b)| *b != bundle) {
-            topics.push((topic, bundle));
-        }
-        if topics.len() == 4 {
-            break;
-        }
-    }
+    let topics = us.topics_in_distinct_bundles("geo", 4).await;
     let us_client = client(&us.broker(0).service_url()).await;
     let mut consumers = Vec::new();
     for (topic, _) in &topics {

@@ -193,6 +193,28 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `n` topics `persistent://public/default/{prefix}-{i}`, each in a bundle of its own.
+    pub async fn topics_in_distinct_bundles(
+        &self,
+        prefix: &str,
+        n: usize,
+    ) -> Vec<(String, magnetar_broker::cluster::BundleName)> {
+        let namespaces = self.broker(0).get().service().ctx().namespaces.clone();
+        let mut topics: Vec<(String, magnetar_broker::cluster::BundleName)> = Vec::new();
+        for i in 0.. {
+            if topics.len() == n {
+                break;
+            }
+            let topic = format!("persistent://public/default/{prefix}-{i}");
+            let name = magnetar_protocol::TopicName::parse(&topic).expect("topic name");
+            let bundle = namespaces.bundle_of(&name).await.expect("bundle");
+            if topics.iter().all(|(_, b)| *b != bundle) {
+                topics.push((topic, bundle));
+            }
+        }
+        topics
+    }
+
     /// The PEM certificate every broker's replication endpoint presents.
     pub fn replication_cert(&self) -> Option<std::path::PathBuf> {
         self.certs.as_ref().map(|d| d.path().join("cert.pem"))
