@@ -61,7 +61,7 @@ pub struct BrokerAddrs {
 impl Broker {
     /// `quic://host:port` of the geo-replication endpoint, when it receives.
     pub fn replication_url(&self) -> Option<&str> {
-        self.service.replication().and_then(|r| r.url())
+        self.replication.url()
     }
 }
 
@@ -69,6 +69,7 @@ impl Broker {
 pub struct Broker {
     addrs: BrokerAddrs,
     service: Arc<BrokerService>,
+    replication: Arc<Replication>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -238,6 +239,7 @@ impl Broker {
         Ok(Broker {
             addrs,
             service,
+            replication,
             cancel,
             tasks,
         })
@@ -277,9 +279,7 @@ impl Broker {
             tracing::warn!("broker connections did not close in time");
         }
         self.service.close_all().await;
-        if let Some(replication) = self.service.replication() {
-            replication.close();
-        }
+        self.replication.close();
         self.service.ctx().namespaces.close().await;
     }
 
@@ -287,9 +287,7 @@ impl Broker {
     /// flushed, and the session is left to expire (for failover tests in one process).
     pub fn abort(self) {
         self.service.ctx().namespaces.abandon();
-        if let Some(replication) = self.service.replication() {
-            replication.close();
-        }
+        self.replication.close();
         self.cancel.cancel();
         self.tasks.close();
     }

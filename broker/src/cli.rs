@@ -338,7 +338,7 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     if let Some(url) = &service.ctx().urls.web_url {
         println!("  admin API       : {url}/admin/v2");
     }
-    if let Some(url) = service.replication().and_then(|r| r.url()) {
+    if let Some(url) = service.replication_url() {
         println!("  replication     : {url}");
     }
     println!("  metadata        : {}", file.metadata_servers.join(","));
@@ -562,8 +562,12 @@ mod tests {
         assert!(file.broker.cluster_token.is_some(), "on in the sample");
         assert_eq!(file.metadata_servers.len(), 3);
         assert_eq!(file.broker.ensemble_size, 2);
-        // The sample lists every limit at its default.
+        // The sample lists every limit and replication setting at its default.
         assert_eq!(file.broker.limits, crate::limits::Limits::default());
+        assert_eq!(
+            file.broker.replication,
+            crate::config::ReplicationConfig::default()
+        );
         file.broker.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! Broker settings, with Pulsar's broker.conf defaults where Pulsar has one.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use magnetar_auth::AuthConfig;
@@ -71,7 +73,7 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Geo-replication: the QUIC endpoint and replicator settings (the `[replication]`
     /// section).
-    pub replication: crate::replication::ReplicationConfig,
+    pub replication: ReplicationConfig,
     /// Message deduplication where the namespace does not say (`brokerDeduplicationEnabled`).
     pub deduplication_enabled: bool,
     /// A deduplication snapshot after this many entries (`brokerDeduplicationEntriesInterval`).
@@ -115,7 +117,7 @@ impl Default for BrokerConfig {
             policy_check_interval_ms: 5_000,
             backlog_quota_check_interval_ms: 60_000,
             limits: Limits::default(),
-            replication: crate::replication::ReplicationConfig::default(),
+            replication: ReplicationConfig::default(),
             deduplication_enabled: false,
             deduplication_entries_interval: 1000,
             deduplication_snapshot_interval_secs: 120,
@@ -184,5 +186,49 @@ impl BrokerConfig {
             return Err("auth.authorization_enabled needs auth.authentication_enabled".into());
         }
         Ok(())
+    }
+}
+
+/// The `[replication]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// UDP address of the QUIC endpoint other clusters replicate into
+    /// (`--replication-addr`; the CLI's default is `0.0.0.0:6652`). Without it this broker only
+    /// sends.
+    pub addr: Option<SocketAddr>,
+    /// PEM certificate chain the endpoint presents (default: the `[tls]` certificate; the
+    /// standalone makes a self-signed one in its data directory).
+    pub cert_file: Option<PathBuf>,
+    /// Its PEM private key.
+    pub key_file: Option<PathBuf>,
+    /// Entries a replicator sends ahead of the remote's acknowledgements.
+    pub window_entries: usize,
+    /// Bytes a replicator sends ahead of the remote's acknowledgements.
+    pub window_bytes: usize,
+    /// A connection attempt to a remote cluster gives up after this long.
+    pub connect_timeout_ms: u64,
+    /// A link with no packets for this long is dead (keep-alives every third of it).
+    pub idle_timeout_ms: u64,
+    /// The longest wait between reconnect attempts (backoff starts at 100 ms).
+    pub max_backoff_ms: u64,
+    /// How often replicated subscriptions' positions are sent
+    /// (`replicatedSubscriptionsSnapshotFrequencyMillis`).
+    pub subscription_update_interval_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig {
+            addr: None,
+            cert_file: None,
+            key_file: None,
+            window_entries: 1000,
+            window_bytes: 16 * 1024 * 1024,
+            connect_timeout_ms: 10_000,
+            idle_timeout_ms: 10_000,
+            max_backoff_ms: 5_000,
+            subscription_update_interval_ms: 1_000,
+        }
     }
 }

@@ -129,6 +129,11 @@ impl Dedup {
         self.lock().enabled
     }
 
+    /// Whether marks are kept now (replicated entries may be stored only then).
+    pub fn is_tracking(&self) -> bool {
+        self.lock().tracking.is_some()
+    }
+
     /// Opens the cursor (created at the end of the topic if new) and replays the entries after
     /// its snapshot. Idempotent.
     async fn start_tracking(&self, ml: &ManagedLedger) -> Result<(), MlError> {

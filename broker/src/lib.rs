@@ -42,6 +42,7 @@ pub mod subscription_actor;
 pub mod tls;
 pub mod topic;
 pub mod topic_context;
+pub mod topic_replication;
 
 pub use broker::{Broker, BrokerListeners};
 pub use config::BrokerConfig;

@@ -16,7 +16,6 @@ use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::managed_ledger::OwnershipGuard;
 use crate::publish_time;
-use crate::replication::Replication;
 use crate::topic::{Topic, managed_ledger_name};
 
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
@@ -29,7 +28,23 @@ pub struct BrokerService {
     /// them (see [`BrokerService::unload_fenced`]) so their clients look them up again.
     fenced: mpsc::UnboundedSender<TopicName>,
     /// The geo-replication endpoint, once the broker has opened it.
-    replication: std::sync::OnceLock<Arc<Replication>>,
+    replication: std::sync::OnceLock<Arc<dyn ReplicationHook>>,
+}
+
+/// What the topic registry needs of geo-replication (the `replication` module implements it
+/// and the broker plugs it in): replicators started and stopped as topics load and policies
+/// change.
+#[async_trait::async_trait]
+pub trait ReplicationHook: Send + Sync + std::fmt::Debug {
+    /// `quic://host:port`, when this broker receives.
+    fn url(&self) -> Option<&str>;
+    /// Makes the topic's replicators match its namespace's replication clusters.
+    async fn sync(
+        &self,
+        topic: &Arc<Topic>,
+        clusters: &std::collections::BTreeSet<String>,
+        partitions: u32,
+    ) -> Result<(), BrokerError>;
 }
 
 /// The receiving end of the topics fenced while loaded here.
@@ -67,12 +82,13 @@ impl BrokerService {
     }
 
     /// Sets the geo-replication endpoint (once, before topics load).
-    pub fn set_replication(&self, replication: Arc<Replication>) {
+    pub fn set_replication(&self, replication: Arc<dyn ReplicationHook>) {
         let _ = self.replication.set(replication);
     }
 
-    pub fn replication(&self) -> Option<&Arc<Replication>> {
-        self.replication.get()
+    /// `quic://host:port` of this broker's replication endpoint, when it receives.
+    pub fn replication_url(&self) -> Option<String> {
+        self.replication.get()?.url().map(str::to_string)
     }
 
     /// Starts and stops the topic's replicators to match its namespace's replication clusters.
@@ -91,7 +107,6 @@ impl BrokerService {
         replication
             .sync(topic, &policies.replication_clusters, partitions)
             .await
-            .map_err(|e| BrokerError::Persistence(e.to_string()))
     }
 
     /// The broker's shared services.

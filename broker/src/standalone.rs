@@ -66,7 +66,7 @@ pub struct StandaloneConfig {
     /// UDP address of the geo-replication endpoint (QUIC), `None` for none. Its certificate
     /// is `replication.cert_file`/`key_file`, else the `[tls]` one, else a self-signed one
     /// made once in the data directory (`replication/cert.pem`).
-    pub replication: crate::replication::ReplicationConfig,
+    pub replication: crate::config::ReplicationConfig,
 }
 
 impl Default for StandaloneConfig {
@@ -89,7 +89,7 @@ impl Default for StandaloneConfig {
             backlog_quota_check_interval_ms: BrokerConfig::default()
                 .backlog_quota_check_interval_ms,
             cluster: BrokerConfig::default().cluster,
-            replication: crate::replication::ReplicationConfig {
+            replication: crate::config::ReplicationConfig {
                 addr: Some(SocketAddr::from(([0, 0, 0, 0], 6652))),
                 ..Default::default()
             },
@@ -110,7 +110,7 @@ impl StandaloneConfig {
             broker_tls_addr: any,
             https_addr: any,
             disk_usage_threshold: 1.0,
-            replication: crate::replication::ReplicationConfig {
+            replication: crate::config::ReplicationConfig {
                 addr: Some(any),
                 ..Default::default()
             },
@@ -382,10 +382,7 @@ async fn bootstrap(metadata: &MetadataClient, service: &BrokerService) -> anyhow
         service_url_tls: service.ctx().urls.web_url_tls.clone(),
         broker_service_url: Some(service.ctx().urls.service_url.clone()),
         broker_service_url_tls: service.ctx().urls.service_url_tls.clone(),
-        replication_url: service
-            .replication()
-            .and_then(|r| r.url())
-            .map(str::to_string),
+        replication_url: service.replication_url(),
         ..ClusterData::default()
     };
     // On a restart with other addresses, the record follows (other fields set by an admin stay).

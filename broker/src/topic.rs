@@ -15,9 +15,9 @@ use crate::error::BrokerError;
 use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
-use crate::replication::ReplicatorHandle;
 use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
 use crate::topic_context::{Outbound, TopicContext, TopicCounters};
+use crate::topic_replication::{InboundStats, ReplicatorHandle, ReplicatorStats, SubscriptionSync};
 
 /// Who holds a producer name on this topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,16 +84,7 @@ pub struct Topic {
     /// Entries replicated into this topic, by source cluster.
     inbound: Mutex<HashMap<String, Arc<InboundStats>>>,
     /// Replicated subscriptions and what they need to follow consumers across clusters.
-    subscription_sync: crate::replication::SubscriptionSync,
-}
-
-/// Replication into a topic from one source cluster.
-#[derive(Debug, Default)]
-pub struct InboundStats {
-    pub msg_in: std::sync::atomic::AtomicU64,
-    pub bytes_in: std::sync::atomic::AtomicU64,
-    /// Streams from that cluster open now.
-    pub streams: std::sync::atomic::AtomicU64,
+    subscription_sync: SubscriptionSync,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -265,7 +256,7 @@ impl Topic {
         &self.dedup
     }
 
-    pub fn subscription_sync(&self) -> &crate::replication::SubscriptionSync {
+    pub fn subscription_sync(&self) -> &SubscriptionSync {
         &self.subscription_sync
     }
 
@@ -299,9 +290,7 @@ impl Topic {
     }
 
     /// Each replicator's figures, by remote cluster.
-    pub async fn replicator_stats(
-        &self,
-    ) -> Vec<(String, Arc<crate::replication::ReplicatorStats>)> {
+    pub async fn replicator_stats(&self) -> Vec<(String, Arc<ReplicatorStats>)> {
         let mut stats: Vec<_> = self
             .replicators
             .lock()

@@ -26,66 +26,21 @@ mod wire;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use magnetar_admin_api::resources::Resources;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-pub use replicator::{ReplicatorHandle, ReplicatorStats};
-pub use subscriptions::SubscriptionSync;
+pub use crate::config::ReplicationConfig;
 pub use tls::ensure_self_signed;
 
 use crate::dedup::REPL_PREFIX;
+use crate::error::BrokerError;
 use crate::managed_ledger::InitialPosition;
-use crate::service::BrokerService;
+use crate::service::{BrokerService, ReplicationHook};
 use crate::topic::Topic;
-
-/// The `[replication]` settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReplicationConfig {
-    /// UDP address of the QUIC endpoint other clusters replicate into
-    /// (`--replication-addr`; the CLI's default is `0.0.0.0:6652`). Without it this broker only
-    /// sends.
-    pub addr: Option<SocketAddr>,
-    /// PEM certificate chain the endpoint presents (default: the `[tls]` certificate; the
-    /// standalone makes a self-signed one in its data directory).
-    pub cert_file: Option<PathBuf>,
-    /// Its PEM private key.
-    pub key_file: Option<PathBuf>,
-    /// Entries a replicator sends ahead of the remote's acknowledgements.
-    pub window_entries: usize,
-    /// Bytes a replicator sends ahead of the remote's acknowledgements.
-    pub window_bytes: usize,
-    /// A connection attempt to a remote cluster gives up after this long.
-    pub connect_timeout_ms: u64,
-    /// A link with no packets for this long is dead (keep-alives every third of it).
-    pub idle_timeout_ms: u64,
-    /// The longest wait between reconnect attempts (backoff starts at 100 ms).
-    pub max_backoff_ms: u64,
-    /// How often replicated subscriptions' positions are sent
-    /// (`replicatedSubscriptionsSnapshotFrequencyMillis`).
-    pub subscription_update_interval_ms: u64,
-}
-
-impl Default for ReplicationConfig {
-    fn default() -> ReplicationConfig {
-        ReplicationConfig {
-            addr: None,
-            cert_file: None,
-            key_file: None,
-            window_entries: 1000,
-            window_bytes: 16 * 1024 * 1024,
-            connect_timeout_ms: 10_000,
-            idle_timeout_ms: 10_000,
-            max_backoff_ms: 5_000,
-            subscription_update_interval_ms: 1_000,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplError {
@@ -136,6 +91,8 @@ pub struct Replication {
     /// Per remote cluster (and broker it redirected to): the connection and the URL it was
     /// made to.
     links: Mutex<HashMap<String, LinkSlot>>,
+    /// Itself, for the replicators it starts.
+    me: Weak<Replication>,
 }
 
 fn transport(config: &ReplicationConfig) -> anyhow::Result<Arc<quinn::TransportConfig>> {
@@ -193,7 +150,7 @@ impl Replication {
                 None,
             ),
         };
-        Ok(Arc::new(Replication {
+        Ok(Arc::new_cyclic(|me| Replication {
             endpoint,
             local_cluster: local_cluster.to_string(),
             config,
@@ -201,6 +158,7 @@ impl Replication {
             max_frame: max_message_size + 64 * 1024,
             url,
             links: Mutex::default(),
+            me: me.clone(),
         }))
     }
 
@@ -338,11 +296,14 @@ impl Replication {
     /// returns (so no entry published after it is missed); replicators of clusters no longer
     /// listed stop and their cursors are deleted.
     pub async fn sync(
-        self: &Arc<Self>,
+        &self,
         topic: &Arc<Topic>,
         clusters: &BTreeSet<String>,
         partitions: u32,
     ) -> Result<(), ReplError> {
+        let Some(me) = self.me.upgrade() else {
+            return Ok(()); // shutting down
+        };
         let wanted: BTreeSet<&String> = clusters
             .iter()
             .filter(|c| **c != self.local_cluster)
@@ -365,7 +326,7 @@ impl Replication {
                 .open_cursor(&format!("{REPL_PREFIX}{remote}"), InitialPosition::Latest)
                 .await?;
             let handle = replicator::spawn(
-                self.clone(),
+                me.clone(),
                 topic.clone(),
                 remote.clone(),
                 partitions,
@@ -378,6 +339,24 @@ impl Replication {
             tracing::info!(topic = %topic.name(), remote, "replicating");
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplicationHook for Replication {
+    fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    async fn sync(
+        &self,
+        topic: &Arc<Topic>,
+        clusters: &BTreeSet<String>,
+        partitions: u32,
+    ) -> Result<(), BrokerError> {
+        Replication::sync(self, topic, clusters, partitions)
+            .await
+            .map_err(|e| BrokerError::Persistence(e.to_string()))
     }
 }
 

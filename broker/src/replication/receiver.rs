@@ -224,11 +224,16 @@ fn store(
     key: &str,
     source: &str,
     entry: Entry,
-    inbound: &Arc<crate::topic::InboundStats>,
+    inbound: &Arc<crate::topic_replication::InboundStats>,
 ) -> Pending {
     let mark: Mark = (entry.ledger_id as u64, entry.entry_id as u64);
     if topic.is_unloading() {
         return futures::future::ready(Err(format!("topic {} is being unloaded", topic.name())))
+            .boxed();
+    }
+    if !topic.dedup().is_tracking() {
+        // Deduplication was switched off under the stream: the next stream turns marks on again.
+        return futures::future::ready(Err("the topic keeps no replication marks".to_string()))
             .boxed();
     }
     let (data, messages) = match rewrite(&entry, source) {
@@ -274,9 +279,9 @@ fn apply_updates(topic: &Arc<Topic>, local_cluster: &str, updates: Vec<wire::Sub
 }
 
 /// Counts the stream down when it ends.
-struct StreamGuard(Arc<crate::topic::InboundStats>);
+struct StreamGuard(Arc<crate::topic_replication::InboundStats>);
 
-fn scopeguard(stats: Arc<crate::topic::InboundStats>) -> StreamGuard {
+fn scopeguard(stats: Arc<crate::topic_replication::InboundStats>) -> StreamGuard {
     StreamGuard(stats)
 }
 

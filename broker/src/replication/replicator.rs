@@ -7,12 +7,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use magnetar_protocol::Payload;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{self, Ack, Entry, Hello, HelloReply, SubscriptionUpdate, Watermark};
@@ -21,87 +20,11 @@ use crate::cursor::Cursor;
 use crate::managed_ledger::ManagedCursor;
 use crate::position::Position;
 use crate::topic::Topic;
+use crate::topic_replication::{ReplicatorHandle, ReplicatorStats, now_ms};
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A stream that worked this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(10);
-
-/// What stats and metrics show of a replicator.
-#[derive(Debug, Default)]
-pub struct ReplicatorStats {
-    /// Messages and bytes the remote acknowledged.
-    pub msg_out: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// The stream to the remote is up.
-    pub connected: AtomicBool,
-    /// The cursor's mark-delete (the backlog is counted from it).
-    mark_delete: std::sync::Mutex<Option<Position>>,
-    /// Publish time (ms since the epoch) of the oldest entry not yet acknowledged by the
-    /// remote; 0 when caught up.
-    pub oldest_pending_publish_ms: AtomicU64,
-    /// When the current stream came up (ms since the epoch), 0 while down.
-    pub connected_since_ms: AtomicU64,
-    /// Why the last stream ended.
-    pub last_error: std::sync::Mutex<Option<String>>,
-}
-
-impl ReplicatorStats {
-    /// Entries after the cursor's mark-delete: what is left to replicate.
-    pub fn backlog(&self, ml: &crate::managed_ledger::ManagedLedger) -> u64 {
-        let mark_delete = *self
-            .mark_delete
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match (mark_delete, ml.last_confirmed()) {
-            (Some(md), Some(last)) => ml.layout().count_between(md, last),
-            _ => 0,
-        }
-    }
-
-    fn set_mark_delete(&self, p: Position) {
-        *self
-            .mark_delete
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p);
-    }
-
-    /// `replicationDelayInSeconds`: how old the oldest unreplicated message is.
-    pub fn delay_secs(&self) -> f64 {
-        match self.oldest_pending_publish_ms.load(Ordering::Relaxed) {
-            0 => 0.0,
-            oldest => now_ms().saturating_sub(oldest) as f64 / 1000.0,
-        }
-    }
-
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A running replicator.
-#[derive(Debug)]
-pub struct ReplicatorHandle {
-    pub stats: Arc<ReplicatorStats>,
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl ReplicatorHandle {
-    /// Stops it; its cursor is persisted and released when this returns.
-    pub async fn stop(self) {
-        self.cancel.cancel();
-        let _ = self.task.await;
-    }
-}
 
 pub(super) fn spawn(
     repl: Arc<Replication>,
@@ -125,11 +48,7 @@ pub(super) fn spawn(
         stats: stats.clone(),
         cancel: cancel.clone(),
     }));
-    ReplicatorHandle {
-        stats,
-        cancel,
-        task,
-    }
+    ReplicatorHandle::new(stats, cancel, task)
 }
 
 struct Replicator {
@@ -189,10 +108,7 @@ async fn run(mut r: Replicator) {
             Err(e) => {
                 target = None; // ask the cluster's endpoint again: ownership may have moved
                 tracing::warn!(topic = %r.topic.name(), remote = r.remote, error = %e, retry_in_ms = backoff.as_millis() as u64, "replication stream ended");
-                *r.stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                r.stats.set_last_error(Some(e.to_string()));
             }
         }
         if started.elapsed() >= HEALTHY {
@@ -267,11 +183,7 @@ impl Replicator {
         self.stats
             .connected_since_ms
             .store(now_ms(), Ordering::Relaxed);
-        *self
-            .stats
-            .last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.stats.set_last_error(None);
 
         let ml = self.topic.managed_ledger().clone();
         let mut appended = ml.watch_appends();

@@ -15,9 +15,7 @@
 //! consumer that fails over re-reads at most what was consumed since the last update (about
 //! one second), plus entries that had not replicated yet; never less than it should.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use magnetar_protocol::Payload;
@@ -29,85 +27,31 @@ use crate::managed_ledger::{InitialPosition, MlError};
 use crate::position::Position;
 use crate::topic::Topic;
 
-/// Checkpoints kept per origin cluster.
-const MAX_CHECKPOINTS: usize = 10_000;
-/// A checkpoint newer than this replaces the last one instead of adding another.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// Entries one update may walk over.
 const MAX_WALK: usize = 200_000;
-
-/// What a topic keeps for replicated subscriptions.
-#[derive(Debug, Default)]
-pub struct SubscriptionSync {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// Subscriptions a consumer asked to replicate (since the topic was loaded).
-    replicated: BTreeSet<String>,
-    /// Per origin cluster: `(local position, source position)` of entries received from it,
-    /// oldest first, and when the last was added.
-    checkpoints: HashMap<String, Checkpoints>,
-}
-
-/// `(local position, source position)` pairs, oldest first, and when the last was added.
-type Checkpoints = (VecDeque<(Position, Mark)>, Option<Instant>);
 
 /// An exclusive upper bound: entries strictly below it are covered.
 fn bound(ledger: i64, entry: i64) -> Mark {
     (ledger as u64, (entry + 1) as u64)
 }
 
-impl SubscriptionSync {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+/// The watermarks of a mark-delete at `mark_delete` here.
+fn watermarks(topic: &Topic, local_cluster: &str, mark_delete: Position) -> Vec<Watermark> {
+    let (l, e) = bound(mark_delete.ledger_id, mark_delete.entry_id);
+    let mut out = vec![Watermark {
+        cluster: local_cluster.to_string(),
+        ledger_id: l,
+        entry_id: e,
+    }];
+    for (origin, source) in topic.subscription_sync().sources_at_or_before(mark_delete) {
+        out.push(Watermark {
+            cluster: origin,
+            ledger_id: source.0,
+            entry_id: source.1 + 1,
+        });
     }
-
-    pub fn mark_replicated(&self, subscription: &str) {
-        self.lock().replicated.insert(subscription.to_string());
-    }
-
-    pub fn replicated(&self) -> Vec<String> {
-        self.lock().replicated.iter().cloned().collect()
-    }
-
-    /// An entry from `origin` at `source` is stored here at `local`.
-    pub fn checkpoint(&self, origin: &str, local: Position, source: Mark) {
-        let mut inner = self.lock();
-        let (list, last) = inner.checkpoints.entry(origin.to_string()).or_default();
-        let now = Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < CHECKPOINT_EVERY) && !list.is_empty() {
-            list.pop_back();
-        } else {
-            *last = Some(now);
-        }
-        list.push_back((local, source));
-        if list.len() > MAX_CHECKPOINTS {
-            list.pop_front();
-        }
-    }
-
-    /// The watermarks of a mark-delete at `mark_delete` here.
-    fn watermarks(&self, local_cluster: &str, mark_delete: Position) -> Vec<Watermark> {
-        let (l, e) = bound(mark_delete.ledger_id, mark_delete.entry_id);
-        let mut out = vec![Watermark {
-            cluster: local_cluster.to_string(),
-            ledger_id: l,
-            entry_id: e,
-        }];
-        for (origin, (list, _)) in &self.lock().checkpoints {
-            if let Some((_, source)) = list.iter().rev().find(|(local, _)| *local <= mark_delete) {
-                out.push(Watermark {
-                    cluster: origin.clone(),
-                    ledger_id: source.0,
-                    entry_id: source.1 + 1,
-                });
-            }
-        }
-        out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-        out
-    }
+    out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    out
 }
 
 /// The updates to send for `topic`'s replicated subscriptions.
@@ -122,9 +66,7 @@ pub(super) async fn updates(topic: &Topic, local_cluster: &str) -> Vec<Subscript
         }
         out.push(SubscriptionUpdate {
             subscription: name,
-            watermarks: topic
-                .subscription_sync()
-                .watermarks(local_cluster, mark_delete),
+            watermarks: watermarks(topic, local_cluster, mark_delete),
         });
     }
     out
@@ -243,24 +185,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn watermarks_come_from_the_last_checkpoint_at_or_before_the_mark_delete() {
-        let sync = SubscriptionSync::default();
-        sync.checkpoint("us", Position::new(5, 10), (3, 100));
-        std::thread::sleep(CHECKPOINT_EVERY);
-        sync.checkpoint("us", Position::new(5, 20), (3, 150));
-        let w = sync.watermarks("eu", Position::new(5, 15));
-        assert_eq!(w.len(), 2);
-        assert_eq!(
-            (w[0].cluster.as_str(), w[0].ledger_id, w[0].entry_id),
-            ("eu", 5, 16)
-        );
-        assert_eq!(
-            (w[1].cluster.as_str(), w[1].ledger_id, w[1].entry_id),
-            ("us", 3, 101)
-        );
-        // Before any checkpoint: no watermark for that origin (its entries are not covered).
-        assert_eq!(sync.watermarks("eu", Position::new(5, 5)).len(), 1);
-        // Nothing consumed in a ledger yet: nothing of it is covered.
+    fn nothing_consumed_in_a_ledger_covers_none_of_it() {
         assert_eq!(bound(7, -1), (7, 0));
+        assert_eq!(bound(7, 4), (7, 5));
     }
 }
