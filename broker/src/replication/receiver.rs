@@ -146,7 +146,16 @@ fn rewrite(entry: &Entry, source: &str) -> Result<(bytes::Bytes, u32), String> {
     ))
 }
 
-type Pending = BoxFuture<'static, Result<Mark, String>>;
+/// What a stream waits on, in arrival order: an entry being stored (then acknowledged), or
+/// subscription updates (applied once every entry before them is stored, so the walk sees
+/// them).
+enum Done {
+    Stored(Mark),
+    Failed(String),
+    Updates(Vec<wire::SubscriptionUpdate>),
+}
+
+type Pending = BoxFuture<'static, Done>;
 
 async fn stream(
     repl: &Replication,
@@ -199,15 +208,23 @@ async fn stream(
                     Err(e) => return Err(e),
                 };
                 if entry.data.is_empty() {
-                    apply_updates(&topic, &repl.local_cluster, entry.updates);
+                    pending.push_back(futures::future::ready(Done::Updates(entry.updates)).boxed());
                     continue;
                 }
-                pending.push_back(store(&topic, &key, &source, entry, &inbound));
+                pending.push_back(
+                    store(&topic, &key, &source, entry, &inbound)
+                        .map(|r| r.map_or_else(Done::Failed, Done::Stored))
+                        .boxed(),
+                );
             }
             Some(done) = pending.next() => {
                 let ack = match done {
-                    Ok((ledger, entry)) => Ack { ledger_id: ledger as i64, entry_id: entry as i64, error: None },
-                    Err(error) => Ack { ledger_id: -1, entry_id: -1, error: Some(error) },
+                    Done::Updates(updates) => {
+                        apply_updates(&topic, &repl.local_cluster, updates);
+                        continue;
+                    }
+                    Done::Stored((ledger, entry)) => Ack { ledger_id: ledger as i64, entry_id: entry as i64, error: None },
+                    Done::Failed(error) => Ack { ledger_id: -1, entry_id: -1, error: Some(error) },
                 };
                 let failed = ack.error.is_some();
                 wire::send(&mut out, &ack).await?;
@@ -225,7 +242,7 @@ fn store(
     source: &str,
     entry: Entry,
     inbound: &Arc<crate::topic_replication::InboundStats>,
-) -> Pending {
+) -> BoxFuture<'static, Result<Mark, String>> {
     let mark: Mark = (entry.ledger_id as u64, entry.entry_id as u64);
     if topic.is_unloading() {
         return futures::future::ready(Err(format!("topic {} is being unloaded", topic.name())))

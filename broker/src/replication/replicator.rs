@@ -203,6 +203,7 @@ impl Replicator {
         ));
         subscription_updates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sent: HashMap<String, Vec<Watermark>> = HashMap::new();
+        let mut ticks: u64 = 0;
         loop {
             // Send what the window allows.
             while in_flight.len() < window
@@ -277,11 +278,17 @@ impl Replicator {
                     }
                 }
                 _ = subscription_updates.tick() => {
+                    // Changed positions every tick; all of them every tenth (a remote that
+                    // could not apply one, e.g. before an entry arrived, catches up).
+                    ticks += 1;
+                    let resend_all = ticks.is_multiple_of(10);
                     let updates: Vec<SubscriptionUpdate> =
                         super::subscriptions::updates(&self.topic, &self.repl.local_cluster)
                             .await
                             .into_iter()
-                            .filter(|u| last_sent.get(&u.subscription) != Some(&u.watermarks))
+                            .filter(|u| {
+                                resend_all || last_sent.get(&u.subscription) != Some(&u.watermarks)
+                            })
                             .collect();
                     if !updates.is_empty() {
                         for u in &updates {
