@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use magnetar_protocol::Payload;
+use magnetar_protocol::pulsar::{KeyValue, MessageMetadata};
 
 use crate::cursor::Cursor;
 use crate::managed_ledger::{InitialPosition, ManagedCursor, ManagedLedger, MlError};
@@ -380,12 +381,8 @@ pub fn entry_mark(entry: Bytes) -> Option<(String, Mark)> {
     if metadata.marker_type.is_some_and(|t| t != 0) {
         return None;
     }
-    if let Some(from) = metadata.replicated_from.as_deref() {
-        let source = metadata
-            .properties
-            .iter()
-            .find(|kv| kv.key == REPL_SOURCE_POSITION)?;
-        return Some((repl_key(from), parse_position_mark(&source.value)?));
+    if let Some(mark) = metadata_mark(&metadata) {
+        return Some(mark);
     }
     // As at publish: a batch ends at least at first + count - 1.
     let count = u64::from(metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32);
@@ -394,6 +391,38 @@ pub fn entry_mark(entry: Bytes) -> Option<(String, Mark)> {
         .unwrap_or(0)
         .max(metadata.sequence_id.saturating_add(count - 1));
     Some((metadata.producer_name, (0, highest)))
+}
+
+/// The key and mark of a replicated entry: its source cluster and its position there.
+pub fn metadata_mark(metadata: &MessageMetadata) -> Option<(String, Mark)> {
+    let from = metadata.replicated_from.as_deref()?;
+    let source = metadata
+        .properties
+        .iter()
+        .find(|kv| kv.key == REPL_SOURCE_POSITION)?;
+    Some((repl_key(from), parse_position_mark(&source.value)?))
+}
+
+/// An entry of this cluster as another stores it: marked as replicated from `source` (so it is
+/// never replicated again) with its source `position` (by which it is deduplicated). Returns
+/// the metadata, the (still compressed) body and the message count.
+pub fn mark_replicated(
+    entry: Bytes,
+    source: &str,
+    position: Mark,
+) -> Result<(MessageMetadata, Bytes, u32), String> {
+    let payload = Payload::parse(entry).map_err(|e| e.to_string())?;
+    let mut metadata = payload.metadata().map_err(|e| e.to_string())?;
+    metadata.replicated_from = Some(source.to_string());
+    metadata
+        .properties
+        .retain(|kv| kv.key != REPL_SOURCE_POSITION);
+    metadata.properties.push(KeyValue {
+        key: REPL_SOURCE_POSITION.into(),
+        value: format!("{}:{}", position.0, position.1),
+    });
+    let messages = metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+    Ok((metadata, payload.body(), messages))
 }
 
 fn fold(marks: &mut HashMap<String, Mark>, entry: Bytes) {

@@ -229,6 +229,18 @@ impl AdminClient {
         .await
     }
 
+    /// Creates `persistent://t/ns/x` (or `t/ns/x`) with `partitions` partitions.
+    pub async fn create_partitioned_topic(&self, topic: &str, partitions: u32) -> Result<()> {
+        let path = topic.strip_prefix("persistent://").unwrap_or(topic);
+        let path: Vec<String> = path.split('/').map(seg).collect();
+        self.send(
+            Method::PUT,
+            &format!("/admin/v2/persistent/{}/partitions", path.join("/")),
+            Some(&partitions),
+        )
+        .await
+    }
+
     pub async fn tenants(&self) -> Result<Vec<String>> {
         self.get_required("/admin/v2/tenants").await
     }

@@ -39,7 +39,7 @@ def wait_for_port(port, timeout=60.0):
 
 
 class Standalone:
-    def __init__(self, data_dir, extra_args=(), cluster="standalone"):
+    def __init__(self, data_dir, extra_args=(), cluster="standalone", quic=True):
         self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
         self.data_dir = str(data_dir)
         self.cluster = cluster
@@ -47,7 +47,8 @@ class Standalone:
         self.metadata_port = free_port()
         self.bookie_port = free_port()
         self.http_port = free_port()
-        self.replication_port = free_udp_port()
+        # quic=False: no replication endpoint (a cluster reached over the Pulsar protocol only).
+        self.replication_port = free_udp_port() if quic else None
         # More `magnetar standalone` flags (auth, TLS, ...); may name more ports.
         self.extra_args = list(extra_args)
         self.proc = None
@@ -84,7 +85,8 @@ class Standalone:
                 "--bookie-addr", f"127.0.0.1:{self.bookie_port}",
                 "--http-addr", f"127.0.0.1:{self.http_port}",
                 "--cluster", self.cluster,
-                "--replication-addr", f"127.0.0.1:{self.replication_port}",
+                "--replication-addr",
+                f"127.0.0.1:{self.replication_port}" if self.replication_port else "off",
                 *self.extra_args,
             ],
             stdout=self.log,

@@ -29,7 +29,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use magnetar_admin_api::models::ClusterData;
 use magnetar_admin_api::resources::Resources;
+use magnetar_clients::AdminClient;
+use magnetar_clients::pulsar::{Client, ClientOptions};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +63,8 @@ pub enum ReplError {
     Wire(#[from] wire::WireError),
     #[error("link: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    #[error("remote broker: {0}")]
+    Pulsar(#[from] magnetar_clients::pulsar::ClientError),
     #[error("storage: {0}")]
     Storage(#[from] crate::managed_ledger::MlError),
     #[error("metadata: {0}")]
@@ -74,6 +79,24 @@ struct Link {
     connection: quinn::Connection,
     token: String,
 }
+
+/// How entries reach a remote cluster: its QUIC replication endpoint (`replicationUrl`), or,
+/// for a cluster without one, the Pulsar protocol to its brokers (`brokerServiceUrlTls`, else
+/// `brokerServiceUrl`) — the way into a cluster that speaks only Pulsar.
+enum Route {
+    Quic(Link),
+    Pulsar(PulsarRoute),
+}
+
+/// A Pulsar client of a remote cluster, and its admin endpoint to create partitioned topics.
+#[derive(Debug, Clone)]
+struct PulsarRoute {
+    client: Client,
+    admin: Option<AdminClient>,
+}
+
+/// A remote's Pulsar client and the settings it was made with.
+type PulsarSlot = Arc<tokio::sync::Mutex<Option<(String, PulsarRoute)>>>;
 
 /// A remote's connection and the URL it was made to, behind a lock held while connecting.
 type LinkSlot = Arc<tokio::sync::Mutex<Option<(quinn::Connection, String)>>>;
@@ -91,6 +114,8 @@ pub struct Replication {
     /// Per remote cluster (and broker it redirected to): the connection and the URL it was
     /// made to.
     links: Mutex<HashMap<String, LinkSlot>>,
+    /// Per remote cluster reached over the Pulsar protocol.
+    pulsar: Mutex<HashMap<String, PulsarSlot>>,
     /// Itself, for the replicators it starts.
     me: Weak<Replication>,
 }
@@ -158,6 +183,7 @@ impl Replication {
             max_frame: max_message_size + 64 * 1024,
             url,
             links: Mutex::default(),
+            pulsar: Mutex::default(),
             me: me.clone(),
         }))
     }
@@ -184,10 +210,10 @@ impl Replication {
         self.endpoint.close(0u32.into(), b"broker shutting down");
     }
 
-    /// The link to `remote`, connecting if there is none (or it died, or the cluster's
-    /// `replicationUrl` changed). The cluster record is read each time, so a changed token
-    /// applies to the next stream.
-    async fn link(&self, remote: &str, redirect: Option<&str>) -> Result<Link, ReplError> {
+    /// The way to `remote`: the link to its QUIC endpoint (connecting if there is none, or it
+    /// died, or the cluster's `replicationUrl` changed), or a Pulsar client of its brokers. The
+    /// cluster record is read each time, so a changed setting applies to the next stream.
+    async fn route(&self, remote: &str, redirect: Option<&str>) -> Result<Route, ReplError> {
         let data = self
             .resources
             .clusters
@@ -201,6 +227,16 @@ impl Replication {
                 reason: format!("authenticationParameters: {e}"),
             }
         })?;
+        let quic = data
+            .replication_url
+            .as_deref()
+            .is_some_and(|u| !u.is_empty());
+        if !quic && redirect.is_none() {
+            return self
+                .pulsar_route(remote, &data, token)
+                .await
+                .map(Route::Pulsar);
+        }
         let url = match redirect {
             Some(url) => url.to_string(),
             None => data.replication_url.clone().unwrap_or_default(),
@@ -217,23 +253,96 @@ impl Replication {
             && connection.close_reason().is_none()
             && *connected_to == url
         {
-            return Ok(Link {
+            return Ok(Route::Quic(Link {
                 connection: connection.clone(),
                 token,
-            });
+            }));
         }
         if let Some((old, _)) = slot.take() {
             old.close(0u32.into(), b"replication url changed");
         }
         let connection = self.connect(remote, &data, &url).await?;
         *slot = Some((connection.clone(), url));
-        Ok(Link { connection, token })
+        Ok(Route::Quic(Link { connection, token }))
+    }
+
+    /// A Pulsar client of `remote`'s brokers, made again when its settings changed.
+    async fn pulsar_route(
+        &self,
+        remote: &str,
+        data: &ClusterData,
+        token: String,
+    ) -> Result<PulsarRoute, ReplError> {
+        let config_error = |reason: String| ReplError::Config {
+            cluster: remote.to_string(),
+            reason,
+        };
+        let url = match (&data.broker_service_url_tls, &data.broker_service_url) {
+            (Some(url), _) if !url.is_empty() => url.clone(),
+            (_, Some(url)) if !url.is_empty() => url.clone(),
+            _ => {
+                return Err(config_error(
+                    "no replicationUrl (quic://host:port) and no brokerServiceUrl (pulsar://host:port) in its cluster record".into(),
+                ));
+            }
+        };
+        let settings = format!(
+            "{url} {token} {:?} {:?} {:?}",
+            data.broker_client_trust_certs_file_path,
+            data.tls_allow_insecure_connection,
+            data.service_url
+        );
+        let slot = self
+            .pulsar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(remote.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some((made_with, route)) = slot.as_ref()
+            && *made_with == settings
+        {
+            return Ok(route.clone());
+        }
+        let tls = match url.starts_with("pulsar+ssl://") {
+            true => Some(Arc::new(
+                tls::client_config(trust_of(data).map_err(config_error)?, tls::Versions::Any)
+                    .map_err(|e| config_error(e.to_string()))?,
+            )),
+            false => None,
+        };
+        let options = ClientOptions {
+            auth_token: (!token.is_empty()).then(|| token.clone()),
+            tls,
+            connection_timeout: Duration::from_millis(self.config.connect_timeout_ms.max(100)),
+            ..ClientOptions::default()
+        };
+        let client = Client::connect_with(&url, options)
+            .await
+            .map_err(|e| ReplError::Connect {
+                cluster: remote.to_string(),
+                reason: e.to_string(),
+            })?;
+        let admin = match data.service_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(http) => Some(
+                AdminClient::new(http, (!token.is_empty()).then_some(token), None)
+                    .map_err(|e| config_error(e.to_string()))?,
+            ),
+            None => None,
+        };
+        tracing::info!(remote, url, "replicating over the Pulsar protocol");
+        let route = PulsarRoute { client, admin };
+        if let Some((_, old)) = slot.replace((settings, route.clone())) {
+            old.client.close().await;
+        }
+        Ok(route)
     }
 
     async fn connect(
         &self,
         remote: &str,
-        data: &magnetar_admin_api::models::ClusterData,
+        data: &ClusterData,
         url: &str,
     ) -> Result<quinn::Connection, ReplError> {
         let config_error = |reason: String| ReplError::Config {
@@ -253,19 +362,10 @@ impl Replication {
             .rsplit_once(':')
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
             .ok_or_else(|| config_error(format!("replicationUrl {url} has no port")))?;
-        let trust = match (
-            &data.broker_client_trust_certs_file_path,
-            data.tls_allow_insecure_connection,
-        ) {
-            (Some(path), _) => tls::Trust::File(std::path::Path::new(path)),
-            (None, Some(true)) => tls::Trust::Any,
-            _ => {
-                return Err(config_error(
-                    "set brokerClientTrustCertsFilePath (the certificate its replication endpoint presents) or tlsAllowInsecureConnection".into(),
-                ));
-            }
-        };
-        let crypto = tls::client_config(trust).map_err(|e| config_error(e.to_string()))?;
+        let trust = trust_of(data).map_err(config_error)?;
+        let mut crypto = tls::client_config(trust, tls::Versions::Tls13)
+            .map_err(|e| config_error(e.to_string()))?;
+        crypto.alpn_protocols = vec![wire::ALPN.to_vec()];
         let crypto = QuicClientConfig::try_from(crypto).map_err(|e| config_error(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(transport(&self.config).map_err(|e| config_error(e.to_string()))?);
@@ -357,6 +457,19 @@ impl ReplicationHook for Replication {
         Replication::sync(self, topic, clusters, partitions)
             .await
             .map_err(|e| BrokerError::Persistence(e.to_string()))
+    }
+}
+
+/// How a remote's certificate is checked: `brokerClientTrustCertsFilePath`, or any with
+/// `tlsAllowInsecureConnection`.
+fn trust_of(data: &ClusterData) -> Result<tls::Trust<'_>, String> {
+    match (
+        &data.broker_client_trust_certs_file_path,
+        data.tls_allow_insecure_connection,
+    ) {
+        (Some(path), _) => Ok(tls::Trust::File(std::path::Path::new(path))),
+        (None, Some(true)) => Ok(tls::Trust::Any),
+        _ => Err("set brokerClientTrustCertsFilePath (the certificate the remote presents) or tlsAllowInsecureConnection".into()),
     }
 }
 

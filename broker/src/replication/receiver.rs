@@ -15,7 +15,6 @@ use futures::{FutureExt, StreamExt};
 use magnetar_admin_api::keys;
 use magnetar_auth::TopicOperation;
 use magnetar_metadata::Expected;
-use magnetar_protocol::pulsar::KeyValue;
 use magnetar_protocol::{Payload, TopicName};
 use tokio_util::sync::CancellationToken;
 
@@ -129,21 +128,9 @@ async fn create_partitioned(
 
 /// The entry as stored here: marked as replicated from `source`, with its source position.
 fn rewrite(entry: &Entry, source: &str) -> Result<(bytes::Bytes, u32), String> {
-    let payload = Payload::parse(entry.data.clone()).map_err(|e| e.to_string())?;
-    let mut metadata = payload.metadata().map_err(|e| e.to_string())?;
-    metadata.replicated_from = Some(source.to_string());
-    metadata
-        .properties
-        .retain(|kv| kv.key != dedup::REPL_SOURCE_POSITION);
-    metadata.properties.push(KeyValue {
-        key: dedup::REPL_SOURCE_POSITION.into(),
-        value: format!("{}:{}", entry.ledger_id, entry.entry_id),
-    });
-    let messages = metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32;
-    Ok((
-        Payload::new(&metadata, &payload.body()).to_entry(),
-        messages,
-    ))
+    let position = (entry.ledger_id as u64, entry.entry_id as u64);
+    let (metadata, body, messages) = dedup::mark_replicated(entry.data.clone(), source, position)?;
+    Ok((Payload::new(&metadata, &body).to_entry(), messages))
 }
 
 /// What a stream waits on, in arrival order: an entry being stored (then acknowledged), or

@@ -11,11 +11,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use magnetar_clients::pulsar::RawProducer;
 use magnetar_protocol::Payload;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{self, Ack, Entry, Hello, HelloReply, SubscriptionUpdate, Watermark};
-use super::{ReplError, Replication};
+use super::{Link, PulsarRoute, ReplError, Replication, Route};
 use crate::cursor::Cursor;
 use crate::managed_ledger::ManagedCursor;
 use crate::position::Position;
@@ -149,36 +150,17 @@ impl Replicator {
 
     /// One stream: until cancelled (Ok) or anything fails (Err).
     async fn session(&mut self, target: Option<&str>) -> Result<(), ReplError> {
-        let link = tokio::select! {
+        let route = tokio::select! {
             _ = self.cancel.cancelled() => return Ok(()),
-            link = self.repl.link(&self.remote, target) => link?,
+            route = self.repl.route(&self.remote, target) => route?,
         };
-        let (send, recv) = tokio::select! {
-            _ = self.cancel.cancelled() => return Ok(()),
-            streams = link.connection.open_bi() => streams?,
+        let opened = match route {
+            Route::Quic(link) => self.open_quic(link).await?,
+            Route::Pulsar(route) => self.open_pulsar(route).await?,
         };
-        let max = self.repl.max_frame;
-        let mut out = wire::writer(send, max);
-        let mut acks = wire::reader(recv, max);
-        let hello = Hello {
-            topic: self.topic.name().to_string(),
-            source_cluster: self.repl.local_cluster.clone(),
-            token: link.token.clone(),
-            partitions: self.partitions,
+        let Some(mut channel) = opened else {
+            return Ok(()); // cancelled
         };
-        wire::send(&mut out, &hello).await?;
-        let reply: HelloReply = tokio::select! {
-            _ = self.cancel.cancelled() => return Ok(()),
-            reply = tokio::time::timeout(HELLO_TIMEOUT, wire::read(&mut acks)) => {
-                reply.map_err(|_| ReplError::Timeout(HELLO_TIMEOUT))??
-            }
-        };
-        if let Some(error) = reply.error {
-            return Err(ReplError::Refused(error));
-        }
-        if let Some(url) = reply.redirect {
-            return Err(ReplError::Redirect(url));
-        }
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats
             .connected_since_ms
@@ -227,13 +209,7 @@ impl Replicator {
                         }),
                         Some((messages, publish_ms)) => {
                             let bytes = data.len() as u64;
-                            let entry = Entry {
-                                ledger_id: position.ledger_id,
-                                entry_id: position.entry_id,
-                                data,
-                                updates: Vec::new(),
-                            };
-                            wire::feed(&mut out, &entry).await?;
+                            channel.feed(position, data).await?;
                             bytes_in_flight += bytes;
                             in_flight.push_back(InFlight {
                                 position,
@@ -245,17 +221,13 @@ impl Replicator {
                         }
                     }
                 }
-                wire::flush(&mut out).await?;
+                channel.flush().await?;
             }
             self.update_stats(&in_flight);
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(()),
-                ack = wire::read::<Ack, _>(&mut acks) => {
-                    let ack = ack?;
-                    if let Some(error) = ack.error {
-                        return Err(ReplError::Remote(error));
-                    }
-                    let acked = Position::new(ack.ledger_id, ack.entry_id);
+                acked = channel.ack() => {
+                    let acked = acked?;
                     let mut through = None;
                     while let Some(front) = in_flight.front() {
                         // Everything up to the acknowledged entry, and the skipped ones after it.
@@ -277,7 +249,7 @@ impl Replicator {
                         return Err(ReplError::Storage(crate::managed_ledger::MlError::Closed));
                     }
                 }
-                _ = subscription_updates.tick() => {
+                _ = subscription_updates.tick(), if channel.carries_subscriptions() => {
                     // Changed positions every tick; all of them every tenth (a remote that
                     // could not apply one, e.g. before an entry arrived, catches up).
                     ticks += 1;
@@ -294,13 +266,7 @@ impl Replicator {
                         for u in &updates {
                             last_sent.insert(u.subscription.clone(), u.watermarks.clone());
                         }
-                        let frame = Entry {
-                            ledger_id: -1,
-                            entry_id: -1,
-                            data: Bytes::new(),
-                            updates,
-                        };
-                        wire::send(&mut out, &frame).await?;
+                        channel.send_updates(updates).await?;
                     }
                 }
                 _ = persist.tick() => {
@@ -311,6 +277,175 @@ impl Replicator {
                 }
             }
         }
+    }
+}
+
+impl Replicator {
+    /// A stream of the QUIC link, after the remote accepted the hello. None when cancelled.
+    async fn open_quic(&mut self, link: Link) -> Result<Option<Channel>, ReplError> {
+        let (send, recv) = tokio::select! {
+            _ = self.cancel.cancelled() => return Ok(None),
+            streams = link.connection.open_bi() => streams?,
+        };
+        let max = self.repl.max_frame;
+        let mut out = wire::writer(send, max);
+        let mut acks = wire::reader(recv, max);
+        let hello = Hello {
+            topic: self.topic.name().to_string(),
+            source_cluster: self.repl.local_cluster.clone(),
+            token: link.token.clone(),
+            partitions: self.partitions,
+        };
+        wire::send(&mut out, &hello).await?;
+        let reply: HelloReply = tokio::select! {
+            _ = self.cancel.cancelled() => return Ok(None),
+            reply = tokio::time::timeout(HELLO_TIMEOUT, wire::read(&mut acks)) => {
+                reply.map_err(|_| ReplError::Timeout(HELLO_TIMEOUT))??
+            }
+        };
+        if let Some(error) = reply.error {
+            return Err(ReplError::Refused(error));
+        }
+        if let Some(url) = reply.redirect {
+            return Err(ReplError::Redirect(url));
+        }
+        Ok(Some(Channel::Quic { out, acks }))
+    }
+
+    /// A producer named `pulsar.repl.{local}` on the remote cluster's broker that owns the
+    /// topic (created partitioned first, through the remote's admin API, when it is a
+    /// partition here). None when cancelled.
+    async fn open_pulsar(&mut self, route: PulsarRoute) -> Result<Option<Channel>, ReplError> {
+        let topic = self.topic.name().clone();
+        let open = async {
+            if self.partitions > 0 {
+                let root = topic.partitioned_topic().to_string();
+                let remote_partitions = route.client.partitions(&root).await?;
+                if remote_partitions == 0
+                    && let Some(admin) = &route.admin
+                {
+                    match admin.create_partitioned_topic(&root, self.partitions).await {
+                        Err(e) if e.status().map(|s| s.as_u16()) != Some(409) => {
+                            return Err(ReplError::Refused(format!(
+                                "creating {root} with {} partitions: {e}",
+                                self.partitions
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let name = crate::dedup::repl_key(&self.repl.local_cluster);
+            let producer = RawProducer::create(&route.client, &topic.to_string(), &name).await?;
+            Ok(Channel::Pulsar {
+                next_sequence_id: (producer.last_sequence_id() + 1).max(0) as u64,
+                producer,
+                sent: VecDeque::new(),
+                local: self.repl.local_cluster.clone(),
+            })
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => Ok(None),
+            channel = tokio::time::timeout(HELLO_TIMEOUT * 3, open) => {
+                channel.map_err(|_| ReplError::Timeout(HELLO_TIMEOUT * 3))?.map(Some)
+            }
+        }
+    }
+}
+
+/// Where one replicator's entries go, and where the remote's acknowledgements come from.
+enum Channel {
+    /// A stream of the QUIC link: entry frames out, acknowledgements by source position back.
+    Quic {
+        out: wire::Writer<quinn::SendStream>,
+        acks: wire::Reader<quinn::RecvStream>,
+    },
+    /// A producer on the remote's broker: each entry a SEND (with `replicated_from` and its
+    /// source position, by which the remote deduplicates), receipts back in order.
+    Pulsar {
+        producer: RawProducer,
+        next_sequence_id: u64,
+        /// Sequence ids sent and the positions they stand for, oldest first.
+        sent: VecDeque<(u64, Position)>,
+        local: String,
+    },
+}
+
+impl Channel {
+    /// Queues an entry (sent by `flush` at the latest).
+    async fn feed(&mut self, position: Position, data: Bytes) -> Result<(), ReplError> {
+        match self {
+            Channel::Quic { out, .. } => {
+                let entry = Entry {
+                    ledger_id: position.ledger_id,
+                    entry_id: position.entry_id,
+                    data,
+                    updates: Vec::new(),
+                };
+                Ok(wire::feed(out, &entry).await?)
+            }
+            Channel::Pulsar {
+                producer,
+                next_sequence_id,
+                sent,
+                local,
+            } => {
+                let mark = (position.ledger_id as u64, position.entry_id as u64);
+                let (metadata, body, _) = crate::dedup::mark_replicated(data, local, mark)
+                    .map_err(|e| ReplError::Remote(format!("entry {position}: {e}")))?;
+                producer.send(*next_sequence_id, &metadata, &body)?;
+                sent.push_back((*next_sequence_id, position));
+                *next_sequence_id += 1;
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ReplError> {
+        match self {
+            Channel::Quic { out, .. } => Ok(wire::flush(out).await?),
+            Channel::Pulsar { .. } => Ok(()), // the connection's writer flushes
+        }
+    }
+
+    /// The next entry the remote stored durably (or already had). Cancel-safe.
+    async fn ack(&mut self) -> Result<Position, ReplError> {
+        match self {
+            Channel::Quic { acks, .. } => {
+                let ack: Ack = wire::read(acks).await?;
+                if let Some(error) = ack.error {
+                    return Err(ReplError::Remote(error));
+                }
+                Ok(Position::new(ack.ledger_id, ack.entry_id))
+            }
+            Channel::Pulsar { producer, sent, .. } => {
+                let (sequence_id, _) = producer.receipt().await?;
+                match sent.pop_front() {
+                    Some((expected, position)) if expected == sequence_id => Ok(position),
+                    _ => Err(ReplError::Remote(format!(
+                        "receipt for sequence id {sequence_id} out of order"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Replicated subscriptions' positions travel on the QUIC link only.
+    fn carries_subscriptions(&self) -> bool {
+        matches!(self, Channel::Quic { .. })
+    }
+
+    async fn send_updates(&mut self, updates: Vec<SubscriptionUpdate>) -> Result<(), ReplError> {
+        if let Channel::Quic { out, .. } = self {
+            let frame = Entry {
+                ledger_id: -1,
+                entry_id: -1,
+                data: Bytes::new(),
+                updates,
+            };
+            wire::send(out, &frame).await?;
+        }
+        Ok(())
     }
 }
 

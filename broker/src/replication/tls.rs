@@ -80,10 +80,23 @@ pub enum Trust<'a> {
     Any,
 }
 
-pub fn client_config(trust: Trust<'_>) -> anyhow::Result<ClientConfig> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let mut config = match trust {
+/// Which TLS versions a client offers.
+pub enum Versions {
+    /// QUIC's.
+    Tls13,
+    /// 1.2 and 1.3, for a Pulsar broker's TLS port.
+    Any,
+}
+
+/// How a source checks a remote (no ALPN set).
+pub fn client_config(trust: Trust<'_>, versions: Versions) -> anyhow::Result<ClientConfig> {
+    let versions: &[&rustls::SupportedProtocolVersion] = match versions {
+        Versions::Tls13 => &[&rustls::version::TLS13],
+        Versions::Any => rustls::DEFAULT_VERSIONS,
+    };
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
+    let config = match trust {
         Trust::File(path) => {
             let mut roots = RootCertStore::empty();
             for cert in crate::tls::read_certs("trusted certificates file", path)? {
@@ -96,7 +109,6 @@ pub fn client_config(trust: Trust<'_>) -> anyhow::Result<ClientConfig> {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
             .with_no_client_auth(),
     };
-    config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(config)
 }
 

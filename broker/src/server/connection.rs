@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, ConnectionAuth, Refresh};
 use super::producer::{Producer, PublishPermits, Receipt};
-use crate::dedup::Verdict;
+use crate::dedup::{self, Verdict};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;

@@ -27,6 +27,8 @@ const MAX_REDIRECTS: usize = 20;
 pub struct ClientOptions {
     /// JWT sent with auth method `token`.
     pub auth_token: Option<String>,
+    /// How `pulsar+ssl://` connections check the broker (required for such URLs).
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// TCP connect plus the CONNECTED reply.
     pub connection_timeout: Duration,
     /// Any request: lookup, producer and consumer creation, seek, close.
@@ -37,6 +39,7 @@ impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             auth_token: None,
+            tls: None,
             connection_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
         }
@@ -66,7 +69,7 @@ impl Drop for ClientInner {
 }
 
 impl Client {
-    /// Connects to `pulsar://host:port`.
+    /// Connects to `pulsar://host:port` (or `pulsar+ssl://host:port` with [`ClientOptions::tls`]).
     pub async fn connect(url: &str) -> Result<Client> {
         Client::connect_with(url, ClientOptions::default()).await
     }
@@ -79,6 +82,7 @@ impl Client {
                 service_url: service_url.clone(),
                 params: ConnectParams {
                     auth_token: options.auth_token,
+                    tls: options.tls,
                     connection_timeout: options.connection_timeout,
                     operation_timeout: options.operation_timeout,
                 },
@@ -158,7 +162,12 @@ impl Client {
             let response = reply
                 .lookup_topic_response
                 .ok_or(ClientError::Unexpected(kind))?;
-            let url = response.broker_service_url.clone().unwrap_or_default();
+            // Over TLS, the broker's TLS URL (Pulsar's lookup carries both).
+            let url = match self.inner.service_url.starts_with("pulsar+ssl://") {
+                true => response.broker_service_url_tls.clone(),
+                false => response.broker_service_url.clone(),
+            }
+            .unwrap_or_default();
             match LookupType::try_from(response.response.unwrap_or(-1)) {
                 Ok(LookupType::Connect) if response.proxy_through_service_url() => {
                     return self.connection(&self.inner.service_url).await;
@@ -225,15 +234,24 @@ impl Client {
     }
 }
 
-/// `pulsar://host:port[/]` → `host:port` (port 6650 by default).
+/// `pulsar://host:port[/]` → `host:port` (port 6650 by default; 6651 for `pulsar+ssl://`).
 fn address_of(url: &str) -> Result<String> {
     let invalid = |reason| ClientError::InvalidUrl {
         url: url.to_string(),
         reason,
     };
-    let rest = url
-        .strip_prefix("pulsar://")
-        .ok_or_else(|| invalid("only pulsar:// URLs are supported"))?;
+    let (rest, default_port) = match (
+        url.strip_prefix("pulsar://"),
+        url.strip_prefix("pulsar+ssl://"),
+    ) {
+        (Some(rest), _) => (rest, 6650),
+        (_, Some(rest)) => (rest, 6651),
+        _ => {
+            return Err(invalid(
+                "only pulsar:// and pulsar+ssl:// URLs are supported",
+            ));
+        }
+    };
     let host_port = rest
         .split([',', '/'])
         .next()
@@ -247,7 +265,7 @@ fn address_of(url: &str) -> Result<String> {
     } else if host_port.contains(':') && !host_port.starts_with('[') {
         Err(invalid("bad port"))
     } else {
-        Ok(format!("{host_port}:6650"))
+        Ok(format!("{host_port}:{default_port}"))
     }
 }
 
@@ -266,6 +284,10 @@ mod tests {
             Some("broker:6650")
         );
         assert_eq!(address_of("pulsar://a:1,b:2").ok().as_deref(), Some("a:1"));
+        assert_eq!(
+            address_of("pulsar+ssl://broker").ok().as_deref(),
+            Some("broker:6651")
+        );
         assert!(address_of("http://localhost:8080").is_err());
         assert!(address_of("pulsar://").is_err());
         assert!(address_of("pulsar://h:x").is_err());

@@ -18,9 +18,10 @@ use magnetar_protocol::pulsar::{
     CommandPong, CommandSendError, CommandSendReceipt, FeatureFlags,
 };
 use magnetar_protocol::{Frame, Payload, PulsarCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::rustls;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,10 +58,15 @@ pub(crate) struct Route {
     pub partition: usize,
 }
 
-/// How to authenticate and how long to wait.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How to authenticate, how to check the broker's certificate, and how long to wait.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectParams {
     pub auth_token: Option<String>,
+    /// For `pulsar+ssl://` URLs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connection_timeout: Duration,
     pub operation_timeout: Duration,
 }
@@ -95,7 +101,8 @@ struct Shared {
 }
 
 impl Connection {
-    /// Connects to `addr` (host:port), sends CONNECT and waits for CONNECTED.
+    /// Connects to `addr` (host:port; over TLS when `url` is `pulsar+ssl://`), sends CONNECT and
+    /// waits for CONNECTED.
     pub(crate) async fn open(
         url: &str,
         addr: &str,
@@ -116,7 +123,33 @@ impl Connection {
             .map_err(|_| timed_out)?
             .map_err(connect_error)?;
         stream.set_nodelay(true).map_err(connect_error)?;
-        let (read, write) = stream.into_split();
+        let (read, write): (Reader, Writer) = if url.starts_with("pulsar+ssl://") {
+            let config = params.tls.clone().ok_or_else(|| ClientError::InvalidUrl {
+                url: url.to_string(),
+                reason: "pulsar+ssl:// needs a TLS configuration (ClientOptions::tls)",
+            })?;
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| {
+                ClientError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: "not a valid TLS server name",
+                }
+            })?;
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+            let stream = tokio::time::timeout(params.connection_timeout, tls)
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    operation: "TLS handshake",
+                    timeout: params.connection_timeout,
+                })?
+                .map_err(connect_error)?;
+            let (read, write) = tokio::io::split(stream);
+            (Box::new(read), Box::new(write))
+        } else {
+            let (read, write) = stream.into_split();
+            (Box::new(read), Box::new(write))
+        };
         let mut reader = FramedRead::new(read, PulsarCodec::default());
         let mut writer = FramedWrite::new(write, PulsarCodec::default());
         let frame_error = |source| ClientError::Frame {
@@ -416,7 +449,7 @@ fn reply_of(command: BaseCommand) -> Option<(u64, Result<BaseCommand>)> {
 }
 
 async fn write_loop(
-    mut writer: FramedWrite<OwnedWriteHalf, PulsarCodec>,
+    mut writer: FramedWrite<Writer, PulsarCodec>,
     mut rx: mpsc::UnboundedReceiver<Frame>,
     stop: CancellationToken,
 ) {
@@ -442,7 +475,7 @@ async fn write_loop(
     stop.cancel();
 }
 
-async fn read_loop(mut reader: FramedRead<OwnedReadHalf, PulsarCodec>, inner: Arc<Inner>) {
+async fn read_loop(mut reader: FramedRead<Reader, PulsarCodec>, inner: Arc<Inner>) {
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     let mut heard_since_ping = true;

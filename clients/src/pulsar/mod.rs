@@ -27,6 +27,7 @@ mod error;
 mod message;
 mod partition_producer;
 mod producer;
+mod raw_producer;
 mod reader;
 
 pub use client::{Client, ClientOptions};
@@ -38,4 +39,5 @@ pub use message::{Message, ProducerMessage};
 pub use partition_producer::Batching;
 pub(crate) use partition_producer::now_millis;
 pub use producer::{Producer, ProducerBuilder, Receipt};
+pub use raw_producer::RawProducer;
 pub use reader::{Reader, ReaderBuilder};

@@ -93,6 +93,15 @@ impl Connection {
                         service.next_id(),
                     ),
                 };
+                if name.starts_with(crate::dedup::REPL_PREFIX) {
+                    // Another cluster's replicator (over the Pulsar protocol): its entries are
+                    // deduplicated by their source positions, whatever the dedup policy.
+                    topic
+                        .dedup()
+                        .ensure_tracking(topic.managed_ledger())
+                        .await
+                        .map_err(|e| BrokerError::Persistence(e.to_string()))?;
+                }
                 if exclusive && topic.producer_count() > 0 {
                     return Err(BrokerError::ProducerBusy(format!(
                         "topic {} already has a producer",
@@ -193,21 +202,37 @@ impl Connection {
             _ => true,
         };
         let dedup = producer.topic.dedup();
-        // A batch's sequence ids increase, so the last is at least first + count - 1 (the C++
-        // client does not send highest_sequence_id; Java does).
-        let highest = send.highest_sequence_id.unwrap_or(0).max(
-            send.sequence_id
-                .saturating_add(u64::from(num_messages))
-                .saturating_sub(1),
-        );
-        let verdict = match last_chunk && dedup.tracks(&producer.name) {
-            true => dedup.check(&producer.name, (0, send.sequence_id), (0, highest)),
+        // An entry another cluster's replicator forwards counts by its source position (each
+        // chunk has its own); a producer's by its sequence ids — a batch's increase, so the last
+        // is at least first + count - 1 (the C++ client does not send highest_sequence_id; Java
+        // does).
+        let replicated = producer
+            .name
+            .starts_with(dedup::REPL_PREFIX)
+            .then(|| dedup::metadata_mark(&metadata))
+            .flatten();
+        let is_replicated = replicated.is_some();
+        let (key, lowest, highest, checked) = match replicated {
+            Some((key, mark)) => (key, mark, mark, true),
+            None => {
+                let highest = send.highest_sequence_id.unwrap_or(0).max(
+                    send.sequence_id
+                        .saturating_add(u64::from(num_messages))
+                        .saturating_sub(1),
+                );
+                let (name, first) = (producer.name.clone(), send.sequence_id);
+                (name, (0, first), (0, highest), last_chunk)
+            }
+        };
+        let tracked = checked && dedup.tracks(&key);
+        let verdict = match tracked {
+            true => dedup.check(&key, lowest, highest),
+            false if is_replicated => Verdict::Unknown, // marks switched off meanwhile
             false => Verdict::New,
         };
         let append = match verdict {
             Verdict::New => {
-                let tracked = (last_chunk && dedup.tracks(&producer.name))
-                    .then(|| (producer.name.clone(), (0, highest)));
+                let tracked = tracked.then_some((key, highest));
                 producer.topic.publish(entry, num_messages, tracked).boxed()
             }
             // Pulsar's receipt for a duplicate: message id -1:-1, nothing stored.
