@@ -215,6 +215,9 @@ pub struct ReplicationConfig {
     /// How often replicated subscriptions' positions are sent
     /// (`replicatedSubscriptionsSnapshotFrequencyMillis`).
     pub subscription_update_interval_ms: u64,
+    /// The QUIC links' congestion control: `wan` (Magnetar's, loss-tolerant), or quinn's `bbr`
+    /// or `cubic`.
+    pub congestion_control: String,
 }
 
 impl Default for ReplicationConfig {
@@ -229,6 +232,7 @@ impl Default for ReplicationConfig {
             idle_timeout_ms: 10_000,
             max_backoff_ms: 5_000,
             subscription_update_interval_ms: 1_000,
+            congestion_control: "wan".into(),
         }
     }
 }

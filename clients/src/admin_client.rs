@@ -197,6 +197,16 @@ impl AdminClient {
         self.get(path).await
     }
 
+    /// PUT to an admin path, with an optional JSON body.
+    pub async fn put_json(&self, path: &str, body: Option<&serde_json::Value>) -> Result<()> {
+        self.send(Method::PUT, path, body).await
+    }
+
+    /// DELETE an admin path (with its query string).
+    pub async fn delete_path(&self, path: &str) -> Result<()> {
+        self.send::<()>(Method::DELETE, path, None).await
+    }
+
     pub async fn clusters(&self) -> Result<Vec<String>> {
         self.get_required("/admin/v2/clusters").await
     }

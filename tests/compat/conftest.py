@@ -27,19 +27,20 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
-def wait_for_port(port, timeout=60.0):
+def wait_for_port(port, timeout=60.0, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
             s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"port {port} did not open within {timeout}s")
 
 
 class Standalone:
-    def __init__(self, data_dir, extra_args=(), cluster="standalone", quic=True):
+    def __init__(self, data_dir, extra_args=(), cluster="standalone", quic=True,
+                 host="127.0.0.1", prefix=()):
         self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
         self.data_dir = str(data_dir)
         self.cluster = cluster
@@ -51,20 +52,23 @@ class Standalone:
         self.replication_port = free_udp_port() if quic else None
         # More `magnetar standalone` flags (auth, TLS, ...); may name more ports.
         self.extra_args = list(extra_args)
+        # Listens on (and advertises) `host`; `prefix` runs it, e.g. `ip netns exec NS`.
+        self.host = host
+        self.prefix = list(prefix)
         self.proc = None
         self.log = open(os.path.join(self.data_dir, "standalone.log"), "ab")
 
     @property
     def url(self):
-        return f"pulsar://127.0.0.1:{self.port}"
+        return f"pulsar://{self.host}:{self.port}"
 
     @property
     def admin_url(self):
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def replication_url(self):
-        return f"quic://127.0.0.1:{self.replication_port}"
+        return f"quic://{self.host}:{self.replication_port}"
 
     @property
     def replication_cert(self):
@@ -73,26 +77,29 @@ class Standalone:
 
     @property
     def metadata_servers(self):
-        return f"127.0.0.1:{self.metadata_port}"
+        return f"{self.host}:{self.metadata_port}"
 
     def start(self):
+        h = self.host
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 self.bin, "standalone",
                 "--data-dir", self.data_dir,
-                "--broker-addr", f"127.0.0.1:{self.port}",
-                "--metadata-addr", f"127.0.0.1:{self.metadata_port}",
-                "--bookie-addr", f"127.0.0.1:{self.bookie_port}",
-                "--http-addr", f"127.0.0.1:{self.http_port}",
+                "--broker-addr", f"{h}:{self.port}",
+                "--metadata-addr", f"{h}:{self.metadata_port}",
+                "--bookie-addr", f"{h}:{self.bookie_port}",
+                "--http-addr", f"{h}:{self.http_port}",
+                "--advertised-address", h,
                 "--cluster", self.cluster,
                 "--replication-addr",
-                f"127.0.0.1:{self.replication_port}" if self.replication_port else "off",
+                f"{h}:{self.replication_port}" if self.replication_port else "off",
                 *self.extra_args,
             ],
             stdout=self.log,
             stderr=self.log,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, host=h)
         return self
 
     def stop(self):

@@ -4,6 +4,7 @@ over the Pulsar protocol (`pulsar://`, or `pulsar+ssl://` with a token), as a pr
 which the remote deduplicates. Real `magnetar standalone` processes; the receiving one runs
 with `--replication-addr off`."""
 
+import json
 import os
 import subprocess
 import threading
@@ -51,6 +52,13 @@ def link_over_pulsar(eu, us, namespace, token=None, tls=None):
     rest(eu, "POST", f"/admin/v2/namespaces/public/{namespace}/replication", ["eu", "us"])
 
 
+def admin(server, *args):
+    """`magnetar admin …` against `server`; its standard output."""
+    return subprocess.run([os.environ.get("MAGNETAR_BIN", "magnetar"), "admin", "--admin-url",
+                           server.admin_url, *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
 @pytest.fixture
 def pair(tmp_path):
     (tmp_path / "eu").mkdir()
@@ -89,6 +97,15 @@ def test_a_partitioned_topic_replicates_in_order_over_the_pulsar_protocol(pair):
     first = topic + "-partition-0"
     repl = stats(eu, first)["replication"]["us"]
     assert repl["connected"] and repl["msgOutCounter"] > 0, repl
+    # `magnetar admin topics` shows the same, for people and for scripts.
+    table = admin(eu, "topics", "stats", first)
+    row = next(line for line in table.splitlines() if line.startswith("us "))
+    assert " true " in row, table
+    doc = json.loads(admin(eu, "--json", "topics", "partitioned-stats", topic))
+    assert doc["replication"]["us"]["msgOutCounter"] == 20_000, doc["replication"]
+    assert "pulsar.repl.us" in admin(eu, "topics", "stats-internal", first)
+    assert f"{topic}-partition-2" in admin(eu, "topics", "list", "public/pl").split()
+    assert admin(us, "topics", "list-partitioned-topics", "public/pl").split() == [topic]
     # Local to us: not sent back (us does not replicate), and eu's consumer sees none of it.
     produce(us, topic, "u", 10)
     eu_client, eu_consumer = subscribe(eu, topic, "local")

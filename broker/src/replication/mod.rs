@@ -17,6 +17,7 @@
 //! checks the remote's certificate against `brokerClientTrustCertsFilePath` (or accepts any with
 //! `tlsAllowInsecureConnection`). See docs/geo-replication.md.
 
+mod congestion;
 mod receiver;
 mod replicator;
 mod subscriptions;
@@ -130,10 +131,19 @@ fn transport(config: &ReplicationConfig) -> anyhow::Result<Arc<quinn::TransportC
     t.stream_receive_window((8u32 * 1024 * 1024).into());
     t.receive_window((64u32 * 1024 * 1024).into());
     t.send_window(64 * 1024 * 1024);
-    // BBR paces by measured bandwidth and round-trip time instead of backing off at every lost
+    // Sized by measured bandwidth and round-trip time instead of backing off at every lost
     // packet: on a WAN link with random loss, loss-based control (NewReno, Cubic) collapses to
-    // a fraction of the bandwidth (~100 KB/s at 2 % loss and 100 ms RTT).
-    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    // a fraction of the bandwidth (~100 KB/s at 2 % loss and 100 ms RTT). See `congestion`.
+    match config.congestion_control.as_str() {
+        "bbr" => t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default())),
+        "cubic" => {
+            t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
+        }
+        "wan" => t.congestion_controller_factory(Arc::new(congestion::WanConfig)),
+        other => anyhow::bail!(
+            "replication.congestion_control = {other:?}: use \"wan\", \"bbr\" or \"cubic\""
+        ),
+    };
     Ok(Arc::new(t))
 }
 

@@ -41,7 +41,8 @@ pub struct ClusterUrls {
     /// TLS binary protocol URL, pulsar+ssl://… (brokerServiceUrlTls).
     #[arg(long)]
     broker_url_secure: Option<String>,
-    /// Geo-replication endpoint, quic://host:port (replicationUrl).
+    /// Geo-replication endpoint, quic://host:port (replicationUrl). Without it, other clusters
+    /// replicate into this one over the Pulsar protocol (--broker-url-secure, else --broker-url).
     #[arg(long)]
     replication_url: Option<String>,
     /// How other clusters authenticate to this one when replicating (authenticationPlugin),

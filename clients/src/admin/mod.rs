@@ -4,6 +4,7 @@
 mod clusters;
 mod namespaces;
 mod tenants;
+mod topics;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: namespaces::NamespacesCommand,
     },
+    /// Persistent topics: list, create, delete, stats, partitioned-stats, stats-internal.
+    Topics {
+        #[command(subcommand)]
+        command: topics::TopicsCommand,
+    },
     /// Brokers of a cluster.
     Brokers {
         #[command(subcommand)]
@@ -99,6 +105,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Clusters { command } => clusters::run(&client, command, args.json).await,
         AdminCommand::Tenants { command } => tenants::run(&client, command, args.json).await,
         AdminCommand::Namespaces { command } => namespaces::run(&client, command, args.json).await,
+        AdminCommand::Topics { command } => topics::run(&client, command, args.json).await,
         AdminCommand::Brokers {
             command: BrokersCommand::List { cluster },
         } => {

@@ -233,7 +233,32 @@ impl Connection {
         let append = match verdict {
             Verdict::New => {
                 let tracked = tracked.then_some((key, highest));
-                producer.topic.publish(entry, num_messages, tracked).boxed()
+                let bytes = entry.len() as u64;
+                let write = producer.topic.publish(entry, num_messages, tracked);
+                match metadata.replicated_from.clone().filter(|_| is_replicated) {
+                    // Counted in the topic's replication stats, and a checkpoint for replicated
+                    // subscriptions, as for an entry that came over the QUIC link.
+                    Some(source) => {
+                        let topic = producer.topic.clone();
+                        async move {
+                            let local = write.await?;
+                            topic
+                                .subscription_sync()
+                                .checkpoint(&source, local, highest);
+                            let inbound = topic.inbound(&source);
+                            inbound.msg_in.fetch_add(
+                                u64::from(num_messages),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            inbound
+                                .bytes_in
+                                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                            Ok(local)
+                        }
+                        .boxed()
+                    }
+                    None => write.boxed(),
+                }
             }
             // Pulsar's receipt for a duplicate: message id -1:-1, nothing stored.
             Verdict::Duplicate => futures::future::ready(Ok(Position::new(-1, -1))).boxed(),

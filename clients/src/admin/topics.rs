@@ -1,0 +1,253 @@
+//! `magnetar admin topics …`: persistent topics, with pulsar-admin's verb names.
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::admin_client::AdminClient;
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Topics of a namespace (TENANT/NAMESPACE), partitions listed one by one.
+    List { namespace: String },
+    /// Partitioned topics of a namespace.
+    ListPartitionedTopics { namespace: String },
+    /// Create a non-partitioned topic.
+    Create { topic: String },
+    /// Create a partitioned topic.
+    CreatePartitionedTopic {
+        topic: String,
+        #[arg(short = 'p', long)]
+        partitions: u32,
+    },
+    /// Delete a topic (a partitioned topic with `delete-partitioned-topic`).
+    Delete {
+        topic: String,
+        /// Even with producers or consumers connected.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Delete a partitioned topic and its partitions.
+    DeletePartitionedTopic {
+        topic: String,
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// A partitioned topic's partition count (0: not partitioned).
+    GetPartitionedTopicMetadata { topic: String },
+    /// Rates, storage, producers, subscriptions and replication of a topic (or one partition).
+    Stats { topic: String },
+    /// The same, summed over a partitioned topic's partitions.
+    PartitionedStats { topic: String },
+    /// The managed ledger: ledgers, cursors and their positions.
+    StatsInternal { topic: String },
+}
+
+/// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`.
+fn path(topic: &str) -> anyhow::Result<String> {
+    let name = topic.strip_prefix("persistent://").unwrap_or(topic);
+    if name.starts_with("non-persistent://") || name.split('/').count() != 3 {
+        anyhow::bail!(
+            "{topic}: expected persistent://TENANT/NAMESPACE/TOPIC or TENANT/NAMESPACE/TOPIC"
+        );
+    }
+    Ok(format!("/admin/v2/persistent/{name}"))
+}
+
+fn namespace_path(namespace: &str) -> anyhow::Result<String> {
+    if namespace.split('/').count() != 2 {
+        anyhow::bail!("{namespace}: expected TENANT/NAMESPACE");
+    }
+    Ok(format!("/admin/v2/persistent/{namespace}"))
+}
+
+pub(super) async fn run(
+    client: &AdminClient,
+    command: TopicsCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    match command {
+        TopicsCommand::List { namespace } => {
+            let topics: Vec<String> = decode(client.get_json(&namespace_path(&namespace)?).await?)?;
+            print_names(&topics, json)
+        }
+        TopicsCommand::ListPartitionedTopics { namespace } => {
+            let path = format!("{}/partitioned", namespace_path(&namespace)?);
+            let topics: Vec<String> = decode(client.get_json(&path).await?)?;
+            print_names(&topics, json)
+        }
+        TopicsCommand::Create { topic } => {
+            client.put_json(&path(&topic)?, None).await?;
+            done(json, &format!("created {topic}"))
+        }
+        TopicsCommand::CreatePartitionedTopic { topic, partitions } => {
+            client.create_partitioned_topic(&topic, partitions).await?;
+            done(
+                json,
+                &format!("created {topic} with {partitions} partitions"),
+            )
+        }
+        TopicsCommand::Delete { topic, force } => {
+            client
+                .delete_path(&format!("{}?force={force}", path(&topic)?))
+                .await?;
+            done(json, &format!("deleted {topic}"))
+        }
+        TopicsCommand::DeletePartitionedTopic { topic, force } => {
+            client
+                .delete_path(&format!("{}/partitions?force={force}", path(&topic)?))
+                .await?;
+            done(json, &format!("deleted {topic} and its partitions"))
+        }
+        TopicsCommand::GetPartitionedTopicMetadata { topic } => {
+            let value = required(client, &format!("{}/partitions", path(&topic)?)).await?;
+            if json {
+                output::json(&value)
+            } else {
+                output::fields(&value);
+                Ok(())
+            }
+        }
+        TopicsCommand::Stats { topic } => {
+            let value = required(client, &format!("{}/stats", path(&topic)?)).await?;
+            show_stats(&value, json)
+        }
+        TopicsCommand::PartitionedStats { topic } => {
+            let value = required(client, &format!("{}/partitioned-stats", path(&topic)?)).await?;
+            show_stats(&value, json)
+        }
+        TopicsCommand::StatsInternal { topic } => {
+            // Nested ledgers and cursors: JSON is the readable form.
+            output::json(&required(client, &format!("{}/internalStats", path(&topic)?)).await?)
+        }
+    }
+}
+
+async fn required(client: &AdminClient, path: &str) -> anyhow::Result<Value> {
+    client
+        .get_json(path)
+        .await?
+        .with_context(|| format!("no content at {path}"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Option<Value>) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(
+        value.unwrap_or(Value::Array(Vec::new())),
+    )?)
+}
+
+fn print_names(names: &[String], json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(&names)
+    } else {
+        output::names(names);
+        Ok(())
+    }
+}
+
+fn done(json: bool, message: &str) -> anyhow::Result<()> {
+    if json {
+        output::json(&serde_json::json!({ "ok": true }))
+    } else {
+        println!("{message}");
+        Ok(())
+    }
+}
+
+/// A number as people read it: integers plain, rates with one decimal.
+fn num(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        Some(Value::Number(n)) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "-".into(),
+    }
+}
+
+/// The topic's figures, then a table of its subscriptions and one of its replication links.
+fn show_stats(stats: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(stats);
+    }
+    let keys = [
+        "msgRateIn",
+        "msgThroughputIn",
+        "msgRateOut",
+        "msgThroughputOut",
+        "msgInCounter",
+        "bytesInCounter",
+        "storageSize",
+        "backlogSize",
+        "deduplicationStatus",
+    ];
+    let mut rows: Vec<Vec<String>> = keys
+        .iter()
+        .filter(|k| stats.get(**k).is_some())
+        .map(|k| vec![k.to_string(), num(stats, k)])
+        .collect();
+    let producers = stats["publishers"].as_array().map_or(0, Vec::len);
+    rows.push(vec!["producers".into(), producers.to_string()]);
+    output::table(&["FIELD", "VALUE"], &rows);
+
+    if let Some(subscriptions) = stats["subscriptions"].as_object()
+        && !subscriptions.is_empty()
+    {
+        println!();
+        let rows: Vec<Vec<String>> = subscriptions
+            .iter()
+            .map(|(name, s)| {
+                let consumers = s["consumers"].as_array().map_or(0, Vec::len);
+                vec![
+                    name.clone(),
+                    num(s, "type"),
+                    num(s, "msgBacklog"),
+                    num(s, "msgRateOut"),
+                    consumers.to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["SUBSCRIPTION", "TYPE", "BACKLOG", "RATE OUT", "CONSUMERS"],
+            &rows,
+        );
+    }
+
+    if let Some(replication) = stats["replication"].as_object()
+        && !replication.is_empty()
+    {
+        println!();
+        let rows: Vec<Vec<String>> = replication
+            .iter()
+            .map(|(cluster, r)| {
+                vec![
+                    cluster.clone(),
+                    num(r, "connected"),
+                    num(r, "msgRateOut"),
+                    num(r, "msgOutCounter"),
+                    num(r, "replicationBacklog"),
+                    num(r, "replicationDelayInSeconds"),
+                    num(r, "msgRateIn"),
+                    num(r, "msgInCounter"),
+                    r["lastError"].as_str().unwrap_or("").to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "REMOTE",
+                "CONNECTED",
+                "RATE OUT",
+                "OUT",
+                "BACKLOG",
+                "DELAY S",
+                "RATE IN",
+                "IN",
+                "LAST ERROR",
+            ],
+            &rows,
+        );
+    }
+    Ok(())
+}
