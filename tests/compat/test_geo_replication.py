@@ -210,6 +210,34 @@ def test_a_cut_link_heals_without_loss_or_duplicates(two):
         proxy.close()
 
 
+def test_a_backlog_left_by_a_kill_drains_with_no_client_on_the_source(two):
+    """The link is cut, eu takes 2,000 messages and is killed with SIGKILL. When it comes back
+    no client touches the topic there (no producer, no consumer, no stats call): eu loads the
+    topics of its replicating namespaces itself, and once the link heals us gets every
+    message."""
+    eu, us = two
+    proxy = UdpProxy(us.replication_port)
+    try:
+        link(two, "geo", urls={("eu", "us"): proxy.url})
+        # One way only: a stream from us would load the topic in eu as well.
+        rest(us, "POST", "/admin/v2/namespaces/public/geo/replication", ["us"])
+        topic = topic_name("geo", "left")
+        client, consumer = subscribe(us, topic)
+        produce(eu, topic, "a", 100, batching=False)
+        wait_until("replicated before the cut",
+                   lambda: stats(eu, topic)["replication"]["us"]["msgOutCounter"] == 100)
+        proxy.cut()
+        produce(eu, topic, "b", 2_000)
+        eu.kill()
+        eu.start()
+        proxy.heal()
+        got = receive_all(consumer, 2_100, timeout=120)
+        assert got == [f"a{i}" for i in range(100)] + [f"b{i}" for i in range(2_000)]
+        client.close()
+    finally:
+        proxy.close()
+
+
 def test_source_keeps_accepting_while_the_remote_is_down(two):
     eu, us = two
     link(two, "geo")

@@ -18,6 +18,10 @@ use crate::managed_ledger::OwnershipGuard;
 use crate::publish_time;
 use crate::topic::{Topic, managed_ledger_name};
 
+mod sweep;
+
+use sweep::SWEEP_EVERY;
+
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
 /// unloading by topic and by bundle, and the broker's shared services they are loaded with.
 #[derive(Debug)]
@@ -147,10 +151,16 @@ impl BrokerService {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_quota_check = std::time::Instant::now();
+        let mut swept = std::collections::HashSet::new();
+        let mut last_sweep = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            if last_sweep.is_none_or(|at: std::time::Instant| at.elapsed() >= SWEEP_EVERY) {
+                last_sweep = Some(std::time::Instant::now());
+                self.sweep_replicated_topics(&mut swept).await;
             }
             let check_quotas = last_quota_check.elapsed() >= quota_every;
             if check_quotas {
