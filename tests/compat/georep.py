@@ -74,6 +74,47 @@ def stats(server, topic):
     return rest(server, "GET", path)[1]
 
 
+class SteadyProducer:
+    """Publishes `prefix{i}` for i in `ids` at ~5,000 msg/s (unbatched, never timing out) on a
+    thread, recording which ones the broker acknowledged."""
+
+    def __init__(self, server, topic, prefix, ids, sequence_ids=False):
+        import pulsar
+        self.client = pulsar.Client(server.url, operation_timeout_seconds=60)
+        self.producer = self.client.create_producer(topic, batching_enabled=False,
+                                                    block_if_queue_full=True,
+                                                    send_timeout_millis=0)
+        self.acked = set()
+        self.thread = threading.Thread(target=self._run, args=(prefix, list(ids), sequence_ids))
+
+    def _sent(self, i):
+        import pulsar
+
+        def callback(res, _):
+            if res == pulsar.Result.Ok:
+                self.acked.add(i)
+        return callback
+
+    def _run(self, prefix, ids, sequence_ids):
+        for n, i in enumerate(ids):
+            extra = {"sequence_id": i} if sequence_ids else {}
+            self.producer.send_async(f"{prefix}{i}".encode(), self._sent(i), **extra)
+            if n % 100 == 99:
+                time.sleep(0.02)
+        self.producer.flush()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def join(self, timeout=300):
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive()
+
+    def close(self):
+        self.client.close()
+
+
 def wait_until(what, condition, timeout=120.0):
     deadline = time.monotonic() + timeout
     while True:

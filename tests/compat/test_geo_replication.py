@@ -14,7 +14,7 @@ import pytest
 
 import georep
 from conftest import Standalone
-from georep import UdpProxy, link, register, rest, stats, wait_until
+from georep import SteadyProducer, UdpProxy, link, register, rest, stats, wait_until
 
 # How long the link stays cut in the partition test (the figure is 60 s; CI uses less).
 PARTITION_SECS = float(os.environ.get("MAGNETAR_PARTITION_SECS", "15"))
@@ -142,40 +142,19 @@ def test_kill_9_of_either_side_mid_stream(two):
     topic = topic_name("geo", "kill")
     client, consumer = subscribe(us, topic)
     total = 30_000
-    acked = set()
-    producer_client = pulsar.Client(eu.url, operation_timeout_seconds=60)
-    producer = producer_client.create_producer(topic, batching_enabled=False,
-                                               block_if_queue_full=True,
-                                               send_timeout_millis=0)
-
-    def sent(i):
-        def callback(res, _):
-            if res == pulsar.Result.Ok:
-                acked.add(i)
-        return callback
-
-    def produce_steadily():
-        for i in range(total):
-            producer.send_async(f"k{i}".encode(), sent(i))
-            if i % 100 == 0:
-                time.sleep(0.02)
-        producer.flush()
-
-    t = threading.Thread(target=produce_steadily)
-    t.start()
-    wait_until("some replication", lambda: len(acked) > 5_000)
+    producer = SteadyProducer(eu, topic, "k", range(total)).start()
+    wait_until("some replication", lambda: len(producer.acked) > 5_000)
     us.kill()
     us.start()
-    wait_until("more replication", lambda: len(acked) > 15_000)
+    wait_until("more replication", lambda: len(producer.acked) > 15_000)
     eu.kill()
     eu.start()
-    t.join(timeout=300)
-    assert not t.is_alive()
-    assert len(acked) == total
+    producer.join()
+    assert len(producer.acked) == total
     got = receive_all(consumer, total, timeout=180)
     assert got == [f"k{i}" for i in range(total)]
     client.close()
-    producer_client.close()
+    producer.close()
 
 
 def test_a_cut_link_heals_without_loss_or_duplicates(two):

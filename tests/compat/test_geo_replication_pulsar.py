@@ -7,14 +7,13 @@ with `--replication-addr off`."""
 import json
 import os
 import subprocess
-import threading
 import urllib.error
 
 import pulsar
 import pytest
 
 from conftest import Standalone, free_port
-from georep import rest, stats, wait_until
+from georep import SteadyProducer, rest, stats, wait_until
 from test_auth_tls import make_certificates
 from test_geo_replication import produce, receive_all, subscribe, topic_name
 
@@ -122,39 +121,21 @@ def test_kill_9_of_either_side_over_the_pulsar_protocol(pair):
     rest(eu, "POST", "/admin/v2/namespaces/public/pk/deduplication", True)
     topic = topic_name("pk", "kill")
     total = 20_000
-    acked = set()
-    producer_client = pulsar.Client(eu.url, operation_timeout_seconds=60)
-    producer = producer_client.create_producer(topic, batching_enabled=False,
-                                               block_if_queue_full=True, send_timeout_millis=0)
-
-    def sent(i):
-        def callback(res, _):
-            if res == pulsar.Result.Ok:
-                acked.add(i)
-        return callback
-
-    def produce_steadily():
-        for i in range(1, total + 1):  # sequence ids from 1: the client drops a 0
-            producer.send_async(f"k{i}".encode(), sent(i), sequence_id=i)
-            if i % 100 == 0:
-                threading.Event().wait(0.02)
-        producer.flush()
-
-    t = threading.Thread(target=produce_steadily)
-    t.start()
-    wait_until("some replication", lambda: stats(eu, topic)["replication"]["us"]["msgOutCounter"] > 3_000)
+    # Sequence ids from 1: the client drops a 0.
+    producer = SteadyProducer(eu, topic, "k", range(1, total + 1), sequence_ids=True).start()
+    wait_until("some replication",
+               lambda: stats(eu, topic)["replication"]["us"]["msgOutCounter"] > 3_000)
     us.kill()
     us.start()
-    wait_until("more produced", lambda: len(acked) > 12_000)
+    wait_until("more produced", lambda: len(producer.acked) > 12_000)
     eu.kill()
     eu.start()
-    t.join(timeout=300)
-    assert not t.is_alive()
-    assert len(acked) == total
+    producer.join()
+    assert len(producer.acked) == total
     client, consumer = subscribe(us, topic)
     assert receive_all(consumer, total, timeout=180) == [f"k{i}" for i in range(1, total + 1)]
     client.close()
-    producer_client.close()
+    producer.close()
 
 
 def test_pulsar_ssl_with_a_token(tmp_path):

@@ -15,7 +15,8 @@ use futures::{SinkExt, StreamExt};
 use magnetar_protocol::pulsar::base_command::Type;
 use magnetar_protocol::pulsar::{
     AuthData, BaseCommand, CommandAuthResponse, CommandConnect, CommandMessage, CommandPing,
-    CommandPong, CommandSendError, CommandSendReceipt, FeatureFlags,
+    CommandPong, CommandProducer, CommandProducerSuccess, CommandSendError, CommandSendReceipt,
+    FeatureFlags,
 };
 use magnetar_protocol::{Frame, Payload, PulsarCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -251,6 +252,35 @@ impl Connection {
 
     /// Sends a request built around a fresh request id and waits for its reply. An `ERROR`
     /// reply becomes [`ClientError::Server`].
+    /// Sends PRODUCER (its request id filled in) for a producer registered on this connection
+    /// and waits for PRODUCER_SUCCESS; on failure the producer's route is removed again.
+    pub(crate) async fn create_producer(
+        &self,
+        command: CommandProducer,
+    ) -> Result<CommandProducerSuccess> {
+        let producer_id = command.producer_id;
+        let reply = self
+            .request("create producer", |request_id| {
+                CommandProducer {
+                    request_id,
+                    ..command
+                }
+                .into()
+            })
+            .await;
+        match reply.map(|r| r.producer_success) {
+            Ok(Some(success)) => Ok(success),
+            Ok(None) => {
+                self.unregister_producer(producer_id);
+                Err(ClientError::Unexpected("reply to PRODUCER".into()))
+            }
+            Err(e) => {
+                self.unregister_producer(producer_id);
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) async fn request(
         &self,
         operation: &'static str,

@@ -284,30 +284,15 @@ impl Shared {
         conn.register_producer(self.producer_id, self.route.clone())?;
         let name = self.lock().name.clone();
         let user_named = self.options.name.is_some();
-        let reply = conn
-            .request("create producer", |request_id| {
-                CommandProducer {
-                    topic: self.topic.clone(),
-                    producer_id: self.producer_id,
-                    request_id,
-                    producer_name: (!name.is_empty()).then_some(name),
-                    user_provided_producer_name: Some(user_named),
-                    ..Default::default()
-                }
-                .into()
+        let success = conn
+            .create_producer(CommandProducer {
+                topic: self.topic.clone(),
+                producer_id: self.producer_id,
+                producer_name: (!name.is_empty()).then_some(name),
+                user_provided_producer_name: Some(user_named),
+                ..Default::default()
             })
-            .await;
-        let success = match reply.map(|r| r.producer_success) {
-            Ok(Some(success)) => success,
-            Ok(None) => {
-                conn.unregister_producer(self.producer_id);
-                return Err(ClientError::Unexpected("reply to PRODUCER".into()));
-            }
-            Err(e) => {
-                conn.unregister_producer(self.producer_id);
-                return Err(e);
-            }
-        };
+            .await?;
         let mut state = self.lock();
         if state.next_sequence_id == 0 && success.last_sequence_id() >= 0 {
             state.next_sequence_id = success.last_sequence_id() as u64 + 1;

@@ -36,30 +36,15 @@ impl RawProducer {
         let producer_id = client.next_id();
         let (tx, events) = mpsc::unbounded_channel();
         conn.register_producer(producer_id, Route { tx, partition: 0 })?;
-        let reply = conn
-            .request("create producer", |request_id| {
-                CommandProducer {
-                    topic: topic.clone(),
-                    producer_id,
-                    request_id,
-                    producer_name: Some(name.to_string()),
-                    user_provided_producer_name: Some(true),
-                    ..Default::default()
-                }
-                .into()
+        let success = conn
+            .create_producer(CommandProducer {
+                topic: topic.clone(),
+                producer_id,
+                producer_name: Some(name.to_string()),
+                user_provided_producer_name: Some(true),
+                ..Default::default()
             })
-            .await;
-        let success = match reply.map(|r| r.producer_success) {
-            Ok(Some(success)) => success,
-            Ok(None) => {
-                conn.unregister_producer(producer_id);
-                return Err(ClientError::Unexpected("reply to PRODUCER".into()));
-            }
-            Err(e) => {
-                conn.unregister_producer(producer_id);
-                return Err(e);
-            }
-        };
+            .await?;
         Ok(RawProducer {
             conn,
             producer_id,
