@@ -2,8 +2,10 @@
 cut or impair the link between them."""
 
 import json
+import os
 import random
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -113,6 +115,25 @@ class SteadyProducer:
 
     def close(self):
         self.client.close()
+
+
+class Tokens:
+    """A secret key in `directory` and tokens signed with it (`magnetar tokens`)."""
+
+    def __init__(self, directory):
+        self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
+        self.key = os.path.join(str(directory), "secret.key")
+        subprocess.run([self.bin, "tokens", "create-secret-key", "--output", self.key],
+                       check=True)
+
+    @property
+    def key_url(self):
+        return f"file://{self.key}"
+
+    def __call__(self, role):
+        return subprocess.run([self.bin, "tokens", "create", "--subject", role,
+                               "--secret-key", self.key_url],
+                              check=True, capture_output=True, text=True).stdout.strip()
 
 
 def wait_until(what, condition, timeout=120.0):

@@ -3,7 +3,6 @@ over QUIC: order, exactly once, no loops in a full mesh, kill -9 of either side,
 a remote that is down, and per-message cluster selection."""
 
 import os
-import subprocess
 import threading
 import time
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 
 import georep
 from conftest import Standalone
-from georep import SteadyProducer, UdpProxy, link, register, rest, stats, wait_until
+from georep import SteadyProducer, Tokens, UdpProxy, link, register, rest, stats, wait_until
 
 # How long the link stays cut in the partition test (the issue's figure is 60 s; CI uses less).
 PARTITION_SECS = float(os.environ.get("MAGNETAR_PARTITION_SECS", "15"))
@@ -253,20 +252,13 @@ def test_the_remote_checks_the_replicators_token(tmp_path):
     """us has authentication on: eu's replicator must present a token whose role may produce
     on the namespace. A wrong one is refused (and shown in eu's stats); once the cluster
     record carries a good one, replication resumes by itself."""
-    bin_ = os.environ.get("MAGNETAR_BIN", "magnetar")
-    key = tmp_path / "secret.key"
-    subprocess.run([bin_, "tokens", "create-secret-key", "--output", str(key)], check=True)
-
-    def token(role):
-        return subprocess.run([bin_, "tokens", "create", "--subject", role,
-                               "--secret-key", f"file://{key}"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+    token = Tokens(tmp_path)
 
     (tmp_path / "eu").mkdir()
     (tmp_path / "us").mkdir()
     eu = Standalone(tmp_path / "eu", cluster="eu").start()
     us = Standalone(tmp_path / "us", cluster="us", extra_args=[
-        "--token-secret-key", f"file://{key}", "--superuser-roles", "admin"]).start()
+        "--token-secret-key", token.key_url, "--superuser-roles", "admin"]).start()
     us.admin_token = token("admin")
     try:
         link([eu, us], "geo")

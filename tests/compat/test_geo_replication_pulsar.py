@@ -13,7 +13,7 @@ import pulsar
 import pytest
 
 from conftest import Standalone, free_port
-from georep import SteadyProducer, rest, stats, wait_until
+from georep import SteadyProducer, Tokens, rest, stats, wait_until
 from test_auth_tls import make_certificates
 from test_geo_replication import produce, receive_all, subscribe, topic_name
 
@@ -142,14 +142,7 @@ def test_pulsar_ssl_with_a_token(tmp_path):
     """us has TLS and authentication on: eu reaches it over pulsar+ssl://, checking its
     certificate against a CA file, and presents a token. A role that may not produce is refused
     (shown in eu's stats); with a good token in the cluster record, replication resumes."""
-    bin_ = os.environ.get("MAGNETAR_BIN", "magnetar")
-    key = tmp_path / "secret.key"
-    subprocess.run([bin_, "tokens", "create-secret-key", "--output", str(key)], check=True)
-
-    def token(role):
-        return subprocess.run([bin_, "tokens", "create", "--subject", role,
-                               "--secret-key", f"file://{key}"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+    token = Tokens(tmp_path)
 
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -159,7 +152,7 @@ def test_pulsar_ssl_with_a_token(tmp_path):
     (tmp_path / "us").mkdir()
     eu = Standalone(tmp_path / "eu", cluster="eu").start()
     us = Standalone(tmp_path / "us", cluster="us", quic=False, extra_args=[
-        "--token-secret-key", f"file://{key}", "--superuser-roles", "admin",
+        "--token-secret-key", token.key_url, "--superuser-roles", "admin",
         "--tls-cert-file", str(certs / "server.pem"), "--tls-key-file", str(certs / "server.key"),
         "--broker-tls-addr", f"127.0.0.1:{tls_port}"]).start()
     us.admin_token = token("admin")
