@@ -142,6 +142,7 @@ fn api_error(e: BrokerError) -> ApiError {
         BrokerError::InvalidTopicName(_) => ApiError::precondition_failed(e.to_string()),
         BrokerError::ConsumerBusy(_)
         | BrokerError::ProducerBusy(_)
+        | BrokerError::ProducerFenced(_)
         | BrokerError::ProducerBlockedQuotaExceeded { .. } => {
             ApiError::precondition_failed(e.to_string())
         }

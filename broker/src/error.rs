@@ -14,6 +14,9 @@ pub enum BrokerError {
     ConsumerBusy(String),
     #[error("{0}")]
     ProducerBusy(String),
+    /// Another exclusive producer holds (or took) the topic: the client gives up.
+    #[error("{0}")]
+    ProducerFenced(String),
     #[error("{0}")]
     NotAllowed(String),
     #[error("the broker cannot serve this now: {0}")]
@@ -48,6 +51,7 @@ impl BrokerError {
             BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
+            BrokerError::ProducerFenced(_) => ServerError::ProducerFenced,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ServiceNotReady(_) | BrokerError::NotOwner { .. } => {
                 ServerError::ServiceNotReady

@@ -42,6 +42,8 @@ pub mod subscription_actor;
 pub mod tls;
 pub mod topic;
 pub mod topic_context;
+pub mod topic_list;
+pub mod topic_producers;
 pub mod topic_replication;
 
 pub use broker::{Broker, BrokerListeners};

@@ -16,43 +16,11 @@ use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
 use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
-use crate::topic_context::{Outbound, TopicContext, TopicCounters};
+use crate::topic_context::{TopicContext, TopicCounters};
+use crate::topic_producers::{EPOCH_PROPERTY, Join, Joined, Producers};
 use crate::topic_replication::{InboundStats, ReplicatorHandle, ReplicatorStats, SubscriptionSync};
 
-/// Who holds a producer name on this topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProducerOwner {
-    pub connection: u64,
-    pub producer_id: u64,
-}
-
-/// How the topic closes a producer from the broker's side (on unload): the connection forgets
-/// the producer id first, then the client gets CLOSE_PRODUCER and looks the topic up again.
-#[derive(Debug, Clone)]
-pub struct ProducerCloser {
-    pub out: Outbound,
-    pub evicted: tokio::sync::mpsc::UnboundedSender<u64>,
-}
-
-impl ProducerCloser {
-    /// The connection forgets the producer, then the client gets CLOSE_PRODUCER (dropped if the
-    /// connection is too full to take it: its write timeout closes it anyway).
-    pub fn close(&self, producer_id: u64) {
-        let _ = self.evicted.send(producer_id);
-        let close = magnetar_protocol::pulsar::CommandCloseProducer {
-            producer_id,
-            request_id: u64::MAX,
-            ..Default::default()
-        };
-        let _ = self.out.try_send(Box::new(close.into()));
-    }
-}
-
-#[derive(Debug)]
-struct ProducerEntry {
-    owner: ProducerOwner,
-    closer: Option<ProducerCloser>,
-}
+pub use crate::topic_producers::{AccessMode, ProducerCloser, ProducerOwner};
 
 /// The managed ledger name of a persistent topic: `tenant/ns/persistent/local`.
 pub fn managed_ledger_name(topic: &TopicName) -> String {
@@ -68,7 +36,7 @@ pub fn managed_ledger_name(topic: &TopicName) -> String {
 pub struct Topic {
     name: TopicName,
     ml: ManagedLedger,
-    producers: Mutex<HashMap<String, ProducerEntry>>,
+    producers: Mutex<Producers>,
     /// Set once the topic is unloading: no producer or subscription may join.
     unloading: std::sync::atomic::AtomicBool,
     subscriptions: tokio::sync::Mutex<HashMap<String, SubscriptionHandle>>,
@@ -113,6 +81,10 @@ impl Topic {
                 return Err(ml_error(e));
             }
         };
+        let epoch = ml
+            .property(EPOCH_PROPERTY)
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
         Ok(Topic {
             dedup,
             replicators: tokio::sync::Mutex::default(),
@@ -120,7 +92,7 @@ impl Topic {
             subscription_sync: Default::default(),
             name,
             ml,
-            producers: Mutex::default(),
+            producers: Mutex::new(Producers::with_epoch(epoch)),
             unloading: Default::default(),
             subscriptions: tokio::sync::Mutex::default(),
             counters: Arc::default(),
@@ -149,19 +121,16 @@ impl Topic {
         &self.ml
     }
 
-    fn producers(&self) -> MutexGuard<'_, HashMap<String, ProducerEntry>> {
+    fn producers(&self) -> MutexGuard<'_, Producers> {
         self.producers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a producer name; a name held by another producer is `ProducerBusy`.
-    pub fn add_producer(
-        &self,
-        name: &str,
-        owner: ProducerOwner,
-        closer: Option<ProducerCloser>,
-    ) -> Result<(), BrokerError> {
+    /// Registers a producer as its access mode allows (see `topic_producers`); a name held by
+    /// another producer is `ProducerBusy`. An exclusive takeover's new epoch is persisted by
+    /// [`Topic::persist_epoch`] before the client is answered.
+    pub fn add_producer(&self, join: Join) -> Result<Joined, BrokerError> {
         if self.is_unloading() {
             return Err(self.unloading_error());
         }
@@ -174,24 +143,39 @@ impl Topic {
                 exception: policy == RetentionPolicy::ProducerException,
             });
         }
-        let mut producers = self.producers();
-        match producers.get(name) {
-            Some(existing) if existing.owner != owner => Err(BrokerError::ProducerBusy(format!(
-                "producer with name '{name}' is already connected to topic {}",
-                self.name
-            ))),
-            None if limits::reached(producers.len(), self.context.limits.max_producers) => {
+        let max = self.context.limits.max_producers;
+        let fits = |n| {
+            let fits = !limits::reached(n, max);
+            if !fits {
                 self.context.guards.refused("max_producers_per_topic");
-                Err(BrokerError::ProducerBusy(format!(
-                    "topic {} reached the maximum of {} producers (limits.max_producers_per_topic)",
-                    self.name, self.context.limits.max_producers
-                )))
             }
-            _ => {
-                producers.insert(name.to_string(), ProducerEntry { owner, closer });
-                Ok(())
+            fits
+        };
+        self.producers()
+            .join(join, fits)
+            .map_err(|e| self.about_topic(e))
+    }
+
+    /// Names the topic in a producer refusal.
+    fn about_topic(&self, e: BrokerError) -> BrokerError {
+        match e {
+            BrokerError::ProducerBusy(m) => {
+                BrokerError::ProducerBusy(format!("{}: {m}", self.name))
             }
+            BrokerError::ProducerFenced(m) => {
+                BrokerError::ProducerFenced(format!("{}: {m}", self.name))
+            }
+            other => other,
         }
+    }
+
+    /// Records the topic epoch an exclusive producer's takeover moved to (in the managed
+    /// ledger's properties, so a reloaded topic still fences producers of older epochs).
+    pub async fn persist_epoch(&self, epoch: u64) -> Result<(), BrokerError> {
+        self.ml
+            .set_property(EPOCH_PROPERTY, epoch.to_string())
+            .await
+            .map_err(ml_error)
     }
 
     fn quota_lock(&self) -> MutexGuard<'_, Option<RetentionPolicy>> {
@@ -212,19 +196,13 @@ impl Topic {
     /// Closes every producer from the broker's side (CLOSE_PRODUCER); clients reconnect and
     /// are told why their new producer is refused.
     pub fn disconnect_producers(&self) {
-        let producers: Vec<ProducerEntry> = self.producers().drain().map(|(_, e)| e).collect();
-        for entry in producers {
-            if let Some(closer) = entry.closer {
-                closer.close(entry.owner.producer_id);
-            }
-        }
+        let why = self.unloading_error();
+        self.producers().disconnect_all(&why);
     }
 
+    /// The producer left; a producer waiting for exclusive access may take the topic now.
     pub fn remove_producer(&self, name: &str, owner: ProducerOwner) {
-        let mut producers = self.producers();
-        if producers.get(name).map(|e| e.owner) == Some(owner) {
-            producers.remove(name);
-        }
+        self.producers().leave(name, owner);
     }
 
     pub fn is_unloading(&self) -> bool {
@@ -247,9 +225,7 @@ impl Topic {
     }
 
     pub fn producer_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.producers().keys().cloned().collect();
-        names.sort();
-        names
+        self.producers().names()
     }
 
     pub fn dedup(&self) -> &Dedup {

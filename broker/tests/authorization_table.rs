@@ -54,7 +54,7 @@ enum Expect {
     /// Acts on a producer or consumer id this connection never got: answered with an error or
     /// ignored; nothing changes.
     NoSuchId(Frame),
-    /// Sent by brokers, or not served (transactions, topic-list watchers): ignored or refused;
+    /// Sent by brokers, or not served (transactions): ignored or refused;
     /// nothing changes.
     NotARequest,
     /// The handshake (checked by the binary-auth tests).
@@ -117,6 +117,20 @@ fn expectation(kind: Type) -> Expect {
             request_id: 7,
             ..Default::default()
         }),
+        Type::WatchTopicList => topic_request(CommandWatchTopicList {
+            request_id: 20,
+            watcher_id: 1,
+            namespace: "acme/orders".into(),
+            topics_pattern: "persistent://acme/orders/.*".into(),
+            topics_hash: None,
+        }),
+        Type::WatchTopicListClose => Expect::NoSuchId(
+            CommandWatchTopicListClose {
+                request_id: 21,
+                watcher_id: 1,
+            }
+            .into(),
+        ),
         Type::Send => {
             let metadata = MessageMetadata {
                 producer_name: "p".into(),
@@ -238,10 +252,8 @@ fn expectation(kind: Type) -> Expect {
         | Type::EndTxnOnSubscriptionResponse
         | Type::TcClientConnectRequest
         | Type::TcClientConnectResponse
-        | Type::WatchTopicList
         | Type::WatchTopicListSuccess
         | Type::WatchTopicUpdate
-        | Type::WatchTopicListClose
         | Type::TopicMigrated => Expect::NotARequest,
     }
 }
@@ -367,7 +379,11 @@ async fn still_serving(client: &mut RawClient, kind: Type, failures: &mut Vec<St
             Some(Type::Pong) => return,
             // Closing an id that is not there is answered SUCCESS (as Pulsar does): nothing
             // was closed.
-            Some(Type::Success) if matches!(kind, Type::CloseProducer | Type::CloseConsumer) => {}
+            Some(Type::Success)
+                if matches!(
+                    kind,
+                    Type::CloseProducer | Type::CloseConsumer | Type::WatchTopicListClose
+                ) => {}
             Some(Type::Success | Type::SendReceipt | Type::ProducerSuccess | Type::Message) => {
                 failures.push(format!("{kind:?} succeeded: {:?}", frame.command));
                 return;

@@ -91,6 +91,17 @@ async fn bad_input_gets_pulsar_errors_and_others_keep_working() {
     conn.send(Frame::from(producer)).await.expect("send");
     let error = reply(&mut conn).await.command.error.expect("ERROR");
     assert_eq!(error.error, ServerError::InvalidTopicName as i32);
+    // A name with a character that breaks URLs and patterns is refused the same way.
+    conn.send(Frame::from(CommandProducer {
+        topic: "persistent://public/default/a*".into(),
+        producer_id: 1,
+        request_id: 1,
+        ..Default::default()
+    }))
+    .await
+    .expect("send");
+    let error = reply(&mut conn).await.command.error.expect("ERROR");
+    assert_eq!(error.error, ServerError::InvalidTopicName as i32);
     conn.send(Frame::from(CommandPartitionedTopicMetadata {
         topic: "a/b".into(),
         request_id: 2,
@@ -267,5 +278,150 @@ async fn bad_input_gets_pulsar_errors_and_others_keep_working() {
     );
 
     still_serving(&mut bystander).await;
+    standalone.shutdown().await;
+}
+
+/// Creates a topic with a PRODUCER (request and producer ids are `id`) and closes it again.
+async fn create_topic(conn: &mut Conn, topic: &str, id: u64) {
+    conn.send(Frame::from(CommandProducer {
+        topic: topic.into(),
+        producer_id: id,
+        request_id: id,
+        ..Default::default()
+    }))
+    .await
+    .expect("send");
+    let created = reply(conn).await.command;
+    assert!(created.producer_success.is_some(), "{created:?}");
+    conn.send(Frame::from(CommandCloseProducer {
+        producer_id: id,
+        request_id: id,
+        ..Default::default()
+    }))
+    .await
+    .expect("send");
+    assert!(reply(conn).await.command.success.is_some());
+}
+
+/// The next WATCH_TOPIC_UPDATE (other frames are replies this test does not wait for).
+async fn topic_update(conn: &mut Conn) -> CommandWatchTopicUpdate {
+    loop {
+        if let Some(update) = reply(conn).await.command.watch_topic_update {
+            return update;
+        }
+    }
+}
+
+/// Topic-list watchers (PIP-145), as the Java client uses them for pattern consumers: the
+/// broker says it supports them, answers with the matching topics and their hash, then sends
+/// each matching topic created or deleted; GET_TOPICS_OF_NAMESPACE with a pattern is filtered
+/// by the broker and answers "unchanged" to a client whose hash is current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_list_watchers_hear_matching_topics_come_and_go() {
+    use magnetar_admin_api::TopicAdmin;
+    let (standalone, _dir) = start().await;
+    let stream = TcpStream::connect(standalone.broker.addr())
+        .await
+        .expect("connect");
+    let mut conn = Framed::new(stream, PulsarCodec::default());
+    conn.send(Frame::from(CommandConnect {
+        client_version: "test".into(),
+        protocol_version: Some(20),
+        ..Default::default()
+    }))
+    .await
+    .expect("send");
+    let connected = reply(&mut conn).await.command.connected.expect("CONNECTED");
+    let flags = connected.feature_flags.expect("feature flags");
+    assert_eq!(flags.supports_topic_watchers, Some(true));
+
+    // Topics are created on another connection, so that this one sees only the watcher's frames
+    // and its own replies.
+    let mut maker = connect(&standalone).await;
+    let ns = "persistent://public/default";
+    create_topic(&mut maker, &format!("{ns}/watched-a"), 1).await;
+    create_topic(&mut maker, &format!("{ns}/unrelated"), 2).await;
+    conn.send(Frame::from(CommandWatchTopicList {
+        request_id: 3,
+        watcher_id: 7,
+        namespace: "public/default".into(),
+        topics_pattern: format!("{ns}/watched-.*"),
+        topics_hash: None,
+    }))
+    .await
+    .expect("send");
+    let success = reply(&mut conn)
+        .await
+        .command
+        .watch_topic_list_success
+        .expect("WATCH_TOPIC_LIST_SUCCESS");
+    assert_eq!((success.request_id, success.watcher_id), (3, 7));
+    assert_eq!(success.topic, vec![format!("{ns}/watched-a")]);
+    assert_eq!(
+        success.topics_hash,
+        magnetar_broker::topic_list::topics_hash(&success.topic)
+    );
+
+    // A topic outside the pattern is not announced; the next matching one is.
+    create_topic(&mut maker, &format!("{ns}/unrelated-2"), 4).await;
+    create_topic(&mut maker, &format!("{ns}/watched-b"), 5).await;
+    let update = topic_update(&mut conn).await;
+    assert_eq!(update.watcher_id, 7);
+    assert_eq!(update.new_topics, vec![format!("{ns}/watched-b")]);
+    assert!(update.deleted_topics.is_empty());
+    let both = vec![format!("{ns}/watched-a"), format!("{ns}/watched-b")];
+    assert_eq!(
+        update.topics_hash,
+        magnetar_broker::topic_list::topics_hash(&both)
+    );
+
+    // Polling with the pattern: filtered by the broker, and "unchanged" for the current hash.
+    conn.send(Frame::from(CommandGetTopicsOfNamespace {
+        request_id: 6,
+        namespace: "public/default".into(),
+        topics_pattern: Some(format!("{ns}/watched-.*")),
+        topics_hash: Some(update.topics_hash.clone()),
+        ..Default::default()
+    }))
+    .await
+    .expect("send");
+    let polled = reply(&mut conn)
+        .await
+        .command
+        .get_topics_of_namespace_response
+        .expect("GET_TOPICS_OF_NAMESPACE_RESPONSE");
+    assert_eq!((polled.filtered, polled.changed), (Some(true), Some(false)));
+    assert!(polled.topics.is_empty());
+
+    // A deleted topic is announced.
+    let admin = magnetar_broker::admin::BrokerAdmin::new(standalone.broker.service().clone());
+    let deleted = magnetar_protocol::TopicName::parse(&format!("{ns}/watched-a")).expect("name");
+    admin.delete_topic(&deleted, false).await.expect("delete");
+    let update = topic_update(&mut conn).await;
+    assert_eq!(update.deleted_topics, vec![format!("{ns}/watched-a")]);
+    assert!(update.new_topics.is_empty());
+
+    // A bad pattern is refused; closing the watcher is acknowledged.
+    conn.send(Frame::from(CommandWatchTopicList {
+        request_id: 8,
+        watcher_id: 9,
+        namespace: "public/default".into(),
+        topics_pattern: format!("{ns}/(unclosed"),
+        topics_hash: None,
+    }))
+    .await
+    .expect("send");
+    let error = reply(&mut conn).await.command.error.expect("ERROR");
+    assert_eq!(error.request_id, 8);
+    conn.send(Frame::from(CommandWatchTopicListClose {
+        request_id: 10,
+        watcher_id: 7,
+    }))
+    .await
+    .expect("send");
+    assert_eq!(
+        reply(&mut conn).await.command.success.map(|s| s.request_id),
+        Some(10)
+    );
     standalone.shutdown().await;
 }

@@ -60,6 +60,10 @@ base_command_from! {
     CommandAckResponse => AckResponse, ack_response;
     CommandGetOrCreateSchema => GetOrCreateSchema, get_or_create_schema;
     CommandGetOrCreateSchemaResponse => GetOrCreateSchemaResponse, get_or_create_schema_response;
+    CommandWatchTopicList => WatchTopicList, watch_topic_list;
+    CommandWatchTopicListSuccess => WatchTopicListSuccess, watch_topic_list_success;
+    CommandWatchTopicUpdate => WatchTopicUpdate, watch_topic_update;
+    CommandWatchTopicListClose => WatchTopicListClose, watch_topic_list_close;
     CommandTopicMigrated => TopicMigrated, topic_migrated;
 }
 

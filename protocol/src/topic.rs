@@ -91,6 +91,11 @@ impl TopicName {
         if local_name.is_empty() {
             return Err(err("the topic's local name must not be empty"));
         }
+        if !is_valid_local_name(local_name) {
+            return Err(err(
+                "a topic name may not hold whitespace, control characters or any of * ? \" ' < > | \\ # % & { } [ ] ^ `",
+            ));
+        }
         Ok(TopicName {
             domain,
             tenant: tenant.to_string(),
@@ -165,6 +170,35 @@ impl TopicName {
 fn is_valid_entity_name(name: &str) -> bool {
     name.chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | ':' | '.'))
+}
+
+/// A topic's local name: anything printable but characters that break URLs, shells, regular
+/// expressions and file names. Pulsar accepts them (apache/pulsar#20231) and then cannot
+/// address such a topic everywhere; Magnetar refuses them up front.
+fn is_valid_local_name(name: &str) -> bool {
+    name.chars().all(|c| {
+        !c.is_control()
+            && !c.is_whitespace()
+            && !matches!(
+                c,
+                '*' | '?'
+                    | '"'
+                    | '\''
+                    | '<'
+                    | '>'
+                    | '|'
+                    | '\\'
+                    | '#'
+                    | '%'
+                    | '&'
+                    | '{'
+                    | '}'
+                    | '['
+                    | ']'
+                    | '^'
+                    | '`'
+            )
+    })
 }
 
 /// The partition a local name is: `<base>-partition-<N>` with a non-empty base that is not a
@@ -334,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_names_people_use() {
+        for good in [
+            "orders.v1",
+            "user_events",
+            "a=b:c",
+            "événements",
+            "topic-partition-x",
+            "a@b+c,d~e",
+        ] {
+            assert!(TopicName::parse(good).is_ok(), "{good:?} should be valid");
+        }
+    }
+
+    #[test]
     fn rejects_invalid_names() {
         for bad in [
             "",
@@ -346,6 +394,13 @@ mod tests {
             "persistent://t//x",
             "persistent://t e/ns/x",
             "persistent://t/n$s/x",
+            "persistent://t/ns/a*",
+            "persistent://t/ns/a b",
+            "persistent://t/ns/a\tb",
+            "persistent://t/ns/a?b",
+            "persistent://t/ns/\"quoted\"",
+            "persistent://t/ns/50%",
+            "persistent://t/ns/x#frag",
         ] {
             assert!(TopicName::parse(bad).is_err(), "{bad:?} should be invalid");
         }

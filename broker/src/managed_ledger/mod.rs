@@ -167,6 +167,24 @@ impl ManagedLedger {
         self.shared().lock().info.clone()
     }
 
+    /// A property recorded with the ledger list (Java's managed ledger properties).
+    pub fn property(&self, key: &str) -> Option<String> {
+        self.shared().lock().info.properties.get(key).cloned()
+    }
+
+    /// Records a property with the ledger list (compare-and-set, as every ledger list change).
+    pub async fn set_property(&self, key: &str, value: String) -> Result<(), MlError> {
+        let key = key.to_string();
+        self.shared()
+            .update_info(
+                |info| {
+                    info.properties.insert(key, value);
+                },
+                |_| {},
+            )
+            .await
+    }
+
     pub fn entries(&self) -> u64 {
         let state = self.shared().lock();
         state

@@ -44,6 +44,7 @@ use crate::topic_context::Outbound;
 mod consume;
 mod lookup;
 mod produce;
+mod topic_list;
 
 const SERVER_VERSION: &str = concat!("Magnetar-", env!("CARGO_PKG_VERSION"));
 /// Outbound frames queued per connection before senders wait.
@@ -54,7 +55,11 @@ const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_millis(500
 /// A producer id on this connection. `Creating` remembers the PRODUCER request it answers, so
 /// that a creation finishing after its id was closed (and perhaps reused) is told apart.
 enum ProducerSlot {
-    Creating { request_id: u64 },
+    /// `cancel` ends the creation early (CLOSE_PRODUCER while it waits for exclusive access).
+    Creating {
+        request_id: u64,
+        cancel: CancellationToken,
+    },
     Ready(Producer),
 }
 
@@ -69,8 +74,15 @@ enum ConsumerSlot {
     },
 }
 
-/// The topic, the producer's name, and the schema version if it sent a schema.
-type ProducerCreated = (Arc<Topic>, String, Option<Vec<u8>>);
+/// The producer as created.
+struct ProducerCreated {
+    topic: Arc<Topic>,
+    name: String,
+    /// The schema version, if it sent a schema.
+    schema_version: Option<Vec<u8>>,
+    /// The topic epoch of an exclusive producer.
+    topic_epoch: Option<u64>,
+}
 
 /// Results of work done outside the command loop.
 enum Completion {
@@ -119,6 +131,8 @@ struct Connection {
     /// GET_LAST_MESSAGE_ID, GET_OR_CREATE_SCHEMA): while all are taken the connection is not
     /// read, so a pipelining client cannot pile up tasks.
     background: Arc<Semaphore>,
+    /// Topic-list watchers by watcher id; cancelling one stops it.
+    watchers: HashMap<u64, CancellationToken>,
 }
 
 /// How many requests of one connection may be in their own tasks at once.
@@ -199,6 +213,7 @@ pub(super) async fn run<R, W>(
         cancel: cancel.clone(),
         pending_publish,
         background: Arc::new(Semaphore::new(MAX_BACKGROUND_REQUESTS)),
+        watchers: HashMap::new(),
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut heard_since_tick = true;
@@ -332,10 +347,10 @@ impl Connection {
             Type::CloseProducer => {
                 let close = command.close_producer.unwrap_or_default();
                 self.closed_by_broker.remove(&close.producer_id);
-                if let Some(ProducerSlot::Ready(producer)) =
-                    self.producers.remove(&close.producer_id)
-                {
-                    producer.close();
+                match self.producers.remove(&close.producer_id) {
+                    Some(ProducerSlot::Ready(producer)) => producer.close(),
+                    Some(ProducerSlot::Creating { cancel, .. }) => cancel.cancel(),
+                    None => {}
                 }
                 self.send(commands::success(close.request_id).into()).await
             }
@@ -400,6 +415,14 @@ impl Connection {
                 self.topics_of_namespace(command.get_topics_of_namespace.unwrap_or_default())
                     .await
             }
+            Type::WatchTopicList => {
+                self.watch_topic_list(command.watch_topic_list.unwrap_or_default())
+                    .await
+            }
+            Type::WatchTopicListClose => {
+                self.close_topic_list_watcher(command.watch_topic_list_close.unwrap_or_default())
+                    .await
+            }
             Type::GetSchema => {
                 self.get_schema(command.get_schema.unwrap_or_default())
                     .await
@@ -459,6 +482,7 @@ impl Connection {
             max_message_size: Some(self.service.ctx().config.max_message_size as i32),
             feature_flags: Some(FeatureFlags {
                 supports_auth_refresh: Some(true),
+                supports_topic_watchers: Some(true),
                 ..Default::default()
             }),
         };
@@ -520,10 +544,10 @@ impl Connection {
             } => {
                 let waiting = matches!(
                     self.producers.get(&producer_id),
-                    Some(ProducerSlot::Creating { request_id: r }) if *r == request_id
+                    Some(ProducerSlot::Creating { request_id: r, .. }) if *r == request_id
                 );
                 let frame = match result {
-                    Ok((topic, name, _)) if !waiting => {
+                    Ok(ProducerCreated { topic, name, .. }) if !waiting => {
                         // Closed while being created (its id perhaps reused since).
                         let owner = ProducerOwner {
                             connection: self.id,
@@ -535,7 +559,12 @@ impl Connection {
                         ));
                         commands::error(request_id, error.code(), error.to_string()).into()
                     }
-                    Ok((topic, name, schema_version)) => {
+                    Ok(ProducerCreated {
+                        topic,
+                        name,
+                        schema_version,
+                        topic_epoch,
+                    }) => {
                         let owner = ProducerOwner {
                             connection: self.id,
                             producer_id,
@@ -550,7 +579,7 @@ impl Connection {
                             last_sequence_id: Some(last_sequence_id),
                             producer_ready: Some(true),
                             schema_version,
-                            ..Default::default()
+                            topic_epoch,
                         }
                         .into()
                     }
@@ -621,8 +650,9 @@ impl Connection {
     /// consumers' unacknowledged messages go to others.
     async fn close_all(&mut self) {
         for (_, slot) in self.producers.drain() {
-            if let ProducerSlot::Ready(producer) = slot {
-                producer.close();
+            match slot {
+                ProducerSlot::Ready(producer) => producer.close(),
+                ProducerSlot::Creating { cancel, .. } => cancel.cancel(),
             }
         }
         for (_, slot) in self.consumers.drain() {

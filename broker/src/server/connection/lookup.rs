@@ -1,11 +1,10 @@
-//! Topic discovery on a connection: partitioned metadata, lookup, schemas, and the topics of a
-//! namespace. Each is authorized as Pulsar does: lookup, partitioned metadata and GET_SCHEMA
-//! need a role that may produce or consume on the topic, GET_OR_CREATE_SCHEMA one that may
-//! produce, and GET_TOPICS_OF_NAMESPACE a tenant admin or a namespace-wide grant.
+//! Topic discovery on a connection: partitioned metadata, lookup and schemas (the topics of a
+//! namespace are in `topic_list`). Each is authorized as Pulsar does: lookup, partitioned
+//! metadata and GET_SCHEMA need a role that may produce or consume on the topic, and
+//! GET_OR_CREATE_SCHEMA one that may produce.
 
 use super::*;
 use crate::cluster::LookupAnswer;
-use magnetar_admin_api::NamespaceName;
 
 // Ownership failures carry Pulsar's phrases ("Failed to acquire ownership", "is being
 // unloaded"): the C++ client keeps its connection on a ServiceNotReady that says them.
@@ -168,52 +167,6 @@ impl Connection {
             let _ = out.send(Box::new(response.into())).await;
         });
         Ok(())
-    }
-
-    pub(super) async fn topics_of_namespace(
-        &mut self,
-        request: CommandGetTopicsOfNamespace,
-    ) -> Result<(), Closed> {
-        let namespace = match NamespaceName::parse(&request.namespace) {
-            Ok(namespace) => namespace,
-            Err(e) => {
-                let error = BrokerError::NotAllowed(format!(
-                    "invalid namespace {:?}: {e}",
-                    request.namespace
-                ));
-                return self.send_error(request.request_id, &error).await;
-            }
-        };
-        let admin = &self.service.ctx().admin;
-        if admin.authorizer().is_enabled()
-            && let Err(e) = admin
-                .authorize_namespace_topics(self.auth.role.as_deref(), &namespace)
-                .await
-        {
-            let error = if e.status.is_server_error() {
-                BrokerError::Metadata(e.reason)
-            } else {
-                BrokerError::AuthorizationError(e.reason)
-            };
-            return self.send_error(request.request_id, &error).await;
-        }
-        match self
-            .service
-            .topics_of_namespace(&namespace.to_string())
-            .await
-        {
-            Ok(topics) => {
-                let response = CommandGetTopicsOfNamespaceResponse {
-                    request_id: request.request_id,
-                    topics,
-                    filtered: Some(false),
-                    topics_hash: None,
-                    changed: Some(true),
-                };
-                self.send(response.into()).await
-            }
-            Err(e) => self.send_error(request.request_id, &e).await,
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! so the connection is not read (Pulsar's auto-read off).
 
 use super::*;
+use crate::topic_producers::{AccessMode, Join, Joined};
 
 impl Connection {
     pub(super) async fn producer(&mut self, request: CommandProducer) -> Result<(), Closed> {
@@ -37,24 +38,27 @@ impl Connection {
                     .await;
             }
         };
-        if request
-            .producer_access_mode
-            .is_some_and(|m| m > ProducerAccessMode::Exclusive as i32)
-        {
-            let error = BrokerError::NotAllowed(
-                "only Shared and Exclusive producer access modes are supported".into(),
-            );
+        let Some(mode) = AccessMode::from_wire(request.producer_access_mode) else {
+            let error = BrokerError::NotAllowed(format!(
+                "unknown producer access mode {:?}",
+                request.producer_access_mode
+            ));
             return self.send_error(request_id, &error).await;
-        }
-        self.producers
-            .insert(producer_id, ProducerSlot::Creating { request_id });
+        };
+        let cancel = self.cancel.child_token();
+        self.producers.insert(
+            producer_id,
+            ProducerSlot::Creating {
+                request_id,
+                cancel: cancel.clone(),
+            },
+        );
         let service = self.service.clone();
         let completions = self.completions.clone();
         let owner = ProducerOwner {
             connection: self.id,
             producer_id,
         };
-        let exclusive = request.producer_access_mode == Some(ProducerAccessMode::Exclusive as i32);
         let role = self.auth.role.clone();
         self.closed_by_broker.remove(&producer_id);
         let closer = crate::topic::ProducerCloser {
@@ -102,21 +106,74 @@ impl Connection {
                         .await
                         .map_err(|e| BrokerError::Persistence(e.to_string()))?;
                 }
-                if exclusive && topic.producer_count() > 0 {
-                    return Err(BrokerError::ProducerBusy(format!(
-                        "topic {} already has a producer",
-                        topic.name()
-                    )));
+                let join = Join {
+                    name: name.clone(),
+                    owner,
+                    closer: Some(closer.clone()),
+                    mode,
+                    epoch: request.topic_epoch,
+                };
+                let topic_epoch = match topic.add_producer(join)? {
+                    Joined::Ready { epoch } => epoch,
+                    Joined::Queued(promoted) => {
+                        // Java's answer to a queued WaitForExclusive producer: not ready yet.
+                        let queued = CommandProducerSuccess {
+                            request_id,
+                            producer_name: name.clone(),
+                            last_sequence_id: Some(-1),
+                            schema_version: schema_version.clone(),
+                            topic_epoch: None,
+                            producer_ready: Some(false),
+                        };
+                        let _ = closer.out.send(Box::new(queued.into())).await;
+                        tokio::select! {
+                            biased;
+                            answer = promoted => Some(answer.map_err(|_| {
+                                BrokerError::ServiceNotReady(format!(
+                                    "topic {} was unloaded",
+                                    topic.name()
+                                ))
+                            })??),
+                            // Closed by its client, or the connection is gone: dropping the
+                            // answer takes it out of the queue.
+                            () = cancel.cancelled() => {
+                                topic.remove_producer(&name, owner);
+                                return Err(BrokerError::ServiceNotReady(
+                                    "producer closed while waiting for exclusive access".into(),
+                                ));
+                            }
+                        }
+                    }
+                };
+                if let Some(epoch) = topic_epoch
+                    && let Err(e) = topic.persist_epoch(epoch).await
+                {
+                    topic.remove_producer(&name, owner);
+                    return Err(e);
                 }
-                topic.add_producer(&name, owner, Some(closer))?;
-                Ok((topic, name, schema_version))
+                Ok(ProducerCreated {
+                    topic,
+                    name,
+                    schema_version,
+                    topic_epoch,
+                })
             }
             .await;
-            let _ = completions.send(Completion::Producer {
+            let completion = Completion::Producer {
                 producer_id,
                 request_id,
                 result,
-            });
+            };
+            if let Err(unsent) = completions.send(completion) {
+                // The connection is gone: the producer must not hold the topic.
+                if let Completion::Producer {
+                    result: Ok(created),
+                    ..
+                } = unsent.0
+                {
+                    created.topic.remove_producer(&created.name, owner);
+                }
+            }
         });
         Ok(())
     }
