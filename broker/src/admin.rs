@@ -96,6 +96,7 @@ impl BrokerAdmin {
             initial_position,
             start_message_id: None,
             key_shared_allow_out_of_order: false,
+            key_shared_sticky: false,
             partition_index: topic.name().partition(),
         };
         topic.subscription(name, options).await.map_err(api_error)
@@ -143,6 +144,7 @@ fn api_error(e: BrokerError) -> ApiError {
         BrokerError::ConsumerBusy(_)
         | BrokerError::ProducerBusy(_)
         | BrokerError::ProducerFenced(_)
+        | BrokerError::ConsumerAssign(_)
         | BrokerError::ProducerBlockedQuotaExceeded { .. } => {
             ApiError::precondition_failed(e.to_string())
         }

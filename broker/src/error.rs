@@ -14,6 +14,9 @@ pub enum BrokerError {
     ConsumerBusy(String),
     #[error("{0}")]
     ProducerBusy(String),
+    /// A STICKY Key_Shared consumer's hash ranges cannot be given (overlap, out of range).
+    #[error("{0}")]
+    ConsumerAssign(String),
     /// Another exclusive producer holds (or took) the topic: the client gives up.
     #[error("{0}")]
     ProducerFenced(String),
@@ -51,6 +54,7 @@ impl BrokerError {
             BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
+            BrokerError::ConsumerAssign(_) => ServerError::ConsumerAssignError,
             BrokerError::ProducerFenced(_) => ServerError::ProducerFenced,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ServiceNotReady(_) | BrokerError::NotOwner { .. } => {

@@ -271,12 +271,22 @@ impl TopicSnapshot {
                 .iter()
                 .flat_map(|s| &s.consumers)
                 .map(|c| {
-                    json!({
+                    let mut consumer = json!({
                         "consumerName": c.name,
                         "availablePermits": c.available_permits,
                         "unackedMessages": c.unacked_messages,
                         "msgRateOut": 0.0,
-                    })
+                    });
+                    if !c.key_hash_ranges.is_empty() {
+                        // Pulsar's form: ["[start, end]", …].
+                        let ranges: Vec<String> = c
+                            .key_hash_ranges
+                            .iter()
+                            .map(|(start, end)| format!("[{start}, {end}]"))
+                            .collect();
+                        consumer["keyHashRanges"] = json!(ranges);
+                    }
+                    consumer
                 })
                 .collect();
             let unacked: u64 = sub

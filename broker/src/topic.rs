@@ -370,14 +370,14 @@ impl Topic {
         // Readers' subscriptions end with their reader: forget them.
         subscriptions.retain(|_, s| !s.is_closed());
         if let Some(existing) = subscriptions.get(name).cloned() {
-            if existing.sub_type() == options.sub_type {
+            if existing.kind() == options.kind() {
                 return Ok(existing);
             }
             if existing.has_consumers().await {
                 return Err(BrokerError::ConsumerBusy(format!(
-                    "subscription {name} is of type {:?}, not {:?}",
-                    existing.sub_type(),
-                    options.sub_type
+                    "subscription {name} is {:?}, not {:?} (type and Key_Shared policy must match)",
+                    existing.kind(),
+                    options.kind()
                 )));
             }
             // A new type with nobody on the old one: the old task gives the cursor back first.

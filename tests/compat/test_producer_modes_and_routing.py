@@ -196,3 +196,57 @@ def test_topic_names_with_unsafe_characters_are_refused(standalone):
                 assert not [t for t in json.load(r) if bad in t]
     finally:
         impatient.close()
+
+
+def sticky(ranges):
+    return pulsar.ConsumerKeySharedPolicy(key_shared_mode=pulsar.KeySharedMode.Sticky,
+                                          sticky_ranges=ranges)
+
+
+def test_key_shared_sticky_ranges_route_by_the_consumers_own_ranges(client, standalone):
+    t = topic("key-shared-sticky")
+    low = client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                           consumer_name="low", key_shared_policy=sticky([(0, 32767)]))
+    # A range that overlaps another consumer's is refused.
+    with pytest.raises(pulsar.ConsumerAssignError):
+        client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                         consumer_name="overlap", key_shared_policy=sticky([(30000, 40000)]))
+    # So is an AUTO_SPLIT consumer on a STICKY subscription (the policy must match).
+    with pytest.raises(pulsar.ConsumerBusy):
+        client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                         consumer_name="auto")
+    producer = client.create_producer(t, batching_enabled=False)
+    keys = [f"key-{i}" for i in range(40)]
+    for i in range(400):
+        producer.send(str(i).encode(), partition_key=keys[i % 40])
+
+    def drain(consumer):
+        got = {}
+        while True:
+            try:
+                msg = consumer.receive(timeout_millis=1500)
+            except pulsar.Timeout:
+                return got
+            got.setdefault(msg.partition_key(), []).append(int(msg.data()))
+            consumer.acknowledge(msg)
+
+    low_keys = drain(low)
+    # Only the keys hashing into [0, 32767] came; the rest wait for a consumer to take them.
+    assert low_keys and len(low_keys) < 40
+    high = client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                            consumer_name="high", key_shared_policy=sticky([(32768, 65535)]))
+    high_keys = drain(high)
+    assert set(low_keys) | set(high_keys) == set(keys)
+    assert not set(low_keys) & set(high_keys)
+    for got in (low_keys, high_keys):
+        for key, values in got.items():
+            assert values == sorted(values) and len(values) == 10, key
+    local = t.split("/")[-1]
+    url = f"{standalone.admin_url}/admin/v2/persistent/public/default/{local}/stats"
+    with urllib.request.urlopen(url) as r:
+        ranges = {c["consumerName"]: c.get("keyHashRanges")
+                  for c in json.load(r)["subscriptions"]["s"]["consumers"]}
+    assert ranges == {"low": ["[0, 32767]"], "high": ["[32768, 65535]"]}
+    low.close()
+    high.close()
+    producer.close()

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::key_shared::{HashHolders, HashRing};
+use super::key_shared::{HashHolders, HashRing, StickyRanges};
 use super::redelivery::{EntryInfo, RedeliveryQueue};
 use super::selection::{Candidate, insertion_index, pick_active};
 use super::{
@@ -43,6 +43,8 @@ pub struct Dispatcher {
     pub(super) owners: BTreeMap<Position, ConsumerId>,
     pub(super) active: Option<ConsumerId>,
     pub(super) ring: HashRing,
+    /// Key_Shared STICKY: the consumers' own ranges (the ring is unused then).
+    pub(super) sticky: StickyRanges,
     pub(super) holders: HashHolders,
     pub(super) queue: RedeliveryQueue,
     pub(super) read_position: Position,
@@ -66,6 +68,7 @@ impl Dispatcher {
             owners: BTreeMap::new(),
             active: None,
             ring,
+            sticky: StickyRanges::default(),
             holders: HashHolders::default(),
             queue: RedeliveryQueue::default(),
             read_position,
@@ -133,7 +136,29 @@ impl Dispatcher {
 
     /// Key_Shared: slot ranges `[start, end]` per consumer, for stats.
     pub fn key_hash_ranges(&self) -> Vec<(u32, u32, ConsumerId)> {
+        if self.config.key_shared_sticky {
+            return self.sticky.ranges();
+        }
         self.ring.ranges()
+    }
+
+    /// The Key_Shared consumer owning `slot` (a ring slot, or a sticky hash); `None` when no
+    /// consumer takes it.
+    pub(super) fn key_owner(&self, slot: u32) -> Option<ConsumerId> {
+        if self.config.key_shared_sticky {
+            self.sticky.select(slot)
+        } else {
+            self.ring.select(slot)
+        }
+    }
+
+    /// The slot an entry is routed and ordered by in this subscription.
+    pub(super) fn slot_of(&self, e: &super::EntryMeta) -> u32 {
+        if self.config.key_shared_sticky {
+            e.range_hash
+        } else {
+            e.slot
+        }
     }
 
     pub fn add_consumer(
@@ -151,10 +176,15 @@ impl Dispatcher {
                 existing: *existing,
             });
         }
+        if self.config.sub_type == SubType::KeyShared && self.config.key_shared_sticky {
+            self.sticky
+                .add(id, &info.hash_ranges)
+                .map_err(DispatchError::ConsumerAssign)?;
+        }
         let at = insertion_index(self.rr_order.iter().map(|(_, l)| *l), info.priority_level);
         self.rr_order.insert(at, (id, info.priority_level));
         self.arrival.push(id);
-        if self.config.sub_type == SubType::KeyShared {
+        if self.config.sub_type == SubType::KeyShared && !self.config.key_shared_sticky {
             self.ring.add(id, &info.name);
         }
         self.consumers.insert(
@@ -185,6 +215,7 @@ impl Dispatcher {
         self.arrival.retain(|c| *c != id);
         self.rr_order.retain(|(c, _)| *c != id);
         self.ring.remove(id);
+        self.sticky.remove(id);
         self.requeue(id, state.pending);
         if self.active == Some(id) {
             self.active = None;
@@ -351,6 +382,7 @@ impl Dispatcher {
         self.owners.clear();
         self.active = None;
         self.ring = HashRing::new(self.config.key_shared_replica_points);
+        self.sticky = StickyRanges::default();
         self.holders.clear();
         self.queue.clear();
         self.read_position = read_position;

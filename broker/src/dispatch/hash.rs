@@ -34,6 +34,12 @@ pub fn sticky_key_hash(key: &[u8]) -> u32 {
     java_murmur3_32(key) % (KEY_HASH_RANGE_SIZE - 1) + 1
 }
 
+/// The hash a STICKY Key_Shared subscription routes by, in `0..=65535` (Java's
+/// `HashRangeExclusiveStickyKeyConsumerSelector` with its range of 65536).
+pub fn sticky_range_hash(key: &[u8]) -> u32 {
+    java_murmur3_32(key) % KEY_HASH_RANGE_SIZE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

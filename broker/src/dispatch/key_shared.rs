@@ -129,6 +129,70 @@ impl HashRing {
     }
 }
 
+/// Key_Shared STICKY mode (Java's `HashRangeExclusiveStickyKeyConsumerSelector`): each consumer
+/// names the hash ranges it takes, within `0..=65535`; ranges of two consumers never overlap,
+/// and a key whose hash no consumer took waits until one does.
+#[derive(Clone, Debug, Default)]
+pub struct StickyRanges {
+    /// Range start -> (end, owner).
+    by_start: BTreeMap<u32, (u32, ConsumerId)>,
+}
+
+/// The last sticky hash (Java's range size 65536).
+pub const STICKY_MAX: u32 = 65535;
+
+impl StickyRanges {
+    /// Takes `ranges` for `id`, or says why not (empty, inverted, out of bounds, overlapping).
+    pub fn add(&mut self, id: ConsumerId, ranges: &[(u32, u32)]) -> Result<(), String> {
+        if ranges.is_empty() {
+            return Err("a sticky Key_Shared consumer must name its hash ranges".into());
+        }
+        let mut sorted = ranges.to_vec();
+        sorted.sort_unstable();
+        for (i, (start, end)) in sorted.iter().enumerate() {
+            if start > end || *end > STICKY_MAX {
+                return Err(format!(
+                    "hash range [{start}, {end}] is not within [0, {STICKY_MAX}]"
+                ));
+            }
+            if i > 0 && sorted[i - 1].1 >= *start {
+                return Err(format!("the consumer's hash ranges overlap at {start}"));
+            }
+            if let Some((other, (o_end, owner))) = self.by_start.range(..=end).next_back()
+                && *o_end >= *start
+            {
+                return Err(format!(
+                    "hash range [{start}, {end}] conflicts with [{other}, {o_end}] of consumer {owner}"
+                ));
+            }
+        }
+        for (start, end) in sorted {
+            self.by_start.insert(start, (end, id));
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, id: ConsumerId) {
+        self.by_start.retain(|_, (_, owner)| *owner != id);
+    }
+
+    /// The consumer whose range holds `hash`, if any.
+    pub fn select(&self, hash: u32) -> Option<ConsumerId> {
+        self.by_start
+            .range(..=hash)
+            .next_back()
+            .filter(|(_, (end, _))| *end >= hash)
+            .map(|(_, (_, owner))| *owner)
+    }
+
+    pub fn ranges(&self) -> Vec<(u32, u32, ConsumerId)> {
+        self.by_start
+            .iter()
+            .map(|(start, (end, owner))| (*start, *end, *owner))
+            .collect()
+    }
+}
+
 /// Per slot, how many unacknowledged entries each consumer holds.
 #[derive(Clone, Debug, Default)]
 pub struct HashHolders {
@@ -225,6 +289,30 @@ mod tests {
             next = end + 1;
         }
         assert_eq!(next, 65536);
+    }
+
+    #[test]
+    fn sticky_ranges_are_exclusive_and_checked() {
+        let mut r = StickyRanges::default();
+        assert!(r.add(1, &[(0, 99), (200, 299)]).is_ok());
+        assert_eq!(r.select(50), Some(1));
+        assert_eq!(r.select(150), None);
+        assert_eq!(r.select(299), Some(1));
+        assert!(r.add(2, &[(250, 400)]).is_err(), "overlaps consumer 1");
+        assert!(r.add(2, &[(99, 120)]).is_err(), "touches consumer 1's end");
+        assert!(r.add(2, &[]).is_err());
+        assert!(r.add(2, &[(10, 5)]).is_err());
+        assert!(r.add(2, &[(60000, 70000)]).is_err());
+        assert!(
+            r.add(2, &[(300, 310), (305, 320)]).is_err(),
+            "its own ranges overlap"
+        );
+        assert_eq!(r.select(305), None, "a refused consumer took nothing");
+        assert!(r.add(2, &[(100, 199)]).is_ok());
+        assert_eq!(r.select(150), Some(2));
+        r.remove(1);
+        assert_eq!((r.select(50), r.select(150)), (None, Some(2)));
+        assert_eq!(r.ranges(), vec![(100, 199, 2)]);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct ConsumerInfo {
     pub id: ConsumerId,
     pub name: String,
     pub priority_level: i32,
+    /// Key_Shared STICKY: the hash ranges `[start, end]` it takes (`KeySharedMeta.hashRanges`).
+    pub hash_ranges: Vec<(u32, u32)>,
 }
 
 impl ConsumerInfo {
@@ -86,7 +88,13 @@ impl ConsumerInfo {
             id,
             name: name.into(),
             priority_level: 0,
+            hash_ranges: Vec::new(),
         }
+    }
+
+    pub fn with_hash_ranges(mut self, hash_ranges: Vec<(u32, u32)>) -> Self {
+        self.hash_ranges = hash_ranges;
+        self
     }
 
     pub fn with_priority(mut self, priority_level: i32) -> Self {
@@ -113,6 +121,8 @@ pub struct DispatcherConfig {
     pub key_shared_replica_points: u32,
     /// `KeySharedMeta.allowOutOfOrderDelivery` (false).
     pub key_shared_allow_out_of_order: bool,
+    /// `KeySharedMeta.keySharedMode == STICKY`: consumers name their hash ranges.
+    pub key_shared_sticky: bool,
     /// `keySharedLookAheadMsgInReplayThresholdPerConsumer` (2000) and `…PerSubscription`
     /// (20000): Key_Shared stops reading new entries while this many wait for redelivery.
     pub key_shared_look_ahead_per_consumer: usize,
@@ -130,6 +140,7 @@ impl DispatcherConfig {
             max_read_batch: 100,
             key_shared_replica_points: 100,
             key_shared_allow_out_of_order: false,
+            key_shared_sticky: false,
             key_shared_look_ahead_per_consumer: 2000,
             key_shared_look_ahead_per_subscription: 20_000,
         }
@@ -144,6 +155,8 @@ pub struct EntryMeta {
     pub num_messages: u32,
     /// Key_Shared slot of the sticky key, see [`hash::sticky_key_hash`].
     pub slot: u32,
+    /// The same key's hash for STICKY subscriptions, see [`hash::sticky_range_hash`].
+    pub range_hash: u32,
 }
 
 impl EntryMeta {
@@ -153,12 +166,14 @@ impl EntryMeta {
             position,
             num_messages: num_messages.max(1),
             slot: hash::sticky_key_hash(hash::NONE_KEY),
+            range_hash: hash::sticky_range_hash(hash::NONE_KEY),
         }
     }
 
     /// Sets the sticky key (ordering key, else partition key; see [`hash::sticky_key`]).
     pub fn with_sticky_key(mut self, key: &[u8]) -> Self {
         self.slot = hash::sticky_key_hash(key);
+        self.range_hash = hash::sticky_range_hash(key);
         self
     }
 }
@@ -205,4 +220,7 @@ pub enum DispatchError {
     DuplicateConsumer(ConsumerId),
     #[error("consumer id {0} is not attached to this subscription")]
     UnknownConsumer(ConsumerId),
+    /// Wire error `ConsumerAssignError`: a STICKY consumer's hash ranges cannot be given.
+    #[error("{0}")]
+    ConsumerAssign(String),
 }

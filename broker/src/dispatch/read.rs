@@ -94,8 +94,10 @@ impl Dispatcher {
                 if out.len() >= limit {
                     break;
                 }
-                let Some(c) = self.ring.select(info.slot) else {
-                    break;
+                let Some(c) = self.key_owner(info.slot) else {
+                    // No consumer takes this key (STICKY ranges leave it out): it waits.
+                    blocked.insert(info.slot);
+                    continue;
                 };
                 let budget = budgets.entry(c).or_insert_with(|| self.available(c));
                 let held = self.ordered_key_shared() && self.holders.held_by_other(info.slot, c);
@@ -203,9 +205,10 @@ impl Dispatcher {
         let mut blocked_slots: HashSet<u32> = HashSet::new();
         let mut single_blocked = false;
         for e in entries {
+            let slot = self.slot_of(e);
             let info = EntryInfo {
                 num_messages: e.num_messages.max(1),
-                slot: e.slot,
+                slot,
             };
             let target = match self.config.sub_type {
                 SubType::Exclusive | SubType::Failover => self.active.filter(|a| {
@@ -227,7 +230,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                SubType::KeyShared => self.key_shared_target(e, &blocked_slots),
+                SubType::KeyShared => self.key_shared_target(e.position, slot, &blocked_slots),
             };
             match target {
                 Some(c) => {
@@ -238,7 +241,7 @@ impl Dispatcher {
                 }
                 None => {
                     single_blocked = true;
-                    blocked_slots.insert(e.slot);
+                    blocked_slots.insert(slot);
                     self.queue.insert(e.position, info);
                 }
             }
@@ -247,15 +250,19 @@ impl Dispatcher {
     }
 
     /// The owner of the entry's slot, if it may have the entry now.
-    fn key_shared_target(&self, e: &EntryMeta, blocked_slots: &HashSet<u32>) -> Option<ConsumerId> {
-        let c = self.ring.select(e.slot)?;
-        if blocked_slots.contains(&e.slot) || self.available(c) <= 0 {
+    fn key_shared_target(
+        &self,
+        position: Position,
+        slot: u32,
+        blocked_slots: &HashSet<u32>,
+    ) -> Option<ConsumerId> {
+        let c = self.key_owner(slot)?;
+        if blocked_slots.contains(&slot) || self.available(c) <= 0 {
             return None;
         }
         let ordered = self.ordered_key_shared();
         if ordered
-            && (self.holders.held_by_other(e.slot, c)
-                || self.queue.has_slot_before(e.slot, e.position))
+            && (self.holders.held_by_other(slot, c) || self.queue.has_slot_before(slot, position))
         {
             return None;
         }

@@ -95,7 +95,8 @@ impl Actor {
                     return true;
                 }
                 let info = ConsumerInfo::new(link.id, link.name.clone())
-                    .with_priority(link.priority_level);
+                    .with_priority(link.priority_level)
+                    .with_hash_ranges(link.hash_ranges.clone());
                 let layout = self.ml.layout();
                 let sub_type = self.subscription.sub_type();
                 let result = match self.subscription.add_consumer(&layout, sub_type, info) {
@@ -111,6 +112,12 @@ impl Actor {
                     Err(DispatchError::ConsumerBusy { .. }) => {
                         Err(BrokerError::ConsumerBusy(format!(
                             "exclusive subscription {} on {} already has a consumer",
+                            self.name, self.topic.name
+                        )))
+                    }
+                    Err(DispatchError::ConsumerAssign(why)) => {
+                        Err(BrokerError::ConsumerAssign(format!(
+                            "Key_Shared subscription {} on {}: {why}",
                             self.name, self.topic.name
                         )))
                     }
@@ -179,6 +186,7 @@ impl Actor {
             }
             Msg::Stats(reply) => {
                 let dispatcher = self.subscription.dispatcher();
+                let ranges = dispatcher.key_hash_ranges();
                 let consumers = self
                     .consumers
                     .values()
@@ -186,6 +194,11 @@ impl Actor {
                         name: link.name.clone(),
                         available_permits: dispatcher.permits(link.id).unwrap_or(0),
                         unacked_messages: dispatcher.unacked_messages(link.id),
+                        key_hash_ranges: ranges
+                            .iter()
+                            .filter(|(_, _, owner)| *owner == link.id)
+                            .map(|(start, end, _)| (*start, *end))
+                            .collect(),
                     })
                     .collect();
                 let layout = self.ml.layout();

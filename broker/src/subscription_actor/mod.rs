@@ -55,7 +55,29 @@ pub struct SubscriptionOptions {
     /// Readers: where to start.
     pub start_message_id: Option<MessageId>,
     pub key_shared_allow_out_of_order: bool,
+    /// Key_Shared STICKY (consumers name their hash ranges) rather than AUTO_SPLIT.
+    pub key_shared_sticky: bool,
     pub partition_index: Option<u32>,
+}
+
+/// What a consumer must agree with to join a running subscription: its type and, for
+/// Key_Shared, the key-shared mode and ordering (Java's `hasSameKeySharedPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionKind {
+    pub sub_type: SubType,
+    pub key_shared_sticky: bool,
+    pub key_shared_allow_out_of_order: bool,
+}
+
+impl SubscriptionOptions {
+    pub fn kind(&self) -> SubscriptionKind {
+        let key_shared = self.sub_type == SubType::KeyShared;
+        SubscriptionKind {
+            sub_type: self.sub_type,
+            key_shared_sticky: key_shared && self.key_shared_sticky,
+            key_shared_allow_out_of_order: key_shared && self.key_shared_allow_out_of_order,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +100,8 @@ pub struct ConsumerLink {
     pub protocol_version: i32,
     /// Partition index for message ids, −1 when not partitioned.
     pub partition: i32,
+    /// Key_Shared STICKY: the hash ranges it takes.
+    pub hash_ranges: Vec<(u32, u32)>,
     /// Told `(client id, broker id)` before the broker closes this consumer itself.
     pub evicted: mpsc::UnboundedSender<(u64, u64)>,
 }
@@ -120,6 +144,8 @@ pub struct ConsumerStats {
     pub name: String,
     pub available_permits: i64,
     pub unacked_messages: u64,
+    /// Key_Shared: the hash ranges it serves (empty otherwise).
+    pub key_hash_ranges: Vec<(u32, u32)>,
 }
 
 /// A handle to a subscription's task.
@@ -127,6 +153,7 @@ pub struct ConsumerStats {
 pub struct SubscriptionHandle {
     name: Arc<str>,
     sub_type: SubType,
+    kind: SubscriptionKind,
     tx: mpsc::UnboundedSender<Msg>,
     stopped: CancellationToken,
 }
@@ -181,6 +208,7 @@ impl SubscriptionHandle {
         let mut config = DispatcherConfig::new(options.sub_type, topic.name.to_string());
         config.partition_index = options.partition_index;
         config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
+        config.key_shared_sticky = options.key_shared_sticky;
         let subscription = Subscription::new(config, cursor, &layout);
         let (tx, rx) = mpsc::unbounded_channel();
         let stopped = CancellationToken::new();
@@ -199,6 +227,7 @@ impl SubscriptionHandle {
         Ok(SubscriptionHandle {
             name: name.into(),
             sub_type: options.sub_type,
+            kind: options.kind(),
             tx,
             stopped,
         })
@@ -206,6 +235,10 @@ impl SubscriptionHandle {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn kind(&self) -> SubscriptionKind {
+        self.kind
     }
 
     pub fn sub_type(&self) -> SubType {

@@ -222,3 +222,44 @@ fn out_of_order_mode_does_not_wait_for_the_previous_owner() {
     assert_eq!(got.len(), 20);
     assert!(got.iter().any(|x| x.consumer_id == 2));
 }
+
+fn sticky() -> Dispatcher {
+    let mut config = DispatcherConfig::new(SubType::KeyShared, "persistent://public/default/t");
+    config.key_shared_sticky = true;
+    Dispatcher::new(config, p(0))
+}
+
+#[test]
+fn sticky_consumers_get_their_ranges_and_uncovered_keys_wait() {
+    let mut t = Topic::default();
+    let mut d = sticky();
+    d.add_consumer(ConsumerInfo::new(1, "low").with_hash_ranges(vec![(0, 32767)]))
+        .expect("low range");
+    d.flow(1, 1000).expect("attached");
+    assert!(matches!(
+        d.add_consumer(ConsumerInfo::new(2, "clash").with_hash_ranges(vec![(32000, 40000)])),
+        Err(DispatchError::ConsumerAssign(_))
+    ));
+    assert!(
+        !d.consumer_ids().contains(&2),
+        "a refused consumer is not attached"
+    );
+    let ks = keys(40);
+    for k in &ks {
+        t.push(1, Some(k));
+    }
+    let low = |k: &String| hash::sticky_range_hash(k.as_bytes()) <= 32767;
+    let got = t.pump(&mut d);
+    let expected: Vec<i64> = (0..40).filter(|i| low(&ks[*i as usize])).collect();
+    assert!(!expected.is_empty() && expected.len() < 40);
+    assert_eq!(entry_ids(&got), expected);
+    // The other keys wait until a consumer takes their range.
+    d.add_consumer(ConsumerInfo::new(3, "high").with_hash_ranges(vec![(32768, 65535)]))
+        .expect("high range");
+    d.flow(3, 1000).expect("attached");
+    let later = t.pump(&mut d);
+    assert!(later.iter().all(|x| x.consumer_id == 3));
+    let expected: Vec<i64> = (0..40).filter(|i| !low(&ks[*i as usize])).collect();
+    assert_eq!(entry_ids(&later), expected);
+    assert_eq!(d.key_hash_ranges(), vec![(0, 32767, 1), (32768, 65535, 3)]);
+}

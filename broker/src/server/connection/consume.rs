@@ -67,6 +67,10 @@ impl Connection {
                 .key_shared_meta
                 .as_ref()
                 .is_some_and(|m| m.allow_out_of_order_delivery()),
+            key_shared_sticky: request
+                .key_shared_meta
+                .as_ref()
+                .is_some_and(|m| m.key_shared_mode() == KeySharedMode::Sticky),
             partition_index: topic.partition(),
         };
         self.consumers
@@ -78,6 +82,20 @@ impl Connection {
         let protocol_version = self.protocol_version;
         let partition = topic.partition().map_or(-1, |p| p as i32);
         let role = self.auth.role.clone();
+        let hash_ranges: Vec<(u32, u32)> = request
+            .key_shared_meta
+            .as_ref()
+            .map(|m| {
+                m.hash_ranges
+                    .iter()
+                    .map(|r| {
+                        // A negative bound is out of range: the dispatcher refuses it.
+                        let bound = |v: i32| u32::try_from(v).unwrap_or(u32::MAX);
+                        (bound(r.start), bound(r.end))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         tokio::spawn(async move {
             let result = async {
                 let consume = TopicOperation::Consume {
@@ -102,6 +120,7 @@ impl Connection {
                     out,
                     protocol_version,
                     partition,
+                    hash_ranges,
                     evicted,
                 };
                 subscription.add_consumer(link).await?;
