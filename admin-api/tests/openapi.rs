@@ -62,6 +62,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/namespaces/{tenant}/{namespace}/deduplication"),
     ("post", "/namespaces/{tenant}/{namespace}/deduplication"),
     ("delete", "/namespaces/{tenant}/{namespace}/deduplication"),
+    ("get", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
+    ("post", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
+    ("delete", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
 ];
 
 fn documented(doc: &serde_json::Value) -> BTreeSet<(String, String)> {

@@ -295,10 +295,12 @@ impl TopicSnapshot {
                 .flat_map(|s| &s.consumers)
                 .map(|c| c.unacked_messages)
                 .sum();
+            let delayed: usize = sub.stats.iter().map(|s| s.delayed).sum();
             subscriptions.insert(
                 sub.name.clone(),
                 json!({
                     "msgBacklog": sub.backlog,
+                    "msgDelayed": delayed,
                     "type": type_name(sub.sub_type),
                     "unackedMessages": unacked,
                     "isDurable": true,

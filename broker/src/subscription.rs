@@ -218,6 +218,12 @@ impl Subscription {
     }
 
     /// What to read next (see [`Dispatcher::next_read`]).
+    /// The clock (ms since the epoch) and the delayed-delivery policy, set before each read.
+    pub fn set_delayed_delivery(&mut self, now_ms: u64, enabled: bool) {
+        self.dispatcher.set_clock(now_ms);
+        self.dispatcher.set_delayed_delivery(enabled);
+    }
+
     pub fn next_read(&mut self, layout: &LedgerLayout) -> Option<ReadRequest> {
         self.dispatcher.next_read(layout.end_position())
     }

@@ -15,7 +15,9 @@ use crate::error::BrokerError;
 use crate::limits;
 use crate::managed_ledger::{ManagedLedger, ManagedLedgerConfig, MlError};
 use crate::position::Position;
-use crate::subscription_actor::{SubscriptionHandle, SubscriptionOptions, TopicView};
+use crate::subscription_actor::{
+    DelayedDelivery, SubscriptionHandle, SubscriptionOptions, TopicView,
+};
 use crate::topic_context::{TopicContext, TopicCounters};
 use crate::topic_producers::{EPOCH_PROPERTY, Join, Joined, Producers};
 use crate::topic_replication::{InboundStats, ReplicatorHandle, ReplicatorStats, SubscriptionSync};
@@ -53,6 +55,8 @@ pub struct Topic {
     inbound: Mutex<HashMap<String, Arc<InboundStats>>>,
     /// Replicated subscriptions and what they need to follow consumers across clusters.
     subscription_sync: SubscriptionSync,
+    /// The namespace's delayed-delivery policy, read by the subscriptions.
+    delayed_delivery: Arc<DelayedDelivery>,
 }
 
 fn ml_error(e: MlError) -> BrokerError {
@@ -98,6 +102,7 @@ impl Topic {
             counters: Arc::default(),
             context,
             quota_exceeded: Mutex::default(),
+            delayed_delivery: Arc::default(),
         })
     }
 
@@ -110,6 +115,7 @@ impl Topic {
             max_frame_size: self.context.max_frame_size,
             limits: self.context.limits,
             guards: self.context.guards.clone(),
+            delayed_delivery: self.delayed_delivery.clone(),
         }
     }
 
@@ -176,6 +182,17 @@ impl Topic {
             .set_property(EPOCH_PROPERTY, epoch.to_string())
             .await
             .map_err(ml_error)
+    }
+
+    /// Applies the namespace's delayed-delivery policy: off releases every message the
+    /// subscriptions hold; `max_delay_ms` (0: none) caps how long one is held.
+    pub fn set_delayed_delivery(&self, enabled: bool, max_delay_ms: u64) {
+        self.delayed_delivery
+            .enabled
+            .store(enabled, Ordering::Relaxed);
+        self.delayed_delivery
+            .max_delay_ms
+            .store(max_delay_ms, Ordering::Relaxed);
     }
 
     fn quota_lock(&self) -> MutexGuard<'_, Option<RetentionPolicy>> {

@@ -405,6 +405,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "backlogQuota") => json!({"limitSize": 1, "policy": "producer_request_hold"}),
         ("post", "messageTTL") => json!(60),
         ("post", "deduplication") => json!(true),
+        ("post", "delayedDelivery") => json!({"active": false, "tickTime": 1000}),
         ("post", "{role}") => json!(["produce"]),
         ("post", "{subscription}") => json!(["stranger"]),
         ("post", "persistence") => json!({

@@ -10,8 +10,8 @@ mod topic;
 pub use cluster::ClusterData;
 pub use magnetar_auth::{AuthAction, AuthPolicies, SubscriptionAuthMode};
 pub use namespace::{
-    BacklogQuota, BacklogQuotaType, BundlesData, PersistencePolicies, Policies, RetentionPolicies,
-    RetentionPolicy,
+    BacklogQuota, BacklogQuotaType, BundlesData, DelayedDeliveryPolicies, PersistencePolicies,
+    Policies, RetentionPolicies, RetentionPolicy,
 };
 pub use tenant::TenantInfo;
 pub use topic::{LookupData, MessageIdBody, PartitionedTopicMetadata};

@@ -36,6 +36,10 @@ pub struct Policies {
         skip_serializing_if = "Option::is_none"
     )]
     pub deduplication_enabled: Option<bool>,
+    /// Delayed delivery for the namespace's Shared and Key_Shared subscriptions (on when
+    /// unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery_policies: Option<DelayedDeliveryPolicies>,
     pub subscription_auth_mode: SubscriptionAuthMode,
     pub encryption_required: bool,
     pub deleted: bool,
@@ -109,6 +113,25 @@ impl PersistencePolicies {
             .as_f64()
             .unwrap_or(0.0)
     }
+}
+
+/// Pulsar's `DelayedDeliveryPolicies`. `tickTime` (ms) is accepted and reported for
+/// compatibility; Magnetar's timer is exact to the millisecond whatever it says.
+/// `maxDeliveryDelayInMillis` (0: no limit) caps the delay: a message asking for more is
+/// delivered that long after it was published (Pulsar refuses such a publish, and the C++
+/// client answers that refusal by resending forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayedDeliveryPolicies {
+    pub active: bool,
+    #[serde(default = "default_tick_time")]
+    pub tick_time: i64,
+    #[serde(default)]
+    pub max_delivery_delay_in_millis: i64,
+}
+
+fn default_tick_time() -> i64 {
+    1000
 }
 
 /// Retention of acknowledged messages: -1 is unlimited, 0 is none. Both limits apply; data

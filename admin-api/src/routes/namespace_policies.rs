@@ -1,5 +1,5 @@
 //! Per-namespace policies with their own routes: retention, persistence, message TTL,
-//! deduplication and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
+//! deduplication, delayed delivery and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,8 @@ use super::namespaces::authorized;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Principal};
 use crate::models::{
-    BacklogQuota, BacklogQuotaType, ErrorBody, PersistencePolicies, Policies, RetentionPolicies,
+    BacklogQuota, BacklogQuotaType, DelayedDeliveryPolicies, ErrorBody, PersistencePolicies,
+    Policies, RetentionPolicies,
 };
 use crate::resources::ResourceError;
 use crate::state::AdminState;
@@ -38,6 +39,11 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
             get_deduplication,
             set_deduplication,
             remove_deduplication
+        ))
+        .routes(routes!(
+            get_delayed_delivery,
+            set_delayed_delivery,
+            remove_delayed_delivery
         ))
         .routes(routes!(set_backlog_quota, remove_backlog_quota))
         .routes(routes!(get_backlog_quota_map))
@@ -278,6 +284,68 @@ async fn remove_deduplication(
 ) -> Result<StatusCode, ApiError> {
     update(&state, &principal, path, |p| {
         p.deduplication_enabled = None;
+        Ok(())
+    })
+    .await
+}
+
+/// The namespace's delayed-delivery policy; 204 when unset (delayed delivery is on).
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/delayedDelivery", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "The policy", body = DelayedDeliveryPolicies),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_delayed_delivery(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(
+        read(&state, &principal, path)
+            .await?
+            .delayed_delivery_policies,
+    ))
+}
+
+/// Turn delayed delivery on or off for the namespace's Shared and Key_Shared subscriptions.
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/delayedDelivery", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body = DelayedDeliveryPolicies,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "A negative tick time or maximum delay", body = ErrorBody)))]
+async fn set_delayed_delivery(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+    ApiJson(policy): ApiJson<DelayedDeliveryPolicies>,
+) -> Result<StatusCode, ApiError> {
+    if policy.tick_time < 0 || policy.max_delivery_delay_in_millis < 0 {
+        return Err(ApiError::precondition_failed(
+            "tickTime and maxDeliveryDelayInMillis must not be negative",
+        ));
+    }
+    update(&state, &principal, path, |p| {
+        p.delayed_delivery_policies = Some(policy);
+        Ok(())
+    })
+    .await
+}
+
+/// Remove the namespace's delayed-delivery policy (delayed delivery is on again).
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/delayedDelivery", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_delayed_delivery(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.delayed_delivery_policies = None;
         Ok(())
     })
     .await

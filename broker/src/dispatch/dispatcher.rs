@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::delayed::DelayIndex;
 use super::key_shared::{HashHolders, HashRing, StickyRanges};
 use super::redelivery::{EntryInfo, RedeliveryQueue};
 use super::selection::{Candidate, insertion_index, pick_active};
@@ -47,6 +48,13 @@ pub struct Dispatcher {
     pub(super) sticky: StickyRanges,
     pub(super) holders: HashHolders,
     pub(super) queue: RedeliveryQueue,
+    /// Delayed entries not yet due.
+    pub(super) delayed: DelayIndex,
+    /// The shell's clock (ms since the epoch), for delayed delivery.
+    pub(super) now_ms: u64,
+    /// The read in flight re-reads entries the delay index evicted: where it started, and the
+    /// read position it started below.
+    pub(super) rescanning: Option<(Position, Position)>,
     pub(super) read_position: Position,
     pub(super) epoch: u64,
     pub(super) in_flight: Option<InFlight>,
@@ -59,7 +67,11 @@ impl Dispatcher {
     /// unacknowledged position).
     pub fn new(config: DispatcherConfig, read_position: Position) -> Self {
         let ring = HashRing::new(config.key_shared_replica_points);
+        let delayed = DelayIndex::new(config.delayed_index_capacity);
         Self {
+            delayed,
+            now_ms: 0,
+            rescanning: None,
             config,
             consumers: HashMap::new(),
             arrival: Vec::new(),
@@ -343,8 +355,37 @@ impl Dispatcher {
         Ok(n)
     }
 
+    /// The shell's clock, ms since the epoch: delayed entries due by then go out.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Turns delayed delivery on or off (the namespace policy); off releases every held entry.
+    pub fn set_delayed_delivery(&mut self, enabled: bool) {
+        if self.config.delayed_delivery == enabled {
+            return;
+        }
+        self.config.delayed_delivery = enabled;
+        if !enabled {
+            for (p, info) in self.delayed.release_all() {
+                self.queue.insert(p, info);
+            }
+        }
+    }
+
+    /// When the first delayed entry is due (ms since the epoch), for the shell's timer.
+    pub fn next_delayed_at(&self) -> Option<u64> {
+        self.delayed.next_due()
+    }
+
+    /// Delayed entries waiting (Pulsar's `msgDelayed`, counted in entries).
+    pub fn delayed_entries(&self) -> usize {
+        self.delayed.len()
+    }
+
     /// The cursor reports `p` fully acknowledged (by whichever consumer).
     pub fn entry_acked(&mut self, p: Position) {
+        self.delayed.remove(p);
         self.queue.acked(p);
         if let Some(id) = self.owners.remove(&p)
             && let Some(info) = self
@@ -358,6 +399,7 @@ impl Dispatcher {
 
     /// The cursor's mark-delete position moved to `mark_delete`: all at or below it is acked.
     pub fn mark_delete_moved(&mut self, mark_delete: Position) {
+        self.delayed.remove_through(mark_delete);
         self.queue.remove_through(mark_delete);
         let keep = self.owners.split_off(&mark_delete.successor());
         for (p, id) in std::mem::replace(&mut self.owners, keep) {
@@ -385,6 +427,8 @@ impl Dispatcher {
         self.sticky = StickyRanges::default();
         self.holders.clear();
         self.queue.clear();
+        self.delayed.clear();
+        self.rescanning = None;
         self.read_position = read_position;
         self.epoch += 1;
         self.in_flight = None;

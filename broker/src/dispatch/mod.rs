@@ -21,6 +21,7 @@
 //! hash of the sticky key and never lets a key's messages overtake each other (see
 //! `key_shared`).
 
+mod delayed;
 mod dispatcher;
 pub mod hash;
 mod key_shared;
@@ -127,6 +128,11 @@ pub struct DispatcherConfig {
     /// (20000): Key_Shared stops reading new entries while this many wait for redelivery.
     pub key_shared_look_ahead_per_consumer: usize,
     pub key_shared_look_ahead_per_subscription: usize,
+    /// `delayedDeliveryEnabled` (true): Shared and Key_Shared hold entries whose
+    /// `deliver_at_time` is in the future (Exclusive and Failover deliver them at once).
+    pub delayed_delivery: bool,
+    /// Delayed entries indexed in memory at most; more are read again from the ledger later.
+    pub delayed_index_capacity: usize,
 }
 
 impl DispatcherConfig {
@@ -143,6 +149,8 @@ impl DispatcherConfig {
             key_shared_sticky: false,
             key_shared_look_ahead_per_consumer: 2000,
             key_shared_look_ahead_per_subscription: 20_000,
+            delayed_delivery: true,
+            delayed_index_capacity: delayed::DEFAULT_CAPACITY,
         }
     }
 }
@@ -157,6 +165,8 @@ pub struct EntryMeta {
     pub slot: u32,
     /// The same key's hash for STICKY subscriptions, see [`hash::sticky_range_hash`].
     pub range_hash: u32,
+    /// `deliver_at_time` (ms since the epoch), for delayed delivery.
+    pub deliver_at: Option<u64>,
 }
 
 impl EntryMeta {
@@ -167,7 +177,14 @@ impl EntryMeta {
             num_messages: num_messages.max(1),
             slot: hash::sticky_key_hash(hash::NONE_KEY),
             range_hash: hash::sticky_range_hash(hash::NONE_KEY),
+            deliver_at: None,
         }
+    }
+
+    /// Sets `deliver_at_time`.
+    pub fn with_deliver_at(mut self, deliver_at: Option<u64>) -> Self {
+        self.deliver_at = deliver_at;
+        self
     }
 
     /// Sets the sticky key (ordering key, else partition key; see [`hash::sticky_key`]).

@@ -56,6 +56,9 @@ impl Dispatcher {
     /// What to read next, or nothing (no consumer can take anything, a read is already in
     /// flight, or nothing new exists before `end`, the topic's end position).
     pub fn next_read(&mut self, end: Position) -> Option<ReadRequest> {
+        for (p, info) in self.delayed.release_due(self.now_ms) {
+            self.queue.insert(p, info);
+        }
         if self.in_flight.is_some() || self.consumers.is_empty() {
             return None;
         }
@@ -67,10 +70,20 @@ impl Dispatcher {
                 positions,
             });
         }
+        let messages = self.new_read_budget()?;
+        if let Some(from) = self.delayed.take_rescan() {
+            // Entries the delay index evicted: read again from the lowest of them.
+            self.rescanning = Some((from, self.read_position));
+            self.in_flight = Some(InFlight::Read);
+            return Some(ReadRequest::Read {
+                epoch: self.epoch,
+                from,
+                max_entries: self.config.max_read_batch.max(1),
+            });
+        }
         if self.read_position >= end {
             return None;
         }
-        let messages = self.new_read_budget()?;
         let per_entry = i64::from((self.avg_messages_per_entry_x16 + 8) / 16).max(1);
         let entries = (messages / per_entry).max(1);
         let max_entries = u32::try_from(entries)
@@ -157,10 +170,15 @@ impl Dispatcher {
             return Vec::new();
         }
         self.in_flight = None;
+        let rescanned_below = self.rescanning.take();
         self.read_position = self.read_position.max(next_read_position);
         let fresh: Vec<EntryMeta> = entries
             .iter()
-            .filter(|e| !self.queue.contains(e.position) && !self.is_pending(e.position))
+            .filter(|e| {
+                !self.queue.contains(e.position)
+                    && !self.is_pending(e.position)
+                    && !self.delayed.contains(e.position)
+            })
             .copied()
             .collect();
         if !fresh.is_empty() {
@@ -171,7 +189,13 @@ impl Dispatcher {
             self.avg_messages_per_entry_x16 =
                 (avg.saturating_mul(3).saturating_add(sample) / 4).max(16);
         }
-        self.route(&fresh)
+        let deliveries = self.route(&fresh);
+        if let Some((_, below)) = rescanned_below
+            && next_read_position < below
+        {
+            self.delayed.resume_rescan(next_read_position);
+        }
+        deliveries
     }
 
     /// The entries of a [`ReadRequest::Replay`]. Entries acknowledged meanwhile are skipped.
@@ -192,6 +216,10 @@ impl Dispatcher {
     pub fn read_failed(&mut self, epoch: u64) {
         if epoch == self.epoch {
             self.in_flight = None;
+            if let Some((from, _)) = self.rescanning.take() {
+                // The re-read failed: it starts over from the same place next time.
+                self.delayed.resume_rescan(from);
+            }
         }
     }
 
@@ -210,6 +238,10 @@ impl Dispatcher {
                 num_messages: e.num_messages.max(1),
                 slot,
             };
+            if let Some(at) = self.delay_of(e) {
+                self.delayed.insert(e.position, at, info);
+                continue;
+            }
             let target = match self.config.sub_type {
                 SubType::Exclusive | SubType::Failover => self.active.filter(|a| {
                     !single_blocked && self.available(*a) > 0 && !self.queue.has_before(e.position)
@@ -247,6 +279,14 @@ impl Dispatcher {
             }
         }
         out
+    }
+
+    /// When the entry is to be delivered, if that is later than now and this subscription
+    /// holds delayed entries (Shared and Key_Shared with delayed delivery on).
+    fn delay_of(&self, e: &EntryMeta) -> Option<u64> {
+        let holds = self.config.delayed_delivery
+            && matches!(self.config.sub_type, SubType::Shared | SubType::KeyShared);
+        e.deliver_at.filter(|at| holds && *at > self.now_ms)
     }
 
     /// The owner of the entry's slot, if it may have the entry now.

@@ -201,6 +201,7 @@ impl BrokerService {
         if let Err(e) = topic.dedup().maybe_snapshot(ml, false).await {
             tracing::debug!(topic = %topic.name(), error = %e, "deduplication snapshot failed");
         }
+        apply_delayed_delivery(topic, &policies);
         self.sync_replication(topic, &policies).await?;
         let mut config = self.ctx.ml_config.clone();
         apply_retention(&mut config, policies.retention_policies.as_ref());
@@ -413,18 +414,19 @@ impl BrokerService {
                 )
                 .await?;
                 let topic = Arc::new(topic);
+                let policies = self
+                    .ctx
+                    .namespaces
+                    .policies(&name.namespace())
+                    .await?
+                    .unwrap_or_default();
+                apply_delayed_delivery(&topic, &policies);
                 // Replication cursors exist before the first publish can be accepted.
-                if self.replication.get().is_some() {
-                    let policies = self
-                        .ctx
-                        .namespaces
-                        .policies(&name.namespace())
-                        .await?
-                        .unwrap_or_default();
-                    if let Err(e) = self.sync_replication(&topic, &policies).await {
-                        topic.close().await;
-                        return Err(e);
-                    }
+                if self.replication.get().is_some()
+                    && let Err(e) = self.sync_replication(&topic, &policies).await
+                {
+                    topic.close().await;
+                    return Err(e);
                 }
                 tracing::info!(topic = %name, "topic loaded");
                 let ended = topic.managed_ledger().ended();
@@ -629,6 +631,17 @@ impl BrokerService {
             topic.close().await;
         }
     }
+}
+
+/// The namespace's delayed-delivery policy (on, without a limit, when unset).
+fn apply_delayed_delivery(topic: &Topic, policies: &Policies) {
+    let delayed = policies.delayed_delivery_policies;
+    topic.set_delayed_delivery(
+        delayed.is_none_or(|policy| policy.active),
+        delayed.map_or(0, |policy| {
+            u64::try_from(policy.max_delivery_delay_in_millis).unwrap_or(0)
+        }),
+    );
 }
 
 /// A namespace's retention policy over the broker's defaults (Pulsar's 0: none, -1: forever).

@@ -30,7 +30,9 @@ pub(super) struct Actor {
 /// connection is gone).
 pub(super) type WaitForRoom = BoxFuture<'static, (u64, Option<OwnedPermit<Box<Frame>>>)>;
 
-fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
+/// What the dispatcher needs of a stored entry. `max_delay_ms` (0: none) caps how long after its
+/// publish time a delayed message is held (the namespace's `maxDeliveryDelayInMillis`).
+fn entry_meta(position: Position, bytes: &Bytes, max_delay_ms: u64) -> EntryMeta {
     let metadata = Payload::parse(bytes.clone())
         .ok()
         .and_then(|p| p.metadata().ok());
@@ -38,11 +40,38 @@ fn entry_meta(position: Position, bytes: &Bytes) -> EntryMeta {
         return EntryMeta::new(position, 1);
     };
     let messages = metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+    let deliver_at = metadata
+        .deliver_at_time
+        .and_then(|at| u64::try_from(at).ok())
+        .map(|at| match max_delay_ms {
+            0 => at,
+            max => at.min(metadata.publish_time.saturating_add(max)),
+        });
     let key = hash::sticky_key(
         metadata.ordering_key.as_deref(),
         metadata.partition_key.as_deref().map(str::as_bytes),
     );
-    EntryMeta::new(position, messages).with_sticky_key(key)
+    EntryMeta::new(position, messages)
+        .with_sticky_key(key)
+        .with_deliver_at(deliver_at)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Resolves when the first delayed entry is due (never when none waits).
+async fn delayed_due(at_ms: Option<u64>) {
+    match at_ms {
+        Some(at) => {
+            // At least 1 ms, so that a clock stepping back cannot spin this.
+            let wait = at.saturating_sub(now_ms()).max(1);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Actor {
@@ -77,6 +106,7 @@ impl Actor {
                     self.room_for(id, permit);
                 }
                 _ = persist.tick() => self.persist().await,
+                () = delayed_due(self.subscription.dispatcher().next_delayed_at()) => {}
             }
             self.pump().await;
         }
@@ -208,6 +238,7 @@ impl Actor {
                     mark_delete: cursor.mark_delete(),
                     read_position: cursor.next_unacked(&layout),
                     acked_ranges: cursor.acked_ranges().len(),
+                    delayed: dispatcher.delayed_entries(),
                     consumers,
                 });
             }
@@ -441,6 +472,13 @@ impl Actor {
     /// Reads and delivers as long as consumers can take more.
     async fn pump(&mut self) {
         loop {
+            let enabled = self.topic.delayed_delivery.enabled.load(Ordering::Relaxed);
+            let max_delay = self
+                .topic
+                .delayed_delivery
+                .max_delay_ms
+                .load(Ordering::Relaxed);
+            self.subscription.set_delayed_delivery(now_ms(), enabled);
             let layout = self.ml.layout();
             let Some(request) = self.subscription.next_read(&layout) else {
                 return;
@@ -463,8 +501,10 @@ impl Actor {
                         self.subscription.read_failed(epoch);
                         return;
                     }
-                    let metas: Vec<EntryMeta> =
-                        entries.iter().map(|(p, b)| entry_meta(*p, b)).collect();
+                    let metas: Vec<EntryMeta> = entries
+                        .iter()
+                        .map(|(p, b)| entry_meta(*p, b, max_delay))
+                        .collect();
                     let deliveries = self.subscription.read_complete(&layout, epoch, &metas);
                     self.deliver(deliveries, &entries).await;
                 }
@@ -477,8 +517,10 @@ impl Actor {
                             return;
                         }
                     };
-                    let metas: Vec<EntryMeta> =
-                        entries.iter().map(|(p, b)| entry_meta(*p, b)).collect();
+                    let metas: Vec<EntryMeta> = entries
+                        .iter()
+                        .map(|(p, b)| entry_meta(*p, b, max_delay))
+                        .collect();
                     let deliveries = self.subscription.replay_complete(epoch, &metas);
                     self.deliver(deliveries, &entries).await;
                 }

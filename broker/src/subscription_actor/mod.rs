@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -136,6 +137,8 @@ pub struct SubscriptionStats {
     pub read_position: Position,
     /// Ranges acknowledged above mark-delete.
     pub acked_ranges: usize,
+    /// Delayed entries waiting to be due.
+    pub delayed: usize,
     pub consumers: Vec<ConsumerStats>,
 }
 
@@ -178,6 +181,27 @@ pub struct TopicView {
     pub max_frame_size: usize,
     pub limits: TopicLimits,
     pub guards: GuardMetrics,
+    /// The namespace's delayed-delivery policy.
+    pub delayed_delivery: Arc<DelayedDelivery>,
+}
+
+/// A namespace's delayed-delivery policy as its topics' subscriptions apply it.
+#[derive(Debug)]
+pub struct DelayedDelivery {
+    /// On unless the namespace turned it off.
+    pub enabled: AtomicBool,
+    /// `maxDeliveryDelayInMillis` (0: no limit): a message asking for more is delivered that
+    /// long after it was published.
+    pub max_delay_ms: AtomicU64,
+}
+
+impl Default for DelayedDelivery {
+    fn default() -> Self {
+        Self {
+            enabled: AtomicBool::new(true),
+            max_delay_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl SubscriptionHandle {

@@ -1,5 +1,6 @@
 //! Dispatcher tests, driven through a tiny in-memory topic (one ledger) like the shell would.
 
+mod delayed;
 mod key_shared;
 mod proptests;
 mod shared;
@@ -27,6 +28,14 @@ impl Topic {
             e = e.with_sticky_key(k.as_bytes());
         }
         self.entries.push(e);
+        pos
+    }
+
+    /// An entry of one message to be delivered at `at` (ms since the epoch).
+    pub(super) fn push_delayed(&mut self, at: u64) -> Position {
+        let pos = self.push(1, None);
+        let e = self.entries[pos.entry_id as usize].with_deliver_at(Some(at));
+        self.entries[pos.entry_id as usize] = e;
         pos
     }
 
