@@ -106,6 +106,7 @@ impl BrokerContext {
                 max_consumers: self.config.limits.max_consumers_per_topic,
                 max_consumers_per_subscription: self.config.limits.max_consumers_per_subscription,
                 max_subscriptions: self.config.limits.max_subscriptions_per_topic,
+                delayed_index_entries: self.config.limits.delayed_index_entries_per_subscription,
             },
             guards: self.metrics.guards.clone(),
             dedup: self.config.dedup_settings(),

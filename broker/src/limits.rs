@@ -50,6 +50,9 @@ pub struct Limits {
     /// A topic with no producers and no connected consumers for this long is unloaded (its
     /// ledger sealed, its memory freed; the next client loads it again); 0: never.
     pub topic_idle_unload_ms: u64,
+    /// Delayed messages one Shared or Key_Shared subscription holds in memory (about 110 bytes
+    /// each); beyond it the ones due last are read again from the ledger when room returns.
+    pub delayed_index_entries_per_subscription: usize,
     /// Bytes of recently written entries cached for tailing readers, over all topics
     /// (`managedLedgerCacheSizeMB`).
     pub entry_cache_bytes: usize,
@@ -82,6 +85,7 @@ impl Default for Limits {
             max_schema_size_bytes: 256 * 1024,
             max_schema_versions: 100,
             topic_idle_unload_ms: 10 * 60 * 1000,
+            delayed_index_entries_per_subscription: 1_000_000,
             entry_cache_bytes: 512 * 1024 * 1024,
             http_header_read_timeout_ms: 10_000,
             http_request_timeout_ms: 60_000,

@@ -41,6 +41,8 @@ pub struct TopicLimits {
     pub max_consumers: usize,
     pub max_consumers_per_subscription: usize,
     pub max_subscriptions: usize,
+    /// Delayed entries a subscription indexes in memory.
+    pub delayed_index_entries: usize,
 }
 
 /// A topic's message and byte counters, shared by the topic (in) and its subscriptions (out),

@@ -4,7 +4,6 @@ hold survives kill -9 of the broker, and the namespace policy turns it off or ca
 (the policy is set before the topic loads; a loaded topic applies a change within the
 broker's policy check interval)."""
 
-import json
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ import pulsar
 import pytest
 
 from conftest import Standalone
+from georep import rest
 
 
 def topic(name):
@@ -34,15 +34,6 @@ def server(tmp_path_factory):
 
 def new_client(server, **kwargs):
     return pulsar.Client(server.url, operation_timeout_seconds=15, **kwargs)
-
-
-def rest(server, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{server.admin_url}/admin/v2{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
 
 
 @pytest.mark.parametrize("sub_type", [pulsar.ConsumerType.Shared, pulsar.ConsumerType.KeyShared])
@@ -110,15 +101,15 @@ def test_delayed_messages_survive_kill_9_of_the_broker(server):
 
 
 def test_the_namespace_policy_turns_delayed_delivery_off_and_caps_the_delay(server):
-    rest(server, "PUT", "/tenants/delay", {"allowedClusters": [server.cluster]})
-    rest(server, "PUT", "/namespaces/delay/off")
-    assert rest(server, "GET", "/namespaces/delay/off/delayedDelivery")[0] == 204
+    rest(server, "PUT", "/admin/v2/tenants/delay", {"allowedClusters": [server.cluster]})
+    rest(server, "PUT", "/admin/v2/namespaces/delay/off")
+    assert rest(server, "GET", "/admin/v2/namespaces/delay/off/delayedDelivery")[0] == 204
     with pytest.raises(urllib.error.HTTPError) as bad:
-        rest(server, "POST", "/namespaces/delay/off/delayedDelivery",
+        rest(server, "POST", "/admin/v2/namespaces/delay/off/delayedDelivery",
              {"active": True, "tickTime": -1})
     assert bad.value.code == 412
-    rest(server, "POST", "/namespaces/delay/off/delayedDelivery", {"active": False, "tickTime": 1000})
-    assert rest(server, "GET", "/namespaces/delay/off/delayedDelivery")[1] == {
+    rest(server, "POST", "/admin/v2/namespaces/delay/off/delayedDelivery", {"active": False, "tickTime": 1000})
+    assert rest(server, "GET", "/admin/v2/namespaces/delay/off/delayedDelivery")[1] == {
         "active": False, "tickTime": 1000, "maxDeliveryDelayInMillis": 0}
     client = new_client(server)
     try:
@@ -129,7 +120,7 @@ def test_the_namespace_policy_turns_delayed_delivery_off_and_caps_the_delay(serv
         assert consumer.receive(10000).data() == b"not held"
 
         # A cap: a message asking for more is delivered that long after it was published.
-        rest(server, "POST", "/namespaces/delay/off/delayedDelivery",
+        rest(server, "POST", "/admin/v2/namespaces/delay/off/delayedDelivery",
              {"active": True, "tickTime": 1000, "maxDeliveryDelayInMillis": 1500})
         capped_topic = f"persistent://delay/off/capped-{uuid.uuid4().hex[:8]}"
         consumer = client.subscribe(capped_topic, "s", consumer_type=pulsar.ConsumerType.Shared)
@@ -140,7 +131,7 @@ def test_the_namespace_policy_turns_delayed_delivery_off_and_caps_the_delay(serv
         assert consumer.receive(10000).data() == b"plain"
         assert consumer.receive(15000).data() == b"capped"
         assert now_ms() >= sent + 1500
-        status, _ = rest(server, "DELETE", "/namespaces/delay/off/delayedDelivery")
+        status, _ = rest(server, "DELETE", "/admin/v2/namespaces/delay/off/delayedDelivery")
         assert status == 204
     finally:
         client.close()

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::redelivery::EntryInfo;
 use crate::position::Position;
 
-/// Entries one subscription indexes at most (about 80 bytes each).
+/// Entries one subscription indexes at most (about 110 bytes each; the broker's
+/// `delayed_index_entries_per_subscription`).
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
 #[derive(Clone, Debug)]

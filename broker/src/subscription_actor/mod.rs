@@ -233,6 +233,7 @@ impl SubscriptionHandle {
         config.partition_index = options.partition_index;
         config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
         config.key_shared_sticky = options.key_shared_sticky;
+        config.delayed_index_capacity = topic.limits.delayed_index_entries;
         let subscription = Subscription::new(config, cursor, &layout);
         let (tx, rx) = mpsc::unbounded_channel();
         let stopped = CancellationToken::new();
