@@ -231,7 +231,12 @@ impl Connection {
         };
         let entry = payload.to_entry();
         let max = self.service.ctx().config.max_message_size;
-        if entry.len() > max {
+        // A chunk carries up to max_message_size of payload plus its metadata (the C++ client
+        // fills chunks to the limit; Java skips the size check for chunks). Half the frame
+        // padding for the metadata still leaves room for the MESSAGE command around it.
+        let chunk = metadata.num_chunks_from_msg.is_some_and(|n| n > 1)
+            && entry.len() <= max + magnetar_protocol::FRAME_PADDING / 2;
+        if entry.len() > max && !chunk {
             // Stored, it could not be delivered in a MESSAGE frame.
             tracing::info!(peer = %self.peer, size = entry.len(), max, "SEND larger than max_message_size refused");
             return self
