@@ -51,7 +51,8 @@ async fn reply(conn: &mut Conn) -> Frame {
     }
 }
 
-async fn connect(standalone: &Standalone) -> Conn {
+/// A connection after CONNECT, and the broker's CONNECTED.
+async fn handshake(standalone: &Standalone) -> (Conn, CommandConnected) {
     let stream = TcpStream::connect(standalone.broker.addr())
         .await
         .expect("connect");
@@ -65,7 +66,11 @@ async fn connect(standalone: &Standalone) -> Conn {
     let connected = reply(&mut conn).await.command.connected.expect("CONNECTED");
     assert!(connected.protocol_version() >= 6);
     assert_eq!(connected.max_message_size, Some(5 * 1024 * 1024));
-    conn
+    (conn, connected)
+}
+
+async fn connect(standalone: &Standalone) -> Conn {
+    handshake(standalone).await.0
 }
 
 async fn still_serving(conn: &mut Conn) {
@@ -320,18 +325,7 @@ async fn topic_update(conn: &mut Conn) -> CommandWatchTopicUpdate {
 async fn topic_list_watchers_hear_matching_topics_come_and_go() {
     use magnetar_admin_api::TopicAdmin;
     let (standalone, _dir) = start().await;
-    let stream = TcpStream::connect(standalone.broker.addr())
-        .await
-        .expect("connect");
-    let mut conn = Framed::new(stream, PulsarCodec::default());
-    conn.send(Frame::from(CommandConnect {
-        client_version: "test".into(),
-        protocol_version: Some(20),
-        ..Default::default()
-    }))
-    .await
-    .expect("send");
-    let connected = reply(&mut conn).await.command.connected.expect("CONNECTED");
+    let (mut conn, connected) = handshake(&standalone).await;
     let flags = connected.feature_flags.expect("feature flags");
     assert_eq!(flags.supports_topic_watchers, Some(true));
 
