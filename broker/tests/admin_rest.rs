@@ -334,3 +334,41 @@ async fn topic_and_subscription_routes() {
 
     standalone.shutdown().await;
 }
+
+/// A lookup of a topic that does not exist yet (a stats call, say) racing with the producer or
+/// replication stream that creates it must not drop the registry entry the creator is loading
+/// into: the topic would stay loaded outside the registry, be loaded a second time by the next
+/// call, and the two instances would fence each other (seen as a flaky replicated-subscription
+/// test). Each round races the two and checks there is one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_racing_the_creation_of_a_topic_leaves_one_instance() {
+    let (standalone, _dir) = start().await;
+    let service = standalone.broker.service().clone();
+    for round in 0..20 {
+        let name = magnetar_protocol::TopicName::parse(&format!("race-{round}")).expect("name");
+        let creator = {
+            let (service, name) = (service.clone(), name.clone());
+            tokio::spawn(async move { service.create_topic(&name).await })
+        };
+        let looker = {
+            let (service, name) = (service.clone(), name.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(topic) = service.topic(&name, false).await {
+                        return topic;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let created = creator.await.expect("task").expect("created");
+        let seen = looker.await.expect("task");
+        let now = service.topic(&name, false).await.expect("loaded");
+        assert!(
+            std::sync::Arc::ptr_eq(&created, &seen) && std::sync::Arc::ptr_eq(&created, &now),
+            "round {round}: the topic was loaded twice"
+        );
+        assert!(!created.managed_ledger().is_fenced(), "round {round}");
+    }
+    standalone.shutdown().await;
+}

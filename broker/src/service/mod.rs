@@ -482,11 +482,16 @@ impl BrokerService {
 
     /// Drops a map entry that holds no topic (a failed or refused load), so lookups of
     /// missing topics leave nothing behind.
+    /// Drops an empty cell from the registry, unless another task holds it too: that task may
+    /// be loading the topic into it (a stats call for a topic not created yet racing with the
+    /// producer or replication stream creating it), and a cell dropped under it would leave
+    /// its topic loaded outside the registry, to be loaded a second time and fenced.
     async fn forget_cell(&self, key: &str, cell: &Arc<OnceCell<Arc<Topic>>>) {
         let mut topics = self.topics.lock().await;
+        // Clones are taken under this lock: the registry's and ours mean nobody else has it.
         if topics
             .get(key)
-            .is_some_and(|c| Arc::ptr_eq(c, cell) && c.get().is_none())
+            .is_some_and(|c| Arc::ptr_eq(c, cell) && c.get().is_none() && Arc::strong_count(c) <= 2)
         {
             topics.remove(key);
         }
