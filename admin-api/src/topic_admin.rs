@@ -14,7 +14,7 @@ use magnetar_protocol::topic::TopicName;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::models::LookupData;
+use crate::models::{CompactionStatus, LookupData};
 use crate::names::NamespaceName;
 
 fn not_yet(what: &str) -> ApiError {
@@ -115,6 +115,17 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), ApiError> {
         let _ = (topic, subscription, to);
         Err(not_yet("resetting cursors"))
+    }
+
+    /// Starts compacting the topic in the background; 409 while a compaction runs.
+    async fn compact(&self, topic: &TopicName) -> Result<(), ApiError> {
+        let _ = topic;
+        Err(not_yet("compaction"))
+    }
+
+    async fn compaction_status(&self, topic: &TopicName) -> Result<CompactionStatus, ApiError> {
+        let _ = topic;
+        Err(not_yet("compaction"))
     }
 
     /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner, or a 307

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use magnetar_admin_api::models::LookupData;
+use magnetar_admin_api::models::{CompactionStatus, LookupData};
 use magnetar_admin_api::{ApiError, CursorPosition, NamespaceName, TopicAdmin};
 use magnetar_protocol::{MessageId, TopicName};
 use serde_json::Value;
 
 use crate::cluster::bundles::BundleRange;
 use crate::cluster::{BundleName, LookupAnswer};
+use crate::compaction;
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
 use crate::position::Position;
@@ -92,6 +93,7 @@ impl BrokerAdmin {
     ) -> Result<SubscriptionHandle, ApiError> {
         let options = SubscriptionOptions {
             sub_type: SubType::Exclusive,
+            read_compacted: false,
             durable: true,
             initial_position,
             start_message_id: None,
@@ -186,7 +188,9 @@ impl TopicAdmin for BrokerAdmin {
 
     async fn delete_topic(&self, topic: &TopicName, force: bool) -> Result<(), ApiError> {
         let loaded = self.existing(topic).await?;
-        let subscriptions = loaded.subscription_names().await;
+        let mut subscriptions = loaded.subscription_names().await;
+        // Compaction's own cursor is not a subscription anyone made.
+        subscriptions.retain(|s| s != compaction::CURSOR);
         if !force && (loaded.producer_count() > 0 || !subscriptions.is_empty()) {
             return Err(ApiError::precondition_failed(format!(
                 "Topic {topic} has {} producers and {} subscriptions",
@@ -198,6 +202,11 @@ impl TopicAdmin for BrokerAdmin {
             handle.disconnect_consumers();
             handle.close().await;
         }
+        let compacted_ledger = loaded
+            .managed_ledger()
+            .property(compaction::PROPERTY)
+            .as_deref()
+            .and_then(compaction::parse_property);
         self.service.forget_topic(topic).await;
         self.service.ctx().metrics.rates.forget(&topic.to_string());
         loaded
@@ -205,6 +214,11 @@ impl TopicAdmin for BrokerAdmin {
             .delete()
             .await
             .map_err(|e| ApiError::internal(format!("deleting {topic}: {e}")))?;
+        if let Some((ledger, _)) = compacted_ledger
+            && let Err(e) = loaded.managed_ledger().ledger_client().delete(ledger).await
+        {
+            tracing::warn!(%topic, ledger, error = %e, "deleting the compacted ledger failed; it stays as an orphan");
+        }
         tracing::info!(%topic, force, "topic deleted");
         Ok(())
     }
@@ -314,6 +328,30 @@ impl TopicAdmin for BrokerAdmin {
         let loaded = self.existing(topic).await?;
         let handle = self.subscription(&loaded, subscription).await?;
         self.seek(&handle, Self::target(&loaded, to)).await
+    }
+
+    async fn compact(&self, topic: &TopicName) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        if loaded.start_compaction() {
+            Ok(())
+        } else {
+            Err(ApiError::conflict(format!(
+                "Compaction already in progress for {topic}"
+            )))
+        }
+    }
+
+    async fn compaction_status(&self, topic: &TopicName) -> Result<CompactionStatus, ApiError> {
+        let loaded = self.existing(topic).await?;
+        let status = loaded.compacted().status();
+        let state = serde_json::to_value(status.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        Ok(CompactionStatus {
+            status: state,
+            last_error: status.last_error,
+        })
     }
 
     async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<LookupData, ApiError> {

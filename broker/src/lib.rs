@@ -17,6 +17,7 @@ pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod cluster;
+pub mod compaction;
 pub mod config;
 pub mod context;
 pub mod cursor;

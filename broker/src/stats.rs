@@ -110,6 +110,8 @@ pub struct TopicSnapshot {
     pub subscriptions: Vec<SubscriptionSnapshot>,
     /// `"Enabled"` or `"Disabled"`.
     pub deduplication_status: &'static str,
+    /// The last compaction's outcome and figures.
+    pub compaction: crate::compaction::CompactionStatus,
     /// Per remote cluster: replication out of this topic and into it.
     pub replication: Vec<ReplicationSnapshot>,
 }
@@ -238,6 +240,7 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
         producers: topic.producer_names(),
         subscriptions,
         deduplication_status: topic.dedup().status(),
+        compaction: topic.compacted().status(),
         replication: replication_snapshot(topic, rates).await,
     }
 }
@@ -338,6 +341,12 @@ impl TopicSnapshot {
                 .map(|r| (r.cluster.clone(), r.to_json()))
                 .collect::<Map<String, Value>>(),
             "deduplicationStatus": self.deduplication_status,
+            "compaction": {
+                "lastCompactionRemovedEventCount": self.compaction.last_removed_events,
+                "lastCompactionSucceedTimestamp": self.compaction.last_succeeded_ms,
+                "lastCompactionFailedTimestamp": self.compaction.last_failed_ms,
+                "lastCompactionDurationTimeInMills": self.compaction.last_duration_ms,
+            },
         })
     }
 }
@@ -362,6 +371,24 @@ pub async fn internal_stats(topic: &Topic) -> Value {
         })
         .collect();
     let current = layout.ledgers().last();
+    let compacted = topic
+        .compacted()
+        .view(ml, topic.compaction_limit())
+        .await
+        .ok()
+        .flatten();
+    let compacted_ledger = match &compacted {
+        Some(view) => json!({
+            "ledgerId": view.ledger_id,
+            "entries": view.entries(),
+            "size": view.size_bytes,
+            "offloaded": false,
+            "underReplicated": false,
+        }),
+        None => json!({
+            "ledgerId": -1, "entries": -1, "size": -1, "offloaded": false, "underReplicated": false,
+        }),
+    };
     let mut cursors = Map::new();
     for name in ml.cursor_names() {
         let Some(cursor) = ml.cursor(&name) else {
@@ -414,5 +441,6 @@ pub async fn internal_stats(topic: &Topic) -> Value {
         "state": "LedgerOpened",
         "ledgers": ledgers,
         "cursors": cursors,
+        "compactedLedger": compacted_ledger,
     })
 }

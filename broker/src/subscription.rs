@@ -265,6 +265,32 @@ impl Subscription {
         self.dispatcher.reset(self.cursor.next_unacked(layout))
     }
 
+    /// Moves the next read back to `to`, and mark-delete below it (see [`Dispatcher::rewind`]).
+    pub fn rewind(&mut self, to: Position) {
+        if self.dispatcher.has_consumers() {
+            return;
+        }
+        self.cursor
+            .rewind_mark_delete(Position::new(to.ledger_id, to.entry_id - 1));
+        self.dispatcher.rewind(to);
+    }
+
+    /// A compacted read passed over `(after, through]`: those entries were superseded and are
+    /// never delivered, so they count as acknowledged. True if mark-delete moved.
+    pub fn ack_skipped(
+        &mut self,
+        layout: &LedgerLayout,
+        after: Position,
+        through: Position,
+    ) -> bool {
+        if self.cursor.ack_range(layout, after, through) {
+            self.dispatcher.mark_delete_moved(self.cursor.mark_delete());
+            true
+        } else {
+            false
+        }
+    }
+
     /// Message TTL: everything up to and including `last` counts as acknowledged, whatever the
     /// subscription type (unlike a client's cumulative ack, which Shared ignores). Entries held
     /// by consumers stay with them until acked or redelivered; they are just no longer backlog.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use magnetar_admin_api::models::RetentionPolicy;
 use magnetar_protocol::TopicName;
 
+use crate::compaction::{self, CompactedTopic, CompactionReport};
 use crate::dedup::{Dedup, Mark};
 use crate::error::BrokerError;
 use crate::limits;
@@ -55,6 +56,8 @@ pub struct Topic {
     inbound: Mutex<HashMap<String, Arc<InboundStats>>>,
     /// Replicated subscriptions and what they need to follow consumers across clusters.
     subscription_sync: SubscriptionSync,
+    /// The compacted view read by `read_compacted` subscriptions, and compaction's status.
+    compacted: Arc<CompactedTopic>,
     /// The namespace's delayed-delivery policy, read by the subscriptions.
     delayed_delivery: Arc<DelayedDelivery>,
 }
@@ -103,6 +106,7 @@ impl Topic {
             context,
             quota_exceeded: Mutex::default(),
             delayed_delivery: Arc::default(),
+            compacted: Arc::default(),
         })
     }
 
@@ -116,6 +120,7 @@ impl Topic {
             limits: self.context.limits,
             guards: self.context.guards.clone(),
             delayed_delivery: self.delayed_delivery.clone(),
+            compacted: self.compacted.clone(),
         }
     }
 
@@ -364,6 +369,10 @@ impl Topic {
         let Some(last) = self.ml.last_confirmed() else {
             return Ok(None);
         };
+        if !self.ml.layout().contains(last) {
+            // Trimmed: the topic holds no entry at all (a reader has nothing to wait for).
+            return Ok(None);
+        }
         let entries = self.ml.read_positions(&[last]).await.map_err(ml_error)?;
         let messages = entries
             .first()
@@ -372,6 +381,50 @@ impl Topic {
             .and_then(|metadata| metadata.num_messages_in_batch)
             .unwrap_or(1);
         Ok(Some((last, messages.max(1) as u32)))
+    }
+
+    /// The largest batch compaction decompresses.
+    pub fn compaction_limit(&self) -> usize {
+        self.context.max_frame_size.saturating_mul(16)
+    }
+
+    pub fn compacted(&self) -> &Arc<CompactedTopic> {
+        &self.compacted
+    }
+
+    /// Starts compacting the topic in the background; false if a compaction is running.
+    pub fn start_compaction(self: &Arc<Self>) -> bool {
+        if !self.compacted.start() {
+            return false;
+        }
+        let topic = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = topic.compact_now().await;
+            if let Err(e) = &result {
+                tracing::warn!(topic = %topic.name, error = %e, "compaction failed");
+            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            topic
+                .compacted
+                .finish(&result, now_ms, started.elapsed().as_millis() as u64);
+        });
+        true
+    }
+
+    /// Bytes not compacted yet: after the compaction cursor, or everything before the first
+    /// compaction.
+    pub fn uncompacted_bytes(&self) -> u64 {
+        match self.ml.cursor(compaction::CURSOR) {
+            Some(cursor) => self.ml.bytes_after(cursor.stats().persisted_mark_delete),
+            None => self.ml.size_bytes(),
+        }
+    }
+
+    async fn compact_now(&self) -> Result<CompactionReport, MlError> {
+        compaction::compact(&self.ml, &self.compacted, self.compaction_limit()).await
     }
 
     /// The subscription, created (with its cursor) if it does not exist and creation is allowed.
@@ -392,7 +445,7 @@ impl Topic {
             }
             if existing.has_consumers().await {
                 return Err(BrokerError::ConsumerBusy(format!(
-                    "subscription {name} is {:?}, not {:?} (type and Key_Shared policy must match)",
+                    "subscription {name} is {:?}, not {:?} (type, Key_Shared policy and read-compacted must match)",
                     existing.kind(),
                     options.kind()
                 )));
@@ -401,7 +454,7 @@ impl Topic {
             existing.close().await;
             subscriptions.remove(name);
         }
-        if crate::dedup::is_system_cursor(name) {
+        if crate::dedup::is_system_cursor(name) || name == compaction::CURSOR {
             return Err(BrokerError::NotAllowed(format!(
                 "subscription name {name} is reserved for the broker"
             )));

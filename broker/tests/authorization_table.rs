@@ -406,6 +406,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "messageTTL") => json!(60),
         ("post", "deduplication") => json!(true),
         ("post", "delayedDelivery") => json!({"active": false, "tickTime": 1000}),
+        ("put" | "post", "compactionThreshold") => json!(1024),
         ("post", "{role}") => json!(["produce"]),
         ("post", "{subscription}") => json!(["stranger"]),
         ("post", "persistence") => json!({

@@ -14,7 +14,7 @@ pub use namespace::{
     Policies, RetentionPolicies, RetentionPolicy,
 };
 pub use tenant::TenantInfo;
-pub use topic::{LookupData, MessageIdBody, PartitionedTopicMetadata};
+pub use topic::{CompactionStatus, LookupData, MessageIdBody, PartitionedTopicMetadata};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -40,6 +40,9 @@ pub struct Policies {
     /// unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delayed_delivery_policies: Option<DelayedDeliveryPolicies>,
+    /// Bytes not yet compacted above which a topic compacts itself (never when unset or 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction_threshold: Option<i64>,
     pub subscription_auth_mode: SubscriptionAuthMode,
     pub encryption_required: bool,
     pub deleted: bool,

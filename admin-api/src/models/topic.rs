@@ -54,3 +54,22 @@ pub struct LookupData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_url_tls: Option<String>,
 }
+
+/// The status of a long-running topic operation (compaction), as Pulsar's
+/// `LongRunningProcessStatus`: `status` is `NOT_RUN`, `RUNNING`, `SUCCESS` or `ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompactionStatus {
+    pub status: String,
+    #[serde(default)]
+    pub last_error: String,
+}
+
+impl Default for CompactionStatus {
+    fn default() -> CompactionStatus {
+        CompactionStatus {
+            status: "NOT_RUN".into(),
+            last_error: String::new(),
+        }
+    }
+}

@@ -11,6 +11,7 @@
 mod brokers;
 mod bundles;
 mod clusters;
+mod compaction;
 mod namespace_policies;
 mod namespaces;
 mod permissions;
@@ -116,6 +117,7 @@ pub fn broker_routes() -> OpenApiRouter<AdminState> {
     let admin = OpenApiRouter::new()
         .merge(topics::routes())
         .merge(subscriptions::routes())
+        .merge(compaction::routes())
         .merge(bundles::routes())
         .merge(brokers::admin_routes());
     OpenApiRouter::new()

@@ -1,5 +1,5 @@
 //! Per-namespace policies with their own routes: retention, persistence, message TTL,
-//! deduplication, delayed delivery and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
+//! deduplication, delayed delivery, the compaction threshold and backlog quotas. Superuser or tenant admin; every change is a compare-and-set of the policies.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +44,12 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
             get_delayed_delivery,
             set_delayed_delivery,
             remove_delayed_delivery
+        ))
+        .routes(routes!(
+            get_compaction_threshold,
+            set_compaction_threshold,
+            post_compaction_threshold,
+            remove_compaction_threshold
         ))
         .routes(routes!(set_backlog_quota, remove_backlog_quota))
         .routes(routes!(get_backlog_quota_map))
@@ -346,6 +352,94 @@ async fn remove_delayed_delivery(
 ) -> Result<StatusCode, ApiError> {
     update(&state, &principal, path, |p| {
         p.delayed_delivery_policies = None;
+        Ok(())
+    })
+    .await
+}
+
+/// Backlog size (bytes not yet compacted) above which topics compact themselves; 204 when unset
+/// (never automatically).
+#[utoipa::path(get, path = "/namespaces/{tenant}/{namespace}/compactionThreshold", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "Threshold in bytes", body = i64),
+        (status = 204, description = "Not set"),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn get_compaction_threshold(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<Response, ApiError> {
+    Ok(optional(
+        read(&state, &principal, path).await?.compaction_threshold,
+    ))
+}
+
+async fn store_compaction_threshold(
+    state: &AdminState,
+    principal: &Principal,
+    path: (String, String),
+    bytes: i64,
+) -> Result<StatusCode, ApiError> {
+    if bytes < 0 {
+        return Err(ApiError::precondition_failed(format!(
+            "compactionThreshold must be 0 or more, not {bytes}"
+        )));
+    }
+    update(state, principal, path, |p| {
+        p.compaction_threshold = Some(bytes);
+        Ok(())
+    })
+    .await
+}
+
+/// Set the compaction threshold (a bare integer of bytes; 0 turns automatic compaction off).
+#[utoipa::path(put, path = "/namespaces/{tenant}/{namespace}/compactionThreshold", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body(content = i64, content_type = "application/json", description = "Bytes"),
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "Negative threshold", body = ErrorBody)))]
+async fn set_compaction_threshold(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+    ApiJson(bytes): ApiJson<i64>,
+) -> Result<StatusCode, ApiError> {
+    store_compaction_threshold(&state, &principal, path, bytes).await
+}
+
+/// Set the compaction threshold (POST, as the other namespace policy setters).
+#[utoipa::path(post, path = "/namespaces/{tenant}/{namespace}/compactionThreshold", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    request_body(content = i64, content_type = "application/json", description = "Bytes"),
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 412, description = "Negative threshold", body = ErrorBody)))]
+async fn post_compaction_threshold(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+    ApiJson(bytes): ApiJson<i64>,
+) -> Result<StatusCode, ApiError> {
+    store_compaction_threshold(&state, &principal, path, bytes).await
+}
+
+/// Remove the compaction threshold (no automatic compaction).
+#[utoipa::path(delete, path = "/namespaces/{tenant}/{namespace}/compactionThreshold", tag = "namespaces",
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn remove_compaction_threshold(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): NsPath,
+) -> Result<StatusCode, ApiError> {
+    update(&state, &principal, path, |p| {
+        p.compaction_threshold = None;
         Ok(())
     })
     .await

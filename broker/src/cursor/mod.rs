@@ -163,6 +163,35 @@ impl Cursor {
         }
     }
 
+    /// Moves mark-delete back to `to` when it is above it, keeping every acknowledgement:
+    /// positions in between become unacknowledged (compacted entries a read-compacted
+    /// subscription has not seen, in ledgers trimmed before it started).
+    pub fn rewind_mark_delete(&mut self, to: Position) {
+        if to < self.mark_delete {
+            self.mark_delete = to;
+        }
+    }
+
+    /// Acknowledges every position in `(after, through]`, whether or not an entry is there: the
+    /// entries a compacted read passed over (superseded, so never delivered). True if
+    /// mark-delete moved.
+    pub fn ack_range(&mut self, layout: &LedgerLayout, after: Position, through: Position) -> bool {
+        let after = after.max(self.mark_delete);
+        if through <= after {
+            return false;
+        }
+        self.acked.insert(after, through);
+        let inside: Vec<Position> = self
+            .batch
+            .range(after.successor()..=through)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in inside {
+            self.batch.remove(&p);
+        }
+        self.advance(layout)
+    }
+
     /// Cumulative acknowledgement up to `p`. With `unacked_words` (a batch partly acked
     /// cumulatively) the entry itself is only batch-acked and mark-delete stops right before it.
     pub fn ack_cumulative(

@@ -413,6 +413,16 @@ impl Dispatcher {
         }
     }
 
+    /// Moves the next read back to `to` (a read-compacted subscription whose compacted entries
+    /// lie before what the topic still holds). Only while no consumer is attached.
+    pub fn rewind(&mut self, to: Position) {
+        if self.consumers.is_empty() && to < self.read_position {
+            self.read_position = to;
+            self.epoch += 1;
+            self.in_flight = None;
+        }
+    }
+
     /// Seek: forgets every consumer, pending entry and queued redelivery, and restarts reading at
     /// `read_position`. Returns the consumers to disconnect (Java closes them so that they
     /// re-subscribe with fresh permits). Reads issued before are ignored when they complete.

@@ -129,6 +129,16 @@ impl ManagedLedger {
         &self.shared().name
     }
 
+    /// The ledger client it writes with (compaction writes its own ledgers through it).
+    pub fn ledger_client(&self) -> &LedgerClient {
+        &self.shared().ledgers
+    }
+
+    /// Its configuration (ensemble and quorums of new ledgers among it).
+    pub fn config(&self) -> &ManagedLedgerConfig {
+        &self.shared().config
+    }
+
     /// Whether another broker took the topic (every write now fails `Fenced`).
     pub fn is_fenced(&self) -> bool {
         self.shared().status() == shared::Status::Fenced

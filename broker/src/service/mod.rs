@@ -220,6 +220,12 @@ impl BrokerService {
         if check_quotas {
             self.check_backlog_quota(topic, &policies, now_ms).await;
         }
+        if let Some(threshold) = policies.compaction_threshold.filter(|t| *t > 0)
+            && topic.uncompacted_bytes() > threshold as u64
+            && topic.start_compaction()
+        {
+            tracing::info!(topic = %topic.name(), threshold, "compaction threshold reached: compacting");
+        }
         Ok(())
     }
 

@@ -24,6 +24,29 @@ pub(super) struct Actor {
     pub(super) outboxes: HashMap<u64, VecDeque<Box<Frame>>>,
     /// One wait for room per paused consumer.
     pub(super) writable: FuturesUnordered<WaitForRoom>,
+    /// Reads the compacted view up to its horizon (see `compacted_read`).
+    pub(super) read_compacted: bool,
+    /// Where the next compacted read starts while the subscription is at the start of what the
+    /// topic retains: compacted entries may sit in ledgers trimmed long ago.
+    pub(super) compacted_next: Position,
+    /// The horizon of the compacted view the last read used: entries up to it came from the
+    /// compacted ledger and may have messages compacted out.
+    pub(super) compacted_horizon: Option<Position>,
+}
+
+/// Where a compacted read starts for a cursor at `mark_delete`: everything the compacted
+/// ledger holds if nothing was acknowledged yet, else right after it.
+pub(super) fn compacted_start(mark_delete: Position) -> Position {
+    if mark_delete.entry_id < 0 {
+        Position::new(-1, -1)
+    } else {
+        Position::new(mark_delete.ledger_id, mark_delete.entry_id + 1)
+    }
+}
+
+/// The position right below `p` in position order (an entry there or not).
+fn below(p: Position) -> Position {
+    Position::new(p.ledger_id, p.entry_id - 1)
 }
 
 /// A paused consumer's wait for room in its connection's queue: its id, and a slot (none if the
@@ -74,6 +97,38 @@ async fn delayed_due(at_ms: Option<u64>) {
     }
 }
 
+/// The compacted view, for a read-compacted subscription once the topic was compacted.
+async fn compacted_view(
+    read_compacted: bool,
+    topic: &TopicView,
+    ml: &ManagedLedger,
+) -> Result<Option<Arc<CompactedLedger>>, MlError> {
+    if !read_compacted {
+        return Ok(None);
+    }
+    let limit = topic.max_frame_size.saturating_mul(16);
+    topic.compacted.view(ml, limit).await
+}
+
+/// Entries to redeliver: for a read-compacted subscription, those within the compacted horizon
+/// come from the compacted ledger (the topic may no longer hold them).
+async fn read_positions(
+    read_compacted: bool,
+    topic: &TopicView,
+    ml: &ManagedLedger,
+    positions: &[Position],
+) -> Result<Vec<(Position, Bytes)>, MlError> {
+    let Some(view) = compacted_view(read_compacted, topic, ml).await? else {
+        return ml.read_positions(positions).await;
+    };
+    let (compacted, rest): (Vec<Position>, Vec<Position>) =
+        positions.iter().partition(|p| **p <= view.horizon);
+    let mut entries = view.read_positions(&compacted).await?;
+    entries.extend(ml.read_positions(&rest).await?);
+    entries.sort_by_key(|(p, _)| *p);
+    Ok(entries)
+}
+
 impl Actor {
     pub(super) async fn run(
         mut self,
@@ -89,6 +144,7 @@ impl Actor {
             .map_or(READER_PERSIST_EVERY, ManagedCursor::persist_interval);
         let mut persist = tokio::time::interval(every);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.rewind_to_compacted().await;
         loop {
             tokio::select! {
                 msg = rx.recv() => {
@@ -407,6 +463,7 @@ impl Actor {
             .collect();
         let layout = self.ml.layout();
         let report = self.subscription.ack(&layout, kind, &messages);
+        let report = self.ack_compacted(&layout, kind, &messages, report);
         if report.ignored_cumulative {
             tracing::warn!(subscription = self.name, topic = %self.topic.name, "cumulative ack on a shared subscription ignored");
         }
@@ -417,6 +474,37 @@ impl Actor {
             tracing::info!(subscription = self.name, positions = ?report.oversized_ack_sets, "batch-index acks larger than any batch ignored");
         }
         self.dirty = true;
+    }
+
+    /// Acks of compacted entries from ledgers the topic no longer holds name no entry of the
+    /// topic: recorded as positions. A batch-index ack waits for the whole entry's.
+    fn ack_compacted(
+        &mut self,
+        layout: &LedgerLayout,
+        kind: AckKind,
+        messages: &[AckedMessage],
+        mut report: AckReport,
+    ) -> AckReport {
+        let Some(horizon) = self.compacted_horizon.filter(|_| self.read_compacted) else {
+            return report;
+        };
+        report.unknown.retain(|p| {
+            let whole = messages
+                .iter()
+                .any(|m| m.position == *p && m.ack_set.is_none());
+            if *p > horizon || !whole {
+                return true;
+            }
+            let after = match kind {
+                AckKind::Cumulative => self.subscription.cursor().mark_delete(),
+                AckKind::Individual => below(*p),
+            };
+            if self.subscription.ack_skipped(layout, after, *p) {
+                self.dirty = true;
+            }
+            false
+        });
+        report
     }
 
     async fn seek(&mut self, target: SeekTarget) -> Result<(), BrokerError> {
@@ -432,6 +520,8 @@ impl Actor {
             }
         };
         self.subscription.seek(&layout, position);
+        self.compacted_next = compacted_start(self.subscription.cursor().mark_delete());
+        self.rewind_to_compacted().await;
         self.dirty = true;
         self.persist().await;
         Ok(())
@@ -469,6 +559,65 @@ impl Actor {
         }
     }
 
+    /// Up to `max` entries from `from`: for a read-compacted subscription, the compacted
+    /// ledger's entries while `from` is within its horizon — the entries it passes over were
+    /// superseded and count as acknowledged — then the topic's.
+    async fn read(
+        &mut self,
+        layout: &LedgerLayout,
+        from: Position,
+        max: usize,
+    ) -> Result<Vec<(Position, Bytes)>, MlError> {
+        let view = compacted_view(self.read_compacted, &self.topic, &self.ml).await?;
+        self.compacted_horizon = view.as_ref().map(|v| v.horizon);
+        let Some(view) = view.filter(|v| from <= v.horizon) else {
+            return self.ml.read(from, max).await;
+        };
+        let first_retained = layout
+            .first_position()
+            .unwrap_or_else(|| layout.end_position());
+        let start = if from <= first_retained {
+            self.compacted_next.min(from)
+        } else {
+            from
+        };
+        let entries = view.read_from(start, max).await?;
+        let Some((last, _)) = entries.last() else {
+            // Past the compacted ledger's last entry: the topic goes on after the horizon.
+            self.skip_compacted(layout, below(start), view.horizon);
+            self.compacted_next = view.horizon.successor();
+            return self.ml.read(layout.next(view.horizon), max).await;
+        };
+        let mut after = below(start);
+        for (p, _) in &entries {
+            self.skip_compacted(layout, after, below(*p));
+            after = *p;
+        }
+        self.compacted_next = last.successor();
+        Ok(entries)
+    }
+
+    /// A read-compacted subscription at the start of what the topic holds may have compacted
+    /// entries before it, in ledgers trimmed since: its first read starts at them.
+    async fn rewind_to_compacted(&mut self) {
+        let view = match compacted_view(self.read_compacted, &self.topic, &self.ml).await {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!(subscription = self.name, error = %e, "loading the compacted view failed");
+                return;
+            }
+        };
+        if let Some(first) = view.and_then(|v| v.first_at_or_after(self.compacted_next)) {
+            self.subscription.rewind(first);
+        }
+    }
+
+    fn skip_compacted(&mut self, layout: &LedgerLayout, after: Position, through: Position) {
+        if self.subscription.ack_skipped(layout, after, through) {
+            self.dirty = true;
+        }
+    }
+
     /// Reads and delivers as long as consumers can take more.
     async fn pump(&mut self) {
         loop {
@@ -489,7 +638,7 @@ impl Actor {
                     from,
                     max_entries,
                 } => {
-                    let entries = match self.ml.read(from, max_entries as usize).await {
+                    let entries = match self.read(&layout, from, max_entries as usize).await {
                         Ok(entries) => entries,
                         Err(e) => {
                             tracing::warn!(subscription = self.name, error = %e, "read failed");
@@ -509,7 +658,9 @@ impl Actor {
                     self.deliver(deliveries, &entries).await;
                 }
                 ReadRequest::Replay { epoch, positions } => {
-                    let entries = match self.ml.read_positions(&positions).await {
+                    let read =
+                        read_positions(self.read_compacted, &self.topic, &self.ml, &positions);
+                    let entries = match read.await {
                         Ok(entries) => entries,
                         Err(e) => {
                             tracing::warn!(subscription = self.name, error = %e, "replay read failed");
@@ -541,12 +692,24 @@ impl Actor {
                 tracing::error!(position = %delivery.position, "stored entry is unreadable; skipping it");
                 continue;
             };
-            let ack_set = self
-                .subscription
-                .cursor()
-                .batch_ack_set(delivery.position)
-                .map(|set| set.to_words())
-                .unwrap_or_default();
+            let acked = self.subscription.cursor().batch_ack_set(delivery.position);
+            let compacted_out = self
+                .compacted_horizon
+                .filter(|h| self.read_compacted && delivery.position <= *h)
+                .and_then(|_| {
+                    let limit = self.topic.max_frame_size.saturating_mul(16);
+                    select::live_mask(bytes, limit)
+                });
+            let ack_set = match (acked, compacted_out) {
+                (Some(acked), Some(live)) => {
+                    let mut set = acked.clone();
+                    set.and(&AckSet::from_words(&live));
+                    set.to_words()
+                }
+                (Some(acked), None) => acked.to_words(),
+                (None, Some(live)) => live,
+                (None, None) => Vec::new(),
+            };
             let message = CommandMessage {
                 consumer_id: link.client_consumer_id,
                 message_id: MessageIdData {

@@ -23,6 +23,8 @@ use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::compaction::{CompactedLedger, select};
+use crate::cursor::AckSet;
 use crate::cursor::Cursor;
 use crate::dispatch::{
     ActiveConsumerChange, ConsumerInfo, Delivery, DispatchError, DispatcherConfig, EntryMeta,
@@ -30,10 +32,12 @@ use crate::dispatch::{
 };
 use crate::error::BrokerError;
 use crate::limits::{self, GuardMetrics};
-use crate::managed_ledger::{InitialPosition as MlInitialPosition, ManagedCursor, ManagedLedger};
+use crate::managed_ledger::{
+    InitialPosition as MlInitialPosition, ManagedCursor, ManagedLedger, MlError,
+};
 use crate::position::{LedgerLayout, Position};
 use crate::publish_time;
-use crate::subscription::{AckKind, AckedMessage, Subscription};
+use crate::subscription::{AckKind, AckReport, AckedMessage, Subscription};
 use crate::topic_context::{Outbound, SharedCounters, TopicLimits};
 use magnetar_protocol::TopicName;
 
@@ -50,6 +54,8 @@ pub enum InitialPosition {
 #[derive(Debug, Clone)]
 pub struct SubscriptionOptions {
     pub sub_type: SubType,
+    /// Read the topic's compacted view up to its horizon (Exclusive and Failover only).
+    pub read_compacted: bool,
     /// Durable subscriptions keep a persisted cursor; readers do not.
     pub durable: bool,
     pub initial_position: InitialPosition,
@@ -68,6 +74,7 @@ pub struct SubscriptionKind {
     pub sub_type: SubType,
     pub key_shared_sticky: bool,
     pub key_shared_allow_out_of_order: bool,
+    pub read_compacted: bool,
 }
 
 impl SubscriptionOptions {
@@ -77,6 +84,7 @@ impl SubscriptionOptions {
             sub_type: self.sub_type,
             key_shared_sticky: key_shared && self.key_shared_sticky,
             key_shared_allow_out_of_order: key_shared && self.key_shared_allow_out_of_order,
+            read_compacted: self.read_compacted,
         }
     }
 }
@@ -183,6 +191,8 @@ pub struct TopicView {
     pub guards: GuardMetrics,
     /// The namespace's delayed-delivery policy.
     pub delayed_delivery: Arc<DelayedDelivery>,
+    /// The compacted view `read_compacted` subscriptions read up to its horizon.
+    pub compacted: Arc<crate::compaction::CompactedTopic>,
 }
 
 /// A namespace's delayed-delivery policy as its topics' subscriptions apply it.
@@ -234,6 +244,7 @@ impl SubscriptionHandle {
         config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
         config.key_shared_sticky = options.key_shared_sticky;
         config.delayed_index_capacity = topic.limits.delayed_index_entries;
+        let compacted_next = actor::compacted_start(cursor.mark_delete());
         let subscription = Subscription::new(config, cursor, &layout);
         let (tx, rx) = mpsc::unbounded_channel();
         let stopped = CancellationToken::new();
@@ -247,6 +258,9 @@ impl SubscriptionHandle {
             consumers: HashMap::new(),
             outboxes: HashMap::new(),
             writable: FuturesUnordered::new(),
+            read_compacted: options.read_compacted,
+            compacted_next,
+            compacted_horizon: None,
         };
         tokio::spawn(actor.run(rx, stopped.clone()));
         Ok(SubscriptionHandle {

@@ -52,8 +52,16 @@ impl Connection {
                 )
                 .await;
         }
+        let read_compacted = request.read_compacted.unwrap_or(false);
+        if read_compacted && matches!(sub_type, SubType::Shared | SubType::KeyShared) {
+            let error = BrokerError::NotAllowed(
+                "read compacted is only allowed on exclusive and failover subscriptions".into(),
+            );
+            return self.send_error(request_id, &error).await;
+        }
         let options = SubscriptionOptions {
             sub_type,
+            read_compacted,
             durable: request.durable(),
             initial_position: if request.initial_position()
                 == command_subscribe::InitialPosition::Earliest
@@ -282,19 +290,40 @@ async fn last_message_id(
     request_id: u64,
 ) -> Result<CommandGetLastMessageIdResponse, BrokerError> {
     let partition = topic.name().partition().map(|p| p as i32);
-    let last_message_id = match topic.last_entry().await? {
-        Some((position, messages)) => MessageIdData {
-            ledger_id: position.ledger_id as u64,
-            entry_id: position.entry_id as u64,
-            partition,
-            batch_index: (messages > 1).then(|| messages as i32 - 1),
-            ..Default::default()
-        },
-        None => MessageIdData {
-            ledger_id: u64::MAX,
-            entry_id: u64::MAX,
-            partition,
-            ..Default::default()
+    let id = |position: Position, batch_index: Option<i32>| MessageIdData {
+        ledger_id: position.ledger_id as u64,
+        entry_id: position.entry_id as u64,
+        partition,
+        batch_index,
+        ..Default::default()
+    };
+    let none = MessageIdData {
+        ledger_id: u64::MAX,
+        entry_id: u64::MAX,
+        partition,
+        ..Default::default()
+    };
+    let compacted = match subscription.kind().read_compacted {
+        true => topic
+            .compacted()
+            .view(topic.managed_ledger(), topic.compaction_limit())
+            .await
+            .map_err(|e| BrokerError::Persistence(e.to_string()))?,
+        false => None,
+    };
+    let last_confirmed = topic.managed_ledger().last_confirmed();
+    let last_message_id = match compacted {
+        // Everything is compacted: the last message a compacted read delivers (the topic's last
+        // may have been a deletion or superseded).
+        Some(view) if last_confirmed.is_none_or(|last| last <= view.horizon) => {
+            match view.last_message() {
+                Some((position, batch_index)) => id(position, batch_index.map(|i| i as i32)),
+                None => none,
+            }
+        }
+        _ => match topic.last_entry().await? {
+            Some((position, messages)) => id(position, (messages > 1).then(|| messages as i32 - 1)),
+            None => none,
         },
     };
     let mark_delete = subscription.mark_delete().await;
