@@ -4,7 +4,8 @@
 //!    the horizon: the last entry confirmed now;
 //! 2. phase one reads the previous compacted ledger, then the topic's entries after the
 //!    previous horizon up to the new one, and learns the latest message of every key;
-//! 3. phase two reads them again and writes what survives to a new ledger (pipelined);
+//! 3. phase two reads again only the entries holding a survivor and writes what survives of
+//!    them to a new ledger (pipelined);
 //! 4. the new ledger and horizon are recorded in the managed ledger's properties
 //!    (compare-and-set: a broker that lost the topic cannot record one), the topic's view is
 //!    replaced, the cursor moves to the horizon, and the previous compacted ledger is deleted.
@@ -193,7 +194,7 @@ async fn run(
         .create(ml.config().ledger_config(), custom)
         .await?;
     let ledger_id = writer.id();
-    let written = write(ml, previous.as_deref(), end, &latest, writer).await;
+    let written = write(ml, previous.as_deref(), &latest, writer).await;
     let recorded = match written {
         Ok(output) => ml
             .set_property(PROPERTY, property_value(ledger_id, end))
@@ -237,11 +238,11 @@ async fn run(
     Ok(report)
 }
 
-/// Phase two: writes what survives of every entry.
+/// Phase two: reads again only the entries phase one named as survivors (the previous
+/// compacted ledger's from it, the rest from the topic) and writes what survives of each.
 async fn write(
     ml: &ManagedLedger,
     previous: Option<&CompactedLedger>,
-    end: Position,
     latest: &Latest,
     writer: LedgerWriter,
 ) -> Result<Output, MlError> {
@@ -253,8 +254,22 @@ async fn write(
         bytes: 0,
         messages: 0,
     };
-    let mut source = Source::new(ml, previous, end);
-    while let Some(entries) = source.next().await? {
+    for chunk in latest.survivors().chunks(READ_BATCH) {
+        let (old, new): (Vec<Position>, Vec<Position>) = chunk
+            .iter()
+            .partition(|p| previous.is_some_and(|prev| **p <= prev.horizon));
+        let mut entries = match previous {
+            Some(previous) => previous.read_positions(&old).await?,
+            None => Vec::new(),
+        };
+        entries.extend(ml.read_positions(&new).await?);
+        if entries.len() != chunk.len() {
+            return Err(MlError::Corrupt(format!(
+                "compaction: {} of {} surviving entries could be read again",
+                entries.len(),
+                chunk.len()
+            )));
+        }
         for (position, entry) in entries {
             let (outcome, survivors) = latest.rewrite(position, &entry);
             output.messages += survivors;

@@ -178,16 +178,25 @@ impl CompactedLedger {
         self.read_range(first, last).await
     }
 
-    /// The compacted entries at `positions` (those it holds), in the order given.
+    /// The compacted entries at `positions` (those it holds), in the order given; runs of
+    /// consecutive entries are read with one request.
     pub async fn read_positions(
         &self,
         positions: &[Position],
     ) -> Result<Vec<(Position, Bytes)>, MlError> {
-        let mut out = Vec::new();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
         for p in positions {
-            if let Ok(i) = self.positions.binary_search(p) {
-                out.extend(self.read_range(i, i).await?);
+            let Ok(i) = self.positions.binary_search(p) else {
+                continue;
+            };
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == i => *last = i,
+                _ => runs.push((i, i)),
             }
+        }
+        let mut out = Vec::with_capacity(positions.len());
+        for (first, last) in runs {
+            out.extend(self.read_range(first, last).await?);
         }
         Ok(out)
     }

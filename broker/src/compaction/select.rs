@@ -114,6 +114,8 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Latest {
     by_key: HashMap<String, (Position, u32)>,
+    /// Entries kept whole without judging (chunks, encrypted, unreadable).
+    opaque: Vec<Position>,
     /// Messages seen in phase one (for the count of those compaction removes).
     messages: u64,
     limit: usize,
@@ -124,6 +126,7 @@ impl Latest {
     pub fn new(limit: usize) -> Latest {
         Latest {
             by_key: HashMap::new(),
+            opaque: Vec::new(),
             messages: 0,
             limit,
         }
@@ -160,8 +163,25 @@ impl Latest {
                     self.record(message_key(m), message_empty(m), (position, i as u32));
                 }
             }
-            Parsed::Opaque => self.messages += 1,
+            Parsed::Opaque => {
+                self.messages += 1;
+                self.opaque.push(position);
+            }
         }
+    }
+
+    /// The entries phase two must read, in order: those holding the latest message of a key,
+    /// and those kept whole. Every other entry is dropped.
+    pub fn survivors(&self) -> Vec<Position> {
+        let mut positions: Vec<Position> = self
+            .by_key
+            .values()
+            .map(|(p, _)| *p)
+            .chain(self.opaque.iter().copied())
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
     }
 
     fn is_latest(&self, key: Option<String>, at: (Position, u32)) -> bool {
@@ -317,6 +337,12 @@ mod tests {
         let mut latest = Latest::new(LIMIT);
         for (p, e) in entries {
             latest.observe(*p, e);
+        }
+        let survivors = latest.survivors();
+        for (p, e) in entries {
+            if !survivors.contains(p) {
+                assert_eq!(latest.rewrite(*p, e).0, Outcome::Drop, "{p} is not read again");
+            }
         }
         entries
             .iter()
