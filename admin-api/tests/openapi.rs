@@ -65,10 +65,22 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
     ("post", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
     ("delete", "/namespaces/{tenant}/{namespace}/delayedDelivery"),
-    ("get", "/namespaces/{tenant}/{namespace}/compactionThreshold"),
-    ("put", "/namespaces/{tenant}/{namespace}/compactionThreshold"),
-    ("post", "/namespaces/{tenant}/{namespace}/compactionThreshold"),
-    ("delete", "/namespaces/{tenant}/{namespace}/compactionThreshold"),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/compactionThreshold",
+    ),
+    (
+        "put",
+        "/namespaces/{tenant}/{namespace}/compactionThreshold",
+    ),
+    (
+        "post",
+        "/namespaces/{tenant}/{namespace}/compactionThreshold",
+    ),
+    (
+        "delete",
+        "/namespaces/{tenant}/{namespace}/compactionThreshold",
+    ),
 ];
 
 fn documented(doc: &serde_json::Value) -> BTreeSet<(String, String)> {

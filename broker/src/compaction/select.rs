@@ -341,7 +341,11 @@ mod tests {
         let survivors = latest.survivors();
         for (p, e) in entries {
             if !survivors.contains(p) {
-                assert_eq!(latest.rewrite(*p, e).0, Outcome::Drop, "{p} is not read again");
+                assert_eq!(
+                    latest.rewrite(*p, e).0,
+                    Outcome::Drop,
+                    "{p} is not read again"
+                );
             }
         }
         entries
