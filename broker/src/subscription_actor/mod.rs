@@ -42,6 +42,7 @@ use crate::topic_context::{Outbound, SharedCounters, TopicLimits};
 use magnetar_protocol::TopicName;
 
 mod actor;
+mod compacted;
 
 use actor::Actor;
 
@@ -244,7 +245,7 @@ impl SubscriptionHandle {
         config.key_shared_allow_out_of_order = options.key_shared_allow_out_of_order;
         config.key_shared_sticky = options.key_shared_sticky;
         config.delayed_index_capacity = topic.limits.delayed_index_entries;
-        let compacted_next = actor::compacted_start(cursor.mark_delete());
+        let compacted_next = compacted::compacted_start(cursor.mark_delete());
         let subscription = Subscription::new(config, cursor, &layout);
         let (tx, rx) = mpsc::unbounded_channel();
         let stopped = CancellationToken::new();
