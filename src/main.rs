@@ -195,7 +195,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Metadata(args) => match args.command {
             magnetar_metadata::cli::MetadataCommand::Serve(serve) => {
                 let config = serve.into_config()?;
-                let listener = tokio::net::TcpListener::bind(config.listen).await?;
+                let listener = magnetar_broker::listen::bind(
+                    config.listen,
+                    "the metadata service",
+                    "--listen",
+                )
+                .await?;
                 magnetar_metadata::run(config, listener, shutdown_on_signal()).await
             }
             _ => magnetar_metadata::cli::run(args).await,

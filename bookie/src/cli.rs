@@ -243,9 +243,13 @@ pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), Bo
     match args.command {
         BookieCommand::Serve(serve) => {
             let config = serve.into_config()?;
-            let listener = TcpListener::bind(config.listen)
-                .await
-                .map_err(|e| BookieError::io("binding the bookie listener", e))?;
+            let listener =
+                TcpListener::bind(config.listen)
+                    .await
+                    .map_err(|source| BookieError::Listen {
+                        addr: config.listen,
+                        source,
+                    })?;
             let server = BookieServer::start(config, listener, shutdown).await?;
             // On stdout, for scripts and tests that start the bookie on port 0.
             println!("bookie serving on {}", server.local_addr());

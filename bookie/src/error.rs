@@ -24,6 +24,15 @@ pub enum BookieError {
         #[source]
         source: std::io::Error,
     },
+    /// The listening address cannot be bound.
+    #[error(
+        "cannot listen on {addr} for the bookie: {source}; choose another address with --listen"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("metadata service: {0}")]
     Metadata(#[from] magnetar_metadata::MetadataError),
     #[error("a bookie task failed: {0}")]

@@ -27,11 +27,11 @@ use magnetar_metadata::MetadataClient;
 use magnetar_metadata::client::ClientOptions;
 use magnetar_protocol::{ClusterToken, ClusterTokenError};
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
+use crate::listen;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::{Kind, Sample};
 use crate::security_config::AuthFlags;
@@ -285,14 +285,40 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     }
     let tls = file.broker.tls.is_enabled();
     let listeners = BrokerListeners {
-        pulsar: bind(file.broker_addr).await?,
+        pulsar: listen::bind(
+            file.broker_addr,
+            "the Pulsar protocol",
+            "`broker_addr` in the config file",
+        )
+        .await?,
         pulsar_tls: match tls {
-            true => Some(bind(file.broker_tls_addr).await?),
+            true => Some(
+                listen::bind(
+                    file.broker_tls_addr,
+                    "the Pulsar protocol over TLS",
+                    "`broker_tls_addr` in the config file",
+                )
+                .await?,
+            ),
             false => None,
         },
-        http: Some(bind(file.http_addr).await?),
+        http: Some(
+            listen::bind(
+                file.http_addr,
+                "the admin API and metrics (HTTP)",
+                "`http_addr` in the config file",
+            )
+            .await?,
+        ),
         https: match tls {
-            true => Some(bind(file.https_addr).await?),
+            true => Some(
+                listen::bind(
+                    file.https_addr,
+                    "the admin API and metrics (HTTPS)",
+                    "`https_addr` in the config file",
+                )
+                .await?,
+            ),
             false => None,
         },
     };
@@ -412,12 +438,6 @@ fn autorecovery_metrics(
             ),
         ]
     }
-}
-
-async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))
 }
 
 #[derive(Debug, clap::Args)]

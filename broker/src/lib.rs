@@ -26,6 +26,7 @@ pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod listen;
 pub mod managed_ledger;
 pub mod metrics;
 pub mod position;

@@ -18,12 +18,12 @@ use magnetar_bookie::{BookieConfig, BookieServer};
 use magnetar_metadata::client::ClientOptions;
 use magnetar_metadata::{MetadataClient, MetadataNode, NodeConfig};
 use magnetar_protocol::ClusterToken;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerListeners};
 use crate::config::BrokerConfig;
 use crate::limits::Limits;
+use crate::listen;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::metrics::{Kind, Sample};
 use crate::service::BrokerService;
@@ -132,11 +132,21 @@ pub struct Standalone {
 impl Standalone {
     pub async fn start(config: StandaloneConfig) -> anyhow::Result<Standalone> {
         let started = Instant::now();
-        std::fs::create_dir_all(&config.data_dir)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data directory {}: {e}; choose another with --data-dir",
+                config.data_dir.display()
+            )
+        })?;
         // The internal ports (metadata, bookie) are on loopback by default and, in any case,
         // serve only who presents this standalone's token (kept in the data directory).
         let token = cluster_token(&config.data_dir)?;
-        let metadata_listener = TcpListener::bind(config.metadata_addr).await?;
+        let metadata_listener = listen::bind(
+            config.metadata_addr,
+            "the metadata service",
+            "--metadata-addr",
+        )
+        .await?;
         let metadata_addr = metadata_listener.local_addr()?;
         let node_config = NodeConfig {
             node_id: 1,
@@ -159,7 +169,8 @@ impl Standalone {
         .await?;
 
         // The bookie registers itself and collects deleted ledgers, as in a cluster.
-        let bookie_listener = TcpListener::bind(config.bookie_addr).await?;
+        let bookie_listener =
+            listen::bind(config.bookie_addr, "the bookie", "--bookie-addr").await?;
         let bookie_addr = bookie_listener.local_addr()?;
         let bookie_config = BookieConfig {
             listen: bookie_addr,
@@ -221,10 +232,38 @@ impl Standalone {
         };
         let tls = config.tls.is_enabled();
         let listeners = BrokerListeners {
-            pulsar: TcpListener::bind(config.broker_addr).await?,
-            pulsar_tls: optional_bind(tls, config.broker_tls_addr).await?,
-            http: Some(TcpListener::bind(config.http_addr).await?),
-            https: optional_bind(tls, config.https_addr).await?,
+            pulsar: listen::bind(config.broker_addr, "the Pulsar protocol", "--broker-addr")
+                .await?,
+            pulsar_tls: match tls {
+                true => Some(
+                    listen::bind(
+                        config.broker_tls_addr,
+                        "the Pulsar protocol over TLS",
+                        "--broker-tls-addr",
+                    )
+                    .await?,
+                ),
+                false => None,
+            },
+            http: Some(
+                listen::bind(
+                    config.http_addr,
+                    "the admin API and metrics (HTTP)",
+                    "--http-addr",
+                )
+                .await?,
+            ),
+            https: match tls {
+                true => Some(
+                    listen::bind(
+                        config.https_addr,
+                        "the admin API and metrics (HTTPS)",
+                        "--https-addr",
+                    )
+                    .await?,
+                ),
+                false => None,
+            },
         };
         // Clients that connect the moment the port opens find `public/default` already there.
         let broker = Broker::start(
@@ -353,13 +392,6 @@ fn counter(name: &'static str, help: &'static str, value: u64) -> Sample {
         help,
         kind: Kind::Counter,
         value: value as f64,
-    }
-}
-
-async fn optional_bind(on: bool, addr: SocketAddr) -> std::io::Result<Option<TcpListener>> {
-    match on {
-        true => TcpListener::bind(addr).await.map(Some),
-        false => Ok(None),
     }
 }
 
