@@ -14,7 +14,7 @@ use magnetar_protocol::topic::TopicName;
 use crate::error::ApiError;
 use crate::extract::Principal;
 use crate::names::NamespaceName;
-use crate::resources::Resources;
+use crate::resources::{Resources, SchemaLimits};
 use crate::topic_admin::TopicAdmin;
 
 /// Settings of the serving broker that routes need.
@@ -24,6 +24,8 @@ pub struct AdminSettings {
     pub cluster_name: String,
     /// Bundles a new namespace is split into (Pulsar `defaultNumberOfNamespaceBundles`).
     pub default_bundles: u32,
+    /// Bounds on schemas uploaded through the admin API (the broker's `limits.max_schema_*`).
+    pub schema_limits: SchemaLimits,
 }
 
 impl Default for AdminSettings {
@@ -31,6 +33,7 @@ impl Default for AdminSettings {
         AdminSettings {
             cluster_name: "standalone".into(),
             default_bundles: 4,
+            schema_limits: SchemaLimits::default(),
         }
     }
 }

@@ -81,6 +81,43 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/namespaces/{tenant}/{namespace}/compactionThreshold",
     ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/schemaCompatibilityStrategy",
+    ),
+    (
+        "put",
+        "/namespaces/{tenant}/{namespace}/schemaCompatibilityStrategy",
+    ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/isAllowAutoUpdateSchema",
+    ),
+    (
+        "post",
+        "/namespaces/{tenant}/{namespace}/isAllowAutoUpdateSchema",
+    ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/schemaValidationEnforced",
+    ),
+    (
+        "post",
+        "/namespaces/{tenant}/{namespace}/schemaValidationEnforced",
+    ),
+    ("get", "/schemas/{tenant}/{namespace}/{topic}/schema"),
+    ("post", "/schemas/{tenant}/{namespace}/{topic}/schema"),
+    ("delete", "/schemas/{tenant}/{namespace}/{topic}/schema"),
+    (
+        "get",
+        "/schemas/{tenant}/{namespace}/{topic}/schema/{version}",
+    ),
+    ("get", "/schemas/{tenant}/{namespace}/{topic}/schemas"),
+    (
+        "post",
+        "/schemas/{tenant}/{namespace}/{topic}/compatibility",
+    ),
+    ("post", "/schemas/{tenant}/{namespace}/{topic}/version"),
 ];
 
 fn documented(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
@@ -157,7 +194,9 @@ async fn document_lists_and_matches_every_route() -> anyhow::Result<()> {
             .replace("{tenant}", "t")
             .replace("{namespace}", "ns")
             .replace("{role}", "r")
-            .replace("{subscription}", "s");
+            .replace("{subscription}", "s")
+            .replace("{topic}", "x")
+            .replace("{version}", "0");
         let reply = http
             .call(&method.to_uppercase(), &concrete, Some("{}"))
             .await;

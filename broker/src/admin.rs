@@ -151,6 +151,7 @@ fn api_error(e: BrokerError) -> ApiError {
             ApiError::precondition_failed(e.to_string())
         }
         BrokerError::NotAllowed(_) => ApiError::not_allowed(e.to_string()),
+        BrokerError::IncompatibleSchema(_) => ApiError::conflict(e.to_string()),
         BrokerError::AuthenticationError(_) => ApiError::unauthorized(e.to_string()),
         BrokerError::AuthorizationError(_) => ApiError::forbidden(e.to_string()),
         BrokerError::NotOwner { ref owner, .. } => {

@@ -120,6 +120,7 @@ impl Broker {
             config.auth.authorizer(),
             AdminSettings {
                 cluster_name: config.cluster.clone(),
+                schema_limits: config.limits.schema_limits(),
                 ..AdminSettings::default()
             },
         );

@@ -22,6 +22,9 @@ pub enum BrokerError {
     ProducerFenced(String),
     #[error("{0}")]
     NotAllowed(String),
+    /// A schema the topic's registry refuses (incompatible, invalid, or not allowed to be added).
+    #[error("{0}")]
+    IncompatibleSchema(String),
     #[error("the broker cannot serve this now: {0}")]
     ServiceNotReady(String),
     /// Another broker owns the topic's bundle (clients look up again; REST redirects there).
@@ -57,6 +60,7 @@ impl BrokerError {
             BrokerError::ConsumerAssign(_) => ServerError::ConsumerAssignError,
             BrokerError::ProducerFenced(_) => ServerError::ProducerFenced,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
+            BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ServiceNotReady(_) | BrokerError::NotOwner { .. } => {
                 ServerError::ServiceNotReady
             }
@@ -72,6 +76,12 @@ impl BrokerError {
             BrokerError::AuthorizationError(_) => ServerError::AuthorizationError,
             BrokerError::Unknown(_) => ServerError::UnknownError,
         }
+    }
+}
+
+impl From<magnetar_admin_api::resources::ResourceError> for BrokerError {
+    fn from(e: magnetar_admin_api::resources::ResourceError) -> BrokerError {
+        BrokerError::Metadata(e.to_string())
     }
 }
 

@@ -101,6 +101,14 @@ pub fn reached(count: usize, limit: usize) -> bool {
 }
 
 impl Limits {
+    /// The schema bounds, as the registry takes them.
+    pub fn schema_limits(&self) -> magnetar_admin_api::resources::SchemaLimits {
+        magnetar_admin_api::resources::SchemaLimits {
+            max_size: self.max_schema_size_bytes,
+            max_versions: self.max_schema_versions,
+        }
+    }
+
     /// Reads a TOML file of limits (unknown keys refused); absent keys keep their defaults.
     pub fn read(path: &std::path::Path) -> anyhow::Result<Limits> {
         let text = std::fs::read_to_string(path)

@@ -1,64 +1,37 @@
-//! The per-topic schema registry, in the metadata service: `/schemas/{tenant}/{ns}/{topic}`
-//! holds every version of a topic's schema (partitions share their topic's). Versions count from
-//! 0 and travel as 8-byte big-endian numbers, as Java's longs. A schema equal to a stored version
-//! (type, data, properties) gets that version back; any other is added as the next version.
-//! Pulsar's compatibility strategies are not enforced (every change is accepted, as
-//! `ALWAYS_COMPATIBLE`). Clients that send no schema (raw bytes) never touch the registry.
+//! Schemas on the binary protocol: producers, consumers, GET_SCHEMA and GET_OR_CREATE_SCHEMA go
+//! through the registry in the metadata service
+//! ([`SchemaResources`](magnetar_admin_api::resources::SchemaResources), shared with the REST
+//! routes), under the namespace's policies:
+//! - `schema_compatibility_strategy` (`UNDEFINED` is `FULL`) decides whether a new version may
+//!   follow the live ones; a refused schema is `IncompatibleSchema` on the wire.
+//! - `is_allow_auto_update_schema` false: producers may only use versions that exist (uploaded
+//!   through the admin API).
+//! - `schema_validation_enforced`: a producer without a schema is refused on a topic that has
+//!   one.
 //!
-//! The history is one JSON value, schema data in base64 (older values with the data as an array
-//! of numbers still read). A schema larger than `limits.max_schema_size_bytes`, a version past
-//! `limits.max_schema_versions`, or a history that would not fit one metadata value is refused
-//! with a message saying which.
+//! Versions travel as 8-byte big-endian numbers, as Java's longs. Clients that send no schema
+//! (raw bytes) never touch the registry.
 
-use magnetar_metadata::{Expected, MetadataClient, MetadataError};
+use magnetar_admin_api::models::{Policies, SchemaCompatibilityStrategy};
+use magnetar_admin_api::resources::schema_compat::SchemaError;
+use magnetar_admin_api::resources::{SchemaRegistryError, StoredSchema};
 use magnetar_protocol::TopicName;
 use magnetar_protocol::pulsar::{KeyValue, Schema, schema};
-use serde::{Deserialize, Serialize};
 
+use crate::context::BrokerContext;
 use crate::error::BrokerError;
-use crate::limits::Limits;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StoredSchema {
-    name: String,
-    kind: i32,
-    #[serde(with = "base64_data")]
-    data: Vec<u8>,
-    properties: Vec<(String, String)>,
-}
-
-/// Schema data as a base64 string; an array of numbers (the first format) still reads.
-mod base64_data {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(data))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Stored {
-            Text(String),
-            Numbers(Vec<u8>),
-        }
-        match Stored::deserialize(d)? {
-            Stored::Text(text) => STANDARD.decode(text).map_err(D::Error::custom),
-            Stored::Numbers(bytes) => Ok(bytes),
+impl From<SchemaRegistryError> for BrokerError {
+    fn from(e: SchemaRegistryError) -> BrokerError {
+        match e {
+            SchemaRegistryError::Schema(e @ SchemaError::Incompatible(_))
+            | SchemaRegistryError::Schema(e @ SchemaError::Invalid(_)) => {
+                BrokerError::IncompatibleSchema(e.to_string())
+            }
+            SchemaRegistryError::TooLarge(m) => BrokerError::NotAllowed(m),
+            SchemaRegistryError::Resource(e) => BrokerError::Metadata(e.to_string()),
         }
     }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct History {
-    versions: Vec<StoredSchema>,
-}
-
-fn key(topic: &TopicName) -> String {
-    magnetar_admin_api::keys::schema(topic)
 }
 
 /// A version as the wire carries it.
@@ -87,106 +60,136 @@ fn stored(schema: &Schema) -> StoredSchema {
         kind: schema.r#type,
         data: schema.schema_data.clone(),
         properties,
+        ..StoredSchema::default()
     }
 }
 
-async fn read(metadata: &MetadataClient, key: &str) -> Result<(History, Expected), BrokerError> {
-    match metadata.get(key).await? {
-        None => Ok((History::default(), Expected::Absent)),
-        Some(record) => {
-            let history = serde_json::from_slice(&record.value).map_err(|e| {
-                BrokerError::Metadata(format!("unreadable schema history {key}: {e}"))
-            })?;
-            Ok((history, Expected::Version(record.version)))
+async fn policies(ctx: &BrokerContext, topic: &TopicName) -> Result<Policies, BrokerError> {
+    Ok(ctx
+        .namespaces
+        .policies(&topic.namespace())
+        .await?
+        .unwrap_or_default())
+}
+
+fn strategy(policies: &Policies) -> SchemaCompatibilityStrategy {
+    policies.schema_compatibility_strategy
+}
+
+/// The version a producer's schema has (None for a producer without one), adding it when it is
+/// new, compatible and the namespace lets producers add versions.
+pub async fn for_producer(
+    ctx: &BrokerContext,
+    topic: &TopicName,
+    schema: Option<&Schema>,
+) -> Result<Option<u64>, BrokerError> {
+    let registry = &ctx.admin.resources().schemas;
+    let policies = policies(ctx, topic).await?;
+    let Some(schema) = schema.filter(|s| !is_none(s)) else {
+        if policies.schema_validation_enforced && registry.latest(topic).await?.is_some() {
+            return Err(BrokerError::IncompatibleSchema(format!(
+                "topic {topic} has a schema and its namespace enforces schema validation: \
+                 producers must send one"
+            )));
         }
+        return Ok(None);
+    };
+    let wanted = stored(schema);
+    if !policies.is_allow_auto_update_schema.unwrap_or(true) {
+        return match registry.find(topic, &wanted).await? {
+            Some(version) => Ok(Some(version)),
+            None => Err(BrokerError::IncompatibleSchema(format!(
+                "schema not found on {topic} and its namespace does not let producers add \
+                 schemas (isAllowAutoUpdateSchema is false): upload it through the admin API"
+            ))),
+        };
     }
+    let limits = ctx.config.limits.schema_limits();
+    Ok(Some(
+        registry
+            .put_if_absent(topic, &wanted, strategy(&policies), limits)
+            .await?,
+    ))
 }
 
-/// The version of `schema` for `topic`, adding it if it is new (within `limits`).
+/// Checks a consumer's schema: an existing live version, or one compatible with the topic's
+/// schema. A topic without a schema, no producers and nothing written takes the consumer's as
+/// its first version (`idle`), as Pulsar does.
+pub async fn for_consumer(
+    ctx: &BrokerContext,
+    topic: &TopicName,
+    schema: Option<&Schema>,
+    idle: bool,
+) -> Result<(), BrokerError> {
+    let Some(schema) = schema.filter(|s| !is_none(s)) else {
+        return Ok(());
+    };
+    let registry = &ctx.admin.resources().schemas;
+    let wanted = stored(schema);
+    if registry.latest(topic).await?.is_none() {
+        if idle && policies(ctx, topic).await?.is_allow_auto_update_schema != Some(false) {
+            let limits = ctx.config.limits.schema_limits();
+            let strategy = SchemaCompatibilityStrategy::AlwaysCompatible;
+            registry
+                .put_if_absent(topic, &wanted, strategy, limits)
+                .await?;
+        }
+        return Ok(());
+    }
+    let strategy = strategy(&policies(ctx, topic).await?).effective();
+    // A consumer reads what producers wrote: with the non-transitive and forward strategies
+    // it must read the latest version; with the transitive ones every live version.
+    let consumer_strategy = match strategy {
+        SchemaCompatibilityStrategy::Backward
+        | SchemaCompatibilityStrategy::Forward
+        | SchemaCompatibilityStrategy::ForwardTransitive
+        | SchemaCompatibilityStrategy::Full => SchemaCompatibilityStrategy::Backward,
+        other => other,
+    };
+    Ok(registry.check(topic, &wanted, consumer_strategy).await?)
+}
+
+/// The version of `schema` for `topic`, adding it if it is new (GET_OR_CREATE_SCHEMA, as a
+/// producer would).
 pub async fn get_or_create(
-    metadata: &MetadataClient,
+    ctx: &BrokerContext,
     topic: &TopicName,
     schema: &Schema,
-    limits: &Limits,
 ) -> Result<u64, BrokerError> {
-    let key = key(topic);
-    let wanted = stored(schema);
-    let size = wanted.data.len()
-        + wanted.name.len()
-        + wanted
-            .properties
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-    if size > limits.max_schema_size_bytes {
-        return Err(BrokerError::NotAllowed(format!(
-            "schema of {size} bytes exceeds limits.max_schema_size_bytes ({})",
-            limits.max_schema_size_bytes
-        )));
-    }
-    loop {
-        let (mut history, expected) = read(metadata, &key).await?;
-        if let Some(version) = history.versions.iter().position(|s| *s == wanted) {
-            return Ok(version as u64);
-        }
-        if history.versions.len() >= limits.max_schema_versions {
-            return Err(BrokerError::NotAllowed(format!(
-                "topic {topic} has {} schema versions, limits.max_schema_versions",
-                history.versions.len()
-            )));
-        }
-        history.versions.push(wanted.clone());
-        let value =
-            serde_json::to_vec(&history).map_err(|e| BrokerError::Unknown(e.to_string()))?;
-        if value.len() > magnetar_metadata::keys::MAX_VALUE_SIZE - 4096 {
-            return Err(BrokerError::NotAllowed(format!(
-                "the schema history of {topic} would take {} bytes, more than one metadata value holds",
-                value.len()
-            )));
-        }
-        match metadata.put(&key, value, expected).await {
-            Ok(_) => return Ok(history.versions.len() as u64 - 1),
-            Err(MetadataError::BadVersion { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    for_producer(ctx, topic, Some(schema))
+        .await?
+        .ok_or_else(|| BrokerError::IncompatibleSchema("an empty schema has no version".into()))
 }
 
-/// A stored schema: the requested version, or the latest.
+/// A stored schema: the requested version, or the latest live one.
 pub async fn get(
-    metadata: &MetadataClient,
+    ctx: &BrokerContext,
     topic: &TopicName,
     version: Option<&[u8]>,
 ) -> Result<Option<(Schema, u64)>, BrokerError> {
-    let (history, _) = read(metadata, &key(topic)).await?;
-    let index = match version {
-        Some(bytes) => match version_from_bytes(bytes) {
-            Some(v) => v as usize,
-            None => {
+    let registry = &ctx.admin.resources().schemas;
+    let found = match version {
+        Some(bytes) => {
+            let Some(v) = version_from_bytes(bytes) else {
                 return Err(BrokerError::NotAllowed(
                     "a schema version is 8 bytes".into(),
                 ));
-            }
-        },
-        None => match history.versions.len().checked_sub(1) {
-            Some(last) => last,
-            None => return Ok(None),
-        },
+            };
+            registry.version(topic, v).await?.map(|s| (s, v))
+        }
+        None => registry.latest(topic).await?.map(|(v, s)| (s, v)),
     };
-    Ok(history.versions.get(index).map(|s| {
+    Ok(found.map(|(s, version)| {
         let schema = Schema {
-            name: s.name.clone(),
-            schema_data: s.data.clone(),
+            name: s.name,
+            schema_data: s.data,
             r#type: s.kind,
             properties: s
                 .properties
-                .iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
+                .into_iter()
+                .map(|(key, value)| KeyValue { key, value })
                 .collect(),
         };
-        (schema, index as u64)
+        (schema, version)
     }))
 }

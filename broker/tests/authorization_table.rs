@@ -407,6 +407,11 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "deduplication") => json!(true),
         ("post", "delayedDelivery") => json!({"active": false, "tickTime": 1000}),
         ("put" | "post", "compactionThreshold") => json!(1024),
+        ("put", "schemaCompatibilityStrategy") => json!("BACKWARD"),
+        ("post", "isAllowAutoUpdateSchema" | "schemaValidationEnforced") => json!(true),
+        ("post", "schema" | "compatibility" | "version") => {
+            json!({"type": "STRING", "schema": "", "properties": {}})
+        }
         ("post", "{role}") => json!(["produce"]),
         ("post", "{subscription}") => json!(["stranger"]),
         ("post", "persistence") => json!({
@@ -450,6 +455,7 @@ async fn every_route_refuses_a_role_without_grants() {
         ("{domain}", "persistent"),
         ("{timestamp}", "0"),
         ("{count}", "1"),
+        ("{version}", "0"),
     ]);
     let stranger = token("stranger");
     let mut walked = 0;

@@ -42,6 +42,7 @@ async fn admin_cli_drives_the_rest_api() -> anyhow::Result<()> {
     let settings = AdminSettings {
         cluster_name: "local".into(),
         default_bundles: 2,
+        ..AdminSettings::default()
     };
     let state = AdminState::new(
         Resources::new(metadata.client()),

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod namespace;
+mod schema;
 mod tenant;
 mod topic;
 
@@ -12,6 +13,11 @@ pub use magnetar_auth::{AuthAction, AuthPolicies, SubscriptionAuthMode};
 pub use namespace::{
     BacklogQuota, BacklogQuotaType, BundlesData, DelayedDeliveryPolicies, PersistencePolicies,
     Policies, RetentionPolicies, RetentionPolicy,
+};
+pub use schema::{
+    DeleteSchemaResponse, GetAllVersionsSchemaResponse, GetSchemaResponse, IsCompatibilityResponse,
+    LongSchemaVersion, PostSchemaPayload, PostSchemaResponse, SCHEMA_TYPES,
+    SchemaCompatibilityStrategy, schema_type_name, schema_type_number,
 };
 pub use tenant::TenantInfo;
 pub use topic::{CompactionStatus, LookupData, MessageIdBody, PartitionedTopicMetadata};

@@ -7,6 +7,8 @@ use magnetar_auth::{AuthPolicies, SubscriptionAuthMode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::SchemaCompatibilityStrategy;
+
 /// Everything configured on a namespace. Fields absent from a request body keep their
 /// defaults; unknown fields are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -43,6 +45,14 @@ pub struct Policies {
     /// Bytes not yet compacted above which a topic compacts itself (never when unset or 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compaction_threshold: Option<i64>,
+    /// How new schema versions must relate to earlier ones (`UNDEFINED`: the broker's `FULL`).
+    pub schema_compatibility_strategy: SchemaCompatibilityStrategy,
+    /// Whether producers may add schema versions (true when unset); when false, only schemas
+    /// uploaded through the admin API are accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_allow_auto_update_schema: Option<bool>,
+    /// Whether producers without a schema are refused on topics that have one.
+    pub schema_validation_enforced: bool,
     pub subscription_auth_mode: SubscriptionAuthMode,
     pub encryption_required: bool,
     pub deleted: bool,

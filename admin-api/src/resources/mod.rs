@@ -7,6 +7,7 @@
 //! - `/admin/policies/{tenant}/{namespace}` → [`Policies`](crate::models::Policies)
 //! - `/admin/partitioned-topics/{tenant}/{namespace}/{domain}/{topic}` →
 //!   [`PartitionedTopicMetadata`](crate::models::PartitionedTopicMetadata)
+//! - `/schemas/{tenant}/{namespace}/{topic}` → a topic's schema versions ([`SchemaResources`])
 //!
 //! Existence races are closed by "touching" the parent: creating a tenant rewrites each of its
 //! clusters' records (same bytes, expected version) in the same transaction, and creating a
@@ -18,6 +19,8 @@
 
 mod clusters;
 mod namespaces;
+pub mod schema_compat;
+mod schemas;
 mod store;
 mod tenants;
 mod topics;
@@ -26,6 +29,7 @@ use magnetar_metadata::{MetadataClient, MetadataError};
 
 pub use clusters::ClusterResources;
 pub use namespaces::NamespaceResources;
+pub use schemas::{SchemaLimits, SchemaRegistryError, SchemaResources, StoredSchema};
 pub use store::Versioned;
 pub use tenants::TenantResources;
 pub use topics::TopicResources;
@@ -63,6 +67,7 @@ pub struct Resources {
     pub tenants: TenantResources,
     pub namespaces: NamespaceResources,
     pub topics: TopicResources,
+    pub schemas: SchemaResources,
 }
 
 impl Resources {
@@ -72,7 +77,8 @@ impl Resources {
             clusters: ClusterResources::new(store.clone()),
             tenants: TenantResources::new(store.clone()),
             namespaces: NamespaceResources::new(store.clone()),
-            topics: TopicResources::new(store),
+            topics: TopicResources::new(store.clone()),
+            schemas: SchemaResources::new(store),
         }
     }
 }

@@ -15,6 +15,7 @@ mod compaction;
 mod namespace_policies;
 mod namespaces;
 mod permissions;
+mod schemas;
 mod subscriptions;
 mod tenants;
 mod topics;
@@ -107,6 +108,7 @@ pub fn admin_routes() -> OpenApiRouter<AdminState> {
         .merge(namespaces::routes())
         .merge(namespace_policies::routes())
         .merge(permissions::routes())
+        .merge(schemas::routes())
 }
 
 /// The routes that need a broker behind the [`TopicAdmin`](crate::TopicAdmin), with absolute

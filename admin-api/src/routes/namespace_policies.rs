@@ -55,7 +55,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_backlog_quota_map))
 }
 
-type NsPath = ApiPath<(String, String)>;
+pub(super) type NsPath = ApiPath<(String, String)>;
 
 pub(super) async fn update(
     state: &AdminState,

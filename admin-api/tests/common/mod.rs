@@ -50,6 +50,7 @@ impl TestServer {
         let settings = AdminSettings {
             cluster_name: "local".into(),
             default_bundles: 4,
+            ..AdminSettings::default()
         };
         let state = AdminState::new(
             resources.clone(),

@@ -113,6 +113,9 @@ impl Connection {
                 let topic = service
                     .topic(&topic, request.force_topic_creation())
                     .await?;
+                let idle = topic.producer_count() == 0 && topic.managed_ledger().entries() == 0;
+                schema::for_consumer(service.ctx(), topic.name(), request.schema.as_ref(), idle)
+                    .await?;
                 let subscription = topic.subscription(&request.subscription, options).await?;
                 if request.replicate_subscription_state == Some(true) {
                     topic

@@ -95,7 +95,7 @@ impl Connection {
             Ok(topic) => match self.authorize(&topic, TopicOperation::Lookup).await {
                 Ok(()) => {
                     schema::get(
-                        &self.service.ctx().metadata,
+                        self.service.ctx(),
                         &topic,
                         request.schema_version.as_deref(),
                     )
@@ -147,13 +147,7 @@ impl Connection {
             let _slot = slot;
             let result = async {
                 let loaded = service.topic(&topic, true).await?;
-                schema::get_or_create(
-                    &service.ctx().metadata,
-                    loaded.name(),
-                    &request.schema,
-                    &service.ctx().config.limits,
-                )
-                .await
+                schema::get_or_create(service.ctx(), loaded.name(), &request.schema).await
             }
             .await;
             let response = match result {

@@ -75,18 +75,10 @@ impl Connection {
                 )
                 .await?;
                 let topic = service.topic(&topic, true).await?;
-                let schema_version = match request.schema.as_ref().filter(|s| !schema::is_none(s)) {
-                    Some(s) => Some(schema::version_bytes(
-                        schema::get_or_create(
-                            &service.ctx().metadata,
-                            topic.name(),
-                            s,
-                            &service.ctx().config.limits,
-                        )
-                        .await?,
-                    )),
-                    None => None,
-                };
+                let schema_version =
+                    schema::for_producer(service.ctx(), topic.name(), request.schema.as_ref())
+                        .await?
+                        .map(schema::version_bytes);
                 let name = match request.producer_name.filter(|n| !n.is_empty()) {
                     Some(name) => name,
                     // Unique across the cluster: the broker's id is part of it.
