@@ -1,7 +1,10 @@
 //! The `magnetar` binary: parses arguments and hands over to the library crate of each role.
 //! Roles are added here as they become real (see README.md for the status of each).
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use magnetar_broker::role_http;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -117,6 +120,29 @@ struct StandaloneArgs {
 type OptionalAddr = Option<std::net::SocketAddr>;
 
 /// A token cancelled on Ctrl-C or SIGTERM, for graceful shutdown.
+/// `magnetar bookie serve`, with its health and metrics listener when `--http-addr` is given.
+async fn bookie_serve(serve: magnetar_bookie::cli::ServeArgs) -> anyhow::Result<()> {
+    let http_addr = serve.http_addr;
+    let shutdown = shutdown_on_signal();
+    let server = magnetar_bookie::cli::start(serve, shutdown.clone()).await?;
+    if let Some(addr) = http_addr {
+        let bookie = server.bookie().clone();
+        let metrics_bookie = bookie.clone();
+        let app = role_http::router(
+            Arc::new(move || {
+                match bookie.is_read_only() {
+                false => Ok(()),
+                true => Err("the bookie is read-only (its disk is over disk_usage_threshold, or it is closing)".into()),
+            }
+            }),
+            Arc::new(move || magnetar_bookie::metrics::families(&metrics_bookie)),
+        );
+        let what = "the bookie's health and metrics (HTTP)";
+        role_http::serve(addr, what, "--http-addr", app, shutdown).await?;
+    }
+    Ok(server.wait().await?)
+}
+
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
@@ -194,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Metadata(args) => match args.command {
             magnetar_metadata::cli::MetadataCommand::Serve(serve) => {
+                let http_addr = serve.http_addr;
                 let config = serve.into_config()?;
                 let listener = magnetar_broker::listen::bind(
                     config.listen,
@@ -201,11 +228,32 @@ async fn main() -> anyhow::Result<()> {
                     "--listen",
                 )
                 .await?;
-                magnetar_metadata::run(config, listener, shutdown_on_signal()).await
+                let node = magnetar_metadata::MetadataNode::start(config, listener).await?;
+                let shutdown = shutdown_on_signal();
+                if let Some(addr) = http_addr {
+                    let status = Arc::new(node.status());
+                    let ready = status.clone();
+                    let app = role_http::router(
+                        Arc::new(move || role_http::raft_ready(&ready())),
+                        Arc::new(move || role_http::raft_families(&status())),
+                    );
+                    let what = "the metadata node's health and metrics (HTTP)";
+                    role_http::serve(addr, what, "--http-addr", app, shutdown.clone()).await?;
+                }
+                shutdown.cancelled().await;
+                node.shutdown().await;
+                Ok(())
             }
             _ => magnetar_metadata::cli::run(args).await,
         },
-        Command::Bookie(args) => Ok(magnetar_bookie::cli::run(args, shutdown_on_signal()).await?),
+        Command::Bookie(args) => match args.command {
+            magnetar_bookie::cli::BookieCommand::Serve(serve) => bookie_serve(serve).await,
+            command => Ok(magnetar_bookie::cli::run(
+                magnetar_bookie::cli::BookieArgs { command },
+                shutdown_on_signal(),
+            )
+            .await?),
+        },
         Command::Broker(args) => magnetar_broker::cli::run(*args, shutdown_on_signal()).await,
         Command::Cluster(args) => match args.command {
             magnetar_broker::cli::ClusterCommand::Init(init) => {

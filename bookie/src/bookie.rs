@@ -244,6 +244,11 @@ impl Bookie {
         self.journal.stats()
     }
 
+    /// The journal's group-commit latency histogram.
+    pub fn fsync_latency(&self) -> &crate::metrics::FsyncLatency {
+        self.journal.fsync_latency()
+    }
+
     /// Stops the journal (appends still queued fail with `Closed`) and checkpoints. Blocks.
     pub fn close(&self) -> Result<(), BookieError> {
         self.set_read_only(true);

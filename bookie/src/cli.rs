@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// TOML config file (see deploy/bookie.toml).
     #[arg(long, env = "MAGNETAR_BOOKIE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// HTTP listener for `/health/live`, `/health/ready` and `/metrics` (e.g. 0.0.0.0:8000);
+    /// none when left out.
+    #[arg(long, env = "MAGNETAR_BOOKIE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub token: ClusterTokenArgs,
 }
@@ -238,23 +242,30 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// Starts `magnetar bookie serve` (its `--http-addr` is left to the caller) and prints the
+/// bound address.
+pub async fn start(
+    serve: ServeArgs,
+    shutdown: CancellationToken,
+) -> Result<BookieServer, BookieError> {
+    let config = serve.into_config()?;
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BookieError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let server = BookieServer::start(config, listener, shutdown).await?;
+    // On stdout, for scripts and tests that start the bookie on port 0.
+    println!("bookie serving on {}", server.local_addr());
+    Ok(server)
+}
+
 /// Runs one `magnetar bookie` subcommand until it ends or `shutdown` is cancelled.
 pub async fn run(args: BookieArgs, shutdown: CancellationToken) -> Result<(), BookieError> {
     match args.command {
-        BookieCommand::Serve(serve) => {
-            let config = serve.into_config()?;
-            let listener =
-                TcpListener::bind(config.listen)
-                    .await
-                    .map_err(|source| BookieError::Listen {
-                        addr: config.listen,
-                        source,
-                    })?;
-            let server = BookieServer::start(config, listener, shutdown).await?;
-            // On stdout, for scripts and tests that start the bookie on port 0.
-            println!("bookie serving on {}", server.local_addr());
-            server.wait().await
-        }
+        BookieCommand::Serve(serve) => start(serve, shutdown).await?.wait().await,
         BookieCommand::Bench(bench) => {
             let options = BenchOptions {
                 entries: bench.entries,

@@ -29,6 +29,7 @@ mod error;
 pub mod gc;
 pub mod journal;
 pub mod ledger;
+pub mod metrics;
 mod registration;
 pub mod registry;
 pub mod server;

@@ -1,6 +1,7 @@
 //! The broker's HTTP service (default 8080, HTTPS 8443): the admin REST API v2 with the broker's
-//! topic, subscription, broker and lookup routes (all behind token authentication), and the
-//! Prometheus metrics at `/metrics` (open, as in Pulsar).
+//! topic, subscription, broker and lookup routes (all behind token authentication), the
+//! Prometheus metrics at `/metrics` (open, as in Pulsar), and `/health/live` and
+//! `/health/ready` for probes (open).
 //!
 //! Served by hyper directly so that a slow or idle client cannot hold the service: request
 //! headers must arrive within `limits.http_header_read_timeout_ms`, a request must be answered
@@ -46,6 +47,8 @@ pub fn router(service: Arc<BrokerService>) -> Router {
         .with_topic_admin(Arc::new(BrokerAdmin::new(service.clone())));
     let metrics = Router::new()
         .route(METRICS_PATH, get(metrics))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .with_state(service);
     magnetar_admin_api::router_with(state, magnetar_admin_api::broker_routes())
         .merge(metrics)
@@ -67,6 +70,31 @@ async fn metrics(State(service): State<Arc<BrokerService>>) -> impl IntoResponse
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
+}
+
+async fn live() -> &'static str {
+    "alive\n"
+}
+
+/// Ready when the broker's registration is visible and the metadata service answers a read
+/// of it within 2 s: lookups and topic loads can then succeed.
+async fn ready(State(service): State<Arc<BrokerService>>) -> axum::response::Response {
+    let namespaces = &service.ctx().namespaces;
+    let me = namespaces.broker_id();
+    let check = if !namespaces.live_brokers().iter().any(|b| b.broker_id == me) {
+        Err(format!(
+            "broker {me} is not registered in the metadata service"
+        ))
+    } else {
+        let key = magnetar_admin_api::keys::broker(me);
+        match tokio::time::timeout(Duration::from_secs(2), service.ctx().metadata.get(&key)).await {
+            Ok(Ok(Some(_))) => Ok(()),
+            Ok(Ok(None)) => Err(format!("the registration of broker {me} is gone")),
+            Ok(Err(e)) => Err(format!("metadata service: {e}")),
+            Err(_) => Err("the metadata service did not answer within 2 s".into()),
+        }
+    };
+    crate::role_http::ready_response(check)
 }
 
 /// Serves `app` on `listener` (plain TCP or TLS) until `cancel` fires, within `limits`.

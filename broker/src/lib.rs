@@ -33,6 +33,7 @@ pub mod position;
 pub mod publish_time;
 pub mod records;
 pub mod replication;
+pub mod role_http;
 pub mod schema;
 pub mod security_config;
 pub mod server;

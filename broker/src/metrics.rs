@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -54,6 +55,7 @@ pub struct Sample {
 }
 
 type Source = Arc<dyn Fn() -> Vec<Sample> + Send + Sync>;
+type FamilySource = Arc<dyn Fn() -> Vec<MetricFamily> + Send + Sync>;
 
 /// The broker's metrics; cheap to clone.
 #[derive(Clone)]
@@ -64,6 +66,7 @@ pub struct BrokerMetrics {
     pub guards: GuardMetrics,
     pub rates: Arc<RateTracker>,
     sources: Arc<Mutex<Vec<Source>>>,
+    family_sources: Arc<Mutex<Vec<FamilySource>>>,
 }
 
 impl std::fmt::Debug for BrokerMetrics {
@@ -97,12 +100,21 @@ impl BrokerMetrics {
             guards,
             rates: Arc::default(),
             sources: Arc::default(),
+            family_sources: Arc::default(),
         })
     }
 
     /// Adds figures read at every scrape (e.g. a bookie's journal counters).
     pub fn add_source(&self, source: impl Fn() -> Vec<Sample> + Send + Sync + 'static) {
         self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(source));
+    }
+
+    /// Adds whole metric families read at every scrape (e.g. a bookie's, with histograms).
+    pub fn add_families(&self, source: impl Fn() -> Vec<MetricFamily> + Send + Sync + 'static) {
+        self.family_sources
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::new(source));
@@ -130,12 +142,31 @@ impl BrokerMetrics {
         }
         let mut families = self.registry.gather();
         families.extend(scrape.gather());
+        let family_sources: Vec<FamilySource> = self
+            .family_sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for source in family_sources {
+            families.extend(source());
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::warn!(error = %e, "encoding metrics");
         }
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// Samples as metric families, outside any broker (the metadata and bookie roles).
+pub fn samples_to_families(samples: &[Sample]) -> Vec<MetricFamily> {
+    let registry = Registry::new();
+    for sample in samples {
+        if let Err(e) = register_sample(&registry, sample) {
+            tracing::debug!(name = sample.name, error = %e, "metric sample");
+        }
+    }
+    registry.gather()
 }
 
 fn register_sample(registry: &Registry, sample: &Sample) -> prometheus::Result<()> {

@@ -25,7 +25,6 @@ use crate::config::BrokerConfig;
 use crate::limits::Limits;
 use crate::listen;
 use crate::managed_ledger::ManagedLedgerConfig;
-use crate::metrics::{Kind, Sample};
 use crate::service::BrokerService;
 use crate::tls::TlsConfig;
 
@@ -275,50 +274,9 @@ impl Standalone {
         )
         .await?;
         let metrics = &broker.service().ctx().metrics;
-        metrics.add_source(move || {
-            let stats = journal.journal_stats();
-            vec![
-                counter(
-                    "bookie_journal_fsyncs_total",
-                    "Journal fsyncs (group commits)",
-                    stats.fsyncs,
-                ),
-                counter(
-                    "bookie_journal_adds_total",
-                    "Entries written to the journal",
-                    stats.records,
-                ),
-                counter(
-                    "bookie_journal_bytes_total",
-                    "Bytes written to the journal",
-                    stats.bytes,
-                ),
-            ]
-        });
-        let raft = metadata_node.raft().metrics();
-        metrics.add_source(move || {
-            let m = raft.borrow();
-            vec![
-                Sample {
-                    name: "metadata_raft_term",
-                    help: "Raft term: grows by one at each election (leader change)",
-                    kind: Kind::Gauge,
-                    value: m.current_term as f64,
-                },
-                Sample {
-                    name: "metadata_raft_last_log_index",
-                    help: "Index of the last Raft log entry: proposals so far",
-                    kind: Kind::Gauge,
-                    value: m.last_log_index.unwrap_or(0) as f64,
-                },
-                Sample {
-                    name: "metadata_raft_is_leader",
-                    help: "1 while this node is the Raft leader",
-                    kind: Kind::Gauge,
-                    value: f64::from(u8::from(m.current_leader == Some(m.id))),
-                },
-            ]
-        });
+        metrics.add_families(move || magnetar_bookie::metrics::families(&journal));
+        let raft = metadata_node.status();
+        metrics.add_source(move || crate::role_http::raft_samples(&raft()));
         tracing::info!(elapsed = ?started.elapsed(), "standalone ready");
         Ok(Standalone {
             broker,
@@ -383,15 +341,6 @@ async fn wait_registered(metadata: &MetadataClient, address: &str) -> anyhow::Re
             "the bookie at {address} did not register within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn counter(name: &'static str, help: &'static str, value: u64) -> Sample {
-    Sample {
-        name,
-        help,
-        kind: Kind::Counter,
-        value: value as f64,
     }
 }
 

@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// peers): `file:///path` or the token itself. Without one, anyone is served.
     #[arg(long, env = "MAGNETAR_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
+    /// HTTP listener for `/health/live`, `/health/ready` and `/metrics` (e.g. 0.0.0.0:7690);
+    /// none when left out.
+    #[arg(long, env = "MAGNETAR_METADATA_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServeArgs {

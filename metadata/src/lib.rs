@@ -31,6 +31,6 @@ pub use client::{
 };
 pub use config::{NodeConfig, PeerConfig};
 pub use error::MetadataError;
-pub use server::{MetadataNode, run};
+pub use server::{MetadataNode, RaftStatus, run};
 pub use store::StateReader;
 pub use types::{EventKind, Expected};

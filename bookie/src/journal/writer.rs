@@ -66,6 +66,7 @@ struct Shared {
     bytes: AtomicU64,
     segments_created: AtomicU64,
     applied: Mutex<Position>,
+    fsync_latency: crate::metrics::FsyncLatency,
 }
 
 enum Msg {
@@ -180,6 +181,11 @@ impl Journal {
     pub fn remove_segments_before(&self, position: Position) -> Result<usize, JournalError> {
         segment::remove_before(&self.dir, position.segment)
             .map_err(|e| JournalError::io("removing old segments", e))
+    }
+
+    /// The write + fdatasync time of each group commit.
+    pub fn fsync_latency(&self) -> &crate::metrics::FsyncLatency {
+        &self.shared.fsync_latency
     }
 
     pub fn stats(&self) -> JournalStats {
@@ -303,10 +309,12 @@ impl Writer {
         if self.position.offset + len > self.config.segment_size {
             self.roll()?;
         }
+        let started = Instant::now();
         self.file.write_all_at(&self.buf, self.position.offset)?;
         self.file.sync_data()?;
         self.position.offset += len;
         let s = &self.shared;
+        s.fsync_latency.0.observe(started.elapsed().as_secs_f64());
         s.fsyncs.fetch_add(1, Ordering::Relaxed);
         s.bytes.fetch_add(len, Ordering::Relaxed);
         s.records.fetch_add(records as u64, Ordering::Relaxed);

@@ -179,6 +179,20 @@ impl MetadataNode {
         &self.reader
     }
 
+    /// A reader of this node's Raft state as it is at each call (metrics, readiness).
+    pub fn status(&self) -> impl Fn() -> RaftStatus + Send + Sync + 'static {
+        let metrics = self.raft.metrics();
+        move || {
+            let m = metrics.borrow();
+            RaftStatus {
+                id: m.id,
+                term: m.current_term,
+                last_log_index: m.last_log_index.unwrap_or(0),
+                leader: m.current_leader,
+            }
+        }
+    }
+
     /// Stops serving, stops Raft, and waits for every task so that the storage is closed when
     /// this returns.
     pub async fn shutdown(self) {
@@ -211,6 +225,18 @@ impl MetadataNode {
 }
 
 /// Runs a node until `shutdown` is cancelled.
+/// A metadata node's Raft state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub id: NodeId,
+    /// Grows by one at each election.
+    pub term: u64,
+    /// Index of the last log entry.
+    pub last_log_index: u64,
+    /// The leader this node knows of, if any.
+    pub leader: Option<NodeId>,
+}
+
 pub async fn run(
     config: NodeConfig,
     listener: TcpListener,
