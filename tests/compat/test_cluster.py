@@ -16,9 +16,12 @@ import uuid
 import pulsar
 import pytest
 
+from test_observability import CLUSTER_ONLY, scrape
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "deploy", "local-cluster")
-BASE_PORTS = [6690, 6691, 6692, 3181, 3182, 3183, 6650, 6660, 8080, 8081]
+BASE_PORTS = [6690, 6691, 6692, 3181, 3182, 3183, 6650, 6660, 8080, 8081,
+              7690, 7691, 7692, 8000, 8001, 8002]
 
 
 def ports_free(offset):
@@ -139,6 +142,16 @@ def test_client_at_broker_1_reaches_topics_owned_by_broker_2(cluster):
         owners.add(cluster.owner(t))
     assert owners == set(cluster.broker_urls)
     client.close()
+    # Every role is ready, and the metrics only a cluster exposes are there (the dashboard and
+    # alert rules query them; test_observability.py checks the rest on a standalone).
+    o = cluster.offset
+    for port in (7690, 7691, 7692, 8000, 8001, 8002, 8080, 8081):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port + o}/health/ready", timeout=10) as r:
+            assert r.status == 200, port
+    on_brokers = scrape(cluster.web_urls[0]) | scrape(cluster.web_urls[1])
+    assert CLUSTER_ONLY <= on_brokers
+    assert "bookie_journal_fsync_latency_seconds_bucket" in scrape(f"http://127.0.0.1:{8000 + o}")
+    assert "metadata_raft_has_leader" in scrape(f"http://127.0.0.1:{7690 + o}")
 
 
 def test_partitioned_topic_over_both_brokers(cluster):
