@@ -265,6 +265,20 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("cluster.token");
+        std::fs::write(&token, "sample-token-0123456789").expect("token");
+        let sample = include_str!("../../deploy/kubernetes/bookie.toml").replace(
+            "/etc/magnetar/secret/cluster.token",
+            &token.display().to_string(),
+        );
+        let config = BookieConfig::from_toml(&sample).expect("the ConfigMap's bookie.toml parses");
+        config.validate().expect("valid");
+        assert!(config.cluster_token.is_some());
+    }
+
+    #[test]
     fn the_advertised_address_defaults_to_a_reachable_listen_address() {
         let bound: SocketAddr = "0.0.0.0:4181".parse().expect("addr");
         let with = |advertise: Option<&str>| BookieConfig {

@@ -593,6 +593,25 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_loads() -> anyhow::Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/broker.toml");
+        let dir = tempfile::tempdir()?;
+        let token = dir.path().join("cluster.token");
+        std::fs::write(&token, "sample-token-0123456789")?;
+        let text = std::fs::read_to_string(&path)?.replace(
+            "/etc/magnetar/secret/cluster.token",
+            &token.display().to_string(),
+        );
+        let copy = dir.path().join("broker.toml");
+        std::fs::write(&copy, text)?;
+        let file = BrokerFile::read(&copy)?;
+        assert_eq!(file.broker.cluster, "prod");
+        assert_eq!(file.broker.write_quorum, 2);
+        file.broker.validate().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
         assert!(toml::from_str::<BrokerFile>("nope = 1").is_err());
         assert!(toml::from_str::<BrokerFile>("[broker]\nclustr = \"x\"").is_err());
