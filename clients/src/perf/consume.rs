@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{Stats, report, topic_names};
+use super::{Run, Stats, report, topic_names};
 use crate::client_cli::{Position, SubscriptionType};
 use crate::pulsar::Client;
 
@@ -45,7 +45,7 @@ pub(super) async fn run(
     args: ConsumeArgs,
     json: bool,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Run> {
     let client = Client::connect(url)
         .await
         .with_context(|| format!("connecting to {url}"))?;
@@ -119,7 +119,7 @@ pub(super) async fn run(
     }
     while tasks.join_next().await.is_some() {}
     report_stop.cancel();
-    let _ = reporter.await;
+    let run = reporter.await?;
     client.close().await;
-    Ok(())
+    Ok(run)
 }

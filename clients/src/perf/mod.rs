@@ -5,9 +5,11 @@
 //! Every two seconds a line of figures, then a summary; `--json` prints them as JSON lines.
 
 mod consume;
+pub mod html;
 mod produce;
 mod topics;
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use hdrhistogram::Histogram;
 
 pub use consume::ConsumeArgs;
+pub use html::Run;
 pub use produce::ProduceArgs;
 pub use topics::TopicsArgs;
 
@@ -36,6 +39,10 @@ pub struct PerfArgs {
     /// Print JSON lines instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Also write a self-contained HTML report (throughput and latency over time, the
+    /// percentile curve, settings, machine) of `produce` or `consume` to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(subcommand)]
     pub command: PerfCommand,
 }
@@ -57,13 +64,41 @@ pub async fn run(args: PerfArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let result = match args.command {
-        PerfCommand::Produce(p) => produce::run(&args.service_url, p, args.json, stop).await,
-        PerfCommand::Consume(c) => consume::run(&args.service_url, c, args.json, stop).await,
-        PerfCommand::Topics(t) => topics::run(&args.service_url, t, stop).await,
+        PerfCommand::Produce(p) => produce::run(&args.service_url, p, args.json, stop)
+            .await
+            .map(Some),
+        PerfCommand::Consume(c) => consume::run(&args.service_url, c, args.json, stop)
+            .await
+            .map(Some),
+        PerfCommand::Topics(t) => {
+            if args.report.is_some() {
+                anyhow::bail!("--report is for `perf produce` and `perf consume`");
+            }
+            topics::run(&args.service_url, t, stop).await.map(|()| None)
+        }
     };
     signal.abort();
-    result
+    if let (Some(path), Ok(Some(run))) = (&args.report, &result) {
+        let mut words: Vec<String> = std::env::args().collect();
+        if let Some(program) = words.first_mut() {
+            // The program's name, not where it happens to be installed.
+            if let Some(name) = std::path::Path::new(program.as_str()).file_name() {
+                *program = name.to_string_lossy().into_owned();
+            }
+        }
+        let command = words.join(" ");
+        let page = html::render(run, &command, &html::machine(), &html::utc(started));
+        std::fs::write(path, page)
+            .map_err(|e| anyhow::anyhow!("writing the report {}: {e}", path.display()))?;
+        if !args.json {
+            println!("Report: {}", path.display());
+        }
+    }
+    result.map(|_| ())
 }
 
 /// `name` for one topic, `name-0` … `name-{n-1}` for several.
@@ -132,8 +167,9 @@ pub(crate) async fn report(
     latency_kind: &str,
     json: bool,
     stop: CancellationToken,
-) {
+) -> Run {
     let start = Instant::now();
+    let mut points = Vec::new();
     let mut ticker =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
     let (mut last_messages, mut last_bytes, mut last_at) = (0, 0, start);
@@ -159,6 +195,7 @@ pub(crate) async fn report(
             latency: &interval,
         };
         line.print(json, false);
+        points.push(line.point());
         (last_messages, last_bytes, last_at) = (messages, bytes, Instant::now());
     }
     let total = stats
@@ -169,7 +206,7 @@ pub(crate) async fn report(
         .clone();
     let secs = start.elapsed().as_secs_f64();
     let messages = stats.messages();
-    Figures {
+    let summary = Figures {
         what,
         latency_kind,
         elapsed: secs,
@@ -178,8 +215,19 @@ pub(crate) async fn report(
         mb_rate: stats.bytes.load(Ordering::Relaxed) as f64 / secs / 1e6,
         errors: stats.errors.load(Ordering::Relaxed),
         latency: &total,
+    };
+    summary.print(json, true);
+    Run {
+        what: what.to_string(),
+        latency_kind: latency_kind.to_string(),
+        points,
+        elapsed: summary.elapsed,
+        messages,
+        rate: summary.rate,
+        mb_rate: summary.mb_rate,
+        errors: summary.errors,
+        total: total.clone(),
     }
-    .print(json, true);
 }
 
 struct Figures<'a> {
@@ -194,6 +242,18 @@ struct Figures<'a> {
 }
 
 impl Figures<'_> {
+    fn point(&self) -> html::Point {
+        let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        html::Point {
+            elapsed: self.elapsed,
+            rate: self.rate,
+            mb_rate: self.mb_rate,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+        }
+    }
+
     fn print(&self, json: bool, summary: bool) {
         let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
         if json {

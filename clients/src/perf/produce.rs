@@ -10,7 +10,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Stats, report, topic_names};
+use super::{Run, Stats, report, topic_names};
 use crate::client_cli::Codec;
 use crate::pulsar::{Batching, Client, Producer, Receipt};
 
@@ -55,7 +55,7 @@ pub(super) async fn run(
     args: ProduceArgs,
     json: bool,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Run> {
     let client = Client::connect(url)
         .await
         .with_context(|| format!("connecting to {url}"))?;
@@ -147,9 +147,9 @@ pub(super) async fn run(
         }
     }
     report_stop.cancel();
-    let _ = reporter.await;
+    let run = reporter.await?;
     client.close().await;
-    Ok(())
+    Ok(run)
 }
 
 /// Sends at `rate` messages per second (0 = unthrottled) until `stop` or `limit`.
