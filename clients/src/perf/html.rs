@@ -57,7 +57,7 @@ pub fn render(run: &Run, command: &str, machine: &[(String, String)], started_ut
         escape(&title),
         escape(&title)
     );
-    let _ = write!(page, "<p><code>{}</code></p>\n", escape(command));
+    let _ = writeln!(page, "<p><code>{}</code></p>", escape(command));
     page.push_str("<h2>Summary</h2>\n<table>\n");
     let ms = |q: f64| run.total.value_at_quantile(q) as f64 / 1000.0;
     let rows = [
@@ -93,9 +93,9 @@ pub fn render(run: &Run, command: &str, machine: &[(String, String)], started_ut
         &[("msg/s", rate)],
         Axis::Linear,
     ));
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<h2>{} latency over time</h2>\n",
+        "<h2>{} latency over time</h2>",
         escape(&capitalize(&run.latency_kind))
     );
     let pick = |f: fn(&Point) -> f64| -> Vec<(f64, f64)> {
