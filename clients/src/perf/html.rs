@@ -195,10 +195,10 @@ fn chart(
     );
     for i in 0..=5 {
         let y = y_max * f64::from(i) / 5.0;
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e5e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
             LEFT + w,
             LEFT - 6.0,
             sy(y) + 4.0,
@@ -212,9 +212,9 @@ fn chart(
             Axis::Linear => short(x),
             Axis::Percentile => percent(1.0 - 10f64.powf(-x)),
         };
-        let _ = write!(
+        let _ = writeln!(
             svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
             sx(x),
             TOP + h + 16.0,
             escape(&label)
