@@ -30,8 +30,14 @@ enum Command {
     Broker(Box<magnetar_broker::cli::BrokerArgs>),
     /// Cluster set-up: `cluster init` creates the cluster, tenant public, public/default.
     Cluster(magnetar_broker::cli::ClusterArgs),
-    /// Administer clusters, tenants and namespaces over the admin REST API (pulsar-admin-like).
+    /// Administer clusters, tenants, namespaces, topics, subscriptions and schemas over the
+    /// admin REST API (pulsar-admin-like).
     Admin(magnetar_clients::admin::AdminArgs),
+    /// Print a shell completion script: `magnetar completions bash > /etc/bash_completion.d/magnetar`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Create and check JWT tokens and their keys (pulsar tokens-like).
     Tokens(magnetar_clients::tokens::TokensArgs),
     /// Produce and consume messages (pulsar-client-like).
@@ -135,7 +141,9 @@ async fn bookie_serve(serve: magnetar_bookie::cli::ServeArgs) -> anyhow::Result<
                 true => Err("the bookie is read-only (its disk is over disk_usage_threshold, or it is closing)".into()),
             }
             }),
-            Arc::new(move || magnetar_bookie::metrics::families(&metrics_bookie)),
+            Arc::new(move || {
+                magnetar_bookie::metrics::families(&metrics_bookie, &Default::default())
+            }),
         );
         let what = "the bookie's health and metrics (HTTP)";
         role_http::serve(addr, what, "--http-addr", app, shutdown).await?;
@@ -261,6 +269,11 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Admin(args) => magnetar_clients::admin::run(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "magnetar", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Tokens(args) => magnetar_clients::tokens::run(args),
         Command::Client(args) => magnetar_clients::client_cli::run(args).await,
         Command::Perf(args) => magnetar_clients::perf::run(args).await,

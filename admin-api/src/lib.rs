@@ -34,7 +34,7 @@ pub use names::{NameError, NamespaceName};
 pub use resources::{ResourceError, Resources};
 pub use routes::{OPENAPI_PATH, admin_routes, broker_routes, openapi, router, router_with};
 pub use state::{AdminSettings, AdminState};
-pub use topic_admin::{CursorPosition, TopicAdmin};
+pub use topic_admin::{CursorPosition, PeekFrom, PeekedEntry, TopicAdmin};
 pub use utoipa_axum::router::OpenApiRouter;
 
 use std::net::SocketAddr;

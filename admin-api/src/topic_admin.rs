@@ -171,4 +171,37 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
     async fn health_check(&self) -> Result<(), ApiError> {
         Err(not_yet("the health check"))
     }
+
+    /// The `n`-th entry (1-based) from `from`: after a subscription's mark-delete position
+    /// (Pulsar's peek), from the first entry, or back from the last (examine). 404 past the end.
+    async fn peek_entry(
+        &self,
+        topic: &TopicName,
+        from: PeekFrom,
+        n: u64,
+    ) -> Result<PeekedEntry, ApiError> {
+        let _ = (topic, from, n);
+        Err(not_yet("peeking messages"))
+    }
+}
+
+/// Where [`TopicAdmin::peek_entry`] counts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeekFrom {
+    /// After the subscription's mark-delete position.
+    Subscription(String),
+    /// The first entry still stored.
+    Earliest,
+    /// The last entry, counting backwards.
+    Latest,
+}
+
+/// One stored entry: its position, its metadata and its payload, decompressed (a batch's is
+/// the batch's messages as the batch format lays them out).
+#[derive(Debug, Clone)]
+pub struct PeekedEntry {
+    pub ledger_id: u64,
+    pub entry_id: u64,
+    pub metadata: magnetar_protocol::pulsar::MessageMetadata,
+    pub payload: Vec<u8>,
 }

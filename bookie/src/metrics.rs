@@ -2,6 +2,8 @@
 //! group commits, and whether the bookie is read-only. The standalone serves them within the
 //! broker's `/metrics`; `magnetar bookie serve` on its own HTTP port (`--http-addr`).
 
+use std::collections::HashMap;
+
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Registry};
 
@@ -28,9 +30,9 @@ impl Default for FsyncLatency {
     }
 }
 
-/// Every bookie metric, as of now.
-pub fn families(bookie: &Bookie) -> Vec<MetricFamily> {
-    let registry = Registry::new();
+/// Every bookie metric, as of now, each series with `labels` (a standalone adds its cluster's).
+pub fn families(bookie: &Bookie, labels: &HashMap<String, String>) -> Vec<MetricFamily> {
+    let registry = Registry::new_custom(None, Some(labels.clone())).unwrap_or_default();
     let stats = bookie.journal_stats();
     let counters = [
         (

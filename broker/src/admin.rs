@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use magnetar_admin_api::models::{CompactionStatus, LookupData};
-use magnetar_admin_api::{ApiError, CursorPosition, NamespaceName, TopicAdmin};
+use magnetar_admin_api::{
+    ApiError, CursorPosition, NamespaceName, PeekFrom, PeekedEntry, TopicAdmin,
+};
 use magnetar_protocol::{MessageId, TopicName};
 use serde_json::Value;
 
@@ -476,4 +478,89 @@ impl TopicAdmin for BrokerAdmin {
             .map_err(|e| ApiError::unavailable(format!("metadata service: {e}")))?;
         Ok(())
     }
+
+    async fn peek_entry(
+        &self,
+        topic: &TopicName,
+        from: PeekFrom,
+        n: u64,
+    ) -> Result<PeekedEntry, ApiError> {
+        let loaded = self.existing(topic).await?;
+        let ml = loaded.managed_ledger();
+        let layout = ml.layout();
+        let end = ml
+            .last_confirmed()
+            .map_or(layout.end_position(), |p| layout.next(p));
+        let not_found = || ApiError::not_found(format!("No message at position {n} of {topic}"));
+        let steps = n.saturating_sub(1);
+        let at = match from {
+            PeekFrom::Subscription(name) => {
+                let handle = self.subscription(&loaded, &name).await?;
+                let start = layout.next(handle.mark_delete().await.unwrap_or(end));
+                forward(&layout, start, steps, end)
+            }
+            PeekFrom::Earliest => {
+                let start = layout.first_position().ok_or_else(not_found)?;
+                forward(&layout, start, steps, end)
+            }
+            PeekFrom::Latest => {
+                let mut at = ml.last_confirmed().ok_or_else(not_found)?;
+                for _ in 0..steps {
+                    at = layout.prev(at);
+                    if at.entry_id < 0 {
+                        return Err(not_found());
+                    }
+                }
+                at
+            }
+        };
+        if at >= end {
+            return Err(not_found());
+        }
+        let entries = ml
+            .read_positions(&[at])
+            .await
+            .map_err(|e| ApiError::internal(format!("reading {at:?}: {e}")))?;
+        let (position, bytes) = entries.into_iter().next().ok_or_else(not_found)?;
+        let payload = magnetar_protocol::Payload::parse(bytes)
+            .map_err(|e| ApiError::internal(format!("entry {position:?} is unreadable: {e}")))?;
+        let metadata = payload
+            .metadata()
+            .map_err(|e| ApiError::internal(format!("entry {position:?} has bad metadata: {e}")))?;
+        let body = payload.body();
+        let limit = self.service.ctx().config.max_message_size.max(body.len()) * 16;
+        let data = match metadata.compression.unwrap_or(0) {
+            0 => body.to_vec(),
+            codec => magnetar_protocol::compression::decompress(
+                codec,
+                &body,
+                metadata.uncompressed_size.unwrap_or(0) as usize,
+                limit,
+            )
+            .map_err(|e| ApiError::internal(format!("decompressing {position:?}: {e}")))?,
+        };
+        Ok(PeekedEntry {
+            ledger_id: position.ledger_id as u64,
+            entry_id: position.entry_id as u64,
+            metadata,
+            payload: data,
+        })
+    }
+}
+
+/// The entry `steps` entries after `start`, or `end` if the topic ends first.
+fn forward(
+    layout: &crate::position::LedgerLayout,
+    start: Position,
+    steps: u64,
+    end: Position,
+) -> Position {
+    let mut at = start;
+    for _ in 0..steps {
+        if at >= end {
+            break;
+        }
+        at = layout.next(at);
+    }
+    at.min(end)
 }

@@ -274,7 +274,9 @@ impl Standalone {
         )
         .await?;
         let metrics = &broker.service().ctx().metrics;
-        metrics.add_families(move || magnetar_bookie::metrics::families(&journal));
+        // The bookie's series carry the cluster label, as the broker's do.
+        let labels = [("cluster".to_string(), config.cluster.clone())].into();
+        metrics.add_families(move || magnetar_bookie::metrics::families(&journal, &labels));
         let raft = metadata_node.status();
         metrics.add_source(move || crate::role_http::raft_samples(&raft()));
         tracing::info!(elapsed = ?started.elapsed(), "standalone ready");

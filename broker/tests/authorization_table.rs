@@ -456,6 +456,7 @@ async fn every_route_refuses_a_role_without_grants() {
         ("{timestamp}", "0"),
         ("{count}", "1"),
         ("{version}", "0"),
+        ("{messagePosition}", "1"),
     ]);
     let stranger = token("stranger");
     let mut walked = 0;

@@ -38,7 +38,7 @@ impl AdminClientError {
 type Result<T> = std::result::Result<T, AdminClientError>;
 
 /// A percent-encoded path segment (roles may hold any character).
-fn seg(text: &str) -> String {
+pub(crate) fn seg(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -100,6 +100,25 @@ impl AdminClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<Vec<u8>>> {
+        Ok(self.exchange(method, path, body).await?.1)
+    }
+
+    /// GET answering bytes with headers (peeked messages); None for 204.
+    pub async fn get_raw(
+        &self,
+        path: &str,
+    ) -> Result<(reqwest::header::HeaderMap, Option<Vec<u8>>)> {
+        self.exchange::<()>(Method::GET, path, None).await
+    }
+
+    /// Sends a request, following redirects; the headers and body of a 2xx answer (no body for
+    /// 204), else the server's reason.
+    async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(reqwest::header::HeaderMap, Option<Vec<u8>>)> {
         let mut url = format!("{}{path}", self.base);
         let mut redirects = 0;
         let response = loop {
@@ -127,6 +146,7 @@ impl AdminClient {
             }
         };
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await?;
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorBody>(&bytes)
@@ -134,7 +154,8 @@ impl AdminClient {
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
             return Err(AdminClientError::Http { status, reason });
         }
-        Ok((status != StatusCode::NO_CONTENT && !bytes.is_empty()).then(|| bytes.to_vec()))
+        let body = (status != StatusCode::NO_CONTENT && !bytes.is_empty()).then(|| bytes.to_vec());
+        Ok((headers, body))
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
@@ -200,6 +221,26 @@ impl AdminClient {
     /// PUT to an admin path, with an optional JSON body.
     pub async fn put_json(&self, path: &str, body: Option<&serde_json::Value>) -> Result<()> {
         self.send(Method::PUT, path, body).await
+    }
+
+    /// POST to an admin path with an optional JSON body; the JSON answer, if any.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>> {
+        match self.call(Method::POST, path, body).await? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// DELETE an admin path (with its query string); the JSON answer, if any.
+    pub async fn delete_json(&self, path: &str) -> Result<Option<serde_json::Value>> {
+        match self.call::<()>(Method::DELETE, path, None).await? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// DELETE an admin path (with its query string).

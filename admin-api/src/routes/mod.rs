@@ -14,6 +14,7 @@ mod clusters;
 mod compaction;
 mod namespace_policies;
 mod namespaces;
+mod peek;
 mod permissions;
 mod schemas;
 mod subscriptions;
@@ -119,6 +120,7 @@ pub fn broker_routes() -> OpenApiRouter<AdminState> {
     let admin = OpenApiRouter::new()
         .merge(topics::routes())
         .merge(subscriptions::routes())
+        .merge(peek::routes())
         .merge(compaction::routes())
         .merge(bundles::routes())
         .merge(brokers::admin_routes());

@@ -3,6 +3,9 @@
 
 mod clusters;
 mod namespaces;
+mod peek;
+mod schemas;
+mod subscriptions;
 mod tenants;
 mod topics;
 
@@ -56,12 +59,18 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: namespaces::NamespacesCommand,
     },
-    /// Persistent topics: list, create, delete, stats, partitioned-stats, stats-internal.
+    /// Persistent topics: list, create, delete, stats, subscriptions, skip, reset-cursor,
+    /// compact, lookup…
     Topics {
         #[command(subcommand)]
         command: topics::TopicsCommand,
     },
-    /// Brokers of a cluster.
+    /// Topic schemas: get, upload, delete, compatibility.
+    Schemas {
+        #[command(subcommand)]
+        command: schemas::SchemasCommand,
+    },
+    /// Brokers of a cluster, and the health check.
     Brokers {
         #[command(subcommand)]
         command: BrokersCommand,
@@ -72,6 +81,8 @@ pub enum AdminCommand {
 pub enum BrokersCommand {
     /// Live brokers of CLUSTER (their ids, `host:http-port`).
     List { cluster: String },
+    /// Publish and consume one message on the broker's health-check topic (superuser).
+    Healthcheck,
 }
 
 /// Comma-separated values, blanks dropped.
@@ -106,6 +117,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Tenants { command } => tenants::run(&client, command, args.json).await,
         AdminCommand::Namespaces { command } => namespaces::run(&client, command, args.json).await,
         AdminCommand::Topics { command } => topics::run(&client, command, args.json).await,
+        AdminCommand::Schemas { command } => schemas::run(&client, command, args.json).await,
+        AdminCommand::Brokers {
+            command: BrokersCommand::Healthcheck,
+        } => {
+            // Pulsar answers the text "ok".
+            client.get_raw("/admin/v2/brokers/health").await?;
+            if args.json {
+                crate::output::json(&serde_json::json!({ "ok": true }))
+            } else {
+                println!("ok");
+                Ok(())
+            }
+        }
         AdminCommand::Brokers {
             command: BrokersCommand::List { cluster },
         } => {

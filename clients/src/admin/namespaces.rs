@@ -183,6 +183,8 @@ pub enum NamespacesCommand {
         #[arg(short, long)]
         bundle: String,
     },
+    #[command(flatten)]
+    Policy(super::schemas::NamespacePolicyCommand),
 }
 
 /// `t/ns` and an optional bundle from `t/ns[/bundle]`.
@@ -221,6 +223,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     use NamespacesCommand as C;
     match command {
+        C::Policy(command) => return super::schemas::run_namespace(client, command, json).await,
         C::Bundles { namespace } => {
             let bundles = client.bundles(&namespace).await?;
             let owners = client.bundle_owners(&namespace).await?;

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
+use super::subscriptions::{self, CreateSubscription, ResetCursor, SubscriptionArg};
 use crate::admin_client::AdminClient;
 use crate::output;
 
@@ -42,10 +43,64 @@ pub enum TopicsCommand {
     PartitionedStats { topic: String },
     /// The managed ledger: ledgers, cursors and their positions.
     StatsInternal { topic: String },
+    /// The topic's subscriptions (a partitioned topic's, over its partitions).
+    Subscriptions { topic: String },
+    /// Create a durable subscription.
+    CreateSubscription(CreateSubscription),
+    /// Delete a subscription.
+    Unsubscribe {
+        #[command(flatten)]
+        target: SubscriptionArg,
+        /// Even with consumers connected (they are disconnected).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Skip N messages of a subscription's backlog.
+    Skip {
+        #[command(flatten)]
+        target: SubscriptionArg,
+        #[arg(short = 'n', long = "count")]
+        count: u64,
+    },
+    /// Skip a subscription's whole backlog.
+    ClearBacklog {
+        #[command(flatten)]
+        target: SubscriptionArg,
+    },
+    /// Move a subscription's cursor back or forth, by time or to a message.
+    ResetCursor(ResetCursor),
+    /// Start compacting the topic (latest value per key).
+    Compact { topic: String },
+    /// The last compaction's status: NOT_RUN, RUNNING, SUCCESS or ERROR (exits non-zero).
+    CompactionStatus {
+        topic: String,
+        /// Wait until it is no longer running.
+        #[arg(short = 'w', long)]
+        wait: bool,
+    },
+    /// The broker serving the topic.
+    Lookup { topic: String },
+    /// Show the next N messages of a subscription's backlog without consuming them.
+    PeekMessages {
+        #[command(flatten)]
+        target: SubscriptionArg,
+        #[arg(short = 'n', long = "count", default_value_t = 1)]
+        count: u64,
+    },
+    /// Show one stored message, counted from the first or back from the last.
+    ExamineMessage {
+        topic: String,
+        /// `earliest` or `latest`.
+        #[arg(short = 'i', long = "initialPosition", default_value = "latest")]
+        initial_position: String,
+        /// 1 for the first (or last) message.
+        #[arg(short = 'm', long = "messagePosition", default_value_t = 1)]
+        message_position: u64,
+    },
 }
 
 /// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`.
-fn path(topic: &str) -> anyhow::Result<String> {
+pub(super) fn path(topic: &str) -> anyhow::Result<String> {
     let name = topic.strip_prefix("persistent://").unwrap_or(topic);
     if name.starts_with("non-persistent://") || name.split('/').count() != 3 {
         anyhow::bail!(
@@ -121,10 +176,37 @@ pub(super) async fn run(
             // Nested ledgers and cursors: JSON is the readable form.
             output::json(&required(client, &format!("{}/internalStats", path(&topic)?)).await?)
         }
+        TopicsCommand::Subscriptions { topic } => {
+            subscriptions::subscriptions(client, &topic, json).await
+        }
+        TopicsCommand::CreateSubscription(args) => subscriptions::create(client, args, json).await,
+        TopicsCommand::Unsubscribe { target, force } => {
+            subscriptions::unsubscribe(client, target, force, json).await
+        }
+        TopicsCommand::Skip { target, count } => {
+            subscriptions::skip(client, target, count, json).await
+        }
+        TopicsCommand::ClearBacklog { target } => {
+            subscriptions::clear_backlog(client, target, json).await
+        }
+        TopicsCommand::ResetCursor(args) => subscriptions::reset_cursor(client, args, json).await,
+        TopicsCommand::Compact { topic } => subscriptions::compact(client, &topic, json).await,
+        TopicsCommand::CompactionStatus { topic, wait } => {
+            subscriptions::compaction_status(client, &topic, wait, json).await
+        }
+        TopicsCommand::Lookup { topic } => subscriptions::lookup(client, &topic, json).await,
+        TopicsCommand::PeekMessages { target, count } => {
+            super::peek::peek(client, &target.topic, &target.subscription, count, json).await
+        }
+        TopicsCommand::ExamineMessage {
+            topic,
+            initial_position,
+            message_position,
+        } => super::peek::examine(client, &topic, &initial_position, message_position, json).await,
     }
 }
 
-async fn required(client: &AdminClient, path: &str) -> anyhow::Result<Value> {
+pub(super) async fn required(client: &AdminClient, path: &str) -> anyhow::Result<Value> {
     client
         .get_json(path)
         .await?
@@ -137,7 +219,7 @@ fn decode<T: serde::de::DeserializeOwned>(value: Option<Value>) -> anyhow::Resul
     )?)
 }
 
-fn print_names(names: &[String], json: bool) -> anyhow::Result<()> {
+pub(super) fn print_names(names: &[String], json: bool) -> anyhow::Result<()> {
     if json {
         output::json(&names)
     } else {
@@ -146,7 +228,7 @@ fn print_names(names: &[String], json: bool) -> anyhow::Result<()> {
     }
 }
 
-fn done(json: bool, message: &str) -> anyhow::Result<()> {
+pub(super) fn done(json: bool, message: &str) -> anyhow::Result<()> {
     if json {
         output::json(&serde_json::json!({ "ok": true }))
     } else {
