@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// none when left out.
     #[arg(long, env = "MAGNETAR_BOOKIE_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Turn read-only when the fuller of the journal's and ledgers' disks is used beyond this
+    /// share (`disk_usage_threshold`; the low-water mark is lowered to it if above).
+    #[arg(long, env = "MAGNETAR_DISK_USAGE_THRESHOLD")]
+    pub disk_usage_threshold: Option<f64>,
     #[command(flatten)]
     pub token: ClusterTokenArgs,
 }
@@ -167,6 +171,10 @@ impl ServeArgs {
         }
         if let Some(advertise) = self.advertise {
             config.advertise = Some(advertise);
+        }
+        if let Some(threshold) = self.disk_usage_threshold {
+            config.disk_usage_threshold = threshold;
+            config.disk_usage_lwm_threshold = config.disk_usage_lwm_threshold.min(threshold);
         }
         if !self.metadata.is_empty() {
             config.metadata_servers = self.metadata;

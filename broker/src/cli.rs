@@ -270,14 +270,22 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let metadata = metadata_client(&file.metadata_servers, file.broker.cluster_token.clone())?;
     let cluster = file.broker.cluster.clone();
     let resources = Resources::new(metadata.clone());
-    let known = tokio::time::timeout(Duration::from_secs(30), resources.clusters.exists(&cluster))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the metadata service at {} did not answer within 30 s",
-                file.metadata_servers.join(",")
-            )
-        })??;
+    let unreachable = |why: String| {
+        anyhow::anyhow!(
+            "cannot reach the metadata service at {} ({why}): is it running, with a leader? \
+             Its addresses come from --metadata, `metadata_servers` in the config file or \
+             MAGNETAR_METADATA_SERVERS",
+            file.metadata_servers.join(",")
+        )
+    };
+    let known =
+        match tokio::time::timeout(Duration::from_secs(30), resources.clusters.exists(&cluster))
+            .await
+        {
+            Err(_) => return Err(unreachable("no answer within 30 s".into())),
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Ok(known)) => known,
+        };
     if !known {
         anyhow::bail!(
             "cluster {cluster:?} is not initialized: run `magnetar cluster init --cluster {cluster} …` first"

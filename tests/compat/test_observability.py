@@ -232,7 +232,8 @@ def test_bookies_are_ready_while_writable(tmp_path):
                      "--ledger-dir", str(tmp_path / name / "ledgers"),
                      "--http-addr", f"127.0.0.1:{http}"], http, tmp_path)
 
-    writable = bookie("writable")
+    # Never read-only, however full the disk running the tests is.
+    writable = bookie("writable", "disk_usage_threshold = 1.0\ndisk_usage_lwm_threshold = 1.0\n")
     try:
         wait_until("the bookie is ready", lambda: get(writable.url + "/health/ready")[0] == 200, 30)
         metrics = scrape(writable.url)

@@ -71,3 +71,50 @@ def test_a_bookie_on_a_taken_port_names_it(tmp_path, taken):
                  "--ledger-dir", str(tmp_path / "ledgers"),
                  "--metadata", f"127.0.0.1:{free_port()}", "--cluster-token", "t" * 32)
     assert_says(result, f"cannot listen on {taken} for the bookie", "--listen")
+
+
+def test_a_broker_that_cannot_reach_the_metadata_service_names_it_and_the_setting():
+    servers = f"127.0.0.1:{free_port()}"
+    result = run("broker", "--metadata", servers, "--cluster", "prod", timeout=90)
+    assert_says(result, f"cannot reach the metadata service at {servers}", "--metadata",
+                "metadata_servers")
+
+
+@pytest.mark.parametrize("role", [["broker"], ["bookie", "serve"]])
+def test_a_bad_config_file_names_the_file_the_line_and_the_key(tmp_path, role):
+    config = tmp_path / "bad.toml"
+    config.write_text("# a typo on line 2\ncluster_tokn = \"x\"\n")
+    result = run(*role, "--config", str(config))
+    assert_says(result, str(config), "line 2", "cluster_tokn", "expected one of")
+
+
+def test_a_data_directory_without_write_permission_names_it(tmp_path):
+    """Run as an unprivileged user (root may write anywhere): `nobody` through setpriv."""
+    import shutil
+    import tempfile
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # A directory everyone may enter, holding a link to the binary nobody may run.
+    base = tempfile.mkdtemp(prefix="magnetar-perm-")
+    try:
+        os.chmod(base, 0o755)
+        binary = os.path.join(base, "magnetar")
+        try:
+            os.link(BIN, binary)
+        except OSError:
+            pytest.skip("cannot link the binary where an unprivileged user can run it")
+        locked = os.path.join(base, "locked")
+        os.mkdir(locked, 0o555)
+        data = os.path.join(locked, "data")
+        ports = [f"127.0.0.1:{free_port()}" for _ in range(4)]
+        result = subprocess.run(
+            prefix + [binary, "standalone", "--data-dir", data, "--replication-addr", "off",
+                      "--broker-addr", ports[0], "--metadata-addr", ports[1],
+                      "--bookie-addr", ports[2], "--http-addr", ports[3]],
+            capture_output=True, text=True, timeout=60)
+        assert_says(result, data, "--data-dir", "ermission denied")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
