@@ -48,6 +48,15 @@ pub fn is_none(schema: &Schema) -> bool {
     schema.r#type == schema::Type::None as i32 && schema.schema_data.is_empty()
 }
 
+/// Whether a consumer's schema is checked against the topic's: not for raw bytes, and not for
+/// `AUTO_CONSUME`, which reads whatever version each message names (as Pulsar skips it).
+fn consumer_schema_checked(schema: &Schema) -> bool {
+    !is_none(schema) && schema.r#type != AUTO_CONSUME
+}
+
+/// `Schema.Type.AutoConsume` of newer protocol versions (Java and Go clients send it).
+const AUTO_CONSUME: i32 = 21;
+
 fn stored(schema: &Schema) -> StoredSchema {
     let mut properties: Vec<(String, String)> = schema
         .properties
@@ -121,7 +130,7 @@ pub async fn for_consumer(
     schema: Option<&Schema>,
     idle: bool,
 ) -> Result<(), BrokerError> {
-    let Some(schema) = schema.filter(|s| !is_none(s)) else {
+    let Some(schema) = schema.filter(|s| consumer_schema_checked(s)) else {
         return Ok(());
     };
     let registry = &ctx.admin.resources().schemas;
@@ -192,4 +201,32 @@ pub async fn get(
         };
         (schema, version)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_consume_and_bytes_consumers_are_not_checked() {
+        let of = |kind: i32, data: &[u8]| Schema {
+            r#type: kind,
+            schema_data: data.to_vec(),
+            ..Schema::default()
+        };
+        assert!(!consumer_schema_checked(&of(
+            schema::Type::None as i32,
+            b""
+        )));
+        assert!(!consumer_schema_checked(&of(AUTO_CONSUME, b"")));
+        assert!(consumer_schema_checked(&of(
+            schema::Type::String as i32,
+            b""
+        )));
+        assert!(consumer_schema_checked(&of(
+            schema::Type::Avro as i32,
+            b"{}"
+        )));
+        assert_eq!(version_from_bytes(&version_bytes(7)), Some(7));
+    }
 }
