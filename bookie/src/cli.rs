@@ -147,7 +147,7 @@ pub struct ServeArgs {
     pub http_addr: Option<SocketAddr>,
     /// Turn read-only when the fuller of the journal's and ledgers' disks is used beyond this
     /// share (`disk_usage_threshold`; the low-water mark is lowered to it if above).
-    #[arg(long, env = "MAGNETAR_DISK_USAGE_THRESHOLD")]
+    #[arg(long)]
     pub disk_usage_threshold: Option<f64>,
     #[command(flatten)]
     pub token: ClusterTokenArgs,
