@@ -1,7 +1,8 @@
 //! The broker's HTTP service (default 8080, HTTPS 8443): the admin REST API v2 with the broker's
 //! topic, subscription, broker and lookup routes (all behind token authentication), the
 //! Prometheus metrics at `/metrics` (open, as in Pulsar), and `/health/live` and
-//! `/health/ready` for probes (open).
+//! `/health/ready` for probes (open), and the web console at `/console` ([`crate::console`]:
+//! its pages are open, everything it shows comes through the authenticated admin API).
 //!
 //! Served by hyper directly so that a slow or idle client cannot hold the service: request
 //! headers must arrive within `limits.http_header_read_timeout_ms`, a request must be answered
@@ -40,6 +41,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The whole HTTP application of a broker, with its body-size and request-time limits.
 pub fn router(service: Arc<BrokerService>) -> Router {
     let limits = service.ctx().config.limits.clone();
+    let service_tls = service.ctx().config.tls.clone();
     let state = service
         .ctx()
         .admin
@@ -50,8 +52,11 @@ pub fn router(service: Arc<BrokerService>) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .with_state(service);
-    magnetar_admin_api::router_with(state, magnetar_admin_api::broker_routes())
+    let admin = magnetar_admin_api::router_with(state, magnetar_admin_api::broker_routes());
+    let console = crate::console::routes(admin.clone(), &service_tls);
+    admin
         .merge(metrics)
+        .merge(console)
         .layer(DefaultBodyLimit::max(limits.http_max_request_bytes))
         .layer(RequestBodyLimitLayer::new(limits.http_max_request_bytes))
         .layer(TimeoutLayer::with_status_code(

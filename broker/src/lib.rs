@@ -10,7 +10,7 @@
 //!   broker's shared services), [`cluster`] (membership and bundle ownership),
 //!   [`broker::Broker`], and [`standalone`];
 //! - operating it: [`http`] (the admin REST API from `magnetar-admin-api` over [`admin`], and
-//!   [`metrics`] at `/metrics`, both fed by [`stats`]), token auth on connections
+//!   [`metrics`] at `/metrics`, both fed by [`stats`]), the web [`console`], token auth on connections
 //!   (`server::auth`), and [`tls`] for `pulsar+ssl://` and HTTPS.
 
 pub mod admin;
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cluster;
 pub mod compaction;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod cursor;
 pub mod dedup;

@@ -140,3 +140,12 @@ def client(standalone):
     c = pulsar.Client(standalone.url, operation_timeout_seconds=15, connection_timeout_ms=10000)
     yield c
     c.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (`item.rep_call`), so that fixtures can save
+    what a failed test left behind (the console test's screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
