@@ -26,6 +26,8 @@ pub const CLUSTERS: &str = "/admin/clusters";
 pub const POLICIES: &str = "/admin/policies";
 /// [`POLICIES`] with its slash: `{POLICIES_PREFIX}{tenant}/{ns}` is a namespace's policies.
 pub const POLICIES_PREFIX: &str = "/admin/policies/";
+/// Topic-level policies: `{TOPIC_POLICIES_PREFIX}{tenant}/{ns}/{domain}/{topic}`.
+pub const TOPIC_POLICIES_PREFIX: &str = "/admin/topic-policies/";
 /// Parent of partitioned-topic records.
 pub const PARTITIONED_TOPICS: &str = "/admin/partitioned-topics";
 /// Parent of managed ledgers (one per persistent topic or partition).
@@ -53,6 +55,18 @@ pub fn namespace(ns: &NamespaceName) -> String {
 /// A namespace's policies, from its two name parts.
 pub fn namespace_policies(tenant: &str, namespace: &str) -> String {
     format!("{POLICIES_PREFIX}{tenant}/{namespace}")
+}
+
+/// A topic's own policies; a partition's are its partitioned topic's.
+pub fn topic_policies(topic: &TopicName) -> String {
+    let base = topic.partitioned_topic();
+    format!(
+        "{TOPIC_POLICIES_PREFIX}{}/{}/{}/{}",
+        base.tenant(),
+        base.namespace_local(),
+        base.domain().as_str(),
+        base.local_name()
+    )
 }
 
 /// A partitioned topic's record; `topic` may be one of its partitions.

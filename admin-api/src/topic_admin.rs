@@ -117,6 +117,24 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
         Err(not_yet("resetting cursors"))
     }
 
+    /// Acknowledges every message of the subscription published more than `age_secs` ago,
+    /// and returns once the cursor has moved.
+    async fn expire_messages(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        age_secs: u64,
+    ) -> Result<(), ApiError> {
+        let _ = (topic, subscription, age_secs);
+        Err(not_yet("expiring messages"))
+    }
+
+    /// Closes the topic on this broker (its clients reconnect); 307 to the broker serving it.
+    async fn unload_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        let _ = topic;
+        Err(not_yet("unloading topics"))
+    }
+
     /// Starts compacting the topic in the background; 409 while a compaction runs.
     async fn compact(&self, topic: &TopicName) -> Result<(), ApiError> {
         let _ = topic;

@@ -333,6 +333,31 @@ impl TopicAdmin for BrokerAdmin {
         self.seek(&handle, Self::target(&loaded, to)).await
     }
 
+    async fn expire_messages(
+        &self,
+        topic: &TopicName,
+        subscription: &str,
+        age_secs: u64,
+    ) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let handle = self.subscription(&loaded, subscription).await?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        handle.expire_before(now_ms.saturating_sub(age_secs.saturating_mul(1000)));
+        // The subscription's task handles its messages in order: once it answers this, the
+        // expiry above is done.
+        handle.stats().await;
+        Ok(())
+    }
+
+    async fn unload_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        // Redirects to the owner, or 404 for a topic that does not exist.
+        self.existing(topic).await?;
+        self.service.unload_topic(topic).await;
+        Ok(())
+    }
+
     async fn compact(&self, topic: &TopicName) -> Result<(), ApiError> {
         let loaded = self.existing(topic).await?;
         if loaded.start_compaction() {

@@ -154,7 +154,10 @@ impl Topic {
                 exception: policy == RetentionPolicy::ProducerException,
             });
         }
-        let max = self.context.limits.max_producers;
+        let max = TopicCounters::tighter(
+            self.context.limits.max_producers,
+            &self.counters.policy_max_producers,
+        );
         let fits = |n| {
             let fits = !limits::reached(n, max);
             if !fits {
@@ -178,6 +181,18 @@ impl Topic {
             }
             other => other,
         }
+    }
+
+    /// Applies the topic policy's producer and consumer limits (None or 0: none), checked when
+    /// a producer or consumer joins.
+    pub fn set_policy_limits(&self, max_producers: Option<i32>, max_consumers: Option<i32>) {
+        let limit = |n: Option<i32>| n.map_or(0, |n| n.max(0) as u64);
+        self.counters
+            .policy_max_producers
+            .store(limit(max_producers), Ordering::Relaxed);
+        self.counters
+            .policy_max_consumers
+            .store(limit(max_consumers), Ordering::Relaxed);
     }
 
     /// Records the topic epoch an exclusive producer's takeover moved to (in the managed

@@ -46,7 +46,7 @@ pub struct TopicLimits {
 }
 
 /// A topic's message and byte counters, shared by the topic (in) and its subscriptions (out),
-/// read by stats and metrics.
+/// read by stats and metrics; and the producer and consumer limits of its topic policies.
 #[derive(Debug, Default)]
 pub struct TopicCounters {
     pub msg_in: AtomicU64,
@@ -55,6 +55,22 @@ pub struct TopicCounters {
     pub bytes_out: AtomicU64,
     /// Consumers attached over all subscriptions (for `max_consumers_per_topic`).
     pub consumers: AtomicU64,
+    /// The topic policy's `maxProducerPerTopic` (0: none), set by the broker's policy check.
+    pub policy_max_producers: AtomicU64,
+    /// The topic policy's `maxConsumerPerTopic` (0: none).
+    pub policy_max_consumers: AtomicU64,
+}
+
+impl TopicCounters {
+    /// The tighter of the broker's limit and the topic policy's (0 is no limit for either).
+    pub fn tighter(broker: usize, policy: &AtomicU64) -> usize {
+        let policy = policy.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        match (broker, policy) {
+            (0, p) => p,
+            (b, 0) => b,
+            (b, p) => b.min(p),
+        }
+    }
 }
 
 /// Shared counters of one topic.

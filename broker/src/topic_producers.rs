@@ -201,7 +201,7 @@ impl Producers {
         self.waiting.retain(|w| !w.reply.is_closed());
         if !fits(self.by_name.len()) {
             return Err(BrokerError::ProducerBusy(
-                "the topic reached its maximum number of producers (limits.max_producers_per_topic)"
+                "the topic reached its maximum number of producers (limits.max_producers_per_topic or the topic's maxProducers policy)"
                     .to_string(),
             ));
         }

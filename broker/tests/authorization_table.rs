@@ -404,7 +404,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         }
         ("post", "backlogQuota") => json!({"limitSize": 1, "policy": "producer_request_hold"}),
         ("post", "messageTTL") => json!(60),
-        ("post", "deduplication") => json!(true),
+        ("post", "deduplication" | "deduplicationEnabled") => json!(true),
+        ("post", "maxProducers" | "maxConsumers") => json!(1),
         ("post", "delayedDelivery") => json!({"active": false, "tickTime": 1000}),
         ("put" | "post", "compactionThreshold") => json!(1024),
         ("put", "schemaCompatibilityStrategy") => json!("BACKWARD"),
@@ -421,7 +422,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "replication") => json!(["standalone"]),
         ("post", "retention") => json!({"retentionTimeInMinutes": 1, "retentionSizeInMB": 1}),
         ("post", "resetcursor") => json!({"ledgerId": 1, "entryId": 1}),
-        ("put", "partitions") => json!(4),
+        ("put" | "post", "partitions") => json!(4),
         _ => return None,
     };
     Some(body)
@@ -457,6 +458,7 @@ async fn every_route_refuses_a_role_without_grants() {
         ("{count}", "1"),
         ("{version}", "0"),
         ("{messagePosition}", "1"),
+        ("{expireTimeInSeconds}", "0"),
     ]);
     let stranger = token("stranger");
     let mut walked = 0;

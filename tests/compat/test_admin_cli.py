@@ -1,6 +1,7 @@
 """`magnetar admin` against a running standalone, one verb at a time, as pulsar-admin users type
 them: topics (subscriptions, create-subscription, skip, clear-backlog, reset-cursor,
-unsubscribe, compact, compaction-status, lookup, stats), schemas, the namespace schema and
+unsubscribe, compact, compaction-status, lookup, stats, expire-messages, update-partitioned-topic,
+unload), schemas, the namespace schema and
 compaction policies, brokers healthcheck; `--json` answers parse, tables read; and shell
 completions for bash, zsh and fish."""
 
@@ -189,3 +190,53 @@ def test_peek_and_examine(standalone, client, topic):
     assert "404" in out
     plain.close()
     batched.close()
+
+
+def test_expire_messages(standalone, client, topic):
+    admin(standalone, "topics", "create", topic)
+    for sub in ("audit", "billing"):
+        admin(standalone, "topics", "create-subscription", topic, "-s", sub, "-m", "earliest")
+    producer = client.create_producer(topic, batching_enabled=False)
+    for i in range(4):
+        producer.send(f"m{i}".encode())
+    # Nothing is an hour old yet.
+    admin(standalone, "topics", "expire-messages", topic, "-s", "audit", "-t", "3600")
+    assert backlog(standalone, topic, "audit") == 4
+    # Everything is at least 0 s old: the REST call returns once the cursor has moved.
+    out = admin(standalone, "topics", "expire-messages", topic, "-s", "audit", "-t", "0")
+    assert "expired messages older than 0 s of audit" in out
+    assert backlog(standalone, topic, "audit") == 0
+    assert backlog(standalone, topic, "billing") == 4
+    assert admin(standalone, "topics", "expire-messages-all-subscriptions", topic, "-t", "0",
+                 json_out=True) == {"ok": True}
+    assert backlog(standalone, topic, "billing") == 0
+    out = admin(standalone, "topics", "expire-messages", topic, "-s", "nobody", "-t", "0", ok=False)
+    assert "404" in out or "not found" in out.lower()
+
+
+def test_update_partitioned_topic_and_unload(standalone, client, topic):
+    admin(standalone, "topics", "create-partitioned-topic", topic, "-p", "2")
+    admin(standalone, "topics", "create-subscription", topic, "-s", "audit", "-m", "earliest")
+    out = admin(standalone, "topics", "update-partitioned-topic", topic, "-p", "4")
+    assert "now has 4 partitions" in out
+    meta = admin(standalone, "topics", "get-partitioned-topic-metadata", topic, json_out=True)
+    assert meta["partitions"] == 4
+    # The new partitions carry the subscription, so nothing published to them is missed.
+    assert admin(standalone, "topics", "subscriptions", f"{topic}-partition-3",
+                 json_out=True) == ["audit"]
+    # The count only grows.
+    out = admin(standalone, "topics", "update-partitioned-topic", topic, "-p", "3", ok=False)
+    assert "409" in out and "only grow" in out
+
+    # Unload: a connected producer reconnects and keeps publishing.
+    plain = topic + "-plain"
+    producer = client.create_producer(plain, batching_enabled=False)
+    producer.send(b"before")
+    assert admin(standalone, "topics", "unload", plain, json_out=True) == {"ok": True}
+    producer.send(b"after")
+    stats = admin(standalone, "topics", "stats", plain, json_out=True)
+    assert stats["msgInCounter"] >= 1
+    internal = admin(standalone, "topics", "stats-internal", plain, json_out=True)
+    assert internal["numberOfEntries"] == 2
+    out = admin(standalone, "topics", "unload", "public/default/never-created", ok=False)
+    assert "404" in out or "not found" in out.lower()

@@ -7,6 +7,7 @@ mod namespace;
 mod schema;
 mod tenant;
 mod topic;
+mod topic_policies;
 
 pub use cluster::ClusterData;
 pub use magnetar_auth::{AuthAction, AuthPolicies, SubscriptionAuthMode};
@@ -21,6 +22,7 @@ pub use schema::{
 };
 pub use tenant::TenantInfo;
 pub use topic::{CompactionStatus, LookupData, MessageIdBody, PartitionedTopicMetadata};
+pub use topic_policies::TopicPolicies;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -4,7 +4,9 @@
 
 use magnetar_protocol::topic::TopicName;
 
-use crate::models::PartitionedTopicMetadata;
+use magnetar_metadata::Expected;
+
+use crate::models::{PartitionedTopicMetadata, TopicPolicies};
 use crate::names::NamespaceName;
 
 use super::ResourceError;
@@ -66,6 +68,54 @@ impl TopicResources {
         let missing = || format!("Partitioned topic {topic} does not exist");
         self.store
             .update(&partitioned_topic_key(topic), missing, change)
+            .await
+    }
+
+    /// The topic's own policies (a partition's are its partitioned topic's); empty when none.
+    pub async fn policies(&self, topic: &TopicName) -> Result<TopicPolicies, ResourceError> {
+        Ok(self
+            .store
+            .get::<TopicPolicies>(&crate::keys::topic_policies(topic))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default())
+    }
+
+    /// Applies `change` to the topic's policies with compare-and-set, creating them when
+    /// absent and removing the record when nothing is overridden any more.
+    pub async fn update_policies<F>(
+        &self,
+        topic: &TopicName,
+        change: F,
+    ) -> Result<TopicPolicies, ResourceError>
+    where
+        F: Fn(&mut TopicPolicies) -> Result<(), ResourceError>,
+    {
+        let key = crate::keys::topic_policies(topic);
+        let client = self.store.client().clone();
+        self.store
+            .retry(&key, || {
+                let (key, client, change) = (key.clone(), client.clone(), &change);
+                async move {
+                    let current = self.store.get::<TopicPolicies>(&key).await?;
+                    let (mut value, expected) = match current {
+                        Some(v) => (v.value, Expected::Version(v.version)),
+                        None => (TopicPolicies::default(), Expected::Absent),
+                    };
+                    change(&mut value)?;
+                    match (value.is_empty(), expected) {
+                        (true, Expected::Absent) => {}
+                        (true, expected) => {
+                            client.delete(&key, expected).await?;
+                        }
+                        (false, expected) => {
+                            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                            client.put(&key, bytes, expected).await?;
+                        }
+                    }
+                    Ok(value)
+                }
+            })
             .await
     }
 

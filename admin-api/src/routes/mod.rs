@@ -19,6 +19,7 @@ mod permissions;
 mod schemas;
 mod subscriptions;
 mod tenants;
+mod topic_policies;
 mod topics;
 
 use axum::Router;
@@ -122,6 +123,7 @@ pub fn broker_routes() -> OpenApiRouter<AdminState> {
         .merge(subscriptions::routes())
         .merge(peek::routes())
         .merge(compaction::routes())
+        .merge(topic_policies::routes())
         .merge(bundles::routes())
         .merge(brokers::admin_routes());
     OpenApiRouter::new()

@@ -102,9 +102,23 @@ async fn get_retention(
     ))
 }
 
+/// Retention values: -1 or more, and 0 in both or neither.
+pub(super) fn check_retention(retention: &RetentionPolicies) -> Result<(), ApiError> {
+    let (time, size) = (
+        retention.retention_time_in_minutes,
+        retention.retention_size_in_mb,
+    );
+    if time < -1 || size < -1 || ((time == 0) != (size == 0)) {
+        return Err(ApiError::precondition_failed(format!(
+            "Invalid retention policy {retention:?}: values must be -1 or more, and 0 in both or neither"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether retention `r` and the backlog quotas can hold together (Pulsar's rule: a quota
 /// must be below the retention it would otherwise outlive).
-fn check_retention_vs_quotas(
+pub(super) fn check_retention_vs_quotas(
     r: &RetentionPolicies,
     quotas: &BTreeMap<BacklogQuotaType, BacklogQuota>,
 ) -> Result<(), ResourceError> {
@@ -148,15 +162,7 @@ async fn set_retention(
     ApiPath(path): NsPath,
     ApiJson(retention): ApiJson<RetentionPolicies>,
 ) -> Result<StatusCode, ApiError> {
-    let (time, size) = (
-        retention.retention_time_in_minutes,
-        retention.retention_size_in_mb,
-    );
-    if time < -1 || size < -1 || ((time == 0) != (size == 0)) {
-        return Err(ApiError::precondition_failed(format!(
-            "Invalid retention policy {retention:?}: values must be -1 or more, and 0 in both or neither"
-        )));
-    }
+    check_retention(&retention)?;
     update(&state, &principal, path, |p| {
         check_retention_vs_quotas(&retention, &p.backlog_quota_map)?;
         p.retention_policies = Some(retention);
@@ -447,14 +453,14 @@ async fn remove_compaction_threshold(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct QuotaQuery {
+pub(super) struct QuotaQuery {
     /// `destination_storage` (default) or `message_age`.
     #[serde(rename = "backlogQuotaType")]
     #[param(rename = "backlogQuotaType")]
     backlog_quota_type: Option<String>,
 }
 
-fn quota_type(query: &QuotaQuery) -> Result<BacklogQuotaType, ApiError> {
+pub(super) fn quota_type(query: &QuotaQuery) -> Result<BacklogQuotaType, ApiError> {
     match &query.backlog_quota_type {
         None => Ok(BacklogQuotaType::DestinationStorage),
         Some(t) => t.parse().map_err(ApiError::bad_request),

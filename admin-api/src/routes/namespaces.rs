@@ -36,7 +36,7 @@ pub(super) async fn authorized(
 }
 
 /// Every cluster must exist (`unknown` status otherwise) and be allowed for the tenant (412).
-async fn check_clusters(
+pub(super) async fn check_clusters(
     state: &AdminState,
     tenant: &str,
     info: &TenantInfo,

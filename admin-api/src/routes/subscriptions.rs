@@ -25,6 +25,8 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(create_subscription, delete_subscription))
         .routes(routes!(skip_messages))
         .routes(routes!(skip_all))
+        .routes(routes!(expire_messages))
+        .routes(routes!(expire_all_subscriptions))
         .routes(routes!(reset_cursor_to_time))
         .routes(routes!(reset_cursor_to_message))
 }
@@ -183,6 +185,57 @@ async fn skip_all(
     let admin = state.topic_admin()?;
     for topic in &topics {
         admin.skip_messages(topic, &subscription, None).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Expire (acknowledge) the messages of a subscription published more than N seconds ago.
+#[utoipa::path(post, path = "/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/expireMessages/{expireTimeInSeconds}", tag = "topics",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), ("subscription" = String, Path), ("expireTimeInSeconds" = u64, Path)),
+    responses(
+        (status = 204, description = "Expired"),
+        (status = 404, description = "No such topic or subscription", body = ErrorBody)))]
+async fn expire_messages(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath((tenant, namespace, topic, subscription, seconds)): ApiPath<(
+        String,
+        String,
+        String,
+        String,
+        u64,
+    )>,
+) -> Result<StatusCode, ApiError> {
+    let path = (tenant, namespace, topic, subscription);
+    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let admin = state.topic_admin()?;
+    for topic in &topics {
+        admin.expire_messages(topic, &subscription, seconds).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Expire the messages published more than N seconds ago on every subscription of the topic.
+#[utoipa::path(post, path = "/persistent/{tenant}/{namespace}/{topic}/all_subscription/expireMessages/{expireTimeInSeconds}", tag = "topics",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), ("expireTimeInSeconds" = u64, Path)),
+    responses(
+        (status = 204, description = "Expired"),
+        (status = 404, description = "No such topic", body = ErrorBody)))]
+async fn expire_all_subscriptions(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath((tenant, namespace, topic, seconds)): ApiPath<(String, String, String, u64)>,
+) -> Result<StatusCode, ApiError> {
+    let topic = topic_name(&state, &principal, (tenant, namespace, topic)).await?;
+    let topics = match partitions_of(&state, &topic).await? {
+        Some(n) => (0..n).map(|i| topic.with_partition(i)).collect(),
+        None => vec![topic],
+    };
+    let admin = state.topic_admin()?;
+    for topic in &topics {
+        for subscription in admin.list_subscriptions(topic).await? {
+            admin.expire_messages(topic, &subscription, seconds).await?;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,6 +21,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Principal};
 use crate::models::{ErrorBody, PartitionedTopicMetadata};
 use crate::names::NamespaceName;
 use crate::state::AdminState;
+use crate::topic_admin::CursorPosition;
 
 /// Most partitions a partitioned topic may have (Pulsar's `maxNumPartitionsPerPartitionedTopic`).
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -34,8 +35,10 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(
             get_partitions,
             create_partitioned_topic,
+            update_partitioned_topic,
             delete_partitioned_topic
         ))
+        .routes(routes!(unload_topic))
         .routes(routes!(topic_stats))
         .routes(routes!(partitioned_stats))
         .routes(routes!(internal_stats))
@@ -218,7 +221,23 @@ async fn delete_topic(
         .topic_admin()?
         .delete_topic(&topic, query.force)
         .await?;
+    forget_policies(&state, &topic).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A deleted topic's own policies go with it (a partition's are its partitioned topic's).
+async fn forget_policies(state: &AdminState, topic: &TopicName) -> Result<(), ApiError> {
+    if topic.partition().is_none() {
+        state
+            .resources()
+            .topics
+            .update_policies(topic, |p| {
+                *p = Default::default();
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// Partitions of a topic; 0 for a non-partitioned topic.
@@ -292,6 +311,112 @@ async fn create_partitioned_topic(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Add partitions to a partitioned topic (the body is the new, larger count). The new
+/// partitions get the subscriptions the first partition has, at their start, so no message
+/// published to them is missed before consumers discover them (as Pulsar does).
+#[utoipa::path(post, path = "/persistent/{tenant}/{namespace}/{topic}/partitions", tag = "topics",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path)),
+    request_body(content = u32, content_type = "application/json", description = "The new number of partitions"),
+    responses(
+        (status = 204, description = "Updated"),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such partitioned topic", body = ErrorBody),
+        (status = 409, description = "Not more partitions than now", body = ErrorBody),
+        (status = 412, description = "More than the maximum", body = ErrorBody)))]
+async fn update_partitioned_topic(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): TopicPath,
+    ApiJson(partitions): ApiJson<u32>,
+) -> Result<StatusCode, ApiError> {
+    let topic = topic_name(&state, &principal, path).await?;
+    if partitions > MAX_PARTITIONS {
+        return Err(ApiError::precondition_failed(format!(
+            "the number of partitions must be between 1 and {MAX_PARTITIONS}"
+        )));
+    }
+    let Some(before) = partitions_of(&state, &topic).await? else {
+        return Err(ApiError::not_found(format!(
+            "Partitioned topic {topic} does not exist"
+        )));
+    };
+    if partitions <= before {
+        return Err(ApiError::conflict(format!(
+            "{topic} has {before} partitions: the number can only grow (asked for {partitions})"
+        )));
+    }
+    let admin = state.topic_admin()?;
+    let subscriptions = match admin.list_subscriptions(&topic.with_partition(0)).await {
+        Ok(names) => names,
+        Err(e) if e.status == StatusCode::NOT_FOUND => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for i in before..partitions {
+        let partition = topic.with_partition(i);
+        if subscriptions.is_empty() {
+            continue;
+        }
+        match admin.create_topic(&partition).await {
+            Err(e) if e.status != StatusCode::CONFLICT => return Err(e),
+            _ => {}
+        }
+        for subscription in &subscriptions {
+            match admin
+                .create_subscription(&partition, subscription, CursorPosition::Earliest)
+                .await
+            {
+                Err(e) if e.status != StatusCode::CONFLICT => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    state
+        .resources()
+        .topics
+        .update_partitioned(&topic, |metadata| {
+            if partitions <= metadata.partitions {
+                return Err(crate::resources::ResourceError::Conflict(format!(
+                    "{topic} has {} partitions: the number can only grow",
+                    metadata.partitions
+                )));
+            }
+            metadata.partitions = partitions;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unload a topic from the broker that serves it: its ledger is sealed, its cursors flushed,
+/// and its clients reconnect (to the same broker, which loads it again, unless the bundle
+/// moved). 307 to the owner.
+#[utoipa::path(put, path = "/persistent/{tenant}/{namespace}/{topic}/unload", tag = "topics",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path)),
+    responses(
+        (status = 204, description = "Unloaded"),
+        (status = 307, description = "Another broker serves the topic"),
+        (status = 404, description = "No such topic", body = ErrorBody)))]
+async fn unload_topic(
+    State(state): State<AdminState>,
+    principal: Principal,
+    ApiPath(path): TopicPath,
+) -> Result<StatusCode, ApiError> {
+    let topic = topic_name(&state, &principal, path).await?;
+    let admin = state.topic_admin()?;
+    match partitions_of(&state, &topic).await? {
+        Some(n) => {
+            for i in 0..n {
+                match admin.unload_topic(&topic.with_partition(i)).await {
+                    Err(e) if e.status != StatusCode::NOT_FOUND => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        None => admin.unload_topic(&topic).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Delete a partitioned topic and all its partitions.
 #[utoipa::path(delete, path = "/persistent/{tenant}/{namespace}/{topic}/partitions", tag = "topics",
     params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), ForceDelete),
@@ -322,6 +447,7 @@ async fn delete_partitioned_topic(
         }
     }
     state.resources().topics.delete_partitioned(&topic).await?;
+    forget_policies(&state, &topic).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -182,13 +182,12 @@ impl BrokerService {
         topic: &Arc<Topic>,
         check_quotas: bool,
     ) -> Result<(), BrokerError> {
-        let namespace = topic.name().namespace();
-        let policies = self
-            .ctx
-            .namespaces
-            .policies(&namespace)
-            .await?
-            .unwrap_or_default();
+        let policies = self.ctx.namespaces.applied_policies(topic.name()).await?;
+        let topic_policies = self.ctx.namespaces.topic_policies(topic.name())?;
+        topic.set_policy_limits(
+            topic_policies.max_producer_per_topic,
+            topic_policies.max_consumer_per_topic,
+        );
         let ml = topic.managed_ledger();
         let dedup = policies
             .deduplication_enabled
@@ -301,9 +300,16 @@ impl BrokerService {
     ) -> Result<ManagedLedgerConfig, BrokerError> {
         let mut config = self.ctx.ml_config.clone();
         let namespace = format!("{}/{}", topic.tenant(), topic.namespace_local());
-        let Some(policies) = self.ctx.namespaces.policies(&namespace).await? else {
+        let Some(namespace_policies) = self.ctx.namespaces.policies(&namespace).await? else {
+            let own = self.ctx.namespaces.topic_policies(topic)?;
+            apply_retention(&mut config, own.retention_policies.as_ref());
             return Ok(config);
         };
+        let policies = self
+            .ctx
+            .namespaces
+            .topic_policies(topic)?
+            .applied_to(&namespace_policies);
         if let Some(p) = policies.persistence {
             config.ensemble = p.bookkeeper_ensemble.max(1) as usize;
             config.write_quorum = p.bookkeeper_write_quorum.max(1) as usize;
@@ -318,11 +324,12 @@ impl BrokerService {
     }
 
     /// A broker-wide unique number (connection and consumer ids, producer names).
-    /// Whether `topic`'s namespace (else the broker) deduplicates messages.
+    /// Whether `topic` (by its own policy, else its namespace's, else the broker's)
+    /// deduplicates messages.
     pub async fn dedup_enabled(&self, topic: &TopicName) -> Result<bool, BrokerError> {
-        let policies = self.ctx.namespaces.policies(&topic.namespace()).await?;
+        let policies = self.ctx.namespaces.applied_policies(topic).await?;
         Ok(policies
-            .and_then(|p| p.deduplication_enabled)
+            .deduplication_enabled
             .unwrap_or(self.ctx.config.deduplication_enabled))
     }
 
@@ -420,12 +427,9 @@ impl BrokerService {
                 )
                 .await?;
                 let topic = Arc::new(topic);
-                let policies = self
-                    .ctx
-                    .namespaces
-                    .policies(&name.namespace())
-                    .await?
-                    .unwrap_or_default();
+                let policies = self.ctx.namespaces.applied_policies(name).await?;
+                let own = self.ctx.namespaces.topic_policies(name)?;
+                topic.set_policy_limits(own.max_producer_per_topic, own.max_consumer_per_topic);
                 apply_delayed_delivery(&topic, &policies);
                 // Replication cursors exist before the first publish can be accepted.
                 if self.replication.get().is_some()

@@ -86,7 +86,8 @@ impl BrokerService {
         swept.retain(|(_, since)| held.iter().any(|(_, s)| s == since));
     }
 
-    /// Namespaces whose replication clusters name a cluster other than this one.
+    /// Namespaces whose replication clusters name a cluster other than this one, or with a
+    /// topic whose own replication clusters do.
     async fn replicating_namespaces(&self) -> Result<Vec<String>, BrokerError> {
         let resources = self.ctx.admin.resources();
         let local = &self.ctx.config.cluster;
@@ -110,6 +111,13 @@ impl BrokerService {
                 }
             }
         }
+        out.extend(
+            self.ctx
+                .namespaces
+                .namespaces_with_replicating_topics(local),
+        );
+        out.sort();
+        out.dedup();
         Ok(out)
     }
 }

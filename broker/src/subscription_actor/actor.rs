@@ -261,7 +261,7 @@ impl Actor {
                     self.dirty = true;
                 }
             }
-            Msg::ExpireBefore(time) => self.expire_before(time, "quota").await,
+            Msg::ExpireBefore(time) => self.expire_before(time, "message age").await,
             Msg::Close(reply) => {
                 self.persist().await;
                 let _ = reply.send(());
@@ -297,11 +297,15 @@ impl Actor {
             )));
         }
         let on_topic = self.topic.counters.consumers.load(Ordering::Relaxed) as usize;
-        if limits::reached(on_topic, limits.max_consumers) {
+        let max = crate::topic_context::TopicCounters::tighter(
+            limits.max_consumers,
+            &self.topic.counters.policy_max_consumers,
+        );
+        if limits::reached(on_topic, max) {
             self.topic.guards.refused("max_consumers_per_topic");
             return Some(BrokerError::ConsumerBusy(format!(
-                "topic {} reached the maximum of {} consumers (limits.max_consumers_per_topic)",
-                self.topic.name, limits.max_consumers
+                "topic {} reached the maximum of {max} consumers (limits.max_consumers_per_topic or the topic's maxConsumers policy)",
+                self.topic.name
             )));
         }
         None

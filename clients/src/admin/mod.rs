@@ -7,6 +7,7 @@ mod peek;
 mod schemas;
 mod subscriptions;
 mod tenants;
+mod topic_policies;
 mod topics;
 
 use std::path::PathBuf;

@@ -197,7 +197,73 @@ fn namespace_and_bundle(target: &str, bundle: Option<String>) -> (String, Option
     }
 }
 
-fn print_optional<T: serde::Serialize>(
+/// Retention from `--time` and `--size` (durations and sizes, -1 unlimited).
+pub(super) fn retention_from(time: &str, size: &str) -> anyhow::Result<RetentionPolicies> {
+    let secs = parse_duration_secs(time).map_err(anyhow::Error::msg)?;
+    let bytes = parse_size_bytes(size).map_err(anyhow::Error::msg)?;
+    Ok(RetentionPolicies {
+        retention_time_in_minutes: if secs < 0 {
+            -1
+        } else {
+            i32::try_from(secs / 60).context("--time is too large")?
+        },
+        retention_size_in_mb: if bytes < 0 { -1 } else { bytes / (1 << 20) },
+    })
+}
+
+/// A backlog quota and its type from the `set-backlog-quota` flags.
+pub(super) fn quota_from(
+    limit: Option<&str>,
+    limit_time: Option<&str>,
+    policy: &str,
+    kind: &str,
+) -> anyhow::Result<(BacklogQuotaType, BacklogQuota)> {
+    let kind: BacklogQuotaType = kind.parse().map_err(anyhow::Error::msg)?;
+    let policy: RetentionPolicy = serde_json::from_value(serde_json::Value::String(policy.into()))
+        .with_context(|| format!("unknown policy {policy:?}"))?;
+    let quota = BacklogQuota {
+        limit_size: limit
+            .map(parse_size_bytes)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(-1),
+        limit_time: limit_time
+            .map(parse_duration_secs)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(-1),
+        policy,
+    };
+    Ok((kind, quota))
+}
+
+/// Backlog quotas as a table (or JSON).
+pub(super) fn print_quotas(
+    quotas: &std::collections::BTreeMap<BacklogQuotaType, BacklogQuota>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return output::json(quotas);
+    }
+    let rows: Vec<Vec<String>> = quotas
+        .iter()
+        .map(|(kind, q)| {
+            let policy = serde_json::to_value(q.policy)
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .unwrap_or_default();
+            vec![
+                kind.as_str().to_string(),
+                q.limit_size.to_string(),
+                q.limit_time.to_string(),
+                policy,
+            ]
+        })
+        .collect();
+    output::table(&["TYPE", "LIMIT_BYTES", "LIMIT_SECONDS", "POLICY"], &rows);
+    Ok(())
+}
+
+pub(super) fn print_optional<T: serde::Serialize>(
     value: Option<T>,
     json: bool,
     what: &str,
@@ -366,17 +432,9 @@ pub(super) async fn run(
             time,
             size,
         } => {
-            let secs = parse_duration_secs(&time).map_err(anyhow::Error::msg)?;
-            let bytes = parse_size_bytes(&size).map_err(anyhow::Error::msg)?;
-            let retention = RetentionPolicies {
-                retention_time_in_minutes: if secs < 0 {
-                    -1
-                } else {
-                    i32::try_from(secs / 60).context("--time is too large")?
-                },
-                retention_size_in_mb: if bytes < 0 { -1 } else { bytes / (1 << 20) },
-            };
-            client.set_retention(&namespace, &retention).await?;
+            client
+                .set_retention(&namespace, &retention_from(&time, &size)?)
+                .await?;
         }
         C::SetPersistence {
             namespace,
@@ -433,48 +491,12 @@ pub(super) async fn run(
             policy,
             kind,
         } => {
-            let kind: BacklogQuotaType = kind.parse().map_err(anyhow::Error::msg)?;
-            let policy: RetentionPolicy =
-                serde_json::from_value(serde_json::Value::String(policy.clone()))
-                    .with_context(|| format!("unknown policy {policy:?}"))?;
-            let quota = BacklogQuota {
-                limit_size: limit
-                    .as_deref()
-                    .map(parse_size_bytes)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?
-                    .unwrap_or(-1),
-                limit_time: limit_time
-                    .as_deref()
-                    .map(parse_duration_secs)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?
-                    .unwrap_or(-1),
-                policy,
-            };
+            let (kind, quota) =
+                quota_from(limit.as_deref(), limit_time.as_deref(), &policy, &kind)?;
             client.set_backlog_quota(&namespace, kind, &quota).await?;
         }
         C::GetBacklogQuotas { namespace } => {
-            let quotas = client.backlog_quotas(&namespace).await?;
-            if json {
-                output::json(&quotas)?;
-            } else {
-                let rows: Vec<Vec<String>> = quotas
-                    .iter()
-                    .map(|(kind, q)| {
-                        let policy = serde_json::to_value(q.policy)
-                            .map(|v| v.as_str().unwrap_or("").to_string())
-                            .unwrap_or_default();
-                        vec![
-                            kind.as_str().to_string(),
-                            q.limit_size.to_string(),
-                            q.limit_time.to_string(),
-                            policy,
-                        ]
-                    })
-                    .collect();
-                output::table(&["TYPE", "LIMIT_BYTES", "LIMIT_SECONDS", "POLICY"], &rows);
-            }
+            print_quotas(&client.backlog_quotas(&namespace).await?, json)?
         }
         C::RemoveBacklogQuota { namespace, kind } => {
             client

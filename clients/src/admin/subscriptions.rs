@@ -148,6 +148,27 @@ pub(super) async fn skip(
     )
 }
 
+pub(super) async fn expire(
+    client: &AdminClient,
+    target: SubscriptionArg,
+    seconds: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    client
+        .post_json(
+            &format!("{}/expireMessages/{seconds}", sub_path(&target)?),
+            None,
+        )
+        .await?;
+    done(
+        json,
+        &format!(
+            "expired messages older than {seconds} s of {} on {}",
+            target.subscription, target.topic
+        ),
+    )
+}
+
 pub(super) async fn clear_backlog(
     client: &AdminClient,
     target: SubscriptionArg,

@@ -22,6 +22,12 @@ pub enum TopicsCommand {
         #[arg(short = 'p', long)]
         partitions: u32,
     },
+    /// Give a partitioned topic more partitions (their count can only grow).
+    UpdatePartitionedTopic {
+        topic: String,
+        #[arg(short = 'p', long)]
+        partitions: u32,
+    },
     /// Delete a topic (a partitioned topic with `delete-partitioned-topic`).
     Delete {
         topic: String,
@@ -80,6 +86,23 @@ pub enum TopicsCommand {
     },
     /// The broker serving the topic.
     Lookup { topic: String },
+    /// Close the topic on its broker; clients reconnect and it loads again.
+    Unload { topic: String },
+    /// Acknowledge the messages of a subscription older than the given age.
+    ExpireMessages {
+        #[command(flatten)]
+        target: SubscriptionArg,
+        /// Age in seconds: older messages are expired.
+        #[arg(short = 't', long = "expireTime")]
+        expire_time: u64,
+    },
+    /// Acknowledge the messages older than the given age on every subscription.
+    ExpireMessagesAllSubscriptions {
+        topic: String,
+        /// Age in seconds: older messages are expired.
+        #[arg(short = 't', long = "expireTime")]
+        expire_time: u64,
+    },
     /// Show the next N messages of a subscription's backlog without consuming them.
     PeekMessages {
         #[command(flatten)]
@@ -97,6 +120,8 @@ pub enum TopicsCommand {
         #[arg(short = 'm', long = "messagePosition", default_value_t = 1)]
         message_position: u64,
     },
+    #[command(flatten)]
+    Policy(super::topic_policies::TopicPolicyCommand),
 }
 
 /// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`.
@@ -142,6 +167,15 @@ pub(super) async fn run(
                 json,
                 &format!("created {topic} with {partitions} partitions"),
             )
+        }
+        TopicsCommand::UpdatePartitionedTopic { topic, partitions } => {
+            client
+                .post_json(
+                    &format!("{}/partitions", path(&topic)?),
+                    Some(&serde_json::json!(partitions)),
+                )
+                .await?;
+            done(json, &format!("{topic} now has {partitions} partitions"))
         }
         TopicsCommand::Delete { topic, force } => {
             client
@@ -195,6 +229,33 @@ pub(super) async fn run(
             subscriptions::compaction_status(client, &topic, wait, json).await
         }
         TopicsCommand::Lookup { topic } => subscriptions::lookup(client, &topic, json).await,
+        TopicsCommand::Unload { topic } => {
+            client
+                .put_json(&format!("{}/unload", path(&topic)?), None)
+                .await?;
+            done(json, &format!("unloaded {topic}"))
+        }
+        TopicsCommand::ExpireMessages {
+            target,
+            expire_time,
+        } => subscriptions::expire(client, target, expire_time, json).await,
+        TopicsCommand::ExpireMessagesAllSubscriptions { topic, expire_time } => {
+            client
+                .post_json(
+                    &format!(
+                        "{}/all_subscription/expireMessages/{expire_time}",
+                        path(&topic)?
+                    ),
+                    None,
+                )
+                .await?;
+            done(
+                json,
+                &format!(
+                    "expired messages older than {expire_time} s on every subscription of {topic}"
+                ),
+            )
+        }
         TopicsCommand::PeekMessages { target, count } => {
             super::peek::peek(client, &target.topic, &target.subscription, count, json).await
         }
@@ -203,6 +264,7 @@ pub(super) async fn run(
             initial_position,
             message_position,
         } => super::peek::examine(client, &topic, &initial_position, message_position, json).await,
+        TopicsCommand::Policy(command) => super::topic_policies::run(client, command, json).await,
     }
 }
 
