@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pulsar::Client;
 
+/// Topics (producers) per client connection, under the broker's default limit of 10,000.
+const PRODUCERS_PER_CLIENT: usize = 5_000;
+
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
     #[arg(long, default_value_t = 10_000)]
@@ -32,14 +35,23 @@ pub(super) async fn run(
     args: TopicsArgs,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = Client::connect(url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    // A broker takes at most `max_producers_per_connection` (10,000 by default) producers on
+    // one connection, and a client keeps one connection per broker: one client per
+    // PRODUCERS_PER_CLIENT topics.
+    let mut clients = Vec::new();
+    for _ in 0..args.count.div_ceil(PRODUCERS_PER_CLIENT).max(1) {
+        clients.push(
+            Client::connect(url)
+                .await
+                .with_context(|| format!("connecting to {url}"))?,
+        );
+    }
     let started = Instant::now();
     let created = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let producers: Vec<_> = futures::stream::iter(0..args.count)
         .map(|i| {
-            let (client, prefix, created) = (client.clone(), args.prefix.clone(), created.clone());
+            let client = clients[i % clients.len()].clone();
+            let (prefix, created) = (args.prefix.clone(), created.clone());
             async move {
                 let producer = client.producer(&format!("{prefix}-{i}")).create().await?;
                 producer.send(format!("hello {i}").into_bytes()).await?;
@@ -70,6 +82,8 @@ pub(super) async fn run(
     for producer in producers {
         let _ = producer.close().await;
     }
-    client.close().await;
+    for client in clients {
+        client.close().await;
+    }
     Ok(())
 }
