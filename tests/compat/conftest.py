@@ -5,6 +5,7 @@ directory and free ports; `Standalone.kill()` sends SIGKILL, `restart()` starts 
 same data, so tests can prove what survives a crash.
 """
 
+import json
 import os
 import signal
 import socket
@@ -149,3 +150,17 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, "rep_" + report.when, report)
+
+
+def magnetar_admin(server, *args, json_out=False, ok=True):
+    """Runs `magnetar admin …` against `server`: its parsed `--json` output, or its text.
+    `ok=False` expects it to fail (and gives stdout and stderr)."""
+    argv = [os.environ.get("MAGNETAR_BIN", "magnetar"), "admin", "--admin-url", server.admin_url]
+    if json_out:
+        argv.append("--json")
+    out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60)
+    if ok:
+        assert out.returncode == 0, f"{args}: {out.stdout}{out.stderr}"
+    else:
+        assert out.returncode != 0, f"{args} should fail: {out.stdout}"
+    return json.loads(out.stdout) if json_out and ok else out.stdout + out.stderr

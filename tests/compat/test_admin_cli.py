@@ -13,19 +13,12 @@ import uuid
 import pulsar
 import pytest
 
+from conftest import magnetar_admin
+
 BIN = os.environ.get("MAGNETAR_BIN", "magnetar")
 
 
-def admin(standalone, *args, json_out=False, ok=True):
-    argv = [BIN, "admin", "--admin-url", standalone.admin_url]
-    if json_out:
-        argv.append("--json")
-    out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60)
-    if ok:
-        assert out.returncode == 0, f"{args}: {out.stdout}{out.stderr}"
-    else:
-        assert out.returncode != 0, f"{args} should fail: {out.stdout}"
-    return json.loads(out.stdout) if json_out and ok else out.stdout + out.stderr
+admin = magnetar_admin
 
 
 def backlog(standalone, topic, sub):

@@ -5,42 +5,17 @@ override its namespace's for that topic only; `get-*` shows the topic's own valu
 a second cluster once its own replication clusters say so. Policies apply at the broker's next
 policy check (every 5 s by default)."""
 
-import json
-import os
-import subprocess
-import time
 import uuid
 
 import pulsar
 import pytest
 
-from georep import register, rest, start, stats
-
-BIN = os.environ.get("MAGNETAR_BIN", "magnetar")
-WAIT = 60
+from conftest import magnetar_admin
+from georep import register, rest, start, stats, wait_until
 
 
-def admin(server, *args, json_out=False, ok=True):
-    argv = [BIN, "admin", "--admin-url", server.admin_url]
-    if json_out:
-        argv.append("--json")
-    out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60)
-    if ok:
-        assert out.returncode == 0, f"{args}: {out.stdout}{out.stderr}"
-    else:
-        assert out.returncode != 0, f"{args} should fail: {out.stdout}"
-    return json.loads(out.stdout) if json_out and ok else out.stdout + out.stderr
 
-
-def wait_until(what, check, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+admin = magnetar_admin
 
 
 def test_topic_policies_override_the_namespace(standalone):

@@ -136,14 +136,45 @@ fn optional<T: serde::Serialize>(value: Option<T>) -> Response {
     }
 }
 
-/// A limit of producers or consumers: 0 (none) or more.
-fn check_limit(what: &str, n: i32) -> Result<(), ApiError> {
-    if n < 0 {
+/// Which limit a producer or consumer route is about.
+type Limit = fn(&mut TopicPolicies) -> &mut Option<i32>;
+
+fn producers(p: &mut TopicPolicies) -> &mut Option<i32> {
+    &mut p.max_producer_per_topic
+}
+
+fn consumers(p: &mut TopicPolicies) -> &mut Option<i32> {
+    &mut p.max_consumer_per_topic
+}
+
+async fn get_limit(
+    state: &AdminState,
+    principal: &Principal,
+    path: (String, String, String),
+    limit: Limit,
+) -> Result<Response, ApiError> {
+    let (mut own, _) = read(state, principal, path, false).await?;
+    Ok(optional(*limit(&mut own)))
+}
+
+/// Sets a limit of producers or consumers: 0 (none) or more.
+async fn set_limit(
+    state: &AdminState,
+    principal: &Principal,
+    path: (String, String, String),
+    (what, limit): (&str, Limit),
+    n: Option<i32>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(n) = n.filter(|n| *n < 0) {
         return Err(ApiError::precondition_failed(format!(
             "{what} must be 0 (no limit) or more, not {n}"
         )));
     }
-    Ok(())
+    change(state, principal, path, |p| {
+        *limit(p) = n;
+        Ok(())
+    })
+    .await
 }
 
 /// The topic's retention (its own; with `applied`, the namespace's when it has none).
@@ -430,10 +461,10 @@ async fn get_max_producers(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
-    ApiQuery(query): ApiQuery<Applied>,
+    // Applied or not, the answer is the topic's: no namespace policy sets this limit.
+    ApiQuery(_applied): ApiQuery<Applied>,
 ) -> Result<Response, ApiError> {
-    let (own, _) = read(&state, &principal, path, query.applied.unwrap_or(false)).await?;
-    Ok(optional(own.max_producer_per_topic))
+    get_limit(&state, &principal, path, producers).await
 }
 
 /// Limit the producers the topic accepts at once (0: no limit but the broker's); more are
@@ -452,11 +483,13 @@ async fn set_max_producers(
     ApiPath(path): TopicPath,
     ApiJson(max): ApiJson<i32>,
 ) -> Result<StatusCode, ApiError> {
-    check_limit("maxProducers", max)?;
-    change(&state, &principal, path, |p| {
-        p.max_producer_per_topic = Some(max);
-        Ok(())
-    })
+    set_limit(
+        &state,
+        &principal,
+        path,
+        ("maxProducers", producers),
+        Some(max),
+    )
     .await
 }
 
@@ -471,11 +504,7 @@ async fn remove_max_producers(
     principal: Principal,
     ApiPath(path): TopicPath,
 ) -> Result<StatusCode, ApiError> {
-    change(&state, &principal, path, |p| {
-        p.max_producer_per_topic = None;
-        Ok(())
-    })
-    .await
+    set_limit(&state, &principal, path, ("maxProducers", producers), None).await
 }
 
 /// The most consumers the topic accepts at once, over all its subscriptions.
@@ -489,10 +518,10 @@ async fn get_max_consumers(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
-    ApiQuery(query): ApiQuery<Applied>,
+    // Applied or not, the answer is the topic's: no namespace policy sets this limit.
+    ApiQuery(_applied): ApiQuery<Applied>,
 ) -> Result<Response, ApiError> {
-    let (own, _) = read(&state, &principal, path, query.applied.unwrap_or(false)).await?;
-    Ok(optional(own.max_consumer_per_topic))
+    get_limit(&state, &principal, path, consumers).await
 }
 
 /// Limit the consumers the topic accepts at once (0: no limit but the broker's); more are
@@ -511,11 +540,13 @@ async fn set_max_consumers(
     ApiPath(path): TopicPath,
     ApiJson(max): ApiJson<i32>,
 ) -> Result<StatusCode, ApiError> {
-    check_limit("maxConsumers", max)?;
-    change(&state, &principal, path, |p| {
-        p.max_consumer_per_topic = Some(max);
-        Ok(())
-    })
+    set_limit(
+        &state,
+        &principal,
+        path,
+        ("maxConsumers", consumers),
+        Some(max),
+    )
     .await
 }
 
@@ -530,11 +561,7 @@ async fn remove_max_consumers(
     principal: Principal,
     ApiPath(path): TopicPath,
 ) -> Result<StatusCode, ApiError> {
-    change(&state, &principal, path, |p| {
-        p.max_consumer_per_topic = None;
-        Ok(())
-    })
-    .await
+    set_limit(&state, &principal, path, ("maxConsumers", consumers), None).await
 }
 
 /// The clusters the topic replicates to (its own; with `applied`, the namespace's otherwise).

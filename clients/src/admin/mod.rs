@@ -86,6 +86,37 @@ pub enum BrokersCommand {
     Healthcheck,
 }
 
+/// `--enable` or `--disable`, exactly one.
+#[derive(Debug, clap::Args)]
+pub struct Switch {
+    #[arg(
+        short,
+        long,
+        conflicts_with = "disable",
+        required_unless_present = "disable"
+    )]
+    pub enable: bool,
+    #[arg(short, long)]
+    pub disable: bool,
+}
+
+/// The flags of `set-backlog-quota` (namespaces and topics).
+#[derive(Debug, clap::Args)]
+pub struct QuotaArgs {
+    /// Size limit for destination_storage, e.g. 1G.
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub limit: Option<String>,
+    /// Age limit for message_age, e.g. 1h.
+    #[arg(long, allow_hyphen_values = true)]
+    pub limit_time: Option<String>,
+    /// producer_request_hold, producer_exception or consumer_backlog_eviction.
+    #[arg(short, long, default_value = "producer_request_hold")]
+    pub policy: String,
+    /// destination_storage or message_age.
+    #[arg(long = "type", default_value = "destination_storage")]
+    pub kind: String,
+}
+
 /// Comma-separated values, blanks dropped.
 pub(crate) fn split_list(text: &str) -> Vec<String> {
     text.split(',')

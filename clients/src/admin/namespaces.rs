@@ -114,18 +114,8 @@ pub enum NamespacesCommand {
     },
     SetBacklogQuota {
         namespace: String,
-        /// Size limit for destination_storage, e.g. 1G.
-        #[arg(short, long, allow_hyphen_values = true)]
-        limit: Option<String>,
-        /// Age limit for message_age, e.g. 1h.
-        #[arg(long, allow_hyphen_values = true)]
-        limit_time: Option<String>,
-        /// producer_request_hold, producer_exception or consumer_backlog_eviction.
-        #[arg(short, long, default_value = "producer_request_hold")]
-        policy: String,
-        /// destination_storage or message_age.
-        #[arg(long = "type", default_value = "destination_storage")]
-        kind: String,
+        #[command(flatten)]
+        quota: super::QuotaArgs,
     },
     GetBacklogQuotas {
         namespace: String,
@@ -148,15 +138,8 @@ pub enum NamespacesCommand {
     /// Turn message deduplication on (--enable) or off (--disable) for the namespace.
     SetDeduplication {
         namespace: String,
-        #[arg(
-            short,
-            long,
-            conflicts_with = "disable",
-            required_unless_present = "disable"
-        )]
-        enable: bool,
-        #[arg(short, long)]
-        disable: bool,
+        #[command(flatten)]
+        switch: super::Switch,
     },
     GetDeduplication {
         namespace: String,
@@ -213,21 +196,23 @@ pub(super) fn retention_from(time: &str, size: &str) -> anyhow::Result<Retention
 
 /// A backlog quota and its type from the `set-backlog-quota` flags.
 pub(super) fn quota_from(
-    limit: Option<&str>,
-    limit_time: Option<&str>,
-    policy: &str,
-    kind: &str,
+    args: &super::QuotaArgs,
 ) -> anyhow::Result<(BacklogQuotaType, BacklogQuota)> {
-    let kind: BacklogQuotaType = kind.parse().map_err(anyhow::Error::msg)?;
-    let policy: RetentionPolicy = serde_json::from_value(serde_json::Value::String(policy.into()))
-        .with_context(|| format!("unknown policy {policy:?}"))?;
+    let kind: BacklogQuotaType = args.kind.parse().map_err(anyhow::Error::msg)?;
+    let policy: RetentionPolicy =
+        serde_json::from_value(serde_json::Value::String(args.policy.clone()))
+            .with_context(|| format!("unknown policy {:?}", args.policy))?;
     let quota = BacklogQuota {
-        limit_size: limit
+        limit_size: args
+            .limit
+            .as_deref()
             .map(parse_size_bytes)
             .transpose()
             .map_err(anyhow::Error::msg)?
             .unwrap_or(-1),
-        limit_time: limit_time
+        limit_time: args
+            .limit_time
+            .as_deref()
             .map(parse_duration_secs)
             .transpose()
             .map_err(anyhow::Error::msg)?
@@ -475,24 +460,17 @@ pub(super) async fn run(
             None => println!("message TTL is not set"),
         },
         C::RemoveMessageTtl { namespace } => client.remove_message_ttl(&namespace).await?,
-        C::SetDeduplication {
-            namespace, enable, ..
-        } => client.set_deduplication(&namespace, enable).await?,
+        C::SetDeduplication { namespace, switch } => {
+            client.set_deduplication(&namespace, switch.enable).await?
+        }
         C::GetDeduplication { namespace } => match client.deduplication(&namespace).await? {
             Some(enabled) => println!("{enabled}"),
             None if json => println!("null"),
             None => println!("(not set: the broker's default applies)"),
         },
         C::RemoveDeduplication { namespace } => client.remove_deduplication(&namespace).await?,
-        C::SetBacklogQuota {
-            namespace,
-            limit,
-            limit_time,
-            policy,
-            kind,
-        } => {
-            let (kind, quota) =
-                quota_from(limit.as_deref(), limit_time.as_deref(), &policy, &kind)?;
+        C::SetBacklogQuota { namespace, quota } => {
+            let (kind, quota) = quota_from(&quota)?;
             client.set_backlog_quota(&namespace, kind, &quota).await?;
         }
         C::GetBacklogQuotas { namespace } => {

@@ -56,30 +56,16 @@ pub enum NamespacePolicyCommand {
     /// Let producers add schema versions (--enable) or only use registered ones (--disable).
     SetIsAllowAutoUpdateSchema {
         namespace: String,
-        #[arg(
-            short,
-            long,
-            conflicts_with = "disable",
-            required_unless_present = "disable"
-        )]
-        enable: bool,
-        #[arg(short, long)]
-        disable: bool,
+        #[command(flatten)]
+        switch: super::Switch,
     },
     /// Whether producers without a schema are refused on topics that have one.
     GetSchemaValidationEnforce { namespace: String },
     /// Refuse (--enable) or accept (--disable) producers without a schema on topics with one.
     SetSchemaValidationEnforce {
         namespace: String,
-        #[arg(
-            short,
-            long,
-            conflicts_with = "disable",
-            required_unless_present = "disable"
-        )]
-        enable: bool,
-        #[arg(short, long)]
-        disable: bool,
+        #[command(flatten)]
+        switch: super::Switch,
     },
     /// Bytes not yet compacted above which topics compact themselves.
     GetCompactionThreshold { namespace: String },
@@ -289,28 +275,24 @@ pub(super) async fn run_namespace(
             let path = namespace_path(&namespace, "isAllowAutoUpdateSchema")?;
             print_value(client.get_json(&path).await?, json, "true")
         }
-        C::SetIsAllowAutoUpdateSchema {
-            namespace, enable, ..
-        } => {
+        C::SetIsAllowAutoUpdateSchema { namespace, switch } => {
             let path = namespace_path(&namespace, "isAllowAutoUpdateSchema")?;
-            client.post_json(&path, Some(&json!(enable))).await?;
+            client.post_json(&path, Some(&json!(switch.enable))).await?;
             done(
                 json,
-                &format!("{namespace}: producers may add schemas: {enable}"),
+                &format!("{namespace}: producers may add schemas: {}", switch.enable),
             )
         }
         C::GetSchemaValidationEnforce { namespace } => {
             let path = namespace_path(&namespace, "schemaValidationEnforced")?;
             print_value(client.get_json(&path).await?, json, "false")
         }
-        C::SetSchemaValidationEnforce {
-            namespace, enable, ..
-        } => {
+        C::SetSchemaValidationEnforce { namespace, switch } => {
             let path = namespace_path(&namespace, "schemaValidationEnforced")?;
-            client.post_json(&path, Some(&json!(enable))).await?;
+            client.post_json(&path, Some(&json!(switch.enable))).await?;
             done(
                 json,
-                &format!("{namespace}: schema validation enforced: {enable}"),
+                &format!("{namespace}: schema validation enforced: {}", switch.enable),
             )
         }
         C::GetCompactionThreshold { namespace } => {

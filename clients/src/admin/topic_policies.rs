@@ -51,18 +51,8 @@ pub enum TopicPolicyCommand {
     /// Limit the topic's backlog (as `namespaces set-backlog-quota`).
     SetBacklogQuota {
         topic: String,
-        /// Size limit for destination_storage, e.g. 1G.
-        #[arg(short, long, allow_hyphen_values = true)]
-        limit: Option<String>,
-        /// Age limit for message_age, e.g. 1h.
-        #[arg(long, allow_hyphen_values = true)]
-        limit_time: Option<String>,
-        /// producer_request_hold, producer_exception or consumer_backlog_eviction.
-        #[arg(short, long, default_value = "producer_request_hold")]
-        policy: String,
-        /// destination_storage or message_age.
-        #[arg(long = "type", default_value = "destination_storage")]
-        kind: String,
+        #[command(flatten)]
+        quota: super::QuotaArgs,
     },
     GetBacklogQuotas(GetPolicy),
     RemoveBacklogQuota {
@@ -73,15 +63,8 @@ pub enum TopicPolicyCommand {
     /// Turn deduplication on (--enable) or off (--disable) for the topic.
     SetDeduplication {
         topic: String,
-        #[arg(
-            short,
-            long,
-            conflicts_with = "disable",
-            required_unless_present = "disable"
-        )]
-        enable: bool,
-        #[arg(short, long)]
-        disable: bool,
+        #[command(flatten)]
+        switch: super::Switch,
     },
     GetDeduplication(GetPolicy),
     RemoveDeduplication {
@@ -201,15 +184,8 @@ pub(super) async fn run(
             remove(client, &topic, "messageTTL").await?;
             (topic, "message TTL removed")
         }
-        C::SetBacklogQuota {
-            topic,
-            limit,
-            limit_time,
-            policy,
-            kind,
-        } => {
-            let (kind, quota) =
-                quota_from(limit.as_deref(), limit_time.as_deref(), &policy, &kind)?;
+        C::SetBacklogQuota { topic, quota } => {
+            let (kind, quota) = quota_from(&quota)?;
             let p = format!(
                 "{}?backlogQuotaType={}",
                 policy_path(&topic, "backlogQuota")?,
@@ -234,8 +210,8 @@ pub(super) async fn run(
             client.delete_path(&p).await?;
             (topic, "backlog quota removed")
         }
-        C::SetDeduplication { topic, enable, .. } => {
-            set(client, &topic, "deduplicationEnabled", json!(enable)).await?;
+        C::SetDeduplication { topic, switch } => {
+            set(client, &topic, "deduplicationEnabled", json!(switch.enable)).await?;
             (topic, "deduplication set")
         }
         C::GetDeduplication(g) => {
