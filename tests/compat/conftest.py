@@ -101,6 +101,8 @@ class Standalone:
             stderr=self.log,
         )
         wait_for_port(self.port, host=h)
+        # The admin API and metrics listen a moment after the broker port on some starts.
+        wait_for_port(self.http_port, host=h)
         return self
 
     def stop(self):
