@@ -43,6 +43,7 @@ pub mod standalone;
 pub mod stats;
 pub mod subscription;
 pub mod subscription_actor;
+pub mod tiered;
 pub mod tls;
 pub mod topic;
 pub mod topic_context;

@@ -287,6 +287,7 @@ impl Appender {
             entries,
             size,
             timestamp: now_ms(),
+            offload_context: None,
         });
         Ok(())
     }
@@ -321,6 +322,7 @@ impl Appender {
             entries: 0,
             size: 0,
             timestamp: 0,
+            offload_context: None,
         };
         let kept = writer.clone();
         let result = self

@@ -6,6 +6,7 @@ use magnetar_bookie::ledger::LedgerConfig;
 
 use super::MlError;
 use super::cache::CacheBudget;
+use crate::tiered::Offloader;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedLedgerConfig {
@@ -48,6 +49,33 @@ pub struct ManagedLedgerConfig {
     /// — its session expired while it still thought it served — writes nothing. `None` for a
     /// managed ledger used outside a broker's ownership (tools, tests).
     pub ownership: Option<OwnershipGuard>,
+    /// Where closed ledgers are offloaded to (`None`: no tiered storage).
+    pub offloader: Option<Offloader>,
+    /// When they are offloaded, and how long the bookies keep them after.
+    pub offload: OffloadPolicy,
+}
+
+/// When closed ledgers go to tiered storage (the namespace's `offloadThreshold`,
+/// `offloadThresholdInSeconds` and `offloadDeletionLagMs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadPolicy {
+    /// Offload the oldest closed ledgers while the ledgers not offloaded hold more than this
+    /// many bytes (`Some(0)`: every closed ledger); `None` never by size.
+    pub threshold_bytes: Option<u64>,
+    /// Offload ledgers closed longer ago than this; `None` never by age.
+    pub threshold_age: Option<Duration>,
+    /// How long an offloaded ledger also stays on the bookies.
+    pub deletion_lag: Duration,
+}
+
+impl Default for OffloadPolicy {
+    fn default() -> OffloadPolicy {
+        OffloadPolicy {
+            threshold_bytes: None,
+            threshold_age: None,
+            deletion_lag: Duration::from_secs(4 * 60 * 60),
+        }
+    }
 }
 
 /// How long and how much consumed data a managed ledger keeps; see
@@ -84,6 +112,8 @@ impl Default for ManagedLedgerConfig {
             retention_time: None,
             retention_size: None,
             ownership: None,
+            offloader: None,
+            offload: OffloadPolicy::default(),
         }
     }
 }

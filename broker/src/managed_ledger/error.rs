@@ -27,6 +27,9 @@ pub enum MlError {
     Corrupt(String),
     #[error("position {0} is not an entry of this topic")]
     UnknownPosition(Position),
+    /// Tiered storage failed (the store refused or lost an object, or none is configured).
+    #[error("tiered storage: {0}")]
+    Offload(String),
     #[error("invalid managed-ledger configuration: {0}")]
     InvalidConfig(String),
 }

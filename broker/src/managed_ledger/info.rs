@@ -24,6 +24,49 @@ pub struct LedgerRecord {
     pub size: u64,
     #[serde(default)]
     pub timestamp: u64,
+    /// Set once an offload of this ledger to tiered storage started (Pulsar's `offloadContext`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_context: Option<OffloadContext>,
+}
+
+impl LedgerRecord {
+    /// Whether its entries are in tiered storage (an offload finished).
+    pub fn offloaded(&self) -> bool {
+        self.offload_context.is_some_and(|c| c.complete)
+    }
+}
+
+/// Where a ledger's offloaded copy is and how far its offload got. Recorded (not complete)
+/// before anything is uploaded, so the objects of an offload that never finished are known and
+/// deleted; complete once both objects are written; `bookkeeperDeleted` once the bookies'
+/// copy is gone, after the deletion lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadContext {
+    pub uid_msb: u64,
+    pub uid_lsb: u64,
+    pub complete: bool,
+    #[serde(default)]
+    pub bookkeeper_deleted: bool,
+    /// When the offload completed (ms since the epoch); the deletion lag counts from it.
+    #[serde(default)]
+    pub timestamp: u64,
+}
+
+impl OffloadContext {
+    pub fn started(uid: u128) -> OffloadContext {
+        OffloadContext {
+            uid_msb: (uid >> 64) as u64,
+            uid_lsb: uid as u64,
+            complete: false,
+            bookkeeper_deleted: false,
+            timestamp: 0,
+        }
+    }
+
+    pub fn uid(&self) -> u128 {
+        (u128::from(self.uid_msb) << 64) | u128::from(self.uid_lsb)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,11 +210,17 @@ mod tests {
                 entries: 10,
                 size: 100,
                 timestamp: 7,
+                offload_context: Some(OffloadContext::started(u128::MAX - 5)),
             }],
             properties: BTreeMap::new(),
         };
         let json = String::from_utf8(info.encode()).expect("utf8");
         assert!(json.contains("\"ledgerId\":3"), "{json}");
+        assert!(json.contains("\"offloadContext\":{\"uidMsb\""), "{json}");
+        assert_eq!(
+            info.ledgers[0].offload_context.map(|c| c.uid()),
+            Some(u128::MAX - 5)
+        );
         assert_eq!(MlInfo::decode("t", json.as_bytes()).expect("decode"), info);
         let bad = br#"{"ledgers":[{"ledgerId":5,"entries":0,"size":0},{"ledgerId":4,"entries":0,"size":0}]}"#;
         assert!(matches!(MlInfo::decode("t", bad), Err(MlError::Corrupt(_))));

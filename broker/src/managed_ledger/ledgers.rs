@@ -70,3 +70,17 @@ pub(super) async fn delete_quietly(ledgers: &LedgerClient, name: &str, ledger_id
         tracing::warn!(managed_ledger = name, ledger_id, error = %e, "could not delete ledger");
     }
 }
+
+/// Deletes a ledger that left the list: from the bookies unless they no longer have it, and
+/// its offloaded copy, if any.
+pub(super) async fn delete_ledger(shared: &super::shared::Shared, ledger: &super::LedgerRecord) {
+    let context = ledger.offload_context;
+    if !context.is_some_and(|c| c.bookkeeper_deleted) {
+        delete_quietly(&shared.ledgers, &shared.name, ledger.ledger_id).await;
+    }
+    if let (Some(context), Some(offloader)) = (context, &shared.config.offloader) {
+        offloader
+            .delete(&shared.name, ledger.ledger_id, context.uid())
+            .await;
+    }
+}

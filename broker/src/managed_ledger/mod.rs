@@ -23,6 +23,7 @@ mod cursor;
 mod error;
 mod info;
 mod ledgers;
+mod offload;
 mod open;
 mod read;
 mod shared;
@@ -40,10 +41,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use cache::CacheBudget;
-pub use config::{ManagedLedgerConfig, OwnershipGuard, Retention};
+pub use config::{ManagedLedgerConfig, OffloadPolicy, OwnershipGuard, Retention};
 pub use cursor::{CursorStats, IdleCursorStats, InitialPosition, ManagedCursor};
 pub use error::MlError;
-pub use info::{LedgerRecord, MlInfo};
+pub use info::{LedgerRecord, MlInfo, OffloadContext};
+pub use offload::{OffloadProgress, OffloadStatus};
 
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};
@@ -99,6 +101,7 @@ impl ManagedLedger {
         let tasks = TaskTracker::new();
         tasks.spawn(opened.appender.run(cancel.child_token()));
         tasks.spawn(trim::run(opened.shared.clone(), cancel.child_token()));
+        tasks.spawn(offload::run(opened.shared.clone(), cancel.child_token()));
         Ok(ManagedLedger {
             handle: Arc::new(Handle {
                 shared: opened.shared,
@@ -318,6 +321,58 @@ impl ManagedLedger {
         moved
     }
 
+    /// Changes when closed ledgers go to tiered storage (the namespace's offload policies
+    /// changed while the topic is loaded); true if it changed.
+    pub fn set_offload_policy(&self, policy: OffloadPolicy) -> bool {
+        let mut current = lock(&self.shared().offload_policy);
+        let changed = *current != policy;
+        *current = policy;
+        drop(current);
+        if changed {
+            self.shared().offload_wake.notify_one();
+        }
+        changed
+    }
+
+    /// Asks for every closed ledger before `until`'s ledger to be offloaded, in the background
+    /// (`PUT …/offload`); false if an offload is already running. An error without an offload
+    /// driver.
+    pub fn request_offload(&self, until: Position) -> Result<bool, MlError> {
+        offload::request(self.shared(), until)
+    }
+
+    /// Offloads every closed ledger before `until`'s ledger now, returning once done.
+    pub async fn offload_until(&self, until: Position) -> Result<(), MlError> {
+        let ids = {
+            let state = self.shared().lock();
+            offload::before(&state.info.ledgers, state.layout.open_ledger_id(), until)
+        };
+        offload::offload(self.shared(), &ids).await
+    }
+
+    /// Runs one round of the offload task now: the policy's offloads, then the bookie
+    /// deletions whose lag has passed.
+    pub async fn offload_round(&self) -> Result<(), MlError> {
+        offload::round(self.shared()).await
+    }
+
+    /// The last offload's outcome (`GET …/offload`).
+    pub fn offload_status(&self) -> OffloadStatus {
+        lock(&self.shared().offload).status.clone()
+    }
+
+    /// Bytes of the ledgers in tiered storage.
+    pub fn offloaded_size(&self) -> u64 {
+        let state = self.shared().lock();
+        state
+            .info
+            .ledgers
+            .iter()
+            .filter(|l| l.offloaded())
+            .map(|l| l.size)
+            .sum()
+    }
+
     /// Up to `max` entries from `from` (inclusive) in order, stopping at the last confirmed
     /// entry; positions that do not exist (a trimmed or empty ledger) are skipped over.
     pub async fn read(
@@ -474,7 +529,7 @@ impl ManagedLedger {
             .owned_txn(|txn| txn.delete(shared.key.clone(), Expected::Any))
             .await?;
         for ledger in ledgers {
-            ledgers::delete_quietly(&shared.ledgers, &shared.name, ledger.ledger_id).await;
+            ledgers::delete_ledger(shared, &ledger).await;
         }
         lock(&shared.cursors).clear();
         tracing::info!(managed_ledger = %shared.name, "managed ledger deleted");

@@ -79,6 +79,7 @@ pub(super) async fn open(
         entries: 0,
         size: 0,
         timestamp: 0,
+        offload_context: None,
     });
     let version = match info::cas(
         &metadata,

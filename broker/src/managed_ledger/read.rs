@@ -133,6 +133,8 @@ async fn read_run(
     Ok(())
 }
 
+/// Entries `first..=last` of a ledger: from the bookies while they have it, else from tiered
+/// storage (also when a bookie read of an offloaded ledger fails).
 async fn from_bookies(
     shared: &Shared,
     ledger: i64,
@@ -146,6 +148,45 @@ async fn from_bookies(
     ) else {
         return Err(MlError::UnknownPosition(Position::new(ledger, first)));
     };
+    let offloaded = shared
+        .lock()
+        .info
+        .ledgers
+        .iter()
+        .find(|l| l.ledger_id == id)
+        .and_then(|l| l.offload_context)
+        .filter(|c| c.complete);
+    let Some(context) = offloaded else {
+        return bookie_read(shared, id, first, last).await;
+    };
+    if !context.bookkeeper_deleted {
+        match bookie_read(shared, id, first, last).await {
+            Ok(entries) => return Ok(entries),
+            Err(e) => {
+                tracing::debug!(managed_ledger = %shared.name, ledger = id, error = %e,
+                    "bookie read of an offloaded ledger failed; reading tiered storage");
+            }
+        }
+    }
+    let Some(offloader) = &shared.config.offloader else {
+        return Err(MlError::Offload(format!(
+            "ledger {id} is in tiered storage, but this broker has no offload driver configured"
+        )));
+    };
+    offloader
+        .read(&shared.name, id, context.uid(), first, last)
+        .await
+        .map_err(MlError::Offload)
+}
+
+/// Entries `first..=last` of ledger `id` from the bookies: through this instance's writer if it
+/// wrote the ledger, else a cached (or new) reader.
+pub(super) async fn bookie_read(
+    shared: &Shared,
+    id: u64,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Bytes>, MlError> {
     let writer = shared.lock().writers.iter().find(|w| w.id() == id).cloned();
     if let Some(writer) = writer {
         return Ok(writer.read(first, last).await?);

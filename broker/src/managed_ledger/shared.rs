@@ -17,8 +17,9 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::cache::EntryCache;
-use super::config::Retention;
+use super::config::{OffloadPolicy, Retention};
 use super::info::{self, MlInfo};
+use super::offload::OffloadState;
 use super::{ManagedLedgerConfig, MlError};
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};
@@ -153,6 +154,12 @@ pub(super) struct Shared {
     pub ended: CancellationToken,
     /// Retention now (the namespace policy may change while the topic is loaded).
     pub retention: Mutex<Retention>,
+    /// The offload policy now (likewise).
+    pub offload_policy: Mutex<OffloadPolicy>,
+    /// The last offload's outcome, and the position an admin asked to offload up to.
+    pub offload: Mutex<OffloadState>,
+    /// Wakes the offload task before its next tick.
+    pub offload_wake: Notify,
 }
 
 impl Shared {
@@ -165,6 +172,7 @@ impl Shared {
     ) -> Shared {
         let last = state.last_confirmed;
         let retention = config.retention();
+        let offload_policy = config.offload;
         Shared {
             name: name.to_string(),
             key: info::ml_key(name),
@@ -186,6 +194,9 @@ impl Shared {
             write_failures: AtomicU64::new(0),
             ended: CancellationToken::new(),
             retention: Mutex::new(retention),
+            offload_policy: Mutex::new(offload_policy),
+            offload: Mutex::default(),
+            offload_wake: Notify::new(),
         }
     }
 

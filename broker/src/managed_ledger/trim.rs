@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::info::LedgerRecord;
-use super::ledgers::{delete_quietly, now_ms};
+use super::ledgers::{delete_ledger, now_ms};
 use super::shared::{Shared, Status, lock};
 use super::stored_cursor;
 use super::{ManagedLedgerConfig, MlError};
@@ -86,6 +86,14 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
     if ids.is_empty() {
         return Ok(ids);
     }
+    let records: Vec<LedgerRecord> = shared
+        .lock()
+        .info
+        .ledgers
+        .iter()
+        .filter(|l| ids.contains(&l.ledger_id))
+        .copied()
+        .collect();
     shared
         .update_info(
             |info| info.ledgers.retain(|l| !ids.contains(&l.ledger_id)),
@@ -96,10 +104,10 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
             },
         )
         .await?;
-    for id in &ids {
-        lock(&shared.cache).remove_ledger(*id as i64);
-        lock(&shared.readers).remove(id);
-        delete_quietly(&shared.ledgers, &shared.name, *id).await;
+    for record in &records {
+        lock(&shared.cache).remove_ledger(record.ledger_id as i64);
+        lock(&shared.readers).remove(&record.ledger_id);
+        delete_ledger(shared, record).await;
     }
     tracing::info!(managed_ledger = %shared.name, ledgers = ?ids, "trimmed consumed ledgers");
     Ok(ids)
@@ -140,6 +148,7 @@ mod tests {
                 entries,
                 size: entries * 100,
                 timestamp: ts,
+                offload_context: None,
             })
             .collect()
     }
