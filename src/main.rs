@@ -121,6 +121,8 @@ struct StandaloneArgs {
     replication_cert_file: Option<std::path::PathBuf>,
     #[arg(long, value_name = "FILE", requires = "replication_cert_file")]
     replication_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    offload: magnetar_broker::tiered::OffloadFlags,
 }
 
 type OptionalAddr = Option<std::net::SocketAddr>;
@@ -222,6 +224,7 @@ async fn main() -> anyhow::Result<()> {
                     key_file: args.replication_key_file,
                     ..Default::default()
                 },
+                offload: args.offload.into_config(),
                 ..magnetar_broker::standalone::StandaloneConfig::default()
             };
             magnetar_broker::standalone::run(config, shutdown_on_signal()).await

@@ -14,7 +14,7 @@ use magnetar_protocol::topic::TopicName;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::models::{CompactionStatus, LookupData};
+use crate::models::{CompactionStatus, LookupData, MessageIdBody, OffloadProcessStatus};
 use crate::names::NamespaceName;
 
 fn not_yet(what: &str) -> ApiError {
@@ -144,6 +144,18 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
     async fn compaction_status(&self, topic: &TopicName) -> Result<CompactionStatus, ApiError> {
         let _ = topic;
         Err(not_yet("compaction"))
+    }
+
+    /// Starts offloading the topic's closed ledgers before `until`'s ledger to tiered storage;
+    /// 409 while an offload runs.
+    async fn offload(&self, topic: &TopicName, until: &MessageIdBody) -> Result<(), ApiError> {
+        let _ = (topic, until);
+        Err(not_yet("offloading"))
+    }
+
+    async fn offload_status(&self, topic: &TopicName) -> Result<OffloadProcessStatus, ApiError> {
+        let _ = topic;
+        Err(not_yet("offloading"))
     }
 
     /// `{"brokerUrl","brokerUrlTls","httpUrl","httpUrlTls"}` of the topic's owner, or a 307

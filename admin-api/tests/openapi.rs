@@ -81,6 +81,36 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/namespaces/{tenant}/{namespace}/compactionThreshold",
     ),
+    ("get", "/namespaces/{tenant}/{namespace}/offloadThreshold"),
+    ("put", "/namespaces/{tenant}/{namespace}/offloadThreshold"),
+    (
+        "delete",
+        "/namespaces/{tenant}/{namespace}/offloadThreshold",
+    ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds",
+    ),
+    (
+        "put",
+        "/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds",
+    ),
+    (
+        "delete",
+        "/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds",
+    ),
+    (
+        "get",
+        "/namespaces/{tenant}/{namespace}/offloadDeletionLagMs",
+    ),
+    (
+        "put",
+        "/namespaces/{tenant}/{namespace}/offloadDeletionLagMs",
+    ),
+    (
+        "delete",
+        "/namespaces/{tenant}/{namespace}/offloadDeletionLagMs",
+    ),
     (
         "get",
         "/namespaces/{tenant}/{namespace}/schemaCompatibilityStrategy",

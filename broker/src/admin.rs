@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use magnetar_admin_api::models::{CompactionStatus, LookupData};
+use magnetar_admin_api::models::{
+    CompactionStatus, LookupData, MessageIdBody, OffloadProcessStatus,
+};
 use magnetar_admin_api::{
     ApiError, CursorPosition, NamespaceName, PeekFrom, PeekedEntry, TopicAdmin,
 };
@@ -379,6 +381,34 @@ impl TopicAdmin for BrokerAdmin {
         Ok(CompactionStatus {
             status: state,
             last_error: status.last_error,
+        })
+    }
+
+    async fn offload(&self, topic: &TopicName, until: &MessageIdBody) -> Result<(), ApiError> {
+        let loaded = self.existing(topic).await?;
+        let until = Position::new(until.ledger_id, until.entry_id);
+        match loaded.managed_ledger().request_offload(until) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::conflict(format!(
+                "Offload already running for {topic}"
+            ))),
+            Err(e) => Err(ApiError::bad_request(e.to_string())),
+        }
+    }
+
+    async fn offload_status(&self, topic: &TopicName) -> Result<OffloadProcessStatus, ApiError> {
+        let loaded = self.existing(topic).await?;
+        let status = loaded.managed_ledger().offload_status();
+        let partition_index = topic.partition().map_or(-1, |p| p as i32);
+        Ok(OffloadProcessStatus {
+            status: status.progress.as_str().to_string(),
+            last_error: status.last_error,
+            first_unoffloaded_message: status.first_unoffloaded.map(|p| MessageIdBody {
+                ledger_id: p.ledger_id,
+                entry_id: p.entry_id,
+                partition_index,
+                ..MessageIdBody::default()
+            }),
         })
     }
 

@@ -255,13 +255,14 @@ impl BrokerArgs {
 }
 
 /// The managed-ledger settings a broker's config implies.
-pub fn ml_config(config: &BrokerConfig) -> ManagedLedgerConfig {
-    ManagedLedgerConfig {
+pub fn ml_config(config: &BrokerConfig) -> anyhow::Result<ManagedLedgerConfig> {
+    Ok(ManagedLedgerConfig {
         ensemble: config.ensemble_size,
         write_quorum: config.write_quorum,
         ack_quorum: config.ack_quorum,
+        offloader: crate::tiered::Offloader::open(&config.offload).map_err(anyhow::Error::msg)?,
         ..ManagedLedgerConfig::default()
-    }
+    })
 }
 
 /// Runs a broker until `shutdown`, then hands its bundles over and leaves.
@@ -330,7 +331,7 @@ pub async fn run(args: BrokerArgs, shutdown: CancellationToken) -> anyhow::Resul
             false => None,
         },
     };
-    let ml = ml_config(&file.broker);
+    let ml = ml_config(&file.broker)?;
     let autorecovery = file
         .broker
         .autorecovery_enabled

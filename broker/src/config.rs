@@ -9,6 +9,7 @@ use magnetar_protocol::ClusterToken;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
+use crate::tiered::OffloadConfig;
 use crate::tls::TlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +89,9 @@ pub struct BrokerConfig {
         deserialize_with = "magnetar_protocol::cluster_token::deserialize_setting"
     )]
     pub cluster_token: Option<ClusterToken>,
+    /// Tiered storage (`[broker.offload]`): where closed ledgers are offloaded to, and the
+    /// defaults of the namespace offload policies (docs/tiered-storage.md).
+    pub offload: OffloadConfig,
 }
 
 impl Default for BrokerConfig {
@@ -122,6 +126,7 @@ impl Default for BrokerConfig {
             deduplication_entries_interval: 1000,
             deduplication_snapshot_interval_secs: 120,
             cluster_token: None,
+            offload: OffloadConfig::default(),
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct StandaloneConfig {
     /// is `replication.cert_file`/`key_file`, else the `[tls]` one, else a self-signed one
     /// made once in the data directory (`replication/cert.pem`).
     pub replication: crate::config::ReplicationConfig,
+    /// Tiered storage (off unless a driver is set).
+    pub offload: crate::tiered::OffloadConfig,
 }
 
 impl Default for StandaloneConfig {
@@ -92,6 +94,7 @@ impl Default for StandaloneConfig {
                 addr: Some(SocketAddr::from(([0, 0, 0, 0], 6652))),
                 ..Default::default()
             },
+            offload: crate::tiered::OffloadConfig::default(),
         }
     }
 }
@@ -221,12 +224,15 @@ impl Standalone {
             cluster_token: Some(token),
             policy_check_interval_ms: config.policy_check_interval_ms,
             backlog_quota_check_interval_ms: config.backlog_quota_check_interval_ms,
+            offload: config.offload.clone(),
             ..BrokerConfig::default()
         };
         let ml_config = ManagedLedgerConfig {
             ensemble: 1,
             write_quorum: 1,
             ack_quorum: 1,
+            offloader: crate::tiered::Offloader::open(&config.offload)
+                .map_err(anyhow::Error::msg)?,
             ..ManagedLedgerConfig::default()
         };
         let tls = config.tls.is_enabled();

@@ -105,6 +105,8 @@ pub struct TopicSnapshot {
     pub bytes_out: u64,
     pub rates: Rates,
     pub storage_size: u64,
+    /// Bytes of its ledgers in tiered storage (part of `storage_size`).
+    pub offloaded_storage_size: u64,
     pub entries: u64,
     pub producers: Vec<String>,
     pub subscriptions: Vec<SubscriptionSnapshot>,
@@ -236,6 +238,7 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
         bytes_in: counts[2],
         bytes_out: counts[3],
         storage_size: ml.size_bytes(),
+        offloaded_storage_size: ml.offloaded_size(),
         entries: ml.entries(),
         producers: topic.producer_names(),
         subscriptions,
@@ -332,6 +335,7 @@ impl TopicSnapshot {
             "bytesOutCounter": self.bytes_out,
             "averageMsgSize": average,
             "storageSize": self.storage_size,
+            "offloadedStorageSize": self.offloaded_storage_size,
             "backlogSize": self.backlog(),
             "publishers": publishers,
             "subscriptions": subscriptions,
@@ -357,17 +361,27 @@ pub async fn internal_stats(topic: &Topic) -> Value {
     let ml = topic.managed_ledger();
     let layout = ml.layout();
     let info = ml.info();
-    let sizes: HashMap<u64, u64> = info.ledgers.iter().map(|l| (l.ledger_id, l.size)).collect();
+    let records: HashMap<u64, &crate::managed_ledger::LedgerRecord> =
+        info.ledgers.iter().map(|l| (l.ledger_id, l)).collect();
     let ledgers: Vec<Value> = layout
         .ledgers()
         .iter()
         .map(|l| {
-            json!({
+            let record = records.get(&(l.ledger_id as u64));
+            let mut ledger = json!({
                 "ledgerId": l.ledger_id,
                 "entries": l.entries,
-                "size": sizes.get(&(l.ledger_id as u64)).copied().unwrap_or(0),
-                "offloaded": false,
-            })
+                "size": record.map_or(0, |r| r.size),
+                "offloaded": record.is_some_and(|r| r.offloaded()),
+            });
+            // Not Pulsar's: whether the bookies still hold an offloaded ledger.
+            if let Some(context) = record
+                .and_then(|r| r.offload_context)
+                .filter(|c| c.complete)
+            {
+                ledger["bookieDeleted"] = json!(context.bookkeeper_deleted);
+            }
+            ledger
         })
         .collect();
     let current = layout.ledgers().last();

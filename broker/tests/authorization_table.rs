@@ -408,6 +408,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "maxProducers" | "maxConsumers") => json!(1),
         ("post", "delayedDelivery") => json!({"active": false, "tickTime": 1000}),
         ("put" | "post", "compactionThreshold") => json!(1024),
+        ("put", "offloadThreshold" | "offloadThresholdInSeconds" | "offloadDeletionLagMs") => {
+            json!(0)
+        }
+        ("put", "offload") => json!({"ledgerId": 1, "entryId": 0}),
         ("put", "schemaCompatibilityStrategy") => json!("BACKWARD"),
         ("post", "isAllowAutoUpdateSchema" | "schemaValidationEnforced") => json!(true),
         ("post", "schema" | "compatibility" | "version") => {

@@ -21,7 +21,9 @@ pub use schema::{
     SchemaCompatibilityStrategy, schema_type_name, schema_type_number,
 };
 pub use tenant::TenantInfo;
-pub use topic::{CompactionStatus, LookupData, MessageIdBody, PartitionedTopicMetadata};
+pub use topic::{
+    CompactionStatus, LookupData, MessageIdBody, OffloadProcessStatus, PartitionedTopicMetadata,
+};
 pub use topic_policies::TopicPolicies;
 
 use serde::{Deserialize, Serialize};

@@ -45,6 +45,18 @@ pub struct Policies {
     /// Bytes not yet compacted above which a topic compacts itself (never when unset or 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compaction_threshold: Option<i64>,
+    /// Bytes a topic keeps on the bookies before its oldest closed ledgers are offloaded to
+    /// tiered storage (-1 never, 0 as soon as a ledger closes; the broker's default when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload_threshold: Option<i64>,
+    /// Seconds after a ledger closed at which it is offloaded (-1 never; the broker's default
+    /// when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload_threshold_in_seconds: Option<i64>,
+    /// How long an offloaded ledger also stays on the bookies, in ms (the broker's default,
+    /// 4 hours, when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload_deletion_lag_ms: Option<i64>,
     /// How new schema versions must relate to earlier ones (`UNDEFINED`: the broker's `FULL`).
     pub schema_compatibility_strategy: SchemaCompatibilityStrategy,
     /// Whether producers may add schema versions (true when unset); when false, only schemas

@@ -73,3 +73,25 @@ impl Default for CompactionStatus {
         }
     }
 }
+
+/// The status of a topic's last offload to tiered storage, as Pulsar's `OffloadProcessStatus`:
+/// `status` as [`CompactionStatus`], and the first message still only on the bookies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadProcessStatus {
+    pub status: String,
+    #[serde(default)]
+    pub last_error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_unoffloaded_message: Option<MessageIdBody>,
+}
+
+impl Default for OffloadProcessStatus {
+    fn default() -> OffloadProcessStatus {
+        OffloadProcessStatus {
+            status: "NOT_RUN".into(),
+            last_error: String::new(),
+            first_unoffloaded_message: None,
+        }
+    }
+}

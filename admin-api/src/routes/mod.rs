@@ -14,6 +14,7 @@ mod clusters;
 mod compaction;
 mod namespace_policies;
 mod namespaces;
+mod offload;
 mod peek;
 mod permissions;
 mod schemas;
@@ -109,6 +110,7 @@ pub fn admin_routes() -> OpenApiRouter<AdminState> {
         .merge(tenants::routes())
         .merge(namespaces::routes())
         .merge(namespace_policies::routes())
+        .merge(offload::namespace_routes())
         .merge(permissions::routes())
         .merge(schemas::routes())
 }
@@ -123,6 +125,7 @@ pub fn broker_routes() -> OpenApiRouter<AdminState> {
         .merge(subscriptions::routes())
         .merge(peek::routes())
         .merge(compaction::routes())
+        .merge(offload::topic_routes())
         .merge(topic_policies::routes())
         .merge(bundles::routes())
         .merge(brokers::admin_routes());

@@ -78,7 +78,7 @@ pub(super) async fn read(
 }
 
 /// JSON if set, else 204 (as Pulsar answers an unset policy).
-fn optional<T: serde::Serialize>(value: Option<T>) -> Response {
+pub(super) fn optional<T: serde::Serialize>(value: Option<T>) -> Response {
     match value {
         Some(v) => Json(v).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),

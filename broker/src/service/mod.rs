@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use magnetar_admin_api::keys;
-use magnetar_admin_api::models::{BacklogQuotaType, Policies, RetentionPolicies, RetentionPolicy};
+use magnetar_admin_api::models::{BacklogQuotaType, Policies, RetentionPolicy};
 use magnetar_protocol::TopicName;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,10 @@ use crate::managed_ledger::OwnershipGuard;
 use crate::publish_time;
 use crate::topic::{Topic, managed_ledger_name};
 
+mod storage_policies;
 mod sweep;
 
+use storage_policies::{apply_offload, apply_retention};
 use sweep::SWEEP_EVERY;
 
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
@@ -207,6 +209,10 @@ impl BrokerService {
         if ml.set_retention(config.retention()) {
             tracing::info!(topic = %topic.name(), retention = ?config.retention(), "retention policy changed");
         }
+        apply_offload(&mut config, &policies, &self.ctx.config.offload);
+        if ml.set_offload_policy(config.offload) {
+            tracing::info!(topic = %topic.name(), offload = ?config.offload, "offload policy changed");
+        }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -303,6 +309,7 @@ impl BrokerService {
         let Some(namespace_policies) = self.ctx.namespaces.policies(&namespace).await? else {
             let own = self.ctx.namespaces.topic_policies(topic)?;
             apply_retention(&mut config, own.retention_policies.as_ref());
+            apply_offload(&mut config, &Policies::default(), &self.ctx.config.offload);
             return Ok(config);
         };
         let policies = self
@@ -310,7 +317,7 @@ impl BrokerService {
             .namespaces
             .topic_policies(topic)?
             .applied_to(&namespace_policies);
-        if let Some(p) = policies.persistence {
+        if let Some(p) = &policies.persistence {
             config.ensemble = p.bookkeeper_ensemble.max(1) as usize;
             config.write_quorum = p.bookkeeper_write_quorum.max(1) as usize;
             config.ack_quorum = p.bookkeeper_ack_quorum.max(1) as usize;
@@ -320,6 +327,7 @@ impl BrokerService {
             }
         }
         apply_retention(&mut config, policies.retention_policies.as_ref());
+        apply_offload(&mut config, &policies, &self.ctx.config.offload);
         Ok(config)
     }
 
@@ -657,23 +665,4 @@ fn apply_delayed_delivery(topic: &Topic, policies: &Policies) {
             u64::try_from(policy.max_delivery_delay_in_millis).unwrap_or(0)
         }),
     );
-}
-
-/// A namespace's retention policy over the broker's defaults (Pulsar's 0: none, -1: forever).
-fn apply_retention(config: &mut ManagedLedgerConfig, policy: Option<&RetentionPolicies>) {
-    let Some(r) = policy else {
-        return;
-    };
-    config.retention_time = match r.retention_time_in_minutes {
-        m if m < 0 => Some(std::time::Duration::MAX),
-        0 => None,
-        m => Some(std::time::Duration::from_secs(
-            u64::from(m.unsigned_abs()) * 60,
-        )),
-    };
-    config.retention_size = match r.retention_size_in_mb {
-        mb if mb < 0 => Some(u64::MAX),
-        0 => None,
-        mb => Some((mb as u64).saturating_mul(1024 * 1024)),
-    };
 }

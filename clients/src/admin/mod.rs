@@ -3,6 +3,7 @@
 
 mod clusters;
 mod namespaces;
+mod offload;
 mod peek;
 mod schemas;
 mod subscriptions;

@@ -168,6 +168,8 @@ pub enum NamespacesCommand {
     },
     #[command(flatten)]
     Policy(super::schemas::NamespacePolicyCommand),
+    #[command(flatten)]
+    Offload(super::offload::NamespaceOffloadCommand),
 }
 
 /// `t/ns` and an optional bundle from `t/ns[/bundle]`.
@@ -275,6 +277,9 @@ pub(super) async fn run(
     use NamespacesCommand as C;
     match command {
         C::Policy(command) => return super::schemas::run_namespace(client, command, json).await,
+        C::Offload(command) => {
+            return super::offload::run_namespace(client, command, json).await;
+        }
         C::Bundles { namespace } => {
             let bundles = client.bundles(&namespace).await?;
             let owners = client.bundle_owners(&namespace).await?;

@@ -234,13 +234,16 @@ pub(super) async fn compact(client: &AdminClient, topic: &str, json: bool) -> an
     )
 }
 
-pub(super) async fn compaction_status(
+/// The status of a long-running topic operation (`route`: `compaction` or `offload`): NOT_RUN,
+/// RUNNING, SUCCESS or ERROR (exits non-zero); with `wait`, once it is no longer running.
+pub(super) async fn process_status(
     client: &AdminClient,
     topic: &str,
+    route: &str,
     wait: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let status_path = format!("{}/compaction", path(topic)?);
+    let status_path = format!("{}/{route}", path(topic)?);
     loop {
         let status = required(client, &status_path).await?;
         let state = status["status"].as_str().unwrap_or("").to_string();
@@ -252,8 +255,14 @@ pub(super) async fn compaction_status(
                 Some(error) => println!("{state}: {error}"),
                 None => println!("{state}"),
             }
+            let first = &status["firstUnoffloadedMessage"];
+            if let (Some(ledger), Some(entry)) =
+                (first["ledgerId"].as_i64(), first["entryId"].as_i64())
+            {
+                println!("first message not offloaded: {ledger}:{entry}");
+            }
             return if state == "ERROR" {
-                Err(anyhow::anyhow!("the compaction of {topic} failed"))
+                Err(anyhow::anyhow!("the {route} of {topic} failed"))
             } else {
                 Ok(())
             };

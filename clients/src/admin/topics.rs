@@ -122,6 +122,8 @@ pub enum TopicsCommand {
     },
     #[command(flatten)]
     Policy(super::topic_policies::TopicPolicyCommand),
+    #[command(flatten)]
+    Offload(super::offload::TopicOffloadCommand),
 }
 
 /// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`.
@@ -226,7 +228,7 @@ pub(super) async fn run(
         TopicsCommand::ResetCursor(args) => subscriptions::reset_cursor(client, args, json).await,
         TopicsCommand::Compact { topic } => subscriptions::compact(client, &topic, json).await,
         TopicsCommand::CompactionStatus { topic, wait } => {
-            subscriptions::compaction_status(client, &topic, wait, json).await
+            subscriptions::process_status(client, &topic, "compaction", wait, json).await
         }
         TopicsCommand::Lookup { topic } => subscriptions::lookup(client, &topic, json).await,
         TopicsCommand::Unload { topic } => {
@@ -265,6 +267,7 @@ pub(super) async fn run(
             message_position,
         } => super::peek::examine(client, &topic, &initial_position, message_position, json).await,
         TopicsCommand::Policy(command) => super::topic_policies::run(client, command, json).await,
+        TopicsCommand::Offload(command) => super::offload::run_topic(client, command, json).await,
     }
 }
 
