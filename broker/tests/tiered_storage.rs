@@ -288,3 +288,26 @@ async fn the_policy_offloads_in_the_background_and_trimming_deletes_the_objects(
     )
     .await;
 }
+
+/// The last ledger of the list is an offloaded one that the bookies dropped (the ledger after it
+/// was empty when the topic closed, so it was dropped): the next owner keeps it and reads it
+/// from the store instead of taking it for a lost open ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offloaded_last_ledger_survives_a_reopen() {
+    let storage = Storage::start(2).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let name = "t/ns/persistent/last";
+    let ml = ManagedLedger::open(name, storage.ledger_client(), config(offloader(dir.path())))
+        .await
+        .expect("open");
+    append(&ml, 150).await;
+    ml.roll_over().await.expect("roll over");
+    ml.offload_until(END).await.expect("offload");
+    ml.offload_round().await.expect("deletion round");
+    ml.close().await.expect("close");
+    let reopened =
+        ManagedLedger::open(name, storage.ledger_client(), config(offloader(dir.path())))
+            .await
+            .expect("reopen");
+    assert_all(&read_all(&reopened).await.expect("read"), 150);
+}

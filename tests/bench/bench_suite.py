@@ -8,7 +8,9 @@ directory the standalone writes to), then fresh standalones under `magnetar perf
   publish at 10,000 msg/s, end-to-end p99 against publish p99;
 - catch-up: a backlog read with the default receiver queue (1,000);
 - topic scale: topics opened per second, broker RSS per topic, and how long a graceful
-  shutdown with them all loaded takes.
+  shutdown with them all loaded takes;
+- tiered storage: offload MB/s of a 1-KiB-message backlog to a local directory (and to moto's
+  S3 server when moto is installed), and read-back MB/s once only the store has it.
 
 Prints a table and writes every figure to a JSON file. No figure is asserted: the point is the
 numbers, and their ratios to the machine's own, so that runs on different machines compare."""
@@ -26,7 +28,8 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "compat"))
-from conftest import Standalone  # noqa: E402
+from conftest import Standalone, free_port  # noqa: E402
+from georep import rest, wait_until  # noqa: E402
 
 BIN = os.environ.get("MAGNETAR_BIN", "magnetar")
 
@@ -116,16 +119,84 @@ class Fresh:
     """A fresh standalone in its own directory under `base` for one group of runs, so that one
     group's leftovers (caches, compactions, trimmed ledgers) do not colour the next."""
 
-    def __init__(self, base, name):
+    def __init__(self, base, name, extra_args=()):
         self.dir = pathlib.Path(base) / name
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.extra_args = list(extra_args)
 
     def __enter__(self):
-        self.server = Standalone(self.dir).start()
+        self.server = Standalone(self.dir, extra_args=self.extra_args).start()
         return self.server
 
     def __exit__(self, *exc):
         self.server.stop()
+
+
+def tiered_run(base, name, args, messages):
+    """Offloads a backlog of `messages` 1-KiB messages (ledgers closed by unloading the topic
+    every quarter) and reads it back after a restart, when only the store has it."""
+    t = f"persistent://public/default/bench-tiered-{name}"
+    admin = t.replace("persistent://", "/admin/v2/persistent/")
+    with Fresh(base, f"tiered-{name}", args) as server:
+        summary(perf(server, "consume", "--time", "2", t))  # keeps the backlog
+        for _ in range(4):
+            summary(perf(server, "produce", "-r", "0", "-s", "1024", "-m",
+                         str(messages // 4), t))
+            rest(server, "PUT", admin + "/unload")
+        ledgers = rest(server, "GET", admin + "/internalStats")[1]["ledgers"]
+        size = sum(l["size"] for l in ledgers[:-1])
+        started = time.monotonic()
+        rest(server, "PUT", admin + "/offload", {"ledgerId": 2**63 - 1, "entryId": 0})
+        status = wait_until("offload finished", lambda: (
+            lambda s: s if s["status"] in ("SUCCESS", "ERROR") else None)(
+                rest(server, "GET", admin + "/offload")[1]), timeout=1800)
+        offload_s = time.monotonic() - started
+        if status["status"] != "SUCCESS":
+            raise RuntimeError(f"offload failed: {status}")
+        rest(server, "PUT", "/admin/v2/namespaces/public/default/offloadDeletionLagMs", 0)
+        wait_until("bookie copies deleted", lambda: all(
+            l.get("bookieDeleted") for l in
+            rest(server, "GET", admin + "/internalStats")[1]["ledgers"][:-1]), timeout=120)
+        server.restart()
+        read = summary(perf(server, "consume", "-p", "earliest", "-s", "read-back", "-m",
+                            str(messages), t))
+    return {
+        "bytes": size,
+        "offload_s": round(offload_s, 2),
+        "offload_mb_per_s": round(size / 1e6 / max(offload_s, 1e-3), 1),
+        "read_back_msg_per_s": read["msg_per_s"],
+        "read_back_mb_per_s": read["mb_per_s"],
+    }
+
+
+def tiered(base, messages):
+    results = {}
+    store = pathlib.Path(base) / "offload"
+    log(f"tiered storage: {messages:,} × 1 KiB offloaded to a directory, then read back")
+    results["filesystem"] = tiered_run(
+        base, "fs", ["--offload-driver", "filesystem", "--offload-path", str(store)], messages)
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        log("tiered storage: moto is not installed; S3 skipped")
+        return results
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="bench")
+        log(f"tiered storage: {messages:,} × 1 KiB offloaded to moto's S3 server, read back")
+        results["s3_moto"] = tiered_run(
+            base, "s3", ["--offload-driver", "aws-s3", "--offload-bucket", "bench",
+                         "--offload-endpoint", endpoint], messages)
+    finally:
+        moto.stop()
+    return results
 
 
 def run_suite(base, seconds, backlog, topic_count):
@@ -198,6 +269,7 @@ def run_suite(base, seconds, backlog, topic_count):
         server.proc.wait(timeout=900)
         server.proc = None
         results["shutdown_s"] = round(time.monotonic() - started, 2)
+    results["tiered"] = tiered(base, max(backlog // 15, 4_000))
     return results
 
 
@@ -260,6 +332,11 @@ def print_table(figures):
          "100k in < 1 GiB, ≥ 5,000 /s"),
         ("graceful shutdown, topics loaded", f"{r['shutdown_s']} s", "< 10 s for 100k"),
     ]
+    for store, t in r["tiered"].items():
+        rows.append((f"tiered storage ({store})",
+                     f"offload {t['offload_mb_per_s']} MB/s ({t['bytes'] / 1e6:.0f} MB); "
+                     f"read-back {t['read_back_mb_per_s']} MB/s "
+                     f"({t['read_back_msg_per_s']:,.0f} msg/s)", ""))
     width = max(len(a) for a, _, _ in rows)
     print(f"\n{'what':<{width}}  figure  [target]")
     for what, figure, target in rows:

@@ -43,7 +43,13 @@ pub(super) async fn open(
         None => (MlInfo::default(), Expected::Absent),
     };
     let mut readers = HashMap::new();
-    if let Some(last) = info.ledgers.last_mut() {
+    // An offloaded last ledger was closed before it was offloaded (an empty ledger after it
+    // was dropped), and its bookies may have deleted it: nothing to recover.
+    if let Some(last) = info
+        .ledgers
+        .last_mut()
+        .filter(|l| l.offload_context.is_none())
+    {
         match ledgers.open_with_recovery(last.ledger_id).await {
             Ok(reader) => {
                 last.entries = u64::try_from(reader.last_entry_id() + 1).unwrap_or(0);
