@@ -181,6 +181,8 @@ def tiered(base, messages):
     except ImportError:
         log("tiered storage: moto is not installed; S3 skipped")
         return results
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     moto.start()

@@ -77,6 +77,26 @@ def test_compaction_verbs(standalone, client, topic):
     assert status["status"] == "SUCCESS"
 
 
+def test_offload_policy_verbs(standalone):
+    """The namespace offload verbs round-trip through the REST policies (offloading itself,
+    with a store, is in test_tiered_storage.py)."""
+    ns = "public/default"
+    admin(standalone, "namespaces", "set-offload-threshold", ns, "--size", "10M", "--time", "2h")
+    got = admin(standalone, "namespaces", "get-offload-threshold", ns, json_out=True)
+    assert got == {"offloadThreshold": 10 * 1024 * 1024, "offloadThresholdInSeconds": 7200}, got
+    assert "10485760" in admin(standalone, "namespaces", "get-offload-threshold", ns)
+    admin(standalone, "namespaces", "remove-offload-threshold", ns)
+    got = admin(standalone, "namespaces", "get-offload-threshold", ns, json_out=True)
+    assert got == {"offloadThreshold": None, "offloadThresholdInSeconds": None}, got
+    admin(standalone, "namespaces", "set-offload-deletion-lag", ns, "--lag", "10m")
+    assert admin(standalone, "namespaces", "get-offload-deletion-lag", ns,
+                 json_out=True) == 600_000
+    admin(standalone, "namespaces", "clear-offload-deletion-lag", ns)
+    assert "not set" in admin(standalone, "namespaces", "get-offload-deletion-lag", ns)
+    out = admin(standalone, "namespaces", "set-offload-threshold", ns, ok=False)
+    assert "--size" in out
+
+
 def test_schema_verbs(standalone, topic, tmp_path):
     v1 = tmp_path / "v1.json"
     v1.write_text(json.dumps({"type": "AVRO", "properties": {}, "schema": json.dumps(

@@ -10,11 +10,15 @@
 //!   `compacted_out` and emptied, so the survivors keep their batch indexes (their message ids
 //!   do not change).
 //!
-//! Messages without a key are dropped (Pulsar's default since 3.0). Entries compaction cannot
-//! look into — chunks of a large message, encrypted payloads, unreadable entries — are kept as
-//! they are: compaction never loses what it cannot judge.
+//! Messages without a key are dropped (Pulsar's default since 3.0). A chunked message (one
+//! message split over several entries, tied by its `uuid`) counts as one message of its key once
+//! its last chunk is seen: all its chunks are kept while it is the latest value of its key and
+//! all are dropped once it is superseded, so a compacted topic never holds part of a message. A
+//! chunked message not complete by the horizon (its producer died, or its last chunks come
+//! later) is kept as it is. Entries compaction cannot look into — encrypted payloads,
+//! unreadable entries — are kept as well: compaction never loses what it cannot judge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use magnetar_protocol::Payload;
@@ -33,7 +37,14 @@ enum Parsed {
         metadata: Box<MessageMetadata>,
         messages: Vec<BatchMessage>,
     },
-    /// Kept whatever happens (chunk, encrypted, unreadable).
+    /// One chunk of a chunked message.
+    Chunk {
+        uuid: String,
+        key: Option<String>,
+        chunk_id: i32,
+        chunks: i32,
+    },
+    /// Kept whatever happens (encrypted, unreadable).
     Opaque,
 }
 
@@ -44,11 +55,28 @@ fn parse(entry: &Bytes, limit: usize) -> Parsed {
     let Ok(metadata) = payload.metadata() else {
         return Parsed::Opaque;
     };
-    if metadata.chunk_id.is_some()
-        || metadata.num_chunks_from_msg.is_some_and(|n| n > 1)
-        || !metadata.encryption_keys.is_empty()
-    {
+    if !metadata.encryption_keys.is_empty() {
         return Parsed::Opaque;
+    }
+    if metadata.chunk_id.is_some() || metadata.num_chunks_from_msg.is_some_and(|n| n > 1) {
+        return match (
+            &metadata.uuid,
+            metadata.chunk_id,
+            metadata.num_chunks_from_msg,
+        ) {
+            (Some(uuid), Some(chunk_id), Some(chunks)) if chunk_id >= 0 && chunk_id < chunks => {
+                Parsed::Chunk {
+                    uuid: uuid.clone(),
+                    key: key_of(
+                        metadata.partition_key.as_deref(),
+                        metadata.null_partition_key,
+                    ),
+                    chunk_id,
+                    chunks,
+                }
+            }
+            _ => Parsed::Opaque,
+        };
     }
     let body = payload.body();
     // Producers that batch always set `num_messages_in_batch`; one sent without batching does not.
@@ -110,11 +138,35 @@ pub enum Outcome {
     Rewritten(Bytes),
 }
 
+/// The chunks of one chunked message seen so far, in order.
+#[derive(Debug)]
+struct Chunked {
+    positions: Vec<Position>,
+    chunks: i32,
+    /// A chunk came out of order (a gap): never complete, kept as it is.
+    broken: bool,
+}
+
+impl Chunked {
+    fn complete(&self) -> bool {
+        !self.broken && self.positions.len() as i32 == self.chunks
+    }
+
+    fn last(&self) -> Option<Position> {
+        self.positions.last().copied()
+    }
+}
+
 /// The latest message of each key seen so far.
 #[derive(Debug, Default)]
 pub struct Latest {
+    /// Per key, where its latest message is: an entry and batch index; for a chunked message,
+    /// its last chunk.
     by_key: HashMap<String, (Position, u32)>,
-    /// Entries kept whole without judging (chunks, encrypted, unreadable).
+    /// Chunked messages by uuid (the latest attempt of each: a producer that resends starts
+    /// again at chunk 0).
+    chunked: HashMap<String, Chunked>,
+    /// Entries kept whole without judging (encrypted, unreadable).
     opaque: Vec<Position>,
     /// Messages seen in phase one (for the count of those compaction removes).
     messages: u64,
@@ -126,6 +178,7 @@ impl Latest {
     pub fn new(limit: usize) -> Latest {
         Latest {
             by_key: HashMap::new(),
+            chunked: HashMap::new(),
             opaque: Vec::new(),
             messages: 0,
             limit,
@@ -163,11 +216,58 @@ impl Latest {
                     self.record(message_key(m), message_empty(m), (position, i as u32));
                 }
             }
+            Parsed::Chunk {
+                uuid,
+                key,
+                chunk_id,
+                chunks,
+            } => {
+                if chunk_id == 0 {
+                    self.chunked.insert(
+                        uuid.clone(),
+                        Chunked {
+                            positions: Vec::new(),
+                            chunks,
+                            broken: false,
+                        },
+                    );
+                }
+                let Some(message) = self.chunked.get_mut(&uuid) else {
+                    return; // the rest of a message whose start is not in this topic
+                };
+                if message.broken || chunk_id != message.positions.len() as i32 {
+                    message.broken = true;
+                    message.positions.push(position);
+                    return;
+                }
+                message.positions.push(position);
+                if message.complete() {
+                    self.record(key, false, (position, 0));
+                }
+            }
             Parsed::Opaque => {
                 self.messages += 1;
                 self.opaque.push(position);
             }
         }
+    }
+
+    /// Chunks kept as they are: those of chunked messages not complete by the horizon.
+    fn unjudged_chunks(&self) -> impl Iterator<Item = Position> + '_ {
+        self.chunked
+            .values()
+            .filter(|m| !m.complete())
+            .flat_map(|m| m.positions.iter().copied())
+    }
+
+    /// Every chunk of the chunked messages that are the latest value of their key.
+    fn latest_chunks(&self) -> HashSet<Position> {
+        let latest: HashSet<Position> = self.by_key.values().map(|(p, _)| *p).collect();
+        self.chunked
+            .values()
+            .filter(|m| m.complete() && m.last().is_some_and(|last| latest.contains(&last)))
+            .flat_map(|m| m.positions.iter().copied())
+            .collect()
     }
 
     /// The entries phase two must read, in order: those holding the latest message of a key,
@@ -178,6 +278,8 @@ impl Latest {
             .values()
             .map(|(p, _)| *p)
             .chain(self.opaque.iter().copied())
+            .chain(self.unjudged_chunks())
+            .chain(self.latest_chunks())
             .collect();
         positions.sort_unstable();
         positions.dedup();
@@ -193,6 +295,28 @@ impl Latest {
     pub fn rewrite(&self, position: Position, entry: &Bytes) -> (Outcome, u64) {
         match parse(entry, self.limit) {
             Parsed::Opaque => (Outcome::Keep, 1),
+            Parsed::Chunk { uuid, key, .. } => {
+                let Some(message) = self
+                    .chunked
+                    .get(&uuid)
+                    .filter(|m| m.positions.contains(&position))
+                else {
+                    // An abandoned attempt (its producer started the message again), or the
+                    // rest of a message that began before this topic's first entry.
+                    return (Outcome::Drop, 0);
+                };
+                let last = message.last() == Some(position);
+                if !message.complete() {
+                    (Outcome::Keep, u64::from(last))
+                } else if message
+                    .last()
+                    .is_some_and(|end| self.is_latest(key, (end, 0)))
+                {
+                    (Outcome::Keep, u64::from(last))
+                } else {
+                    (Outcome::Drop, 0)
+                }
+            }
             Parsed::Single { key, .. } => {
                 if self.is_latest(key, (position, 0)) {
                     (Outcome::Keep, 1)
@@ -434,27 +558,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn entries_it_cannot_judge_are_kept() {
+    fn chunk(key: Option<&str>, uuid: &str, id: i32, of: i32) -> Bytes {
         let metadata = MessageMetadata {
             producer_name: "p".into(),
             sequence_id: 0,
             publish_time: 1,
-            partition_key: Some("a".into()),
-            uuid: Some("u".into()),
-            chunk_id: Some(0),
-            num_chunks_from_msg: Some(2),
+            partition_key: key.map(str::to_string),
+            uuid: Some(uuid.into()),
+            chunk_id: Some(id),
+            num_chunks_from_msg: Some(of),
+            total_chunk_msg_size: Some(of * 4),
             ..Default::default()
         };
-        let chunk = Payload::new(&metadata, b"part").to_entry();
+        Payload::new(&metadata, b"part").to_entry()
+    }
+
+    fn kept(outcomes: &[(Position, Outcome)]) -> Vec<i64> {
+        outcomes
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Keep)
+            .map(|(p, _)| p.entry_id)
+            .collect()
+    }
+
+    #[test]
+    fn entries_it_cannot_judge_are_kept() {
         let p = |e| Position::new(1, e);
         let outcomes = compact(&[
-            (p(0), chunk),
+            // A chunked message not complete at the horizon.
+            (p(0), chunk(Some("a"), "u", 0, 2)),
             (p(1), Bytes::from_static(b"garbage")),
             (p(2), single(Some("a"), "2")),
         ]);
-        assert_eq!(outcomes[0].1, Outcome::Keep);
-        assert_eq!(outcomes[1].1, Outcome::Keep);
-        assert_eq!(outcomes[2].1, Outcome::Keep);
+        assert_eq!(kept(&outcomes), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_chunked_message_is_kept_or_dropped_whole() {
+        let p = |e| Position::new(1, e);
+        // Key a: chunked (u1), then chunked again (u2, interleaved with a single of key b):
+        // u2 is kept whole, u1 dropped whole.
+        let outcomes = compact(&[
+            (p(0), chunk(Some("a"), "u1", 0, 2)),
+            (p(1), chunk(Some("a"), "u1", 1, 2)),
+            (p(2), chunk(Some("a"), "u2", 0, 3)),
+            (p(3), single(Some("b"), "1")),
+            (p(4), chunk(Some("a"), "u2", 1, 3)),
+            (p(5), chunk(Some("a"), "u2", 2, 3)),
+        ]);
+        assert_eq!(kept(&outcomes), vec![2, 3, 4, 5]);
+        // A single value after a chunked one supersedes it, and the other way round.
+        let outcomes = compact(&[
+            (p(0), chunk(Some("a"), "u1", 0, 2)),
+            (p(1), chunk(Some("a"), "u1", 1, 2)),
+            (p(2), single(Some("a"), "2")),
+            (p(3), single(Some("b"), "1")),
+            (p(4), chunk(Some("b"), "u3", 0, 2)),
+            (p(5), chunk(Some("b"), "u3", 1, 2)),
+        ]);
+        assert_eq!(kept(&outcomes), vec![2, 4, 5]);
+        // Deleting the key drops the chunks; a keyless chunked message goes as keyless
+        // messages do.
+        let outcomes = compact(&[
+            (p(0), chunk(Some("a"), "u1", 0, 2)),
+            (p(1), chunk(Some("a"), "u1", 1, 2)),
+            (p(2), single(Some("a"), "")),
+            (p(3), chunk(None, "u4", 0, 2)),
+            (p(4), chunk(None, "u4", 1, 2)),
+        ]);
+        assert!(kept(&outcomes).is_empty(), "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_resent_chunked_message_keeps_its_last_attempt() {
+        let p = |e| Position::new(1, e);
+        // The producer reconnected after chunk 0 and sent the message again from chunk 0; a
+        // chunk out of order leaves its message incomplete (kept as it is).
+        let outcomes = compact(&[
+            (p(0), chunk(Some("a"), "u", 0, 2)),
+            (p(1), chunk(Some("a"), "u", 0, 2)),
+            (p(2), chunk(Some("a"), "u", 1, 2)),
+            (p(3), chunk(Some("b"), "v", 0, 3)),
+            (p(4), chunk(Some("b"), "v", 2, 3)),
+        ]);
+        assert_eq!(kept(&outcomes), vec![1, 2, 3, 4]);
     }
 }

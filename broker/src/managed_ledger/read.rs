@@ -5,7 +5,10 @@
 use bytes::Bytes;
 
 use super::MlError;
-use super::shared::{Shared, lock};
+use super::shared::{Shared, TieredBlock, lock};
+
+/// Bytes fetched per GET when a reader reads an offloaded ledger (one block kept per topic).
+const TIERED_READ_AHEAD: u64 = 4 * 1024 * 1024;
 use crate::position::{LedgerLayout, Position};
 
 /// Consecutive entries of one ledger: `(ledger, first, last)`.
@@ -173,10 +176,34 @@ async fn from_bookies(
             "ledger {id} is in tiered storage, but this broker has no offload driver configured"
         )));
     };
-    offloader
-        .read(&shared.name, id, context.uid(), first, last)
+    if let Some(hit) = lock(&shared.tiered_block)
+        .as_ref()
+        .and_then(|b| b.slice(id, first, last))
+    {
+        return Ok(hit);
+    }
+    let mut entries = offloader
+        .read_ahead(
+            &shared.name,
+            id,
+            context.uid(),
+            first,
+            last,
+            TIERED_READ_AHEAD,
+        )
         .await
-        .map_err(MlError::Offload)
+        .map_err(MlError::Offload)?;
+    let wanted = (last - first + 1) as usize;
+    if entries.len() > wanted {
+        let asked = entries[..wanted].to_vec();
+        *lock(&shared.tiered_block) = Some(TieredBlock {
+            ledger: id,
+            first,
+            entries: std::mem::take(&mut entries),
+        });
+        return Ok(asked);
+    }
+    Ok(entries)
 }
 
 /// Entries `first..=last` of ledger `id` from the bookies: through this instance's writer if it

@@ -160,6 +160,27 @@ pub(super) struct Shared {
     pub offload: Mutex<OffloadState>,
     /// Wakes the offload task before its next tick.
     pub offload_wake: Notify,
+    /// The last block read ahead from tiered storage (sequential readers take the entries
+    /// after the ones they asked for from here).
+    pub tiered_block: Mutex<Option<TieredBlock>>,
+}
+
+/// Consecutive entries of an offloaded ledger, read ahead in one GET.
+#[derive(Debug)]
+pub(super) struct TieredBlock {
+    pub ledger: u64,
+    pub first: u64,
+    pub entries: Vec<Bytes>,
+}
+
+impl TieredBlock {
+    /// Entries `first..=last` of `ledger`, if the block holds them all.
+    pub fn slice(&self, ledger: u64, first: u64, last: u64) -> Option<Vec<Bytes>> {
+        let end = self.first + self.entries.len() as u64;
+        (ledger == self.ledger && first >= self.first && last < end && first <= last).then(|| {
+            self.entries[(first - self.first) as usize..=(last - self.first) as usize].to_vec()
+        })
+    }
 }
 
 impl Shared {
@@ -197,6 +218,7 @@ impl Shared {
             offload_policy: Mutex::new(offload_policy),
             offload: Mutex::default(),
             offload_wake: Notify::new(),
+            tiered_block: Mutex::new(None),
         }
     }
 

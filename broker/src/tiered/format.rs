@@ -140,6 +140,20 @@ impl Index {
         Ok(self.offsets[first as usize]..self.end_of(last as usize))
     }
 
+    /// The last entry to read from `first` so that one GET fetches about `min_bytes` (at
+    /// least through `last`, at most to the ledger's end): sequential readers then make one
+    /// request per block, not one per dispatch.
+    pub fn extend(&self, first: u64, last: u64, min_bytes: u64) -> u64 {
+        let Some(start) = self.offsets.get(first as usize).copied() else {
+            return last;
+        };
+        let mut end = last;
+        while end + 1 < self.entries() && self.end_of(end as usize + 1) - start <= min_bytes {
+            end += 1;
+        }
+        end
+    }
+
     /// Splits the bytes of [`Index::range`]`(first, last)` into entries, checking each CRC.
     pub fn split(&self, first: u64, last: u64, data: Bytes) -> Result<Vec<Bytes>, String> {
         let range = self.range(first, last)?;
@@ -202,6 +216,12 @@ mod tests {
         );
         assert!(index.range(2, 4).is_err());
         assert!(index.range(3, 2).is_err());
+        // Read-ahead: from entry 0, blocks of up to 4 bytes reach entry 2; never past the end,
+        // never short of what was asked.
+        assert_eq!(index.extend(0, 0, 4), 2);
+        assert_eq!(index.extend(0, 0, 100), 3);
+        assert_eq!(index.extend(1, 3, 0), 3);
+        assert_eq!(index.extend(0, 1, 0), 1);
     }
 
     #[test]

@@ -213,7 +213,23 @@ impl Offloader {
         first: u64,
         last: u64,
     ) -> Result<Vec<Bytes>, String> {
+        self.read_ahead(ml, ledger, uid, first, last, 0).await
+    }
+
+    /// Entries from `first` through at least `last`, and on as long as the whole read stays
+    /// within `block` bytes (and the ledger lasts): the caller keeps the extra entries for the
+    /// reads that follow.
+    pub async fn read_ahead(
+        &self,
+        ml: &str,
+        ledger: u64,
+        uid: u128,
+        first: u64,
+        last: u64,
+        block: u64,
+    ) -> Result<Vec<Bytes>, String> {
         let index = self.index(ml, ledger, uid).await?;
+        let last = index.extend(first, last, block);
         let range = index.range(first, last)?;
         let path = self.object(ml, ledger, uid, "data");
         let data = self
