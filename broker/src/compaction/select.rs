@@ -306,12 +306,12 @@ impl Latest {
                     return (Outcome::Drop, 0);
                 };
                 let last = message.last() == Some(position);
-                if !message.complete() {
-                    (Outcome::Keep, u64::from(last))
-                } else if message
-                    .last()
-                    .is_some_and(|end| self.is_latest(key, (end, 0)))
-                {
+                // Incomplete: kept unjudged; complete: kept while it is its key's latest value.
+                let keep = !message.complete()
+                    || message
+                        .last()
+                        .is_some_and(|end| self.is_latest(key, (end, 0)));
+                if keep {
                     (Outcome::Keep, u64::from(last))
                 } else {
                     (Outcome::Drop, 0)
