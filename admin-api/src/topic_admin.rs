@@ -14,7 +14,9 @@ use magnetar_protocol::topic::TopicName;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::models::{CompactionStatus, LookupData, MessageIdBody, OffloadProcessStatus};
+use crate::models::{
+    CompactionStatus, LeaderBroker, LookupData, MessageIdBody, OffloadProcessStatus,
+};
 use crate::names::NamespaceName;
 
 fn not_yet(what: &str) -> ApiError {
@@ -195,6 +197,11 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
     async fn active_brokers(&self, cluster: &str) -> Result<Vec<String>, ApiError> {
         let _ = cluster;
         Err(not_yet("listing brokers"))
+    }
+
+    /// The broker running the cluster's elected duties; 404 when none is elected.
+    async fn leader_broker(&self) -> Result<LeaderBroker, ApiError> {
+        Err(not_yet("the leader broker"))
     }
 
     /// Ok when the broker can serve (Pulsar's health check produces and consumes a message).

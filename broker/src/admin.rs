@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use magnetar_admin_api::models::{
-    CompactionStatus, LookupData, MessageIdBody, OffloadProcessStatus,
+    CompactionStatus, LeaderBroker, LookupData, MessageIdBody, OffloadProcessStatus,
 };
 use magnetar_admin_api::{
     ApiError, CursorPosition, NamespaceName, PeekFrom, PeekedEntry, TopicAdmin,
@@ -455,6 +455,37 @@ impl TopicAdmin for BrokerAdmin {
             .filter(|b| b.cluster == cluster)
             .map(|b| b.broker_id)
             .collect())
+    }
+
+    async fn leader_broker(&self) -> Result<LeaderBroker, ApiError> {
+        let ctx = self.service.ctx();
+        let live: Vec<_> = ctx
+            .namespaces
+            .live_brokers()
+            .into_iter()
+            .filter(|b| b.cluster == ctx.config.cluster)
+            .collect();
+        let auditor = magnetar_bookie::autorecovery::auditor(&ctx.metadata)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let leader = match auditor {
+            Some(elected) => live.iter().find(|b| b.broker_id == elected.owner),
+            None if live.len() == 1 => live.first(),
+            None => None,
+        };
+        let Some(leader) = leader else {
+            return Err(ApiError::not_found(
+                "no broker is elected: autorecovery (autorecovery_enabled), whose auditor leads, \
+                 runs on no live broker",
+            ));
+        };
+        Ok(LeaderBroker {
+            broker_id: leader.broker_id.clone(),
+            service_url: leader
+                .web_service_url
+                .clone()
+                .unwrap_or_else(|| leader.pulsar_service_url.clone()),
+        })
     }
 
     async fn unload_bundle(

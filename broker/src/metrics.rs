@@ -190,7 +190,7 @@ fn register_sample(registry: &Registry, sample: &Sample) -> prometheus::Result<(
 struct Figures {
     counters: [u64; 4],
     gauges: [f64; 4],
-    counts: [i64; 5],
+    counts: [i64; 6],
 }
 
 const COUNTERS: [(&str, &str); 4] = [
@@ -205,12 +205,16 @@ const RATES: [(&str, &str); 4] = [
     ("throughput_in", "Bytes published per second"),
     ("throughput_out", "Bytes delivered per second"),
 ];
-const COUNTS: [(&str, &str); 5] = [
+const COUNTS: [(&str, &str); 6] = [
     (
         "msg_backlog",
         "Entries not yet acknowledged, over all subscriptions",
     ),
     ("storage_size", "Bytes stored in the topic's ledgers"),
+    (
+        "storage_offloaded_size",
+        "Bytes of the topic's ledgers in tiered storage",
+    ),
     ("producers_count", "Connected producers"),
     ("consumers_count", "Connected consumers"),
     ("subscriptions_count", "Subscriptions"),
@@ -229,6 +233,7 @@ impl Figures {
             counts: [
                 t.backlog() as i64,
                 t.storage_size as i64,
+                t.offloaded_storage_size as i64,
                 t.producers.len() as i64,
                 t.consumers() as i64,
                 t.subscriptions.len() as i64,
@@ -241,7 +246,7 @@ impl Figures {
             self.counters[i] += other.counters[i];
             self.gauges[i] += other.gauges[i];
         }
-        for i in 0..5 {
+        for i in 0..self.counts.len() {
             self.counts[i] += other.counts[i];
         }
     }

@@ -144,6 +144,18 @@ def test_namespace_schema_and_compaction_policies(standalone):
                  json_out=True) == 100 * 1024 * 1024
     admin(standalone, "namespaces", "remove-compaction-threshold", ns)
     assert admin(standalone, "namespaces", "get-compaction-threshold", ns, json_out=True) is None
+    assert "not set" in admin(standalone, "namespaces", "get-delayed-delivery", ns)
+    admin(standalone, "namespaces", "set-delayed-delivery", ns, "--disable", "-t", "2s",
+          "--max-delay", "1h")
+    assert admin(standalone, "namespaces", "get-delayed-delivery", ns, json_out=True) == {
+        "active": False, "tickTime": 2000, "maxDeliveryDelayInMillis": 3_600_000}
+    admin(standalone, "namespaces", "remove-delayed-delivery", ns)
+    assert admin(standalone, "namespaces", "get-delayed-delivery", ns, json_out=True) is None
+    admin(standalone, "namespaces", "set-persistence", ns, "-e", "1", "-w", "1", "-a", "1")
+    assert admin(standalone, "namespaces", "get-persistence", ns,
+                 json_out=True)["bookkeeperEnsemble"] == 1
+    admin(standalone, "namespaces", "remove-persistence", ns)
+    assert admin(standalone, "namespaces", "get-persistence", ns, json_out=True) is None
 
 
 def test_brokers_verbs(standalone):
@@ -151,6 +163,10 @@ def test_brokers_verbs(standalone):
     assert admin(standalone, "brokers", "healthcheck", json_out=True) == {"ok": True}
     brokers = admin(standalone, "brokers", "list", "standalone", json_out=True)
     assert len(brokers) == 1
+    # A lone broker leads (no autorecovery auditor runs in a standalone).
+    leader = admin(standalone, "brokers", "leader-broker", json_out=True)
+    assert leader == {"brokerId": brokers[0], "serviceUrl": standalone.admin_url}, leader
+    assert brokers[0] in admin(standalone, "brokers", "leader-broker")
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

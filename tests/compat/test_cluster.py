@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -152,6 +153,23 @@ def test_client_at_broker_1_reaches_topics_owned_by_broker_2(cluster):
     assert CLUSTER_ONLY <= on_brokers
     assert "bookie_journal_fsync_latency_seconds_bucket" in scrape(f"http://127.0.0.1:{8000 + o}")
     assert "metadata_raft_has_leader" in scrape(f"http://127.0.0.1:{7690 + o}")
+    # Both brokers name the same leader broker (the elected autorecovery auditor), one of them.
+    deadline = time.monotonic() + 60
+    while True:
+        named = set()
+        for url in cluster.web_urls:
+            try:
+                with urllib.request.urlopen(f"{url}/admin/v2/brokers/leaderBroker",
+                                            timeout=10) as r:
+                    named.add(json.loads(r.read())["serviceUrl"])
+            except urllib.error.HTTPError as e:
+                assert e.code == 404, e  # not elected yet
+                named.add(None)
+        if len(named) == 1 and None not in named:
+            break
+        assert time.monotonic() < deadline, f"no agreed leader broker: {named}"
+        time.sleep(0.2)
+    assert named <= set(cluster.web_urls), (named, cluster.web_urls)
 
 
 def test_partitioned_topic_over_both_brokers(cluster):

@@ -46,3 +46,12 @@ pub struct ClusterData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_url: Option<String>,
 }
+
+/// The broker that runs the cluster's elected duties (`GET /admin/v2/brokers/leaderBroker`, as
+/// Pulsar's `LeaderBroker`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderBroker {
+    pub broker_id: String,
+    pub service_url: String,
+}

@@ -9,7 +9,7 @@ mod tenant;
 mod topic;
 mod topic_policies;
 
-pub use cluster::ClusterData;
+pub use cluster::{ClusterData, LeaderBroker};
 pub use magnetar_auth::{AuthAction, AuthPolicies, SubscriptionAuthMode};
 pub use namespace::{
     BacklogQuota, BacklogQuotaType, BundlesData, DelayedDeliveryPolicies, PersistencePolicies,

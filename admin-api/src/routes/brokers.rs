@@ -1,6 +1,6 @@
 //! The HTTP lookup (`/lookup/v2/topic/{domain}/{tenant}/{namespace}/{topic}`, for clients given
 //! an `http://` service URL) and the broker routes (`/admin/v2/brokers/...`: active brokers and
-//! the health check). Lookup is allowed to roles that may produce or consume on the topic;
+//! the leader, the health check). Lookup is allowed to roles that may produce or consume on the topic;
 //! the broker routes need a superuser.
 
 use axum::Json;
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, Principal};
-use crate::models::{ErrorBody, LookupData};
+use crate::models::{ErrorBody, LeaderBroker, LookupData};
 use crate::names::NamespaceName;
 use crate::state::AdminState;
 
@@ -30,6 +30,7 @@ pub(super) fn admin_routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(active_brokers))
         .routes(routes!(health_check))
+        .routes(routes!(leader_broker))
 }
 
 /// Routes with absolute paths.
@@ -94,6 +95,20 @@ async fn active_brokers(
         )));
     }
     Ok(Json(state.topic_admin()?.active_brokers(&cluster).await?))
+}
+
+/// The broker that runs the cluster's elected duties (in Magnetar, the autorecovery auditor;
+/// bundle placement and shedding need no leader); a lone broker is its own leader.
+#[utoipa::path(get, path = "/brokers/leaderBroker", tag = "brokers",
+    responses(
+        (status = 200, description = "Pulsar's LeaderBroker", body = LeaderBroker),
+        (status = 404, description = "No broker is elected", body = ErrorBody)))]
+async fn leader_broker(
+    State(state): State<AdminState>,
+    principal: Principal,
+) -> Result<Json<LeaderBroker>, ApiError> {
+    state.require_superuser(&principal)?;
+    Ok(Json(state.topic_admin()?.leader_broker().await?))
 }
 
 /// Whether this broker can serve: answers `ok`.

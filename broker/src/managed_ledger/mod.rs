@@ -24,6 +24,7 @@ mod error;
 mod info;
 mod ledgers;
 mod offload;
+mod offload_status;
 mod open;
 mod read;
 mod shared;
@@ -45,7 +46,7 @@ pub use config::{ManagedLedgerConfig, OffloadPolicy, OwnershipGuard, Retention};
 pub use cursor::{CursorStats, IdleCursorStats, InitialPosition, ManagedCursor};
 pub use error::MlError;
 pub use info::{LedgerRecord, MlInfo, OffloadContext};
-pub use offload::{OffloadProgress, OffloadStatus};
+pub use offload_status::{OffloadProgress, OffloadStatus};
 
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};

@@ -20,48 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::info::{LedgerRecord, OffloadContext};
 use super::ledgers::now_ms;
+use super::offload_status::OffloadProgress;
 use super::read::bookie_read;
 use super::shared::{Shared, Status, lock};
 use super::{MlError, OffloadPolicy};
 use crate::position::Position;
 use crate::tiered::{Offloader, new_uid};
-
-/// Pulsar's `LongRunningProcessStatus.Status`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OffloadProgress {
-    #[default]
-    NotRun,
-    Running,
-    Success,
-    Error,
-}
-
-impl OffloadProgress {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OffloadProgress::NotRun => "NOT_RUN",
-            OffloadProgress::Running => "RUNNING",
-            OffloadProgress::Success => "SUCCESS",
-            OffloadProgress::Error => "ERROR",
-        }
-    }
-}
-
-/// The outcome of the last offload (Pulsar's `OffloadProcessStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffloadStatus {
-    pub progress: OffloadProgress,
-    pub last_error: String,
-    /// The first entry not in tiered storage.
-    pub first_unoffloaded: Option<Position>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct OffloadState {
-    pub status: OffloadStatus,
-    /// An admin asked for the ledgers before this position.
-    pub requested: Option<Position>,
-}
 
 fn wants_offload(l: &LedgerRecord) -> bool {
     l.entries > 0 && !l.offloaded()

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::cache::EntryCache;
 use super::config::{OffloadPolicy, Retention};
 use super::info::{self, MlInfo};
-use super::offload::OffloadState;
+use super::offload_status::OffloadState;
 use super::{ManagedLedgerConfig, MlError};
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};

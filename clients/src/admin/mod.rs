@@ -85,6 +85,8 @@ pub enum BrokersCommand {
     List { cluster: String },
     /// Publish and consume one message on the broker's health-check topic (superuser).
     Healthcheck,
+    /// The broker running the cluster's elected duties (the autorecovery auditor).
+    LeaderBroker,
 }
 
 /// `--enable` or `--disable`, exactly one.
@@ -160,6 +162,20 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 crate::output::json(&serde_json::json!({ "ok": true }))
             } else {
                 println!("ok");
+                Ok(())
+            }
+        }
+        AdminCommand::Brokers {
+            command: BrokersCommand::LeaderBroker,
+        } => {
+            let leader = client
+                .get_json("/admin/v2/brokers/leaderBroker")
+                .await?
+                .unwrap_or_default();
+            if args.json {
+                crate::output::json(&leader)
+            } else {
+                crate::output::fields(&leader);
                 Ok(())
             }
         }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::topics::{done, required};
 use crate::admin_client::AdminClient;
 use crate::output;
-use crate::units::parse_size_bytes;
+use crate::units::{parse_duration_secs, parse_size_bytes};
 
 #[derive(Debug, Subcommand)]
 pub enum SchemasCommand {
@@ -77,6 +77,24 @@ pub enum NamespacePolicyCommand {
     },
     /// Remove the compaction threshold (no automatic compaction).
     RemoveCompactionThreshold { namespace: String },
+    /// Delayed delivery on Shared and Key_Shared subscriptions (on when unset).
+    GetDelayedDelivery { namespace: String },
+    /// Turn delayed delivery on (--enable) or off (--disable).
+    SetDelayedDelivery {
+        namespace: String,
+        #[command(flatten)]
+        switch: super::Switch,
+        /// How often due messages are looked for: `1s`, `5s`.
+        #[arg(short = 't', long, default_value = "1s")]
+        time: String,
+        /// The longest delay a message may ask for (`1h`, `7d`; none when absent).
+        #[arg(long)]
+        max_delay: Option<String>,
+    },
+    /// Back to the default (delayed delivery on).
+    RemoveDelayedDelivery { namespace: String },
+    /// Back to the broker's ensemble, quorums and cursor write rate for new ledgers.
+    RemovePersistence { namespace: String },
 }
 
 fn schema_path(topic: &str) -> anyhow::Result<String> {
@@ -314,6 +332,63 @@ pub(super) async fn run_namespace(
                 json,
                 &format!("{namespace}: compaction threshold {bytes} bytes"),
             )
+        }
+        C::GetDelayedDelivery { namespace } => {
+            let path = namespace_path(&namespace, "delayedDelivery")?;
+            match client.get_json(&path).await? {
+                Some(v) if json => output::json(&v),
+                Some(v) => {
+                    output::fields(&v);
+                    Ok(())
+                }
+                None if json => output::json(&Value::Null),
+                None => {
+                    println!("not set (delayed delivery on)");
+                    Ok(())
+                }
+            }
+        }
+        C::SetDelayedDelivery {
+            namespace,
+            switch,
+            time,
+            max_delay,
+        } => {
+            let tick_ms = parse_duration_secs(&time).map_err(anyhow::Error::msg)? * 1000;
+            if tick_ms <= 0 {
+                anyhow::bail!("--time must be at least 1s");
+            }
+            let max_ms = match max_delay {
+                Some(d) => parse_duration_secs(&d).map_err(anyhow::Error::msg)? * 1000,
+                None => 0,
+            };
+            let body = json!({"active": switch.enable, "tickTime": tick_ms,
+                "maxDeliveryDelayInMillis": max_ms});
+            client
+                .post_json(&namespace_path(&namespace, "delayedDelivery")?, Some(&body))
+                .await?;
+            done(
+                json,
+                &format!(
+                    "{namespace}: delayed delivery {}",
+                    if switch.enable { "on" } else { "off" }
+                ),
+            )
+        }
+        C::RemoveDelayedDelivery { namespace } => {
+            client
+                .delete_path(&namespace_path(&namespace, "delayedDelivery")?)
+                .await?;
+            done(
+                json,
+                &format!("{namespace}: delayed delivery policy removed"),
+            )
+        }
+        C::RemovePersistence { namespace } => {
+            client
+                .delete_path(&namespace_path(&namespace, "persistence")?)
+                .await?;
+            done(json, &format!("{namespace}: persistence policy removed"))
         }
         C::RemoveCompactionThreshold { namespace } => {
             client

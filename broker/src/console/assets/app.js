@@ -686,8 +686,11 @@
       if (partitioned) return;
       const internal = await get(path + '/internalStats').catch(() => null);
       if (!internal) return;
-      ledgers.replaceChildren(table('ledgers-table', ['Ledger', 'Entries', 'Size'],
-        (internal.ledgers || []).map((l) => [l.ledgerId, l.entries, bytes(l.size)]), 'No ledgers.'));
+      const storedOn = (l) => (!l.offloaded ? 'bookies'
+        : l.bookieDeleted ? 'tiered storage' : 'bookies + tiered storage');
+      ledgers.replaceChildren(table('ledgers-table', ['Ledger', 'Entries', 'Size', 'Stored on'],
+        (internal.ledgers || []).map((l) => [l.ledgerId, l.entries, bytes(l.size), storedOn(l)]),
+        'No ledgers.'));
       cursors.replaceChildren(table('cursors-table', ['Cursor', 'Mark-delete', 'Read position', 'Backlog'],
         Object.entries(internal.cursors || {}).sort().map(([name, c]) => [name, c.markDeletePosition,
           c.readPosition, c.numberOfEntriesSinceFirstNotAckedMessage]), 'No cursors.'));
