@@ -56,6 +56,9 @@ def test_a_full_bookie_disk_fails_publishes_cleanly_and_recovers(small_disk):
     try:
         t = f"persistent://public/default/disk-full-{uuid.uuid4().hex[:8]}"
         client = pulsar.Client(server.url, operation_timeout_seconds=15)
+        # A durable subscription keeps what is published: without one (and without retention)
+        # the ledger the write failure closed may be trimmed once a new one opens, as in Pulsar.
+        client.subscribe(t, "keep", initial_position=pulsar.InitialPosition.Earliest).close()
         producer = client.create_producer(t, batching_enabled=False, send_timeout_millis=15000)
         acknowledged = []
         for i in range(50):
