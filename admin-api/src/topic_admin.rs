@@ -50,6 +50,15 @@ pub trait TopicAdmin: Send + Sync + std::fmt::Debug + 'static {
         Err(not_yet("listing topics"))
     }
 
+    /// Full names of a namespace's non-persistent topics loaded on the cluster's brokers.
+    async fn list_non_persistent_topics(
+        &self,
+        namespace: &NamespaceName,
+    ) -> Result<Vec<String>, ApiError> {
+        let _ = namespace;
+        Err(not_yet("listing non-persistent topics"))
+    }
+
     async fn create_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
         let _ = topic;
         Err(not_yet("creating topics"))

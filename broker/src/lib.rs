@@ -30,6 +30,7 @@ pub mod limits;
 pub mod listen;
 pub mod managed_ledger;
 pub mod metrics;
+pub mod non_persistent;
 pub mod position;
 pub mod publish_time;
 pub mod records;

@@ -25,7 +25,7 @@ pub struct Rates {
 }
 
 /// msg in, msg out, bytes in, bytes out.
-type Counts = [u64; 4];
+pub(crate) type Counts = [u64; 4];
 
 #[derive(Debug)]
 struct Sample {
@@ -41,7 +41,7 @@ pub struct RateTracker {
 }
 
 impl RateTracker {
-    fn rates(&self, topic: &str, counts: Counts) -> Rates {
+    pub(crate) fn rates(&self, topic: &str, counts: Counts) -> Rates {
         let now = Instant::now();
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(sample) = samples.get_mut(topic) else {
@@ -248,7 +248,7 @@ pub async fn snapshot(topic: &Topic, rates: &RateTracker) -> TopicSnapshot {
     }
 }
 
-fn type_name(sub_type: Option<SubType>) -> &'static str {
+pub(crate) fn type_name(sub_type: Option<SubType>) -> &'static str {
     match sub_type {
         Some(SubType::Exclusive) => "Exclusive",
         Some(SubType::Shared) => "Shared",

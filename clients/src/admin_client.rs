@@ -282,11 +282,17 @@ impl AdminClient {
 
     /// Creates `persistent://t/ns/x` (or `t/ns/x`) with `partitions` partitions.
     pub async fn create_partitioned_topic(&self, topic: &str, partitions: u32) -> Result<()> {
-        let path = topic.strip_prefix("persistent://").unwrap_or(topic);
+        let (domain, path) = match topic.strip_prefix("non-persistent://") {
+            Some(name) => ("non-persistent", name),
+            None => (
+                "persistent",
+                topic.strip_prefix("persistent://").unwrap_or(topic),
+            ),
+        };
         let path: Vec<String> = path.split('/').map(seg).collect();
         self.send(
             Method::PUT,
-            &format!("/admin/v2/persistent/{}/partitions", path.join("/")),
+            &format!("/admin/v2/{domain}/{}/partitions", path.join("/")),
             Some(&partitions),
         )
         .await

@@ -85,7 +85,8 @@ class LocalCluster:
     def owner(self, topic, via=0):
         """The pulsar:// URL of the broker serving `topic`, by the HTTP lookup."""
         local = topic.split("/")[-1]
-        url = f"{self.web_urls[via]}/lookup/v2/topic/persistent/public/default/{local}"
+        domain = topic.split("://")[0] if "://" in topic else "persistent"
+        url = f"{self.web_urls[via]}/lookup/v2/topic/{domain}/public/default/{local}"
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.load(response)["brokerUrl"]
 
@@ -193,6 +194,31 @@ def test_partitioned_topic_over_both_brokers(cluster):
     assert got == set(range(80))
     owners = {cluster.owner(f"{topic}-partition-{p}") for p in range(8)}
     assert owners == set(cluster.broker_urls)
+
+    # A partitioned non-persistent topic spreads over both brokers the same way, and either
+    # broker lists every partition (loaded topics are registered in the metadata service).
+    np_name = f"np-parts-{uuid.uuid4().hex[:6]}"
+    request = urllib.request.Request(
+        f"{cluster.web_urls[1]}/admin/v2/non-persistent/public/default/{np_name}/partitions",
+        data=b"8", method="PUT", headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=30).close()
+    np_topic = f"non-persistent://public/default/{np_name}"
+    np_consumer = client.subscribe(np_topic, "sub")
+    np_producer = client.create_producer(np_topic, batching_enabled=False)
+    for i in range(80):
+        np_producer.send(f"{i}".encode(), partition_key=str(i))
+    got = set()
+    for _ in range(80):
+        got.add(int(np_consumer.receive(timeout_millis=10000).data()))
+    assert got == set(range(80))
+    owners = {cluster.owner(f"{np_topic}-partition-{p}") for p in range(8)}
+    assert owners == set(cluster.broker_urls)
+    for url in cluster.web_urls:
+        with urllib.request.urlopen(f"{url}/admin/v2/non-persistent/public/default",
+                                    timeout=30) as r:
+            listed = set(json.loads(r.read()))
+        assert {f"{np_topic}-partition-{p}" for p in range(8)} <= listed, url
     client.close()
 
 

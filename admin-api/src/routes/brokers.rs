@@ -40,7 +40,7 @@ pub(super) fn lookup_routes() -> OpenApiRouter<AdminState> {
 
 /// Where a topic is served: the owning broker's URLs.
 #[utoipa::path(get, path = "/lookup/v2/topic/{domain}/{tenant}/{namespace}/{topic}", tag = "lookup",
-    params(("domain" = String, Path, description = "persistent"), ("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), AuthoritativeQuery),
+    params(("domain" = String, Path, description = "persistent or non-persistent"), ("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), AuthoritativeQuery),
     responses(
         (status = 200, description = "The owner's URLs", body = LookupData),
         (status = 307, description = "Look up at the broker chosen to own the topic"),
@@ -52,9 +52,9 @@ async fn lookup(
     ApiPath((domain, tenant, namespace, topic)): ApiPath<(String, String, String, String)>,
     ApiQuery(query): ApiQuery<AuthoritativeQuery>,
 ) -> Result<Json<LookupData>, ApiError> {
-    if domain != "persistent" {
+    if domain != "persistent" && domain != "non-persistent" {
         return Err(ApiError::precondition_failed(format!(
-            "unsupported topic domain {domain:?}: only persistent topics exist"
+            "unsupported topic domain {domain:?}: persistent or non-persistent"
         )));
     }
     let ns = NamespaceName::new(&tenant, &namespace)?;
@@ -63,7 +63,7 @@ async fn lookup(
             "invalid topic name {topic:?}"
         )));
     }
-    let name = TopicName::parse(&format!("persistent://{ns}/{topic}"))
+    let name = TopicName::parse(&format!("{domain}://{ns}/{topic}"))
         .map_err(|e| ApiError::precondition_failed(e.to_string()))?;
     state.resources().namespaces.require(&ns).await?;
     state

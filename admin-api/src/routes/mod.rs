@@ -14,6 +14,7 @@ mod clusters;
 mod compaction;
 mod namespace_policies;
 mod namespaces;
+mod non_persistent;
 mod offload;
 mod peek;
 mod permissions;
@@ -122,6 +123,7 @@ pub fn admin_routes() -> OpenApiRouter<AdminState> {
 pub fn broker_routes() -> OpenApiRouter<AdminState> {
     let admin = OpenApiRouter::new()
         .merge(topics::routes())
+        .merge(non_persistent::routes())
         .merge(subscriptions::routes())
         .merge(peek::routes())
         .merge(compaction::routes())

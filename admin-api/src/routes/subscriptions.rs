@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use magnetar_protocol::topic::TopicName;
+use magnetar_protocol::topic::{TopicDomain, TopicName};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::topics::{ForceDelete, TopicPath, partitions_of, topic_name};
+use super::topics::{ForceDelete, TopicPath, partitions_of, topic_name, topic_name_in};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, Principal};
 use crate::models::{ErrorBody, MessageIdBody};
@@ -31,7 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(reset_cursor_to_message))
 }
 
-type SubPath = ApiPath<(String, String, String, String)>;
+pub(super) type SubPath = ApiPath<(String, String, String, String)>;
 
 /// The topic, the subscription, and the topics a change applies to (the partitions of a
 /// partitioned topic, else the topic itself).
@@ -39,8 +39,9 @@ async fn targets(
     state: &AdminState,
     principal: &Principal,
     (tenant, namespace, topic, subscription): (String, String, String, String),
+    domain: TopicDomain,
 ) -> Result<(TopicName, String, Vec<TopicName>, bool), ApiError> {
-    let topic = topic_name(state, principal, (tenant, namespace, topic)).await?;
+    let topic = topic_name_in(state, principal, (tenant, namespace, topic), domain).await?;
     if subscription.is_empty() {
         return Err(ApiError::precondition_failed("empty subscription name"));
     }
@@ -76,12 +77,21 @@ fn position(body: &MessageIdBody) -> CursorPosition {
         (status = 200, description = "Subscription names", body = Vec<String>),
         (status = 404, description = "No such topic", body = ErrorBody)))]
 async fn list_subscriptions(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<Json<Vec<String>>, ApiError> {
+    list_subscriptions_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn list_subscriptions_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath((tenant, namespace, topic)): TopicPath,
+    domain: TopicDomain,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let path = (tenant, namespace, topic, "-".to_string());
-    let (_, _, topics, _) = targets(&state, &principal, path).await?;
+    let (_, _, topics, _) = targets(&state, &principal, path, domain).await?;
     let admin = state.topic_admin()?;
     let mut names = BTreeSet::new();
     for topic in &topics {
@@ -106,7 +116,8 @@ async fn create_subscription(
     ApiPath(path): SubPath,
     OptionalJson(body): OptionalJson<MessageIdBody>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let (_, subscription, topics, _) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     let at = body.as_ref().map_or(CursorPosition::Latest, position);
     let admin = state.topic_admin()?;
     for topic in &topics {
@@ -123,12 +134,22 @@ async fn create_subscription(
         (status = 404, description = "No such topic or subscription", body = ErrorBody),
         (status = 412, description = "Consumers are connected", body = ErrorBody)))]
 async fn delete_subscription(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: SubPath,
+    a3: ApiQuery<ForceDelete>,
+) -> Result<StatusCode, ApiError> {
+    delete_subscription_in(a0, a1, a2, a3, TopicDomain::Persistent).await
+}
+
+pub(super) async fn delete_subscription_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): SubPath,
     ApiQuery(query): ApiQuery<ForceDelete>,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let (_, subscription, topics, _) = targets(&state, &principal, path, domain).await?;
     let admin = state.topic_admin()?;
     for topic in &topics {
         admin
@@ -157,7 +178,8 @@ async fn skip_messages(
     )>,
 ) -> Result<StatusCode, ApiError> {
     let path = (tenant, namespace, topic, subscription);
-    let (topic, subscription, _, partitioned) = targets(&state, &principal, path).await?;
+    let (topic, subscription, _, partitioned) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     if partitioned {
         return Err(ApiError::not_allowed(
             "Skip messages on a partitioned topic is not allowed",
@@ -181,7 +203,8 @@ async fn skip_all(
     principal: Principal,
     ApiPath(path): SubPath,
 ) -> Result<StatusCode, ApiError> {
-    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let (_, subscription, topics, _) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     let admin = state.topic_admin()?;
     for topic in &topics {
         admin.skip_messages(topic, &subscription, None).await?;
@@ -207,7 +230,8 @@ async fn expire_messages(
     )>,
 ) -> Result<StatusCode, ApiError> {
     let path = (tenant, namespace, topic, subscription);
-    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let (_, subscription, topics, _) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     let admin = state.topic_admin()?;
     for topic in &topics {
         admin.expire_messages(topic, &subscription, seconds).await?;
@@ -259,7 +283,8 @@ async fn reset_cursor_to_time(
     )>,
 ) -> Result<StatusCode, ApiError> {
     let path = (tenant, namespace, topic, subscription);
-    let (_, subscription, topics, _) = targets(&state, &principal, path).await?;
+    let (_, subscription, topics, _) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     let admin = state.topic_admin()?;
     for topic in &topics {
         admin
@@ -284,7 +309,8 @@ async fn reset_cursor_to_message(
     ApiPath(path): SubPath,
     ApiJson(body): ApiJson<MessageIdBody>,
 ) -> Result<StatusCode, ApiError> {
-    let (topic, subscription, mut topics, partitioned) = targets(&state, &principal, path).await?;
+    let (topic, subscription, mut topics, partitioned) =
+        targets(&state, &principal, path, TopicDomain::Persistent).await?;
     if partitioned && body.partition_index >= 0 {
         let index = body.partition_index as u32;
         if !topics.iter().any(|t| t.partition() == Some(index)) {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use magnetar_protocol::topic::TopicName;
+use magnetar_protocol::topic::{TopicDomain, TopicName};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
@@ -59,7 +59,17 @@ pub(super) type TopicPath = ApiPath<(String, String, String)>;
 pub(super) async fn topic_name(
     state: &AdminState,
     principal: &Principal,
+    path: (String, String, String),
+) -> Result<TopicName, ApiError> {
+    topic_name_in(state, principal, path, TopicDomain::Persistent).await
+}
+
+/// [`topic_name`] in either domain.
+pub(super) async fn topic_name_in(
+    state: &AdminState,
+    principal: &Principal,
     (tenant, namespace, topic): (String, String, String),
+    domain: TopicDomain,
 ) -> Result<TopicName, ApiError> {
     let ns = existing_namespace(state, principal, tenant, namespace).await?;
     if topic.is_empty() || topic.contains('/') {
@@ -67,7 +77,7 @@ pub(super) async fn topic_name(
             "invalid topic name {topic:?}"
         )));
     }
-    TopicName::parse(&format!("persistent://{ns}/{topic}"))
+    TopicName::parse(&format!("{}://{ns}/{topic}", domain.as_str()))
         .map_err(|e| ApiError::precondition_failed(e.to_string()))
 }
 
@@ -99,18 +109,22 @@ pub(super) async fn partitions_of(
         .filter(|n| *n > 0))
 }
 
-/// Every topic of a namespace with partitions listed one by one, sorted.
-async fn all_topics(state: &AdminState, ns: &NamespaceName) -> Result<Vec<String>, ApiError> {
-    let mut names: BTreeSet<String> = state
-        .topic_admin()?
-        .list_topics(ns)
-        .await?
-        .into_iter()
-        .collect();
+/// Every topic of a namespace in `domain` with partitions listed one by one, sorted.
+async fn all_topics(
+    state: &AdminState,
+    ns: &NamespaceName,
+    domain: TopicDomain,
+) -> Result<Vec<String>, ApiError> {
+    let admin = state.topic_admin()?;
+    let listed = match domain {
+        TopicDomain::Persistent => admin.list_topics(ns).await?,
+        TopicDomain::NonPersistent => admin.list_non_persistent_topics(ns).await?,
+    };
+    let mut names: BTreeSet<String> = listed.into_iter().collect();
     for partitioned in state
         .resources()
         .topics
-        .list_partitioned(ns, "persistent")
+        .list_partitioned(ns, domain.as_str())
         .await?
     {
         let Ok(topic) = TopicName::parse(&partitioned) else {
@@ -130,12 +144,21 @@ async fn all_topics(state: &AdminState, ns: &NamespaceName) -> Result<Vec<String
         (status = 200, description = "Full topic names", body = Vec<String>),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
 async fn list_topics(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: ApiPath<(String, String)>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    list_topics_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn list_topics_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath((tenant, ns)): ApiPath<(String, String)>,
+    domain: TopicDomain,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let ns = existing_namespace(&state, &principal, tenant, ns).await?;
-    Ok(Json(all_topics(&state, &ns).await?))
+    Ok(Json(all_topics(&state, &ns, domain).await?))
 }
 
 /// List the topics of a namespace (as `GET /persistent/{tenant}/{namespace}`).
@@ -150,7 +173,9 @@ async fn namespace_topics(
     ApiPath((tenant, ns)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let ns = existing_namespace(&state, &principal, tenant, ns).await?;
-    Ok(Json(all_topics(&state, &ns).await?))
+    Ok(Json(
+        all_topics(&state, &ns, TopicDomain::Persistent).await?,
+    ))
 }
 
 /// List the partitioned topics of a namespace.
@@ -160,15 +185,24 @@ async fn namespace_topics(
         (status = 200, description = "Full names of partitioned topics", body = Vec<String>),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
 async fn list_partitioned_topics(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: ApiPath<(String, String)>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    list_partitioned_topics_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn list_partitioned_topics_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath((tenant, ns)): ApiPath<(String, String)>,
+    domain: TopicDomain,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let ns = existing_namespace(&state, &principal, tenant, ns).await?;
     let mut names = state
         .resources()
         .topics
-        .list_partitioned(&ns, "persistent")
+        .list_partitioned(&ns, domain.as_str())
         .await?;
     names.sort();
     Ok(Json(names))
@@ -183,11 +217,20 @@ async fn list_partitioned_topics(
         (status = 409, description = "The topic exists", body = ErrorBody),
         (status = 412, description = "Invalid name", body = ErrorBody)))]
 async fn create_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<StatusCode, ApiError> {
+    create_topic_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn create_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     if partitions_of(&state, &topic).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "{topic} already exists as a partitioned topic"
@@ -206,12 +249,22 @@ async fn create_topic(
         (status = 409, description = "A partitioned topic: delete it with DELETE …/partitions", body = ErrorBody),
         (status = 412, description = "Producers, consumers or subscriptions are active", body = ErrorBody)))]
 async fn delete_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+    a3: ApiQuery<ForceDelete>,
+) -> Result<StatusCode, ApiError> {
+    delete_topic_in(a0, a1, a2, a3, TopicDomain::Persistent).await
+}
+
+pub(super) async fn delete_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
     ApiQuery(query): ApiQuery<ForceDelete>,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     if partitions_of(&state, &topic).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "{topic} is a partitioned topic: delete it with DELETE …/partitions"
@@ -247,11 +300,20 @@ async fn forget_policies(state: &AdminState, topic: &TopicName) -> Result<(), Ap
         (status = 200, description = "The partition count", body = PartitionedTopicMetadata),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
 async fn get_partitions(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<Json<PartitionedTopicMetadata>, ApiError> {
+    get_partitions_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn get_partitions_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<Json<PartitionedTopicMetadata>, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     Ok(Json(
         state
             .resources()
@@ -273,12 +335,22 @@ async fn get_partitions(
         (status = 409, description = "The topic exists", body = ErrorBody),
         (status = 412, description = "Invalid name or partition count", body = ErrorBody)))]
 async fn create_partitioned_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+    a3: ApiJson<u32>,
+) -> Result<StatusCode, ApiError> {
+    create_partitioned_topic_in(a0, a1, a2, a3, TopicDomain::Persistent).await
+}
+
+pub(super) async fn create_partitioned_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
     ApiJson(partitions): ApiJson<u32>,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     if topic.partition().is_some() {
         return Err(ApiError::precondition_failed(format!(
             "{topic} names a partition; a partitioned topic cannot end in -partition-N"
@@ -294,7 +366,7 @@ async fn create_partitioned_topic(
         namespace: topic.namespace_local().into(),
     };
     let name = topic.to_string();
-    if state.topic_admin()?.list_topics(&ns).await?.contains(&name) {
+    if all_topics(&state, &ns, domain).await?.contains(&name) {
         return Err(ApiError::conflict(format!(
             "{topic} already exists as a non-partitioned topic"
         )));
@@ -324,12 +396,22 @@ async fn create_partitioned_topic(
         (status = 409, description = "Not more partitions than now", body = ErrorBody),
         (status = 412, description = "More than the maximum", body = ErrorBody)))]
 async fn update_partitioned_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+    a3: ApiJson<u32>,
+) -> Result<StatusCode, ApiError> {
+    update_partitioned_topic_in(a0, a1, a2, a3, TopicDomain::Persistent).await
+}
+
+pub(super) async fn update_partitioned_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
     ApiJson(partitions): ApiJson<u32>,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     if partitions > MAX_PARTITIONS {
         return Err(ApiError::precondition_failed(format!(
             "the number of partitions must be between 1 and {MAX_PARTITIONS}"
@@ -346,7 +428,10 @@ async fn update_partitioned_topic(
         )));
     }
     let admin = state.topic_admin()?;
-    let subscriptions = match admin.list_subscriptions(&topic.with_partition(0)).await {
+    let first = topic.with_partition(0);
+    let subscriptions = match admin.list_subscriptions(&first).await {
+        // A non-persistent topic's subscriptions live only with their consumers.
+        _ if domain == TopicDomain::NonPersistent => Vec::new(),
         Ok(names) => names,
         Err(e) if e.status == StatusCode::NOT_FOUND => Vec::new(),
         Err(e) => return Err(e),
@@ -397,11 +482,20 @@ async fn update_partitioned_topic(
         (status = 307, description = "Another broker serves the topic"),
         (status = 404, description = "No such topic", body = ErrorBody)))]
 async fn unload_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<StatusCode, ApiError> {
+    unload_topic_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn unload_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     let admin = state.topic_admin()?;
     match partitions_of(&state, &topic).await? {
         Some(n) => {
@@ -425,12 +519,22 @@ async fn unload_topic(
         (status = 404, description = "No such partitioned topic", body = ErrorBody),
         (status = 412, description = "A partition is in use", body = ErrorBody)))]
 async fn delete_partitioned_topic(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+    a3: ApiQuery<ForceDelete>,
+) -> Result<StatusCode, ApiError> {
+    delete_partitioned_topic_in(a0, a1, a2, a3, TopicDomain::Persistent).await
+}
+
+pub(super) async fn delete_partitioned_topic_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
     ApiQuery(query): ApiQuery<ForceDelete>,
+    domain: TopicDomain,
 ) -> Result<StatusCode, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     let Some(partitions) = partitions_of(&state, &topic).await? else {
         return Err(ApiError::not_found(format!(
             "Partitioned topic {topic} does not exist"
@@ -458,11 +562,20 @@ async fn delete_partitioned_topic(
         (status = 200, description = "Pulsar's TopicStats", body = Object),
         (status = 404, description = "No such topic", body = ErrorBody)))]
 async fn topic_stats(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<Json<Value>, ApiError> {
+    topic_stats_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn topic_stats_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<Json<Value>, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     Ok(Json(state.topic_admin()?.topic_stats(&topic).await?))
 }
 
@@ -473,11 +586,20 @@ async fn topic_stats(
         (status = 200, description = "Pulsar's PartitionedTopicStats", body = Object),
         (status = 404, description = "No such partitioned topic", body = ErrorBody)))]
 async fn partitioned_stats(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<Json<Value>, ApiError> {
+    partitioned_stats_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn partitioned_stats_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<Json<Value>, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     let Some(partitions) = partitions_of(&state, &topic).await? else {
         return Err(ApiError::not_found(format!(
             "Partitioned topic {topic} does not exist"
@@ -548,11 +670,20 @@ fn number(n: f64, float: bool) -> Value {
         (status = 200, description = "Pulsar's PersistentTopicInternalStats", body = Object),
         (status = 404, description = "No such topic", body = ErrorBody)))]
 async fn internal_stats(
+    a0: State<AdminState>,
+    a1: Principal,
+    a2: TopicPath,
+) -> Result<Json<Value>, ApiError> {
+    internal_stats_in(a0, a1, a2, TopicDomain::Persistent).await
+}
+
+pub(super) async fn internal_stats_in(
     State(state): State<AdminState>,
     principal: Principal,
     ApiPath(path): TopicPath,
+    domain: TopicDomain,
 ) -> Result<Json<Value>, ApiError> {
-    let topic = topic_name(&state, &principal, path).await?;
+    let topic = topic_name_in(&state, &principal, path, domain).await?;
     Ok(Json(state.topic_admin()?.internal_stats(&topic).await?))
 }
 

@@ -247,6 +247,17 @@ impl NamespaceService {
         self.sessions.current()
     }
 
+    /// Writes a key that goes with this broker's session (a non-persistent topic's entry).
+    pub async fn put_ephemeral(&self, key: &str, value: Vec<u8>) -> Result<(), BrokerError> {
+        let session = self.session().ok_or_else(|| {
+            BrokerError::ServiceNotReady("the broker's metadata session is not live".into())
+        })?;
+        self.metadata
+            .put_ephemeral(key, value, Expected::Any, &session)
+            .await?;
+        Ok(())
+    }
+
     /// Whether this broker serves the bundle now.
     fn serving(&self, bundle: &BundleName) -> Result<bool, BrokerError> {
         let Some(held) = self.held().get(bundle).copied() else {

@@ -24,10 +24,10 @@
 mod delayed;
 mod dispatcher;
 pub mod hash;
-mod key_shared;
+pub(crate) mod key_shared;
 mod read;
 mod redelivery;
-mod selection;
+pub(crate) mod selection;
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,7 @@ use super::producer::{Producer, PublishPermits, Receipt};
 use crate::dedup::{self, Verdict};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
+use crate::non_persistent::{NpSubscription, NpTopic};
 use crate::position::Position;
 use crate::schema;
 use crate::service::BrokerService;
@@ -61,6 +62,25 @@ enum ProducerSlot {
         cancel: CancellationToken,
     },
     Ready(Producer),
+    /// On a non-persistent topic: its SENDs are answered at once.
+    NonPersistent {
+        topic: Arc<NpTopic>,
+        name: String,
+        owner: ProducerOwner,
+    },
+}
+
+impl ProducerSlot {
+    /// Leaves the topic (or stops being created).
+    fn close(self) {
+        match self {
+            ProducerSlot::Ready(producer) => producer.close(),
+            ProducerSlot::Creating { cancel, .. } => cancel.cancel(),
+            ProducerSlot::NonPersistent { topic, name, owner } => {
+                topic.remove_producer(&name, owner)
+            }
+        }
+    }
 }
 
 enum ConsumerSlot {
@@ -72,11 +92,82 @@ enum ConsumerSlot {
         subscription: SubscriptionHandle,
         id: u64,
     },
+    NonPersistent {
+        topic: Arc<NpTopic>,
+        subscription: Arc<NpSubscription>,
+        id: u64,
+    },
+}
+
+impl ConsumerSlot {
+    /// The broker's id of a ready consumer.
+    fn broker_id(&self) -> Option<u64> {
+        match self {
+            ConsumerSlot::Creating { .. } => None,
+            ConsumerSlot::Ready { id, .. } | ConsumerSlot::NonPersistent { id, .. } => Some(*id),
+        }
+    }
+
+    /// Leaves the subscription (a persistent one hands its unacknowledged messages to others).
+    async fn close(self) {
+        match self {
+            ConsumerSlot::Creating { .. } => {}
+            ConsumerSlot::Ready {
+                subscription, id, ..
+            } => subscription.remove_consumer(id).await,
+            ConsumerSlot::NonPersistent {
+                topic,
+                subscription,
+                id,
+            } => topic.remove_consumer(&subscription, id),
+        }
+    }
+}
+
+/// The topic a producer is created on.
+#[derive(Clone)]
+enum TopicRef {
+    Persistent(Arc<Topic>),
+    NonPersistent(Arc<NpTopic>),
+}
+
+impl TopicRef {
+    fn name(&self) -> &TopicName {
+        match self {
+            TopicRef::Persistent(topic) => topic.name(),
+            TopicRef::NonPersistent(topic) => topic.name(),
+        }
+    }
+
+    fn add_producer(
+        &self,
+        join: crate::topic_producers::Join,
+    ) -> Result<crate::topic_producers::Joined, BrokerError> {
+        match self {
+            TopicRef::Persistent(topic) => topic.add_producer(join),
+            TopicRef::NonPersistent(topic) => topic.add_producer(join),
+        }
+    }
+
+    fn remove_producer(&self, name: &str, owner: ProducerOwner) {
+        match self {
+            TopicRef::Persistent(topic) => topic.remove_producer(name, owner),
+            TopicRef::NonPersistent(topic) => topic.remove_producer(name, owner),
+        }
+    }
+
+    /// Records an exclusive takeover's epoch (a non-persistent topic keeps it in memory).
+    async fn persist_epoch(&self, epoch: u64) -> Result<(), BrokerError> {
+        match self {
+            TopicRef::Persistent(topic) => topic.persist_epoch(epoch).await,
+            TopicRef::NonPersistent(_) => Ok(()),
+        }
+    }
 }
 
 /// The producer as created.
 struct ProducerCreated {
-    topic: Arc<Topic>,
+    topic: TopicRef,
     name: String,
     /// The schema version, if it sent a schema.
     schema_version: Option<Vec<u8>>,
@@ -94,7 +185,7 @@ enum Completion {
     Consumer {
         consumer_id: u64,
         request_id: u64,
-        result: Result<(Arc<Topic>, SubscriptionHandle, u64), BrokerError>,
+        result: Result<ConsumerSlot, BrokerError>,
     },
     /// A reply prepared off the command loop; `forget` is the consumer `(client id, broker
     /// id)` it ended (UNSUBSCRIBE), forgotten before the reply goes out so that the client may
@@ -228,12 +319,12 @@ pub(super) async fn run<R, W>(
                 break;
             }
             Some((client_id, broker_id)) = evicted.recv() => {
-                if matches!(conn.consumers.get(&client_id), Some(ConsumerSlot::Ready { id, .. }) if *id == broker_id) {
+                if conn.consumers.get(&client_id).and_then(ConsumerSlot::broker_id) == Some(broker_id) {
                     conn.consumers.remove(&client_id);
                 }
             }
             Some(producer_id) = evicted_producers.recv() => {
-                if matches!(conn.producers.get(&producer_id), Some(ProducerSlot::Ready(_))) {
+                if matches!(conn.producers.get(&producer_id), Some(ProducerSlot::Ready(_) | ProducerSlot::NonPersistent { .. })) {
                     conn.producers.remove(&producer_id);
                     conn.closed_by_broker.insert(producer_id);
                 }
@@ -347,21 +438,22 @@ impl Connection {
             Type::CloseProducer => {
                 let close = command.close_producer.unwrap_or_default();
                 self.closed_by_broker.remove(&close.producer_id);
-                match self.producers.remove(&close.producer_id) {
-                    Some(ProducerSlot::Ready(producer)) => producer.close(),
-                    Some(ProducerSlot::Creating { cancel, .. }) => cancel.cancel(),
-                    None => {}
+                if let Some(slot) = self.producers.remove(&close.producer_id) {
+                    slot.close();
                 }
                 self.send(commands::success(close.request_id).into()).await
             }
             Type::Subscribe => self.subscribe(command.subscribe.unwrap_or_default()).await,
             Type::Flow => {
                 let flow = command.flow.unwrap_or_default();
-                if let Some(ConsumerSlot::Ready {
-                    subscription, id, ..
-                }) = self.consumers.get(&flow.consumer_id)
-                {
-                    subscription.flow(*id, flow.message_permits);
+                match self.consumers.get(&flow.consumer_id) {
+                    Some(ConsumerSlot::Ready {
+                        subscription, id, ..
+                    }) => subscription.flow(*id, flow.message_permits),
+                    Some(ConsumerSlot::NonPersistent {
+                        subscription, id, ..
+                    }) => subscription.flow(*id, flow.message_permits),
+                    _ => {}
                 }
                 Ok(())
             }
@@ -370,6 +462,7 @@ impl Connection {
                 let redeliver = command
                     .redeliver_unacknowledged_messages
                     .unwrap_or_default();
+                // Non-persistent messages are gone once sent: nothing to redeliver.
                 if let Some(ConsumerSlot::Ready {
                     subscription, id, ..
                 }) = self.consumers.get(&redeliver.consumer_id)
@@ -387,19 +480,21 @@ impl Connection {
                 let close = command.close_consumer.unwrap_or_default();
                 let success: Frame = commands::success(close.request_id).into();
                 match self.consumers.remove(&close.consumer_id) {
-                    Some(ConsumerSlot::Ready {
-                        subscription, id, ..
-                    }) => {
+                    Some(slot @ ConsumerSlot::Ready { .. }) => {
                         // SUCCESS once the subscription let the consumer go (its unacked
                         // messages are on their way to others), without waiting here.
                         let out = self.out.clone();
                         tokio::spawn(async move {
-                            subscription.remove_consumer(id).await;
+                            slot.close().await;
                             let _ = out.send(Box::new(success)).await;
                         });
                         Ok(())
                     }
-                    _ => self.send(success).await,
+                    Some(slot) => {
+                        slot.close().await;
+                        self.send(success).await
+                    }
+                    None => self.send(success).await,
                 }
             }
             Type::Unsubscribe => {
@@ -569,10 +664,19 @@ impl Connection {
                             connection: self.id,
                             producer_id,
                         };
-                        let last_sequence_id = topic.dedup().last_sequence_id(&name);
-                        let producer = Producer::new(topic, name.clone(), owner, self.out.clone());
-                        self.producers
-                            .insert(producer_id, ProducerSlot::Ready(producer));
+                        let (slot, last_sequence_id) = match topic {
+                            TopicRef::Persistent(topic) => {
+                                let last = topic.dedup().last_sequence_id(&name);
+                                let producer =
+                                    Producer::new(topic, name.clone(), owner, self.out.clone());
+                                (ProducerSlot::Ready(producer), last)
+                            }
+                            TopicRef::NonPersistent(topic) => {
+                                let name = name.clone();
+                                (ProducerSlot::NonPersistent { topic, name, owner }, -1)
+                            }
+                        };
+                        self.producers.insert(producer_id, slot);
                         CommandProducerSuccess {
                             request_id,
                             producer_name: name,
@@ -602,7 +706,7 @@ impl Connection {
                     Some(ConsumerSlot::Creating { request_id: r }) if *r == request_id
                 );
                 let frame = match result {
-                    Ok((_, subscription, id)) if !waiting => {
+                    Ok(slot) if !waiting => {
                         let out = self.out.clone();
                         let error = BrokerError::ServiceNotReady(format!(
                             "consumer {consumer_id} was closed while being created"
@@ -610,20 +714,13 @@ impl Connection {
                         let frame: Frame =
                             commands::error(request_id, error.code(), error.to_string()).into();
                         tokio::spawn(async move {
-                            subscription.remove_consumer(id).await;
+                            slot.close().await;
                             let _ = out.send(Box::new(frame)).await;
                         });
                         return;
                     }
-                    Ok((topic, subscription, id)) => {
-                        self.consumers.insert(
-                            consumer_id,
-                            ConsumerSlot::Ready {
-                                topic,
-                                subscription,
-                                id,
-                            },
-                        );
+                    Ok(slot) => {
+                        self.consumers.insert(consumer_id, slot);
                         commands::success(request_id).into()
                     }
                     Err(e) => {
@@ -637,7 +734,11 @@ impl Connection {
             }
             Completion::Reply { frame, forget } => {
                 if let Some((client_id, broker_id)) = forget
-                    && matches!(self.consumers.get(&client_id), Some(ConsumerSlot::Ready { id, .. }) if *id == broker_id)
+                    && self
+                        .consumers
+                        .get(&client_id)
+                        .and_then(ConsumerSlot::broker_id)
+                        == Some(broker_id)
                 {
                     self.consumers.remove(&client_id);
                 }
@@ -650,18 +751,10 @@ impl Connection {
     /// consumers' unacknowledged messages go to others.
     async fn close_all(&mut self) {
         for (_, slot) in self.producers.drain() {
-            match slot {
-                ProducerSlot::Ready(producer) => producer.close(),
-                ProducerSlot::Creating { cancel, .. } => cancel.cancel(),
-            }
+            slot.close();
         }
         for (_, slot) in self.consumers.drain() {
-            if let ConsumerSlot::Ready {
-                subscription, id, ..
-            } = slot
-            {
-                subscription.remove_consumer(id).await;
-            }
+            slot.close().await;
         }
     }
 }

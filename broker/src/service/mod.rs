@@ -18,6 +18,7 @@ use crate::managed_ledger::OwnershipGuard;
 use crate::publish_time;
 use crate::topic::{Topic, managed_ledger_name};
 
+mod non_persistent;
 mod storage_policies;
 mod sweep;
 
@@ -30,6 +31,8 @@ use sweep::SWEEP_EVERY;
 pub struct BrokerService {
     ctx: Arc<BrokerContext>,
     topics: Mutex<HashMap<String, Arc<OnceCell<Arc<Topic>>>>>,
+    /// Non-persistent topics (see `non_persistent`).
+    np_topics: std::sync::Mutex<HashMap<String, Arc<crate::non_persistent::NpTopic>>>,
     /// Topics whose managed ledger was fenced (another broker took them): the broker unloads
     /// them (see [`BrokerService::unload_fenced`]) so their clients look them up again.
     fenced: mpsc::UnboundedSender<TopicName>,
@@ -63,6 +66,7 @@ impl BrokerService {
         let service = BrokerService {
             ctx: Arc::new(ctx),
             topics: Mutex::default(),
+            np_topics: Default::default(),
             fenced,
             replication: std::sync::OnceLock::new(),
         };
@@ -155,6 +159,7 @@ impl BrokerService {
         let mut last_quota_check = std::time::Instant::now();
         let mut swept = std::collections::HashSet::new();
         let mut last_sweep = None;
+        let mut np_idle = HashMap::new();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -164,6 +169,7 @@ impl BrokerService {
                 last_sweep = Some(std::time::Instant::now());
                 self.sweep_replicated_topics(&mut swept).await;
             }
+            self.sweep_idle_np_topics(&mut np_idle).await;
             let check_quotas = last_quota_check.elapsed() >= quota_every;
             if check_quotas {
                 last_quota_check = std::time::Instant::now();
@@ -386,9 +392,9 @@ impl BrokerService {
 
     async fn load(&self, name: &TopicName, create: bool) -> Result<Arc<Topic>, BrokerError> {
         if !name.is_persistent() {
-            return Err(BrokerError::NotAllowed(
-                "non-persistent topics are not supported".into(),
-            ));
+            return Err(BrokerError::NotAllowed(format!(
+                "{name} is a non-persistent topic: this operation needs a persistent one"
+            )));
         }
         // The ownership gate: a broker that does not own the bundle never opens the ledger
         // (opening it would fence the owner's).
@@ -556,6 +562,9 @@ impl BrokerService {
         for topic in topics {
             self.unload_topic(topic.name()).await;
         }
+        for name in self.np_topics_of_bundle(bundle).await {
+            self.unload_np_topic(&name).await;
+        }
         self.ctx.namespaces.release(bundle).await;
         true
     }
@@ -564,6 +573,11 @@ impl BrokerService {
     /// to the next owner). Their ledgers may no longer be sealable; the next owner recovers.
     pub async fn drop_lost_bundles(&self, lost: &[BundleName]) {
         for bundle in lost {
+            for name in self.np_topics_of_bundle(bundle).await {
+                if let Some(topic) = self.np_map().remove(&name.to_string()) {
+                    topic.unload();
+                }
+            }
             for topic in self.topics_of_bundle(bundle).await {
                 let name = topic.name().clone();
                 let cell = self.topics.lock().await.remove(&name.to_string());
@@ -650,6 +664,9 @@ impl BrokerService {
 
     /// Closes every loaded topic (flushing cursors and sealing ledgers).
     pub async fn close_all(&self) {
+        for topic in self.loaded_np_topics() {
+            self.unload_np_topic(topic.name()).await;
+        }
         for topic in self.loaded_topics().await {
             topic.close().await;
         }

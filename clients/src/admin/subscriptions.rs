@@ -273,8 +273,8 @@ pub(super) async fn process_status(
 
 pub(super) async fn lookup(client: &AdminClient, topic: &str, json: bool) -> anyhow::Result<()> {
     let rest = path(topic)?;
-    let name = rest.trim_start_matches("/admin/v2/persistent/");
-    let value = required(client, &format!("/lookup/v2/topic/persistent/{name}")).await?;
+    let name = rest.trim_start_matches("/admin/v2/");
+    let value = required(client, &format!("/lookup/v2/topic/{name}")).await?;
     if json {
         return output::json(&value);
     }

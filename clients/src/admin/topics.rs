@@ -126,15 +126,20 @@ pub enum TopicsCommand {
     Offload(super::offload::TopicOffloadCommand),
 }
 
-/// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`.
+/// `persistent://t/ns/x`, `t/ns/x` → the REST path `/admin/v2/persistent/t/ns/x`;
+/// `non-persistent://t/ns/x` → `/admin/v2/non-persistent/t/ns/x`.
 pub(super) fn path(topic: &str) -> anyhow::Result<String> {
-    let name = topic.strip_prefix("persistent://").unwrap_or(topic);
-    if name.starts_with("non-persistent://") || name.split('/').count() != 3 {
+    let (domain, name) = match topic.split_once("://") {
+        Some((domain @ ("persistent" | "non-persistent"), name)) => (domain, name),
+        Some(_) => ("", ""),
+        None => ("persistent", topic),
+    };
+    if domain.is_empty() || name.split('/').count() != 3 {
         anyhow::bail!(
-            "{topic}: expected persistent://TENANT/NAMESPACE/TOPIC or TENANT/NAMESPACE/TOPIC"
+            "{topic}: expected [non-]persistent://TENANT/NAMESPACE/TOPIC or TENANT/NAMESPACE/TOPIC"
         );
     }
-    Ok(format!("/admin/v2/persistent/{name}"))
+    Ok(format!("/admin/v2/{domain}/{name}"))
 }
 
 fn namespace_path(namespace: &str) -> anyhow::Result<String> {
@@ -151,7 +156,12 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     match command {
         TopicsCommand::List { namespace } => {
-            let topics: Vec<String> = decode(client.get_json(&namespace_path(&namespace)?).await?)?;
+            // Both domains, as pulsar-admin lists them.
+            let persistent = namespace_path(&namespace)?;
+            let mut topics: Vec<String> = decode(client.get_json(&persistent).await?)?;
+            let non_persistent = persistent.replacen("/persistent/", "/non-persistent/", 1);
+            let more: Vec<String> = decode(client.get_json(&non_persistent).await?)?;
+            topics.extend(more);
             print_names(&topics, json)
         }
         TopicsCommand::ListPartitionedTopics { namespace } => {

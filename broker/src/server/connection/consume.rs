@@ -110,6 +110,21 @@ impl Connection {
                     subscription: &request.subscription,
                 };
                 auth::authorize(&service.ctx().admin, role.as_deref(), &topic, consume).await?;
+                let link = ConsumerLink {
+                    id: service.next_id(),
+                    client_consumer_id: consumer_id,
+                    name: request.consumer_name.clone().unwrap_or_default(),
+                    priority_level: request.priority_level.unwrap_or(0),
+                    out,
+                    protocol_version,
+                    partition,
+                    hash_ranges,
+                    evicted,
+                };
+                if !topic.is_persistent() {
+                    return subscribe_non_persistent(&service, &topic, &request, options, link)
+                        .await;
+                }
                 let topic = service
                     .topic(&topic, request.force_topic_creation())
                     .await?;
@@ -122,20 +137,13 @@ impl Connection {
                         .subscription_sync()
                         .mark_replicated(&request.subscription);
                 }
-                let id = service.next_id();
-                let link = ConsumerLink {
-                    id,
-                    client_consumer_id: consumer_id,
-                    name: request.consumer_name.clone().unwrap_or_default(),
-                    priority_level: request.priority_level.unwrap_or(0),
-                    out,
-                    protocol_version,
-                    partition,
-                    hash_ranges,
-                    evicted,
-                };
+                let id = link.id;
                 subscription.add_consumer(link).await?;
-                Ok((topic, subscription, id))
+                Ok(ConsumerSlot::Ready {
+                    topic,
+                    subscription,
+                    id,
+                })
             }
             .await;
             let _ = completions.send(Completion::Consumer {
@@ -155,6 +163,8 @@ impl Connection {
                 subscription.ack(ack);
                 Ok(())
             }
+            // Nothing is kept to acknowledge.
+            Some(ConsumerSlot::NonPersistent { .. }) => Ok(()),
             _ => Err(BrokerError::NotAllowed(format!(
                 "consumer {consumer_id} is not ready"
             ))),
@@ -174,6 +184,27 @@ impl Connection {
     }
 
     pub(super) async fn unsubscribe(&mut self, request: CommandUnsubscribe) -> Result<(), Closed> {
+        if let Some(ConsumerSlot::NonPersistent {
+            topic,
+            subscription,
+            id,
+        }) = self.consumers.get(&request.consumer_id)
+        {
+            // The subscription ends with its last consumer; `force` closes the others.
+            if subscription.consumer_count() > 1 && !request.force() {
+                let error = BrokerError::ConsumerBusy(format!(
+                    "subscription {} has other consumers",
+                    subscription.name()
+                ));
+                return self.send_error(request.request_id, &error).await;
+            }
+            topic.remove_consumer(subscription, *id);
+            topic.delete_subscription(subscription.name());
+            self.consumers.remove(&request.consumer_id);
+            return self
+                .send(commands::success(request.request_id).into())
+                .await;
+        }
         let Some(ConsumerSlot::Ready {
             subscription,
             id,
@@ -213,6 +244,11 @@ impl Connection {
     }
 
     pub(super) async fn seek(&mut self, request: CommandSeek) -> Result<(), Closed> {
+        if let Some(ConsumerSlot::NonPersistent { .. }) = self.consumers.get(&request.consumer_id) {
+            let error =
+                BrokerError::NotAllowed("seek is not supported on non-persistent topics".into());
+            return self.send_error(request.request_id, &error).await;
+        }
         let Some(ConsumerSlot::Ready { subscription, .. }) =
             self.consumers.get(&request.consumer_id)
         else {
@@ -259,6 +295,12 @@ impl Connection {
         &mut self,
         request: CommandGetLastMessageId,
     ) -> Result<(), Closed> {
+        if let Some(ConsumerSlot::NonPersistent { .. }) = self.consumers.get(&request.consumer_id) {
+            let error = BrokerError::NotAllowed(
+                "non-persistent topics store no messages: they have no last message id".into(),
+            );
+            return self.send_error(request.request_id, &error).await;
+        }
         let Some(ConsumerSlot::Ready {
             topic,
             subscription,
@@ -338,5 +380,37 @@ async fn last_message_id(
             entry_id: p.entry_id as u64,
             ..Default::default()
         }),
+    })
+}
+
+/// SUBSCRIBE to a non-persistent topic: no cursor, no compacted view; the subscription is made
+/// (or joined) in memory.
+async fn subscribe_non_persistent(
+    service: &BrokerService,
+    name: &TopicName,
+    request: &CommandSubscribe,
+    options: SubscriptionOptions,
+    link: ConsumerLink,
+) -> Result<ConsumerSlot, BrokerError> {
+    if options.read_compacted {
+        return Err(BrokerError::NotAllowed(
+            "read compacted is only valid on persistent topics".into(),
+        ));
+    }
+    let create = request.force_topic_creation() && service.ctx().config.allow_auto_topic_creation;
+    let topic = service.np_topic(name, create).await?;
+    let idle = topic.producer_count() == 0;
+    schema::for_consumer(service.ctx(), name, request.schema.as_ref(), idle).await?;
+    let id = link.id;
+    let subscription = topic.subscribe(
+        &request.subscription,
+        options.sub_type,
+        options.key_shared_sticky,
+        link,
+    )?;
+    Ok(ConsumerSlot::NonPersistent {
+        topic,
+        subscription,
+        id,
     })
 }

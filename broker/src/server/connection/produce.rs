@@ -74,7 +74,13 @@ impl Connection {
                     TopicOperation::Produce,
                 )
                 .await?;
-                let topic = service.topic(&topic, true).await?;
+                let topic = match topic.is_persistent() {
+                    true => TopicRef::Persistent(service.topic(&topic, true).await?),
+                    false => {
+                        let create = service.ctx().config.allow_auto_topic_creation;
+                        TopicRef::NonPersistent(service.np_topic(&topic, create).await?)
+                    }
+                };
                 let schema_version =
                     schema::for_producer(service.ctx(), topic.name(), request.schema.as_ref())
                         .await?
@@ -89,7 +95,9 @@ impl Connection {
                         service.next_id(),
                     ),
                 };
-                if name.starts_with(crate::dedup::REPL_PREFIX) {
+                if name.starts_with(crate::dedup::REPL_PREFIX)
+                    && let TopicRef::Persistent(topic) = &topic
+                {
                     // Another cluster's replicator (over the Pulsar protocol): its entries are
                     // deduplicated by their source positions, whatever the dedup policy.
                     topic
@@ -181,7 +189,7 @@ impl Connection {
         }
         if !matches!(
             self.producers.get(&send.producer_id),
-            Some(ProducerSlot::Ready(_))
+            Some(ProducerSlot::Ready(_) | ProducerSlot::NonPersistent { .. })
         ) {
             // A SEND racing with CLOSE_PRODUCER: Java ignores it too.
             tracing::debug!(peer = %self.peer, producer_id = send.producer_id, "SEND for an unknown producer ignored");
@@ -246,6 +254,25 @@ impl Connection {
             .unwrap_or(1)
             .max(metadata.num_messages_in_batch.unwrap_or(1))
             .max(1) as u32;
+        if let Some(ProducerSlot::NonPersistent { topic, .. }) =
+            self.producers.get(&send.producer_id)
+        {
+            // Handed to the subscriptions now; the receipt follows at once, in order.
+            // With the checksum the persistent path stores, which some clients expect.
+            let payload = magnetar_protocol::Payload::parse(entry).unwrap_or(payload);
+            topic.publish(payload, &metadata, num_messages);
+            let receipt = CommandSendReceipt {
+                producer_id: send.producer_id,
+                sequence_id: send.sequence_id,
+                message_id: Some(MessageIdData {
+                    ledger_id: 0,
+                    entry_id: 0,
+                    ..Default::default()
+                }),
+                highest_sequence_id: send.highest_sequence_id,
+            };
+            return self.send(receipt.into()).await;
+        }
         let permits = self.publish_permits(entry.len()).await?;
         let Some(ProducerSlot::Ready(producer)) = self.producers.get(&send.producer_id) else {
             return Ok(()); // closed by the broker while we waited

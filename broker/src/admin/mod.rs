@@ -27,6 +27,8 @@ use crate::subscription_actor::{
 };
 use crate::topic::Topic;
 
+mod non_persistent;
+
 /// The [`TopicAdmin`] of one broker.
 #[derive(Debug, Clone)]
 pub struct BrokerAdmin {
@@ -183,7 +185,17 @@ impl TopicAdmin for BrokerAdmin {
         Ok(topics)
     }
 
+    async fn list_non_persistent_topics(
+        &self,
+        namespace: &NamespaceName,
+    ) -> Result<Vec<String>, ApiError> {
+        self.np_list(namespace).await
+    }
+
     async fn create_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        if !topic.is_persistent() {
+            return self.np_create(topic).await;
+        }
         if self.service.topic_exists(topic).await.map_err(api_error)? {
             return Err(ApiError::conflict(format!("Topic {topic} already exists")));
         }
@@ -192,6 +204,9 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn delete_topic(&self, topic: &TopicName, force: bool) -> Result<(), ApiError> {
+        if !topic.is_persistent() {
+            return self.np_delete(topic, force).await;
+        }
         let loaded = self.existing(topic).await?;
         let mut subscriptions = loaded.subscription_names().await;
         // Compaction's own cursor is not a subscription anyone made.
@@ -229,6 +244,9 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn topic_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        if !topic.is_persistent() {
+            return self.np_stats(topic).await;
+        }
         let loaded = self.existing(topic).await?;
         Ok(stats::snapshot(&loaded, &self.service.ctx().metrics.rates)
             .await
@@ -236,11 +254,17 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn internal_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
+        if !topic.is_persistent() {
+            return self.np_internal_stats(topic).await;
+        }
         let loaded = self.existing(topic).await?;
         Ok(stats::internal_stats(&loaded).await)
     }
 
     async fn list_subscriptions(&self, topic: &TopicName) -> Result<Vec<String>, ApiError> {
+        if !topic.is_persistent() {
+            return self.np_subscriptions(topic).await;
+        }
         Ok(self.existing(topic).await?.subscription_names().await)
     }
 
@@ -280,6 +304,11 @@ impl TopicAdmin for BrokerAdmin {
         subscription: &str,
         force: bool,
     ) -> Result<(), ApiError> {
+        if !topic.is_persistent() {
+            return self
+                .np_delete_subscription(topic, subscription, force)
+                .await;
+        }
         let loaded = self.existing(topic).await?;
         let handle = self.subscription(&loaded, subscription).await?;
         if handle.has_consumers().await {
@@ -354,6 +383,9 @@ impl TopicAdmin for BrokerAdmin {
     }
 
     async fn unload_topic(&self, topic: &TopicName) -> Result<(), ApiError> {
+        if !topic.is_persistent() {
+            return self.np_unload(topic).await;
+        }
         // Redirects to the owner, or 404 for a topic that does not exist.
         self.existing(topic).await?;
         self.service.unload_topic(topic).await;

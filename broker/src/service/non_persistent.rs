@@ -1,0 +1,174 @@
+//! The non-persistent topics loaded on this broker: opened through the same ownership gate as
+//! persistent ones, registered in the metadata service under a key bound to the broker's
+//! session (so any broker can list a namespace's non-persistent topics, and a dead broker's go
+//! with it), unloaded with their bundle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use magnetar_protocol::TopicName;
+
+use super::BrokerService;
+use crate::cluster::BundleName;
+use crate::error::BrokerError;
+use crate::non_persistent::NpTopic;
+
+/// Where loaded non-persistent topics are registered: `{prefix}/{tenant}/{ns}/{local name}`.
+const REGISTRY: &str = "/loadbalance/non-persistent-topics";
+
+/// How long a non-persistent topic stays loaded with no producer and no subscription.
+pub const NP_IDLE: Duration = Duration::from_secs(60);
+
+fn registry_key(topic: &TopicName) -> String {
+    format!(
+        "{REGISTRY}/{}/{}/{}",
+        topic.tenant(),
+        topic.namespace_local(),
+        topic.local_name()
+    )
+}
+
+impl BrokerService {
+    pub(super) fn np_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<NpTopic>>> {
+        self.np_topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The loaded non-persistent topic, created when `create` (and auto-creation) allow, or
+    /// when it is a partition of a partitioned topic.
+    pub async fn np_topic(
+        &self,
+        name: &TopicName,
+        create: bool,
+    ) -> Result<Arc<NpTopic>, BrokerError> {
+        self.ctx.namespaces.ensure_owned(name).await?;
+        let key = name.to_string();
+        if let Some(topic) = self.np_map().get(&key)
+            && !topic.is_unloading()
+        {
+            return Ok(topic.clone());
+        }
+        let partition_of_existing =
+            name.partition().is_some() && self.partitions(&name.partitioned_topic()).await? > 0;
+        if !create && !partition_of_existing {
+            return Err(BrokerError::TopicNotFound(key));
+        }
+        let context = self.ctx.topic_context();
+        let fresh = Arc::new(NpTopic::new(name.clone(), context.limits, context.guards));
+        let own = self.ctx.namespaces.topic_policies(name)?;
+        let limit = |n: Option<i32>| n.map_or(0, |n| n.max(0) as u64);
+        let counters = &fresh.counters;
+        counters.policy_max_producers.store(
+            limit(own.max_producer_per_topic),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        counters.policy_max_consumers.store(
+            limit(own.max_consumer_per_topic),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // Registered before it is used; a concurrent load of the same topic keeps the first.
+        self.ctx
+            .namespaces
+            .put_ephemeral(&registry_key(name), Vec::new())
+            .await?;
+        let topic = self
+            .np_map()
+            .entry(key)
+            .and_modify(|t| {
+                if t.is_unloading() {
+                    *t = fresh.clone();
+                }
+            })
+            .or_insert_with(|| fresh.clone())
+            .clone();
+        if Arc::ptr_eq(&topic, &fresh) {
+            tracing::info!(topic = %name, "non-persistent topic loaded");
+        }
+        Ok(topic)
+    }
+
+    /// Creates a non-persistent topic by the admin API (loaded here, or 307 to the owner).
+    pub async fn create_np_topic(&self, name: &TopicName) -> Result<Arc<NpTopic>, BrokerError> {
+        self.np_topic(name, true).await
+    }
+
+    /// The loaded non-persistent topic, without loading it.
+    pub fn loaded_np_topic(&self, name: &TopicName) -> Option<Arc<NpTopic>> {
+        self.np_map().get(&name.to_string()).cloned()
+    }
+
+    /// Unloads a non-persistent topic: its clients are closed (they look it up again) and its
+    /// registration goes.
+    pub async fn unload_np_topic(&self, name: &TopicName) -> bool {
+        let Some(topic) = self.np_map().remove(&name.to_string()) else {
+            return false;
+        };
+        topic.unload();
+        self.ctx.metrics.rates.forget(&name.to_string());
+        if let Err(e) = self
+            .ctx
+            .metadata
+            .delete(&registry_key(name), magnetar_metadata::Expected::Any)
+            .await
+        {
+            tracing::warn!(topic = %name, error = %e, "removing the non-persistent topic's registration failed; it goes with the broker's session");
+        }
+        tracing::info!(topic = %name, "non-persistent topic unloaded");
+        true
+    }
+
+    /// Unloads non-persistent topics idle (no producer, no subscription) since an earlier
+    /// sweep at least [`NP_IDLE`] ago, as Pulsar deletes inactive ones: they hold nothing.
+    pub(super) async fn sweep_idle_np_topics(&self, idle_since: &mut HashMap<String, Instant>) {
+        let now = Instant::now();
+        let mut seen = HashMap::new();
+        for topic in self.loaded_np_topics() {
+            if !topic.is_idle() {
+                continue;
+            }
+            let key = topic.name().to_string();
+            let since = idle_since.get(&key).copied().unwrap_or(now);
+            if now.duration_since(since) >= NP_IDLE {
+                self.unload_np_topic(topic.name()).await;
+            } else {
+                seen.insert(key, since);
+            }
+        }
+        *idle_since = seen;
+    }
+
+    pub fn loaded_np_topics(&self) -> Vec<Arc<NpTopic>> {
+        self.np_map().values().cloned().collect()
+    }
+
+    /// Loaded non-persistent topics of a bundle.
+    pub(super) async fn np_topics_of_bundle(&self, bundle: &BundleName) -> Vec<TopicName> {
+        let mut names = Vec::new();
+        for topic in self.loaded_np_topics() {
+            if let Ok(of) = self.ctx.namespaces.bundle_of(topic.name()).await
+                && of == *bundle
+            {
+                names.push(topic.name().clone());
+            }
+        }
+        names
+    }
+
+    /// Non-persistent topics of a namespace loaded on any broker of the cluster.
+    pub async fn np_topics_of_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<String>, BrokerError> {
+        let names = self
+            .ctx
+            .metadata
+            .children(&format!("{REGISTRY}/{namespace}"))
+            .await?;
+        Ok(names
+            .into_iter()
+            .map(|local| format!("non-persistent://{namespace}/{local}"))
+            .collect())
+    }
+}
