@@ -66,10 +66,14 @@ pub fn router(service: Arc<BrokerService>) -> Router {
 }
 
 async fn metrics(State(service): State<Arc<BrokerService>>) -> impl IntoResponse {
-    let text = service
-        .ctx()
-        .metrics
-        .render(&service.loaded_topics().await)
+    let metrics = &service.ctx().metrics;
+    let non_persistent = service
+        .loaded_np_topics()
+        .iter()
+        .map(|topic| crate::non_persistent::snapshot(topic, &metrics.rates))
+        .collect();
+    let text = metrics
+        .render(&service.loaded_topics().await, non_persistent)
         .await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -120,9 +120,14 @@ impl BrokerMetrics {
             .push(Arc::new(source));
     }
 
-    /// The Prometheus text exposition of everything, with `loaded` as the topics.
-    pub async fn render(&self, loaded: &[Arc<Topic>]) -> String {
-        let mut topics = Vec::new();
+    /// The Prometheus text exposition of everything, with `loaded` and `non_persistent` (their
+    /// figures, already gathered) as the topics.
+    pub async fn render(
+        &self,
+        loaded: &[Arc<Topic>],
+        non_persistent: Vec<TopicSnapshot>,
+    ) -> String {
+        let mut topics = non_persistent;
         for topic in loaded {
             topics.push(stats::snapshot(topic, &self.rates).await);
         }

@@ -83,11 +83,29 @@ pub fn managed_ledgers_prefix(namespace: &str) -> String {
     format!("{}/", keys::persistent_managed_ledgers(namespace))
 }
 
+/// Where brokers register the non-persistent topics they have loaded (ephemeral keys,
+/// `{NON_PERSISTENT_REGISTRY}/{tenant}/{ns}/{local name}`).
+pub const NON_PERSISTENT_REGISTRY: &str = "/loadbalance/non-persistent-topics";
+
+/// The registry prefix of a namespace's non-persistent topics (with the trailing slash).
+pub fn non_persistent_prefix(namespace: &str) -> String {
+    format!("{NON_PERSISTENT_REGISTRY}/{namespace}/")
+}
+
+/// Whether a pattern names non-persistent topics (its domain; persistent when it has none).
+pub fn is_non_persistent_pattern(pattern: &str) -> bool {
+    pattern.starts_with("non-persistent://")
+}
+
 /// The topic a managed-ledger key under `prefix` names, if the key is the ledger list itself
 /// (not one of its cursors).
 pub fn topic_of_key(namespace: &str, prefix: &str, key: &str) -> Option<String> {
+    let domain = match prefix.starts_with(NON_PERSISTENT_REGISTRY) {
+        true => "non-persistent",
+        false => "persistent",
+    };
     let local = key.strip_prefix(prefix)?;
-    (!local.is_empty() && !local.contains('/')).then(|| format!("persistent://{namespace}/{local}"))
+    (!local.is_empty() && !local.contains('/')).then(|| format!("{domain}://{namespace}/{local}"))
 }
 
 /// What a change in the namespace's topics means to a watcher holding `known`.

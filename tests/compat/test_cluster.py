@@ -112,10 +112,10 @@ def cluster(tmp_path):
     c.down()
 
 
-def topic_owned_by(cluster, index, prefix):
+def topic_owned_by(cluster, index, prefix, domain="persistent"):
     """A fresh topic whose bundle lands on broker `index` (looked up at the other broker)."""
     for i in range(64):
-        topic = f"persistent://public/default/{prefix}-{uuid.uuid4().hex[:6]}-{i}"
+        topic = f"{domain}://public/default/{prefix}-{uuid.uuid4().hex[:6]}-{i}"
         if cluster.owner(topic, via=1 - index) == cluster.broker_urls[index]:
             return topic
     raise AssertionError(f"no topic landed on broker {index + 1}")
@@ -312,3 +312,32 @@ def test_kill_9_of_a_bookie_loses_no_acknowledged_message(cluster):
 
 def test_kill_9_of_the_metadata_leader_loses_no_acknowledged_message(cluster):
     survive(cluster, lambda c: c.metadata_leader(), "leader-kill")
+
+
+def test_a_non_persistent_topic_moves_on_when_its_broker_is_killed(cluster):
+    """Nothing of a non-persistent topic survives its broker, but its clients do: after
+    `kill -9` of the owner, the producer and the consumer reconnect to the other broker and new
+    messages flow again."""
+    topic = topic_owned_by(cluster, 0, "np-kill", domain="non-persistent")
+    client = pulsar.Client(cluster.service_url(), operation_timeout_seconds=30)
+    consumer = client.subscribe(topic, "sub")
+    producer = client.create_producer(topic, batching_enabled=False, send_timeout_millis=30000)
+    producer.send(b"before")
+    assert consumer.receive(timeout_millis=10000).data() == b"before"
+    cluster.kill("broker-1")
+    # Messages sent while the consumer is still reconnecting are lost (no subscription holds
+    # them): send until one arrives.
+    deadline = time.monotonic() + 90
+    received = None
+    i = 0
+    while received is None:
+        assert time.monotonic() < deadline, "no message arrived after the owner was killed"
+        producer.send(f"after-{i}".encode())
+        i += 1
+        try:
+            received = consumer.receive(timeout_millis=500).data()
+        except pulsar.Timeout:
+            pass
+    assert received.startswith(b"after-")
+    assert cluster.owner(topic, via=1) == cluster.broker_urls[1]
+    client.close()

@@ -6,6 +6,7 @@ work, and the `/admin/v2/non-persistent/...` routes list, describe and delete th
 
 import time
 import urllib.error
+import urllib.request
 import uuid
 
 import pulsar
@@ -126,6 +127,12 @@ def test_a_consumer_that_cannot_keep_up_loses_messages_and_they_are_counted(serv
         assert stats["msgInCounter"] == 100
         assert stats["storageSize"] == 0
         assert [p["producerName"] for p in stats["publishers"]] == [producer.producer_name()]
+        # The topic is in /metrics like a persistent one (no storage).
+        with urllib.request.urlopen(server.admin_url + "/metrics", timeout=15) as r:
+            metrics = r.read().decode()
+        line = next(l for l in metrics.splitlines()
+                    if l.startswith("pulsar_in_messages_total{") and f'topic="{t}"' in l)
+        assert line.endswith(" 100"), line
         # The slow consumer got what its permits allowed, in order, and nothing after.
         got = [int(slow.receive(5000).data()) for _ in range(10)]
         assert got == sorted(got)
@@ -240,5 +247,35 @@ def test_read_compacted_is_refused(server):
     try:
         with pytest.raises(Exception):
             client.subscribe(np_topic(name("compacted")), "s", is_read_compacted=True)
+    finally:
+        client.close()
+
+
+def test_pattern_subscription_finds_non_persistent_topics(server):
+    """A NonPersistentOnly pattern consumer lists the namespace's loaded non-persistent topics,
+    and picks up one loaded later (the broker's topic-list watcher follows the registry; the
+    client also polls every pattern_auto_discovery_period)."""
+    import _pulsar
+
+    client = new_client(server)
+    try:
+        base = name("np-pattern")
+        first = client.create_producer(np_topic(f"{base}-a"), batching_enabled=False)
+        conf = _pulsar.ConsumerConfiguration()
+        conf.pattern_auto_discovery_period(1)
+        conf.regex_subscription_mode(_pulsar.RegexSubscriptionMode.NonPersistentOnly)
+        consumer = client._client.subscribe_pattern(np_topic(f"{base}-.*"), "s", conf)
+        first.send(b"a")
+        assert consumer.receive(10000).data() == b"a"
+        later_local = f"{base}-b"
+        later = client.create_producer(np_topic(later_local), batching_enabled=False)
+        # Nothing is kept for a subscription that does not exist yet: wait for it.
+        wait_for(lambda: "s" in rest(
+            server, "GET",
+            f"/admin/v2/non-persistent/public/default/{later_local}/stats")[1]["subscriptions"],
+            what="the pattern consumer on the later topic")
+        later.send(b"b")
+        assert consumer.receive(10000).data() == b"b"
+        consumer.close()
     finally:
         client.close()

@@ -23,7 +23,7 @@ use crate::topic_producers::{Join, Joined, Producers};
 mod stats;
 mod subscription;
 
-pub use stats::stats_json;
+pub use stats::{snapshot, stats_json};
 pub use subscription::{NpConsumer, NpSubscription, Outgoing};
 
 /// A non-persistent topic loaded on this broker.

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{Map, Value, json};
 
 use super::NpTopic;
-use crate::stats::{RateTracker, type_name};
+use crate::position::Position;
+use crate::stats::{RateTracker, SubscriptionSnapshot, TopicSnapshot, type_name};
+use crate::subscription_actor::{ConsumerStats, SubscriptionStats};
 
 /// The topic's stats; rates come from the counters sampled by `rates`.
 pub fn stats_json(topic: &NpTopic, rates: &RateTracker) -> Value {
@@ -106,4 +108,60 @@ pub fn stats_json(topic: &NpTopic, rates: &RateTracker) -> Value {
         "replication": {},
         "deduplicationStatus": "Disabled",
     })
+}
+
+/// The topic's figures as the metrics render them (no storage, no backlog).
+pub fn snapshot(topic: &NpTopic, rates: &RateTracker) -> TopicSnapshot {
+    let c = &topic.counters;
+    let counts = [
+        c.msg_in.load(Relaxed),
+        c.msg_out.load(Relaxed),
+        c.bytes_in.load(Relaxed),
+        c.bytes_out.load(Relaxed),
+    ];
+    let name = topic.name().to_string();
+    let none = Position::new(-1, -1);
+    let subscriptions = topic
+        .subscriptions()
+        .iter()
+        .map(|sub| SubscriptionSnapshot {
+            name: sub.name().to_string(),
+            sub_type: Some(sub.sub_type()),
+            backlog: 0,
+            stats: Some(SubscriptionStats {
+                backlog: 0,
+                mark_delete: none,
+                read_position: none,
+                acked_ranges: 0,
+                delayed: 0,
+                consumers: sub
+                    .consumers()
+                    .iter()
+                    .map(|consumer| ConsumerStats {
+                        name: consumer.link.name.clone(),
+                        available_permits: consumer.permits(),
+                        unacked_messages: 0,
+                        key_hash_ranges: Vec::new(),
+                    })
+                    .collect(),
+            }),
+        })
+        .collect();
+    TopicSnapshot {
+        rates: rates.rates(&name, counts),
+        namespace: topic.name().namespace(),
+        name,
+        msg_in: counts[0],
+        msg_out: counts[1],
+        bytes_in: counts[2],
+        bytes_out: counts[3],
+        storage_size: 0,
+        offloaded_storage_size: 0,
+        entries: 0,
+        producers: topic.producer_names(),
+        subscriptions,
+        deduplication_status: "Disabled",
+        compaction: Default::default(),
+        replication: Vec::new(),
+    }
 }

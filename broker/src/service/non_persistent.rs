@@ -13,16 +13,14 @@ use super::BrokerService;
 use crate::cluster::BundleName;
 use crate::error::BrokerError;
 use crate::non_persistent::NpTopic;
-
-/// Where loaded non-persistent topics are registered: `{prefix}/{tenant}/{ns}/{local name}`.
-const REGISTRY: &str = "/loadbalance/non-persistent-topics";
+use crate::topic_list::NON_PERSISTENT_REGISTRY;
 
 /// How long a non-persistent topic stays loaded with no producer and no subscription.
 pub const NP_IDLE: Duration = Duration::from_secs(60);
 
 fn registry_key(topic: &TopicName) -> String {
     format!(
-        "{REGISTRY}/{}/{}/{}",
+        "{NON_PERSISTENT_REGISTRY}/{}/{}/{}",
         topic.tenant(),
         topic.namespace_local(),
         topic.local_name()
@@ -164,7 +162,7 @@ impl BrokerService {
         let names = self
             .ctx
             .metadata
-            .children(&format!("{REGISTRY}/{namespace}"))
+            .children(&format!("{NON_PERSISTENT_REGISTRY}/{namespace}"))
             .await?;
         Ok(names
             .into_iter()

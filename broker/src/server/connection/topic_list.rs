@@ -54,14 +54,22 @@ impl Connection {
                     .await;
             }
         };
-        // Every topic Magnetar keeps is persistent.
+        let namespace = namespace.to_string();
         let topics = match request.mode() {
-            Mode::NonPersistent => Ok(Vec::new()),
-            Mode::Persistent | Mode::All => {
-                self.service
-                    .topics_of_namespace(&namespace.to_string())
-                    .await
-            }
+            Mode::NonPersistent => self.service.np_topics_of_namespace(&namespace).await,
+            Mode::Persistent => self.service.topics_of_namespace(&namespace).await,
+            Mode::All => match self.service.topics_of_namespace(&namespace).await {
+                Ok(mut topics) => {
+                    self.service
+                        .np_topics_of_namespace(&namespace)
+                        .await
+                        .map(|more| {
+                            topics.extend(more);
+                            topics
+                        })
+                }
+                Err(e) => Err(e),
+            },
         };
         let topics = match topics {
             Ok(topics) => topics,
@@ -126,8 +134,13 @@ impl Connection {
         self.watchers.insert(watcher_id, stop.clone());
         let metadata = self.service.ctx().metadata.clone();
         let out = self.out.clone();
+        // A non-persistent pattern follows the brokers' registry of loaded topics.
+        let prefix = match topic_list::is_non_persistent_pattern(&request.topics_pattern) {
+            true => topic_list::non_persistent_prefix(&namespace),
+            false => topic_list::managed_ledgers_prefix(&namespace),
+        };
         tokio::spawn(async move {
-            let watched = start_watch(&metadata, &namespace, &pattern).await;
+            let watched = start_watch(&metadata, &namespace, &prefix, &pattern).await;
             let (mut watch, mut known) = match watched {
                 Ok(started) => started,
                 Err(e) => {
@@ -146,7 +159,6 @@ impl Connection {
             if out.send(Box::new(success.into())).await.is_err() {
                 return;
             }
-            let prefix = topic_list::managed_ledgers_prefix(&namespace);
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => return,
@@ -206,15 +218,15 @@ impl Connection {
 async fn start_watch(
     metadata: &magnetar_metadata::MetadataClient,
     namespace: &str,
+    prefix: &str,
     pattern: &TopicPattern,
 ) -> Result<(magnetar_metadata::Watch, BTreeSet<String>), BrokerError> {
-    let prefix = topic_list::managed_ledgers_prefix(namespace);
-    let (records, revision) = metadata.list_with_revision(&prefix).await?;
+    let (records, revision) = metadata.list_with_revision(prefix).await?;
     let known = records
         .iter()
-        .filter_map(|r| topic_list::topic_of_key(namespace, &prefix, &r.key))
+        .filter_map(|r| topic_list::topic_of_key(namespace, prefix, &r.key))
         .filter(|t| pattern.matches(t))
         .collect();
-    let watch = metadata.watch(&prefix, revision + 1).await?;
+    let watch = metadata.watch(prefix, revision + 1).await?;
     Ok((watch, known))
 }
