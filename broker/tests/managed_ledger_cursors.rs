@@ -179,6 +179,72 @@ async fn background_persistence_and_truncated_snapshots() {
     storage.shutdown().await;
 }
 
+/// Ledgers roll over long before the minimum age once the consumers keep up:
+/// 1. 10 entries per ledger, a minimum age of an hour, `consumed_rollover_floor` 100 ms; a
+///    cursor from Earliest. 10 entries fill the first ledger, which rolls over (nothing before
+///    it to consume); 15 more go to the second, which stays open past its size while the
+///    cursor has not consumed the first.
+/// 2. The cursor consumes everything: the second ledger rolls over, both are trimmed.
+/// 3. 5 entries in the third ledger, not full, consumed: once idle it rolls over and goes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumed_ledgers_roll_over_before_the_minimum_age_and_go() {
+    let storage = Storage::start(2).await;
+    let config = ManagedLedgerConfig {
+        max_entries_per_ledger: 10,
+        min_rollover: Duration::from_secs(3600),
+        consumed_rollover_floor: Duration::from_millis(100),
+        cursor_persist_interval: Duration::from_millis(50),
+        ..ManagedLedgerConfig::default()
+    };
+    let ml = ManagedLedger::open(
+        "t/ns/persistent/consumed-rollover",
+        storage.ledger_client(),
+        config,
+    )
+    .await
+    .expect("open");
+    let (managed, mut cursor) = ml
+        .open_cursor("sub", InitialPosition::Earliest)
+        .await
+        .expect("cursor");
+    let mut p = append_n(&ml, 10).await;
+    wait_until("the first ledger rolls over", TIMEOUT, || async {
+        ml.layout().ledgers().len() == 2
+    })
+    .await;
+    p.extend(append_n(&ml, 15).await);
+    assert_eq!(ml.entries(), 25);
+    cursor
+        .ack_cumulative(&ml.layout(), p[24], None)
+        .expect("ack");
+    managed.persist(&cursor).await.expect("persist");
+    wait_until("every consumed ledger trimmed", TIMEOUT, || async {
+        let layout = ml.layout();
+        layout.ledgers().len() == 1 && ml.entries() == 0
+    })
+    .await;
+    let ids: Vec<i64> = ml.layout().ledgers().iter().map(|l| l.ledger_id).collect();
+    assert!(ids[0] > p[24].ledger_id, "{ids:?} {:?}", p[24]);
+    assert_eq!(
+        p[10].ledger_id, p[24].ledger_id,
+        "the second ledger held 15 entries"
+    );
+
+    let q = append_n(&ml, 5).await;
+    assert_eq!(q[0].ledger_id, ids[0]);
+    cursor
+        .ack_cumulative(&ml.layout(), q[4], None)
+        .expect("ack");
+    managed.persist(&cursor).await.expect("persist");
+    wait_until("the idle consumed ledger trimmed", TIMEOUT, || async {
+        let layout = ml.layout();
+        layout.ledgers().len() == 1 && layout.ledgers()[0].ledger_id > ids[0]
+    })
+    .await;
+    assert_eq!(ml.entries(), 0);
+    assert_eq!(cursor.backlog(&ml.layout()), 0);
+}
+
 /// 1. Ten entries per ledger, 35 entries (four ledgers), cursor `sub` from Earliest.
 /// 2. A cumulative ack through the second ledger: the first two are deleted from the list and
 ///    from the bookies by the background task.

@@ -60,6 +60,8 @@ pub enum StorageError {
     },
     #[error("ledger storage holds a malformed {what} (key {key:02x?})")]
     Corrupt { what: &'static str, key: Vec<u8> },
+    #[error("ledger storage could not start its reclaim thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The bookie's view of ledger storage. Calls are synchronous and may block on disk: call them

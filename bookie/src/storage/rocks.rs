@@ -11,9 +11,17 @@
 //! Entries at least `min_blob_size` long go to blob files, so compaction moves keys and not
 //! payloads. Flushes are atomic across column families: after a crash RocksDB holds a prefix of
 //! what was applied, and replaying the journal from the checkpoint completes it.
+//!
+//! A deleted ledger is a range tombstone, which frees nothing by itself: its keys, and the blob
+//! files only they refer to, go when a compaction covers the range. Writes of other ledgers
+//! never overlap it (keys sort by ledger), so a background thread compacts each deleted range
+//! (deletions arriving together in one call), and the disk space comes back within seconds of
+//! the deletion instead of whenever RocksDB would pick that range.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
 
 use bytes::Bytes;
 use rocksdb::{
@@ -59,8 +67,44 @@ impl Default for StorageConfig {
 
 /// Ledger storage in one RocksDB database.
 pub struct RocksStorage {
-    db: DB,
+    db: Arc<DB>,
     no_wal: WriteOptions,
+    /// Ledgers deleted, for the reclaim thread to compact away (dropped first on drop).
+    deleted: Option<mpsc::Sender<u64>>,
+    reclaim: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RocksStorage {
+    fn drop(&mut self) {
+        // The thread finishes what it holds and ends; then the database may close.
+        self.deleted.take();
+        if let Some(thread) = self.reclaim.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Compacts the key ranges of deleted ledgers: each wakeup takes every deletion queued, and
+/// compacts from the lowest to the highest of them (ledgers between are deleted ones or live
+/// ones whose compaction only rewrites their keys).
+fn reclaim_deleted(db: Arc<DB>, deleted: mpsc::Receiver<u64>) {
+    while let Ok(first) = deleted.recv() {
+        let (mut low, mut high) = (first, first);
+        while let Ok(more) = deleted.try_recv() {
+            low = low.min(more);
+            high = high.max(more);
+        }
+        let Some(entries) = db.cf_handle(CF_ENTRIES) else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        db.compact_range_cf(
+            entries,
+            Some(entry_key(low, 0)),
+            Some(entry_key(high, u64::MAX)),
+        );
+        tracing::debug!(low, high, took = ?started.elapsed(), "compacted deleted ledgers away");
+    }
 }
 
 impl std::fmt::Debug for RocksStorage {
@@ -93,10 +137,23 @@ impl RocksStorage {
             ColumnFamilyDescriptor::new(CF_ENTRIES, entries),
             ColumnFamilyDescriptor::new(CF_LEDGERS, Options::default()),
         ];
-        let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(rocks("opening"))?;
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(rocks("opening"))?);
         let mut no_wal = WriteOptions::default();
         no_wal.disable_wal(true);
-        Ok(RocksStorage { db, no_wal })
+        let (deleted, queue) = mpsc::channel();
+        let reclaim = std::thread::Builder::new()
+            .name("bookie-reclaim".into())
+            .spawn({
+                let db = db.clone();
+                move || reclaim_deleted(db, queue)
+            })
+            .map_err(StorageError::Thread)?;
+        Ok(RocksStorage {
+            db,
+            no_wal,
+            deleted: Some(deleted),
+            reclaim: Some(reclaim),
+        })
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -218,7 +275,15 @@ impl LedgerStorage for RocksStorage {
         }
         self.db
             .write_opt(batch, &self.no_wal)
-            .map_err(rocks("writing"))
+            .map_err(rocks("writing"))?;
+        if let Some(deleted) = &self.deleted {
+            for (ledger_id, meta) in &metas {
+                if meta.is_none() {
+                    let _ = deleted.send(*ledger_id);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn read_entry(

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -43,6 +43,9 @@ struct Current {
     created: Instant,
     sent: u64,
     sent_bytes: u64,
+    /// When the cursors were last asked whether they caught up with this ledger.
+    consumed_checked: Option<Instant>,
+    last_append: Instant,
 }
 
 #[derive(Debug)]
@@ -136,16 +139,46 @@ impl Appender {
     }
 
     /// Pulsar's `currentLedgerIsFull`: not before the minimum age, then by entries, size or
-    /// the maximum age; an empty ledger never rolls over.
-    fn is_full(&self) -> bool {
-        let Some(current) = &self.current else {
+    /// the maximum age; an empty ledger never rolls over. Unlike Pulsar, a ledger full by
+    /// entries or size whose every earlier entry is consumed rolls over before the minimum age
+    /// (not before `consumed_rollover_floor`): the consumers keep up, so the ledger will be
+    /// consumed soon and can be deleted, instead of holding minutes of consumed data on disk.
+    /// So does a ledger nobody appended to for that long whose every entry is consumed (the
+    /// last ledger of a topic whose producers stopped), whatever its size and age.
+    fn is_full(&mut self) -> bool {
+        let config = &self.shared.config;
+        let Some(current) = &mut self.current else {
             return false;
         };
-        let config = &self.shared.config;
         let age = current.created.elapsed();
         let space = current.sent >= config.max_entries_per_ledger
             || current.sent_bytes >= config.max_size_per_ledger;
-        current.sent > 0 && age >= config.min_rollover && (space || age >= config.max_rollover)
+        if current.sent == 0 {
+            return false;
+        }
+        let idle = current.last_append.elapsed() >= config.consumed_rollover_floor;
+        if age >= config.min_rollover && (space || age >= config.max_rollover) {
+            return true;
+        }
+        if !(space || idle) || age < config.consumed_rollover_floor {
+            return false;
+        }
+        // Asked at most once a second: cursors are persisted (and trimming looks) no more often.
+        if current
+            .consumed_checked
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        current.consumed_checked = Some(Instant::now());
+        let ledger_id = current.writer.id() as i64;
+        match space {
+            true => self.shared.caught_up_with(Position::new(ledger_id, -1)),
+            // Every entry sent is acknowledged (entry ids count from 0 in each ledger).
+            false => self
+                .shared
+                .caught_up_with(Position::new(ledger_id, current.sent as i64 - 1)),
+        }
     }
 
     fn send_waiting(&mut self) {
@@ -157,6 +190,7 @@ impl Appender {
             let add = current.writer.append(request.data.clone());
             current.sent += 1;
             current.sent_bytes += request.data.len() as u64;
+            current.last_append = Instant::now();
             self.inflight.push_back(InFlight {
                 request,
                 ledger_id,
@@ -431,6 +465,8 @@ impl Current {
             created: Instant::now(),
             sent: 0,
             sent_bytes: 0,
+            consumed_checked: None,
+            last_append: Instant::now(),
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct ManagedLedgerConfig {
     /// A ledger with entries rolls over at this age whatever its size
     /// (`managedLedgerMaxLedgerRolloverTimeMinutes`).
     pub max_rollover: Duration,
+    /// A ledger full by entries or size rolls over before `min_rollover` when the cursors have
+    /// consumed every earlier ledger, but not before this age: consumed data is deleted within
+    /// about this long at any rate, and a topic makes at most one ledger per this interval.
+    pub consumed_rollover_floor: Duration,
     /// Bytes of recently appended entries kept in memory for tailing readers.
     pub cache_bytes: usize,
     /// The broker-wide budget every topic's cache also draws from (`None`: this topic's
@@ -105,6 +109,7 @@ impl Default for ManagedLedgerConfig {
             max_size_per_ledger: 2048 * 1024 * 1024,
             min_rollover: Duration::from_secs(10 * 60),
             max_rollover: Duration::from_secs(240 * 60),
+            consumed_rollover_floor: Duration::from_secs(15),
             cache_bytes: 16 * 1024 * 1024,
             cache_budget: None,
             cursor_persist_interval: Duration::from_secs(1),
@@ -153,6 +158,8 @@ impl ManagedLedgerConfig {
 
     /// How often the appender checks for a time-based rollover.
     pub(super) fn rollover_check_interval(&self) -> Duration {
-        (self.max_rollover / 10).clamp(Duration::from_millis(10), Duration::from_secs(10))
+        (self.max_rollover / 10)
+            .min(self.consumed_rollover_floor)
+            .clamp(Duration::from_millis(10), Duration::from_secs(10))
     }
 }

@@ -373,6 +373,25 @@ impl Shared {
         readers.insert(reader.id(), reader);
     }
 
+    /// Whether every cursor acknowledged (as persisted) everything through `position`
+    /// (`(ledger, -1)`: everything before that ledger). True without cursors.
+    pub fn caught_up_with(&self, position: Position) -> bool {
+        let slowest = self
+            .cursor_cores()
+            .iter()
+            .map(|core| lock(&core.record).persisted_mark_delete)
+            .min();
+        match slowest {
+            None => true,
+            Some(mark_delete) if mark_delete >= position => true,
+            // Everything before the ledger: the first unacknowledged entry is in it or later.
+            Some(mark_delete) => {
+                position.entry_id < 0
+                    && self.lock().layout.next(mark_delete).ledger_id >= position.ledger_id
+            }
+        }
+    }
+
     pub fn cursor_cores(&self) -> Vec<Arc<CursorCore>> {
         lock(&self.cursors).values().cloned().collect()
     }
