@@ -15,7 +15,7 @@
 //! A deleted ledger is a range tombstone, which frees nothing by itself: its keys, and the blob
 //! files only they refer to, go when a compaction covers the range. Writes of other ledgers
 //! never overlap it (keys sort by ledger), so a background thread compacts each deleted range
-//! (deletions arriving together in one call), and the disk space comes back within seconds of
+//! (consecutive deleted ledgers in one call), and the disk space comes back within seconds of
 //! the deletion instead of whenever RocksDB would pick that range.
 
 use std::collections::HashMap;
@@ -84,26 +84,34 @@ impl Drop for RocksStorage {
     }
 }
 
-/// Compacts the key ranges of deleted ledgers: each wakeup takes every deletion queued, and
-/// compacts from the lowest to the highest of them (ledgers between are deleted ones or live
-/// ones whose compaction only rewrites their keys).
+/// Compacts the key ranges of deleted ledgers: each wakeup takes every deletion queued and
+/// compacts each run of consecutive ledger ids as one range (never the live ledgers between).
 fn reclaim_deleted(db: Arc<DB>, deleted: mpsc::Receiver<u64>) {
     while let Ok(first) = deleted.recv() {
-        let (mut low, mut high) = (first, first);
-        while let Ok(more) = deleted.try_recv() {
-            low = low.min(more);
-            high = high.max(more);
-        }
+        let mut ids = vec![first];
+        ids.extend(deleted.try_iter());
+        ids.sort_unstable();
+        ids.dedup();
         let Some(entries) = db.cf_handle(CF_ENTRIES) else {
             return;
         };
         let started = std::time::Instant::now();
-        db.compact_range_cf(
-            entries,
-            Some(entry_key(low, 0)),
-            Some(entry_key(high, u64::MAX)),
-        );
-        tracing::debug!(low, high, took = ?started.elapsed(), "compacted deleted ledgers away");
+        let mut runs = 0;
+        let mut at = 0;
+        while at < ids.len() {
+            let low = ids[at];
+            while at + 1 < ids.len() && ids[at + 1] == ids[at] + 1 {
+                at += 1;
+            }
+            db.compact_range_cf(
+                entries,
+                Some(entry_key(low, 0)),
+                Some(entry_key(ids[at], u64::MAX)),
+            );
+            runs += 1;
+            at += 1;
+        }
+        tracing::debug!(ledgers = ids.len(), runs, took = ?started.elapsed(), "compacted deleted ledgers away");
     }
 }
 
