@@ -22,8 +22,12 @@ mod non_persistent;
 mod storage_policies;
 mod sweep;
 
+use futures::StreamExt;
 use storage_policies::{apply_offload, apply_retention};
 use sweep::SWEEP_EVERY;
+
+/// Topics unloaded (or closed) at once when a bundle is handed over or the broker stops.
+const UNLOAD_PARALLELISM: usize = 256;
 
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
 /// unloading by topic and by bundle, and the broker's shared services they are loaded with.
@@ -559,9 +563,13 @@ impl BrokerService {
             topics = topics.len(),
             "unloading bundle"
         );
-        for topic in topics {
-            self.unload_topic(topic.name()).await;
-        }
+        // Each unload waits on the metadata service and the bookies (cursors written, the
+        // ledger sealed): many at once, so the round trips overlap.
+        futures::stream::iter(topics)
+            .for_each_concurrent(UNLOAD_PARALLELISM, |topic| async move {
+                self.unload_topic(topic.name()).await;
+            })
+            .await;
         for name in self.np_topics_of_bundle(bundle).await {
             self.unload_np_topic(&name).await;
         }
@@ -578,25 +586,28 @@ impl BrokerService {
                     topic.unload();
                 }
             }
-            for topic in self.topics_of_bundle(bundle).await {
-                let name = topic.name().clone();
-                let cell = self.topics.lock().await.remove(&name.to_string());
-                drop(cell);
-                // Closing may wait on the metadata service this broker cannot reach: bounded.
-                let closing =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), topic.unload());
-                if closing.await.is_err() {
-                    tracing::warn!(topic = %name, "topic of a lost bundle did not close in time");
-                }
-            }
+            let topics = self.topics_of_bundle(bundle).await;
+            futures::stream::iter(topics)
+                .for_each_concurrent(UNLOAD_PARALLELISM, |topic| async move {
+                    let name = topic.name().clone();
+                    let cell = self.topics.lock().await.remove(&name.to_string());
+                    drop(cell);
+                    // Closing may wait on the metadata service this broker cannot reach:
+                    // bounded.
+                    let closing =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), topic.unload());
+                    if closing.await.is_err() {
+                        tracing::warn!(topic = %name, "topic of a lost bundle did not close in time");
+                    }
+                })
+                .await;
         }
     }
 
     /// Unloads every owned bundle (graceful shutdown): clients move to other brokers.
     pub async fn unload_all(&self) {
-        for bundle in self.ctx.namespaces.owned_bundles() {
-            self.unload_bundle(&bundle).await;
-        }
+        let bundles = self.ctx.namespaces.owned_bundles();
+        futures::future::join_all(bundles.iter().map(|bundle| self.unload_bundle(bundle))).await;
     }
 
     /// Drops a topic from the loaded set (before its storage is deleted).
@@ -667,9 +678,11 @@ impl BrokerService {
         for topic in self.loaded_np_topics() {
             self.unload_np_topic(topic.name()).await;
         }
-        for topic in self.loaded_topics().await {
-            topic.close().await;
-        }
+        futures::stream::iter(self.loaded_topics().await)
+            .for_each_concurrent(UNLOAD_PARALLELISM, |topic| async move {
+                topic.close().await;
+            })
+            .await;
     }
 }
 
