@@ -19,6 +19,7 @@ mod offload;
 mod peek;
 mod permissions;
 mod schemas;
+mod stats_merge;
 mod subscriptions;
 mod tenants;
 mod topic_policies;

@@ -32,7 +32,6 @@ use super::producer::{Producer, PublishPermits, Receipt};
 use crate::dedup::{self, Verdict};
 use crate::dispatch::SubType;
 use crate::error::BrokerError;
-use crate::non_persistent::{NpSubscription, NpTopic};
 use crate::position::Position;
 use crate::schema;
 use crate::service::BrokerService;
@@ -45,125 +44,16 @@ use crate::topic_context::Outbound;
 mod consume;
 mod lookup;
 mod produce;
+mod slots;
 mod topic_list;
+
+use slots::{ConsumerSlot, ProducerSlot, TopicRef};
 
 const SERVER_VERSION: &str = concat!("Magnetar-", env!("CARGO_PKG_VERSION"));
 /// Outbound frames queued per connection before senders wait.
 const OUTBOUND_QUEUE: usize = 8192;
 /// How long a closing connection may take to write what is queued (an ERROR, say).
 const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// A producer id on this connection. `Creating` remembers the PRODUCER request it answers, so
-/// that a creation finishing after its id was closed (and perhaps reused) is told apart.
-enum ProducerSlot {
-    /// `cancel` ends the creation early (CLOSE_PRODUCER while it waits for exclusive access).
-    Creating {
-        request_id: u64,
-        cancel: CancellationToken,
-    },
-    Ready(Producer),
-    /// On a non-persistent topic: its SENDs are answered at once.
-    NonPersistent {
-        topic: Arc<NpTopic>,
-        name: String,
-        owner: ProducerOwner,
-    },
-}
-
-impl ProducerSlot {
-    /// Leaves the topic (or stops being created).
-    fn close(self) {
-        match self {
-            ProducerSlot::Ready(producer) => producer.close(),
-            ProducerSlot::Creating { cancel, .. } => cancel.cancel(),
-            ProducerSlot::NonPersistent { topic, name, owner } => {
-                topic.remove_producer(&name, owner)
-            }
-        }
-    }
-}
-
-enum ConsumerSlot {
-    Creating {
-        request_id: u64,
-    },
-    Ready {
-        topic: Arc<Topic>,
-        subscription: SubscriptionHandle,
-        id: u64,
-    },
-    NonPersistent {
-        topic: Arc<NpTopic>,
-        subscription: Arc<NpSubscription>,
-        id: u64,
-    },
-}
-
-impl ConsumerSlot {
-    /// The broker's id of a ready consumer.
-    fn broker_id(&self) -> Option<u64> {
-        match self {
-            ConsumerSlot::Creating { .. } => None,
-            ConsumerSlot::Ready { id, .. } | ConsumerSlot::NonPersistent { id, .. } => Some(*id),
-        }
-    }
-
-    /// Leaves the subscription (a persistent one hands its unacknowledged messages to others).
-    async fn close(self) {
-        match self {
-            ConsumerSlot::Creating { .. } => {}
-            ConsumerSlot::Ready {
-                subscription, id, ..
-            } => subscription.remove_consumer(id).await,
-            ConsumerSlot::NonPersistent {
-                topic,
-                subscription,
-                id,
-            } => topic.remove_consumer(&subscription, id),
-        }
-    }
-}
-
-/// The topic a producer is created on.
-#[derive(Clone)]
-enum TopicRef {
-    Persistent(Arc<Topic>),
-    NonPersistent(Arc<NpTopic>),
-}
-
-impl TopicRef {
-    fn name(&self) -> &TopicName {
-        match self {
-            TopicRef::Persistent(topic) => topic.name(),
-            TopicRef::NonPersistent(topic) => topic.name(),
-        }
-    }
-
-    fn add_producer(
-        &self,
-        join: crate::topic_producers::Join,
-    ) -> Result<crate::topic_producers::Joined, BrokerError> {
-        match self {
-            TopicRef::Persistent(topic) => topic.add_producer(join),
-            TopicRef::NonPersistent(topic) => topic.add_producer(join),
-        }
-    }
-
-    fn remove_producer(&self, name: &str, owner: ProducerOwner) {
-        match self {
-            TopicRef::Persistent(topic) => topic.remove_producer(name, owner),
-            TopicRef::NonPersistent(topic) => topic.remove_producer(name, owner),
-        }
-    }
-
-    /// Records an exclusive takeover's epoch (a non-persistent topic keeps it in memory).
-    async fn persist_epoch(&self, epoch: u64) -> Result<(), BrokerError> {
-        match self {
-            TopicRef::Persistent(topic) => topic.persist_epoch(epoch).await,
-            TopicRef::NonPersistent(_) => Ok(()),
-        }
-    }
-}
 
 /// The producer as created.
 struct ProducerCreated {
