@@ -71,6 +71,13 @@ impl RateTracker {
         sample.rates
     }
 
+    /// Drops the samples whose key starts with `prefix`, but those in `keep` (subscriptions and
+    /// consumers that are gone).
+    pub fn retain_under(&self, prefix: &str, keep: &std::collections::HashSet<String>) {
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.retain(|k, _| !k.starts_with(prefix) || keep.contains(k));
+    }
+
     /// Drops a topic's samples (and its replication samples).
     pub fn forget(&self, topic: &str) {
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);

@@ -185,12 +185,15 @@ async fn background_persistence_and_truncated_snapshots() {
 ///    it to consume); 15 more go to the second, which stays open past its size while the
 ///    cursor has not consumed the first.
 /// 2. The cursor consumes everything: the second ledger rolls over, both are trimmed.
-/// 3. 5 entries in the third ledger, not full, consumed: once idle it rolls over and goes too.
+/// 3. 5 entries in the third ledger, not full but over 1/64 of the size limit, consumed: once
+///    idle it rolls over and goes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumed_ledgers_roll_over_before_the_minimum_age_and_go() {
     let storage = Storage::start(2).await;
     let config = ManagedLedgerConfig {
         max_entries_per_ledger: 10,
+        // Entries are 7-8 bytes: the idle rule needs 1/64 of this (16 bytes).
+        max_size_per_ledger: 1024,
         min_rollover: Duration::from_secs(3600),
         consumed_rollover_floor: Duration::from_millis(100),
         cursor_persist_interval: Duration::from_millis(50),

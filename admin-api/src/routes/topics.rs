@@ -431,9 +431,12 @@ pub(super) async fn update_partitioned_topic_in(
     }
     let admin = state.topic_admin()?;
     let first = topic.with_partition(0);
-    let subscriptions = match admin.list_subscriptions(&first).await {
-        // A non-persistent topic's subscriptions live only with their consumers.
-        _ if domain == TopicDomain::NonPersistent => Vec::new(),
+    // A non-persistent topic's subscriptions live only with their consumers: none to copy.
+    let listed = match domain {
+        TopicDomain::NonPersistent => Ok(Vec::new()),
+        TopicDomain::Persistent => admin.list_subscriptions(&first).await,
+    };
+    let subscriptions = match listed {
         Ok(names) => names,
         Err(e) if e.status == StatusCode::NOT_FOUND => Vec::new(),
         Err(e) => return Err(e),

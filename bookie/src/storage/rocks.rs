@@ -20,8 +20,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use bytes::Bytes;
 use rocksdb::{
@@ -72,11 +72,15 @@ pub struct RocksStorage {
     /// Ledgers deleted, for the reclaim thread to compact away (dropped first on drop).
     deleted: Option<mpsc::Sender<u64>>,
     reclaim: Option<std::thread::JoinHandle<()>>,
+    /// Tells the reclaim thread to skip what is left (closing must not wait on compactions).
+    stopping: Arc<AtomicBool>,
 }
 
 impl Drop for RocksStorage {
     fn drop(&mut self) {
-        // The thread finishes what it holds and ends; then the database may close.
+        // The thread stops after the compaction it runs, if any; then the database may close.
+        // What it skips is compacted by RocksDB in time.
+        self.stopping.store(true, Ordering::Release);
         self.deleted.take();
         if let Some(thread) = self.reclaim.take() {
             let _ = thread.join();
@@ -86,7 +90,7 @@ impl Drop for RocksStorage {
 
 /// Compacts the key ranges of deleted ledgers: each wakeup takes every deletion queued and
 /// compacts each run of consecutive ledger ids as one range (never the live ledgers between).
-fn reclaim_deleted(db: Arc<DB>, deleted: mpsc::Receiver<u64>) {
+fn reclaim_deleted(db: Arc<DB>, deleted: mpsc::Receiver<u64>, stopping: Arc<AtomicBool>) {
     while let Ok(first) = deleted.recv() {
         let mut ids = vec![first];
         ids.extend(deleted.try_iter());
@@ -98,7 +102,7 @@ fn reclaim_deleted(db: Arc<DB>, deleted: mpsc::Receiver<u64>) {
         let started = std::time::Instant::now();
         let mut runs = 0;
         let mut at = 0;
-        while at < ids.len() {
+        while at < ids.len() && !stopping.load(Ordering::Acquire) {
             let low = ids[at];
             while at + 1 < ids.len() && ids[at + 1] == ids[at] + 1 {
                 at += 1;
@@ -149,11 +153,12 @@ impl RocksStorage {
         let mut no_wal = WriteOptions::default();
         no_wal.disable_wal(true);
         let (deleted, queue) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
         let reclaim = std::thread::Builder::new()
             .name("bookie-reclaim".into())
             .spawn({
-                let db = db.clone();
-                move || reclaim_deleted(db, queue)
+                let (db, stopping) = (db.clone(), stopping.clone());
+                move || reclaim_deleted(db, queue, stopping)
             })
             .map_err(StorageError::Thread)?;
         Ok(RocksStorage {
@@ -161,6 +166,7 @@ impl RocksStorage {
             no_wal,
             deleted: Some(deleted),
             reclaim: Some(reclaim),
+            stopping,
         })
     }
 

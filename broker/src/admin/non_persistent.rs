@@ -7,12 +7,23 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{BrokerAdmin, api_error};
+use crate::error::BrokerError;
 use crate::non_persistent::{self, NpTopic};
 
 impl BrokerAdmin {
-    /// The topic on its owner (307 from other brokers); 404 when it is not loaded there.
+    /// The topic on its owner (307 from other brokers); 404 when it is not loaded there
+    /// (looking never loads it).
     async fn np_existing(&self, topic: &TopicName) -> Result<Arc<NpTopic>, ApiError> {
-        self.service.np_topic(topic, false).await.map_err(api_error)
+        self.service
+            .ctx()
+            .namespaces
+            .ensure_owned(topic)
+            .await
+            .map_err(api_error)?;
+        self.service
+            .loaded_np_topic(topic)
+            .filter(|t| !t.is_unloading())
+            .ok_or_else(|| api_error(BrokerError::TopicNotFound(topic.to_string())))
     }
 
     pub(super) async fn np_list(&self, namespace: &NamespaceName) -> Result<Vec<String>, ApiError> {
@@ -59,7 +70,20 @@ impl BrokerAdmin {
     }
 
     pub(super) async fn np_stats(&self, topic: &TopicName) -> Result<Value, ApiError> {
-        let loaded = self.np_existing(topic).await?;
+        let loaded = match self.np_existing(topic).await {
+            // A partition nobody uses now is not loaded: its figures are all zero.
+            Err(e)
+                if e.status == axum::http::StatusCode::NOT_FOUND && topic.partition().is_some() =>
+            {
+                let parent = topic.partitioned_topic();
+                if self.service.partitions(&parent).await.map_err(api_error)? == 0 {
+                    return Err(e);
+                }
+                let context = self.service.ctx().topic_context();
+                Arc::new(NpTopic::new(topic.clone(), context.limits, context.guards))
+            }
+            other => other?,
+        };
         Ok(non_persistent::stats_json(
             &loaded,
             &self.service.ctx().metrics.rates,

@@ -144,7 +144,9 @@ impl Appender {
     /// (not before `consumed_rollover_floor`): the consumers keep up, so the ledger will be
     /// consumed soon and can be deleted, instead of holding minutes of consumed data on disk.
     /// So does a ledger nobody appended to for that long whose every entry is consumed (the
-    /// last ledger of a topic whose producers stopped), whatever its size and age.
+    /// last ledger of a topic whose producers stopped), when no retention would keep it and it
+    /// holds at least 1/64 of the size limit (a sparse topic would otherwise make a ledger per
+    /// message, each created, sealed and deleted for a few bytes).
     fn is_full(&mut self) -> bool {
         let config = &self.shared.config;
         let Some(current) = &mut self.current else {
@@ -156,7 +158,8 @@ impl Appender {
         if current.sent == 0 {
             return false;
         }
-        let idle = current.last_append.elapsed() >= config.consumed_rollover_floor;
+        let idle = current.last_append.elapsed() >= config.consumed_rollover_floor
+            && current.sent_bytes >= config.max_size_per_ledger / 64;
         if age >= config.min_rollover && (space || age >= config.max_rollover) {
             return true;
         }
@@ -172,6 +175,12 @@ impl Appender {
         }
         current.consumed_checked = Some(Instant::now());
         let ledger_id = current.writer.id() as i64;
+        if !space {
+            let retention = super::shared::lock(&self.shared.retention);
+            if retention.time.is_some() || retention.size.is_some() {
+                return false; // kept anyway: rolling over would free nothing
+            }
+        }
         match space {
             true => self.shared.caught_up_with(Position::new(ledger_id, -1)),
             // Every entry sent is acknowledged (entry ids count from 0 in each ledger).

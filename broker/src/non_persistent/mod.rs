@@ -24,7 +24,7 @@ mod stats;
 mod subscription;
 
 pub use stats::{snapshot, stats_json};
-pub use subscription::{NpConsumer, NpSubscription, Outgoing};
+pub use subscription::{Dispatched, NpConsumer, NpSubscription, Outgoing};
 
 /// A non-persistent topic loaded on this broker.
 #[derive(Debug)]
@@ -88,9 +88,6 @@ impl NpTopic {
     /// Registers a producer as its access mode allows (as on a persistent topic; the epoch is
     /// kept in memory only, as the topic is).
     pub fn add_producer(&self, join: Join) -> Result<Joined, BrokerError> {
-        if self.is_unloading() {
-            return Err(self.unloading_error());
-        }
         let max = TopicCounters::tighter(
             self.limits.max_producers,
             &self.counters.policy_max_producers,
@@ -102,7 +99,13 @@ impl NpTopic {
             }
             fits
         };
-        self.producers().join(join, fits).map_err(|e| match e {
+        // Checked under the lock `unload` takes after setting the flag: no producer joins a
+        // topic already emptied.
+        let mut producers = self.producers();
+        if self.is_unloading() {
+            return Err(self.unloading_error());
+        }
+        producers.join(join, fits).map_err(|e| match e {
             BrokerError::ProducerBusy(m) => {
                 BrokerError::ProducerBusy(format!("{}: {m}", self.name))
             }
@@ -150,13 +153,17 @@ impl NpTopic {
                 .fetch_add(u64::from(num_messages), Ordering::Relaxed);
         }
         for subscription in subscriptions {
-            if subscription.dispatch(&message) {
-                self.counters
-                    .msg_out
-                    .fetch_add(u64::from(num_messages), Ordering::Relaxed);
-                self.counters
-                    .bytes_out
-                    .fetch_add(message.bytes, Ordering::Relaxed);
+            match subscription.dispatch(&message) {
+                Dispatched::Sent => {
+                    self.counters
+                        .msg_out
+                        .fetch_add(u64::from(num_messages), Ordering::Relaxed);
+                    self.counters
+                        .bytes_out
+                        .fetch_add(message.bytes, Ordering::Relaxed);
+                }
+                Dispatched::Dropped => {}
+                Dispatched::ConsumerGone(id) => self.remove_consumer(&subscription, id),
             }
         }
     }
@@ -186,6 +193,10 @@ impl NpTopic {
             )));
         }
         let mut subscriptions = self.subscriptions_lock();
+        // Again under the lock `unload` takes after setting the flag.
+        if self.is_unloading() {
+            return Err(self.unloading_error());
+        }
         let subscription = match subscriptions.get(name) {
             Some(existing) if existing.accepts(sub_type, key_shared_sticky) => existing.clone(),
             Some(existing) if !existing.is_empty() => {
@@ -215,17 +226,30 @@ impl NpTopic {
                 created
             }
         };
-        if limits::reached(
+        let joined = match limits::reached(
             subscription.consumer_count(),
             self.limits.max_consumers_per_subscription,
         ) {
-            self.guards.refused("max_consumers_per_subscription");
-            return Err(BrokerError::ConsumerBusy(format!(
-                "subscription {name} reached the maximum of {} consumers",
-                self.limits.max_consumers_per_subscription
-            )));
+            true => {
+                self.guards.refused("max_consumers_per_subscription");
+                Err(BrokerError::ConsumerBusy(format!(
+                    "subscription {name} reached the maximum of {} consumers",
+                    self.limits.max_consumers_per_subscription
+                )))
+            }
+            false => subscription.add_consumer(link, now_ms()),
+        };
+        if let Err(e) = joined {
+            // A subscription made for a consumer it refused goes with the refusal.
+            if subscription.is_empty()
+                && subscriptions
+                    .get(name)
+                    .is_some_and(|s| Arc::ptr_eq(s, &subscription))
+            {
+                subscriptions.remove(name);
+            }
+            return Err(e);
         }
-        subscription.add_consumer(link, now_ms())?;
         self.counters.consumers.fetch_add(1, Ordering::Relaxed);
         Ok(subscription)
     }
@@ -259,12 +283,25 @@ impl NpTopic {
         let Some(subscription) = self.subscriptions_lock().remove(name) else {
             return false;
         };
-        let consumers = subscription.consumer_count() as u64;
-        subscription.disconnect_all();
-        self.counters
-            .consumers
-            .fetch_sub(consumers, Ordering::Relaxed);
+        let closed = subscription.disconnect_all() as u64;
+        self.counters.consumers.fetch_sub(closed, Ordering::Relaxed);
         true
+    }
+
+    /// Removes this very subscription (not a newer one of the same name), closing its
+    /// consumers.
+    pub fn delete_subscription_if(&self, subscription: &Arc<NpSubscription>) {
+        let removed = {
+            let mut subscriptions = self.subscriptions_lock();
+            let same = subscriptions
+                .get(subscription.name())
+                .is_some_and(|s| Arc::ptr_eq(s, subscription));
+            same && subscriptions.remove(subscription.name()).is_some()
+        };
+        if removed {
+            let closed = subscription.disconnect_all() as u64;
+            self.counters.consumers.fetch_sub(closed, Ordering::Relaxed);
+        }
     }
 
     /// No producer and no subscription.
@@ -280,9 +317,9 @@ impl NpTopic {
         self.producers().disconnect_all(&why);
         let subscriptions = std::mem::take(&mut *self.subscriptions_lock());
         for subscription in subscriptions.values() {
-            subscription.disconnect_all();
+            let closed = subscription.disconnect_all() as u64;
+            self.counters.consumers.fetch_sub(closed, Ordering::Relaxed);
         }
-        self.counters.consumers.store(0, Ordering::Relaxed);
     }
 
     /// Messages the current subscriptions dropped.

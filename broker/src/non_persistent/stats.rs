@@ -23,10 +23,17 @@ pub fn stats_json(topic: &NpTopic, rates: &RateTracker) -> Value {
     );
     let topic_rates = rates.rates(&name, [msg_in, msg_out, bytes_in, bytes_out]);
     // A drop rate is a rate of a counter: sampled like the others, under a key of its own.
-    let drop_rate = |key: String, dropped: u64| rates.rates(&key, [dropped, 0, 0, 0]).msg_in;
+    // Every key sampled for a subscription or consumer this time: the others are gone.
+    let live = std::cell::RefCell::new(std::collections::HashSet::new());
+    let drop_rate = |key: String, dropped: u64| {
+        let rate = rates.rates(&key, [dropped, 0, 0, 0]).msg_in;
+        live.borrow_mut().insert(key);
+        rate
+    };
     let mut subscriptions = Map::new();
     for sub in topic.subscriptions() {
         let sub_key = format!("{name}\u{0}np-sub\u{0}{}", sub.name());
+        live.borrow_mut().insert(sub_key.clone());
         let sub_rates = rates.rates(
             &sub_key,
             [0, sub.msg_out.load(Relaxed), 0, sub.bytes_out.load(Relaxed)],
@@ -36,6 +43,7 @@ pub fn stats_json(topic: &NpTopic, rates: &RateTracker) -> Value {
             .iter()
             .map(|consumer| {
                 let key = format!("{sub_key}\u{0}{}", consumer.link.id);
+                live.borrow_mut().insert(key.clone());
                 let r = rates.rates(
                     &key,
                     [
@@ -88,6 +96,7 @@ pub fn stats_json(topic: &NpTopic, rates: &RateTracker) -> Value {
         0.0
     };
     let dropped = topic.dropped();
+    rates.retain_under(&format!("{name}\u{0}np-sub\u{0}"), &live.borrow());
     json!({
         "msgRateIn": topic_rates.msg_in,
         "msgRateOut": topic_rates.msg_out,

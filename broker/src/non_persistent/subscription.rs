@@ -83,6 +83,15 @@ struct Consumers {
     sticky: StickyRanges,
 }
 
+/// What became of a message in one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    Sent,
+    Dropped,
+    /// Dropped, and the chosen consumer's connection is gone.
+    ConsumerGone(ConsumerId),
+}
+
 /// A subscription of a non-persistent topic.
 #[derive(Debug)]
 pub struct NpSubscription {
@@ -226,9 +235,16 @@ impl NpSubscription {
     }
 
     /// Closes every consumer from the broker's side: each connection forgets its consumer,
-    /// then the client hears CLOSE_CONSUMER and subscribes again (to the next owner).
-    pub fn disconnect_all(&self) {
-        let consumers = std::mem::take(&mut self.lock().arrival);
+    /// then the client hears CLOSE_CONSUMER and subscribes again (to the next owner). Returns
+    /// how many it closed.
+    pub fn disconnect_all(&self) -> usize {
+        let consumers = {
+            let mut state = self.lock();
+            state.order.clear();
+            state.active = None;
+            std::mem::take(&mut state.arrival)
+        };
+        let closed = consumers.len();
         for consumer in consumers {
             let link = &consumer.link;
             let _ = link.evicted.send((link.client_consumer_id, link.id));
@@ -239,11 +255,11 @@ impl NpSubscription {
             };
             let _ = link.out.try_send(Box::new(close.into()));
         }
+        closed
     }
 
-    /// Hands one message to the consumer the subscription type picks, or drops it; true when
-    /// it went out.
-    pub fn dispatch(&self, message: &Outgoing) -> bool {
+    /// Hands one message to the consumer the subscription type picks, or drops it.
+    pub fn dispatch(&self, message: &Outgoing) -> Dispatched {
         let consumer = {
             let mut consumers = self.lock();
             let has_permits = |c: &NpConsumer| c.permits() > 0;
@@ -270,15 +286,23 @@ impl NpSubscription {
         let Some(consumer) = consumer else {
             self.dropped
                 .fetch_add(u64::from(message.num_messages), Ordering::Relaxed);
-            return false;
+            return Dispatched::Dropped;
         };
-        if consumer.permits() <= 0 || !self.send(&consumer, message) {
+        let sent = match consumer.permits() > 0 {
+            true => self.send(&consumer, message),
+            false => Ok(false),
+        };
+        if sent != Ok(true) {
             consumer
                 .dropped
                 .fetch_add(u64::from(message.num_messages), Ordering::Relaxed);
             self.dropped
                 .fetch_add(u64::from(message.num_messages), Ordering::Relaxed);
-            return false;
+            // Its connection is gone: it must not hold the subscription.
+            return match sent {
+                Err(()) => Dispatched::ConsumerGone(consumer.link.id),
+                _ => Dispatched::Dropped,
+            };
         }
         let n = u64::from(message.num_messages);
         consumer
@@ -290,11 +314,12 @@ impl NpSubscription {
             .fetch_add(message.bytes, Ordering::Relaxed);
         self.msg_out.fetch_add(n, Ordering::Relaxed);
         self.bytes_out.fetch_add(message.bytes, Ordering::Relaxed);
-        true
+        Dispatched::Sent
     }
 
-    /// Queues the MESSAGE unless the connection's queue is full (a slow consumer loses it).
-    fn send(&self, consumer: &NpConsumer, message: &Outgoing) -> bool {
+    /// Queues the MESSAGE unless the connection's queue is full (a slow consumer loses it);
+    /// `Err` when the connection is gone.
+    fn send(&self, consumer: &NpConsumer, message: &Outgoing) -> Result<bool, ()> {
         let link = &consumer.link;
         let command = CommandMessage {
             consumer_id: link.client_consumer_id,
@@ -311,8 +336,9 @@ impl NpSubscription {
         };
         let frame = Frame::with_payload(command, message.payload.clone());
         match link.out.try_send(Box::new(frame)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Closed(_)) => Err(()),
         }
     }
 

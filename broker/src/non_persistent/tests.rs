@@ -227,3 +227,52 @@ fn unloading_closes_consumers_and_producers_and_refuses_new_ones() {
         Err(BrokerError::ServiceNotReady(_))
     ));
 }
+
+#[test]
+fn a_refused_consumer_leaves_no_subscription_behind() {
+    let topic = topic();
+    // A STICKY Key_Shared consumer without hash ranges is refused.
+    let (l, _client) = link(1, "c", 8);
+    let refused = topic.subscribe("s", SubType::KeyShared, true, l);
+    assert!(matches!(refused, Err(BrokerError::ConsumerAssign(_))));
+    assert!(topic.subscriptions().is_empty());
+    assert!(topic.is_idle());
+    assert_eq!(topic.counters.consumers.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_consumer_whose_connection_is_gone_is_dropped_on_the_next_message() {
+    let topic = topic();
+    let (l, client) = link(1, "gone", 8);
+    let sub = topic
+        .subscribe("s", SubType::Exclusive, false, l)
+        .expect("subscribe");
+    sub.flow(1, 10);
+    drop(client);
+    publish(&topic, "k", b"x");
+    assert!(
+        topic.subscriptions().is_empty(),
+        "the dead consumer held the subscription"
+    );
+    assert_eq!(topic.counters.consumers.load(Ordering::Relaxed), 0);
+    let (l, mut next) = link(2, "next", 8);
+    let sub = topic
+        .subscribe("s", SubType::Exclusive, false, l)
+        .expect("the exclusive slot is free");
+    sub.flow(2, 10);
+    publish(&topic, "k", b"y");
+    assert_eq!(received(&mut next), vec![b"y".to_vec()]);
+}
+
+#[test]
+fn deleting_a_subscription_counts_each_consumer_once() {
+    let topic = topic();
+    let (a, _ca) = link(1, "a", 8);
+    let (b, _cb) = link(2, "b", 8);
+    let sub = topic.subscribe("s", SubType::Shared, false, a).expect("a");
+    topic.subscribe("s", SubType::Shared, false, b).expect("b");
+    assert!(topic.delete_subscription("s"));
+    // A consumer closing after the deletion is not counted again.
+    topic.remove_consumer(&sub, 1);
+    assert_eq!(topic.counters.consumers.load(Ordering::Relaxed), 0);
+}

@@ -258,6 +258,11 @@ pub(super) async fn run<R, W>(
         }
     }
     conn.close_all().await;
+    // Producers and consumers created after the loop ended hold their topics: release them.
+    completed.close();
+    while let Ok(done) = completed.try_recv() {
+        done.release(conn.id).await;
+    }
     // The writer ends once every sender is gone and what is queued is written.
     drop(conn);
     let flushed = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer)
@@ -271,6 +276,29 @@ pub(super) async fn run<R, W>(
 
 /// The connection cannot go on (its writer is gone).
 struct Closed;
+
+impl Completion {
+    /// Lets go of what a completion created, for connection `connection`, which is gone.
+    async fn release(self, connection: u64) {
+        match self {
+            Completion::Producer {
+                producer_id,
+                result: Ok(created),
+                ..
+            } => {
+                let owner = ProducerOwner {
+                    connection,
+                    producer_id,
+                };
+                created.topic.remove_producer(&created.name, owner);
+            }
+            Completion::Consumer {
+                result: Ok(slot), ..
+            } => slot.close().await,
+            _ => {}
+        }
+    }
+}
 
 impl Connection {
     /// A slot for a request answered by a task of its own; waits (not reading the connection)

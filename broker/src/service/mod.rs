@@ -27,7 +27,7 @@ use storage_policies::{apply_offload, apply_retention};
 use sweep::SWEEP_EVERY;
 
 /// Topics unloaded (or closed) at once when a bundle is handed over or the broker stops.
-const UNLOAD_PARALLELISM: usize = 256;
+const UNLOAD_PARALLELISM: usize = 128;
 
 /// The topics loaded on this broker, behind the ownership gate: loading (and creating),
 /// unloading by topic and by bundle, and the broker's shared services they are loaded with.
@@ -606,8 +606,13 @@ impl BrokerService {
 
     /// Unloads every owned bundle (graceful shutdown): clients move to other brokers.
     pub async fn unload_all(&self) {
-        let bundles = self.ctx.namespaces.owned_bundles();
-        futures::future::join_all(bundles.iter().map(|bundle| self.unload_bundle(bundle))).await;
+        // A few bundles at once, each with its own bound: at most 4 × UNLOAD_PARALLELISM
+        // topics closing together.
+        futures::stream::iter(self.ctx.namespaces.owned_bundles())
+            .for_each_concurrent(4, |bundle| async move {
+                self.unload_bundle(&bundle).await;
+            })
+            .await;
     }
 
     /// Drops a topic from the loaded set (before its storage is deleted).
@@ -675,9 +680,7 @@ impl BrokerService {
 
     /// Closes every loaded topic (flushing cursors and sealing ledgers).
     pub async fn close_all(&self) {
-        for topic in self.loaded_np_topics() {
-            self.unload_np_topic(topic.name()).await;
-        }
+        self.stop_np_topics();
         futures::stream::iter(self.loaded_topics().await)
             .for_each_concurrent(UNLOAD_PARALLELISM, |topic| async move {
                 topic.close().await;

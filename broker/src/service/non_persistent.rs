@@ -41,7 +41,7 @@ impl BrokerService {
         name: &TopicName,
         create: bool,
     ) -> Result<Arc<NpTopic>, BrokerError> {
-        self.ctx.namespaces.ensure_owned(name).await?;
+        let bundle = self.ctx.namespaces.ensure_owned(name).await?;
         let key = name.to_string();
         if let Some(topic) = self.np_map().get(&key)
             && !topic.is_unloading()
@@ -53,19 +53,10 @@ impl BrokerService {
         if !create && !partition_of_existing {
             return Err(BrokerError::TopicNotFound(key));
         }
+        self.check_np_topic_limit(name).await?;
         let context = self.ctx.topic_context();
         let fresh = Arc::new(NpTopic::new(name.clone(), context.limits, context.guards));
-        let own = self.ctx.namespaces.topic_policies(name)?;
-        let limit = |n: Option<i32>| n.map_or(0, |n| n.max(0) as u64);
-        let counters = &fresh.counters;
-        counters.policy_max_producers.store(
-            limit(own.max_producer_per_topic),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        counters.policy_max_consumers.store(
-            limit(own.max_consumer_per_topic),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.apply_np_policies(&fresh)?;
         // Registered before it is used; a concurrent load of the same topic keeps the first.
         self.ctx
             .namespaces
@@ -81,10 +72,57 @@ impl BrokerService {
             })
             .or_insert_with(|| fresh.clone())
             .clone();
+        // The bundle may have started moving while this load waited: a topic left here then
+        // would serve producers the new owner's consumers never hear of.
+        if !self.ctx.namespaces.still_serving(&bundle) {
+            self.unload_np_topic(name).await;
+            return Err(BrokerError::ServiceNotReady(format!(
+                "Namespace bundle {} is being unloaded",
+                bundle.name()
+            )));
+        }
         if Arc::ptr_eq(&topic, &fresh) {
             tracing::info!(topic = %name, "non-persistent topic loaded");
         }
         Ok(topic)
+    }
+
+    /// The topic policy's producer and consumer limits (checked as clients join).
+    fn apply_np_policies(&self, topic: &NpTopic) -> Result<(), BrokerError> {
+        let own = self.ctx.namespaces.topic_policies(topic.name())?;
+        let limit = |n: Option<i32>| n.map_or(0, |n| n.max(0) as u64);
+        let counters = &topic.counters;
+        counters.policy_max_producers.store(
+            limit(own.max_producer_per_topic),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        counters.policy_max_consumers.store(
+            limit(own.max_consumer_per_topic),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// `limits.max_topics_per_namespace` counts non-persistent topics too (those loaded on any
+    /// broker, and the persistent ones).
+    async fn check_np_topic_limit(&self, name: &TopicName) -> Result<(), BrokerError> {
+        let limit = self.ctx.config.limits.max_topics_per_namespace;
+        if limit == 0 {
+            return Ok(());
+        }
+        let namespace = name.namespace();
+        let loaded = self.np_topics_of_namespace(&namespace).await?;
+        if loaded.contains(&name.to_string()) {
+            return Ok(());
+        }
+        let count = loaded.len() + self.topics_of_namespace(&namespace).await?.len();
+        if crate::limits::reached(count, limit) {
+            self.ctx.metrics.guards.refused("max_topics_per_namespace");
+            return Err(BrokerError::NotAllowed(format!(
+                "namespace {namespace} holds {count} topics, limits.max_topics_per_namespace"
+            )));
+        }
+        Ok(())
     }
 
     /// Creates a non-persistent topic by the admin API (loaded here, or 307 to the owner).
@@ -100,11 +138,11 @@ impl BrokerService {
     /// Unloads a non-persistent topic: its clients are closed (they look it up again) and its
     /// registration goes.
     pub async fn unload_np_topic(&self, name: &TopicName) -> bool {
-        let Some(topic) = self.np_map().remove(&name.to_string()) else {
+        if self.loaded_np_topic(name).is_none() {
             return false;
-        };
-        topic.unload();
-        self.ctx.metrics.rates.forget(&name.to_string());
+        }
+        // The registration goes first, while the clients are still here: once they are closed
+        // they load the topic again (here or on the next owner), and that registration stays.
         if let Err(e) = self
             .ctx
             .metadata
@@ -113,8 +151,22 @@ impl BrokerService {
         {
             tracing::warn!(topic = %name, error = %e, "removing the non-persistent topic's registration failed; it goes with the broker's session");
         }
+        let Some(topic) = self.np_map().remove(&name.to_string()) else {
+            return false;
+        };
+        topic.unload();
+        self.ctx.metrics.rates.forget(&name.to_string());
         tracing::info!(topic = %name, "non-persistent topic unloaded");
         true
+    }
+
+    /// Stops every non-persistent topic without touching the metadata service (shutdown:
+    /// their registrations go with the broker's session).
+    pub(super) fn stop_np_topics(&self) {
+        let topics: Vec<Arc<NpTopic>> = self.np_map().drain().map(|(_, t)| t).collect();
+        for topic in topics {
+            topic.unload();
+        }
     }
 
     /// Unloads non-persistent topics idle (no producer, no subscription) since an earlier
@@ -123,6 +175,11 @@ impl BrokerService {
         let now = Instant::now();
         let mut seen = HashMap::new();
         for topic in self.loaded_np_topics() {
+            // Topic policy changes reach loaded topics here, as the policy loop does for
+            // persistent ones.
+            if let Err(e) = self.apply_np_policies(&topic) {
+                tracing::debug!(topic = %topic.name(), error = %e, "reading topic policies failed");
+            }
             if !topic.is_idle() {
                 continue;
             }

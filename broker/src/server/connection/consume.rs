@@ -146,11 +146,20 @@ impl Connection {
                 })
             }
             .await;
-            let _ = completions.send(Completion::Consumer {
+            let completion = Completion::Consumer {
                 consumer_id,
                 request_id,
                 result,
-            });
+            };
+            if let Err(unsent) = completions.send(completion) {
+                // The connection is gone: the consumer must not stay attached.
+                if let Completion::Consumer {
+                    result: Ok(slot), ..
+                } = unsent.0
+                {
+                    slot.close().await;
+                }
+            }
         });
         Ok(())
     }
@@ -199,7 +208,7 @@ impl Connection {
                 return self.send_error(request.request_id, &error).await;
             }
             topic.remove_consumer(subscription, *id);
-            topic.delete_subscription(subscription.name());
+            topic.delete_subscription_if(subscription);
             self.consumers.remove(&request.consumer_id);
             return self
                 .send(commands::success(request.request_id).into())
