@@ -508,8 +508,6 @@ impl BrokerService {
         Ok(())
     }
 
-    /// Drops a map entry that holds no topic (a failed or refused load), so lookups of
-    /// missing topics leave nothing behind.
     /// Drops an empty cell from the registry, unless another task holds it too: that task may
     /// be loading the topic into it (a stats call for a topic not created yet racing with the
     /// producer or replication stream creating it), and a cell dropped under it would leave
