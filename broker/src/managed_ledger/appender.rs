@@ -51,7 +51,7 @@ struct Current {
 #[derive(Debug)]
 pub(super) struct Appender {
     shared: Arc<Shared>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Box<Command>>,
     current: Option<Current>,
     /// A ledger sealed (or abandoned) whose final count is not in the ledger list yet.
     unrecorded: Option<LedgerRecord>,
@@ -73,7 +73,7 @@ async fn next_completion(inflight: &mut VecDeque<InFlight>) -> Result<u64, Ledge
 impl Appender {
     pub fn new(
         shared: Arc<Shared>,
-        commands: mpsc::UnboundedReceiver<Command>,
+        commands: mpsc::UnboundedReceiver<Box<Command>>,
         writer: LedgerWriter,
     ) -> Appender {
         Appender {
@@ -95,22 +95,23 @@ impl Appender {
                 biased;
                 _ = cancel.cancelled() => break,
                 result = next_completion(&mut self.inflight) => self.completed(result).await,
-                command = self.commands.recv() => match command {
+                command = self.commands.recv() => match command.map(|c| *c) {
                     None => break,
                     Some(Command::Append { data, done }) => self.submit(Request { data, done }).await,
                     Some(Command::Rollover { done }) => {
-                        let result = self.rollover().await;
+                        let result = Box::pin(self.rollover()).await;
                         let _ = done.send(result);
                     }
                     Some(Command::Close { done }) => {
-                        let result = self.close().await;
+                        let result = Box::pin(self.close()).await;
                         let _ = done.send(result);
                         break;
                     }
                 },
-                _ = tick.tick() => {
+                // An empty ledger cannot be full or due: idle topics do not tick.
+                _ = tick.tick(), if self.current.as_ref().is_some_and(|c| c.sent > 0) => {
                     if self.is_full()
-                        && let Err(e) = self.rollover().await
+                        && let Err(e) = Box::pin(self.rollover()).await
                     {
                         tracing::warn!(managed_ledger = %self.shared.name, error = %e, "time-based rollover failed");
                     }
@@ -128,9 +129,9 @@ impl Appender {
         }
         self.waiting.push_back(request);
         if self.current.is_none() {
-            let _ = self.open_new_ledger().await;
+            let _ = Box::pin(self.open_new_ledger()).await;
         } else if self.is_full() {
-            if let Err(e) = self.rollover().await {
+            if let Err(e) = Box::pin(self.rollover()).await {
                 tracing::warn!(managed_ledger = %self.shared.name, error = %e, "rollover failed");
             }
         } else {
@@ -231,7 +232,7 @@ impl Appender {
                 }
                 Err(e) => {
                     self.notify(last.take());
-                    self.failed(e).await;
+                    Box::pin(self.failed(e)).await;
                     return;
                 }
             }
@@ -398,6 +399,8 @@ impl Appender {
             Ok(()) => {
                 tracing::debug!(managed_ledger = %self.shared.name, ledger_id = new_id, "new ledger");
                 self.current = Some(Current::new(writer));
+                // The ledger before it is closed now: trimming may have work.
+                self.shared.wake.notify_one();
                 self.send_waiting();
                 if let Some(id) = empty {
                     delete_quietly(&self.shared.ledgers, &self.shared.name, id).await;

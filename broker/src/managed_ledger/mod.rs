@@ -158,7 +158,7 @@ impl ManagedLedger {
         let sent = self.shared().check_open().and_then(|()| {
             self.shared()
                 .commands
-                .send(Command::Append { data: entry, done })
+                .send(Box::new(Command::Append { data: entry, done }))
                 .map_err(|_| MlError::Closed)
         });
         async move {
@@ -476,7 +476,7 @@ impl ManagedLedger {
         let (done, rx) = oneshot::channel();
         self.shared()
             .commands
-            .send(Command::Rollover { done })
+            .send(Box::new(Command::Rollover { done }))
             .map_err(|_| MlError::Closed)?;
         rx.await.unwrap_or(Err(MlError::Closed))
     }
@@ -493,7 +493,7 @@ impl ManagedLedger {
     pub async fn close(&self) -> Result<(), MlError> {
         let shared = self.shared();
         let (done, rx) = oneshot::channel();
-        let sealed = match shared.commands.send(Command::Close { done }) {
+        let sealed = match shared.commands.send(Box::new(Command::Close { done })) {
             Ok(()) => rx.await.unwrap_or(Ok(())),
             Err(_) => Ok(()), // already closed
         };

@@ -52,12 +52,13 @@ pub(super) struct Producer {
     pub topic: Arc<Topic>,
     pub name: String,
     pub owner: ProducerOwner,
-    receipts: mpsc::UnboundedSender<Receipt>,
+    /// Boxed: the channel allocates its first block of 32 slots up front, for every producer.
+    receipts: mpsc::UnboundedSender<Box<Receipt>>,
 }
 
 impl Producer {
     pub fn new(topic: Arc<Topic>, name: String, owner: ProducerOwner, out: Outbound) -> Producer {
-        let (receipts, mut queue) = mpsc::unbounded_channel::<Receipt>();
+        let (receipts, mut queue) = mpsc::unbounded_channel::<Box<Receipt>>();
         let producer_id = owner.producer_id;
         tokio::spawn(async move {
             while let Some(receipt) = queue.recv().await {
@@ -101,7 +102,7 @@ impl Producer {
 
     pub fn enqueue(&self, receipt: Receipt) {
         // The receipt task ends only when the connection's writer is gone.
-        let _ = self.receipts.send(receipt);
+        let _ = self.receipts.send(Box::new(receipt));
     }
 
     pub fn close(&self) {
