@@ -71,6 +71,8 @@ pub struct Broker {
     service: Arc<BrokerService>,
     replication: Arc<Replication>,
     cancel: CancellationToken,
+    /// A child of `cancel` for the loops that look after loaded topics.
+    maintenance: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -182,7 +184,10 @@ impl Broker {
                 lost_service.drop_lost_bundles(&bundles).await;
             }
         });
-        let (policies, policies_cancel) = (service.clone(), cancel.clone());
+        // Upkeep of loaded topics (policies, idle unloads, shedding) stops first at shutdown:
+        // with 100,000 topics it would spend the cores the bundle unload needs.
+        let maintenance = cancel.child_token();
+        let (policies, policies_cancel) = (service.clone(), maintenance.clone());
         let every = service.ctx().config.policy_check_interval();
         let quota_every = service.ctx().config.backlog_quota_check_interval();
         tasks.spawn(async move {
@@ -191,11 +196,11 @@ impl Broker {
                 .await
         });
         if let Some(idle) = service.ctx().config.limits.topic_idle_unload() {
-            let (idle_service, idle_cancel) = (service.clone(), cancel.clone());
+            let (idle_service, idle_cancel) = (service.clone(), maintenance.clone());
             tasks.spawn(async move { idle_service.unload_idle(idle, idle_cancel).await });
         }
         if let Some(shedding) = service.ctx().config.shedding() {
-            tasks.spawn(shed_loop(service.clone(), shedding, cancel.clone()));
+            tasks.spawn(shed_loop(service.clone(), shedding, maintenance.clone()));
         }
         tasks.spawn(replication.clone().serve(service.clone(), cancel.clone()));
         let counter = server::ConnectionCounter::new(
@@ -242,6 +247,7 @@ impl Broker {
             service,
             replication,
             cancel,
+            maintenance,
             tasks,
         })
     }
@@ -265,6 +271,7 @@ impl Broker {
     /// Hands every bundle over (clients move to other brokers without errors), stops
     /// accepting, closes connections, flushes what is left and leaves the cluster.
     pub async fn shutdown(self) {
+        self.maintenance.cancel();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.service.unload_all())
             .await
             .is_err()

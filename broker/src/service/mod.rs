@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use magnetar_admin_api::keys;
-use magnetar_admin_api::models::{BacklogQuotaType, Policies, RetentionPolicy};
+use magnetar_admin_api::models::Policies;
 use magnetar_protocol::TopicName;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -15,16 +15,15 @@ use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::managed_ledger::ManagedLedgerConfig;
 use crate::managed_ledger::OwnershipGuard;
-use crate::publish_time;
 use crate::topic::{Topic, managed_ledger_name};
 
+mod enforce;
 mod non_persistent;
 mod storage_policies;
 mod sweep;
 
 use futures::StreamExt;
 use storage_policies::{apply_offload, apply_retention};
-use sweep::SWEEP_EVERY;
 
 /// Topics unloaded (or closed) at once when a bundle is handed over or the broker stops.
 const UNLOAD_PARALLELISM: usize = 128;
@@ -145,169 +144,6 @@ impl BrokerService {
             })?;
         config.ownership = Some(guard);
         Ok(config)
-    }
-
-    /// Applies namespace policies to the loaded topics, every `every` until `cancel`: retention
-    /// changes reach their managed ledgers, message TTL expires old messages, and every
-    /// `quota_every` backlog quotas are checked — a topic over its quota refuses and disconnects
-    /// producers (`producer_request_hold`, `producer_exception`) or drops its oldest backlog
-    /// (`consumer_backlog_eviction`). Policies come from the watch-fed cache, not the leader.
-    pub async fn enforce_policies(
-        &self,
-        every: std::time::Duration,
-        quota_every: std::time::Duration,
-        cancel: CancellationToken,
-    ) {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_quota_check = std::time::Instant::now();
-        let mut swept = std::collections::HashSet::new();
-        let mut last_sweep = None;
-        let mut np_idle = HashMap::new();
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            if last_sweep.is_none_or(|at: std::time::Instant| at.elapsed() >= SWEEP_EVERY) {
-                last_sweep = Some(std::time::Instant::now());
-                self.sweep_replicated_topics(&mut swept).await;
-            }
-            self.sweep_idle_np_topics(&mut np_idle).await;
-            let check_quotas = last_quota_check.elapsed() >= quota_every;
-            if check_quotas {
-                last_quota_check = std::time::Instant::now();
-            }
-            for topic in self.loaded_topics().await {
-                if cancel.is_cancelled() {
-                    return;
-                }
-                if let Err(e) = self.apply_policies(&topic, check_quotas).await {
-                    tracing::debug!(topic = %topic.name(), error = %e, "applying namespace policies failed");
-                }
-            }
-        }
-    }
-
-    async fn apply_policies(
-        &self,
-        topic: &Arc<Topic>,
-        check_quotas: bool,
-    ) -> Result<(), BrokerError> {
-        let policies = self.ctx.namespaces.applied_policies(topic.name()).await?;
-        let topic_policies = self.ctx.namespaces.topic_policies(topic.name())?;
-        topic.set_policy_limits(
-            topic_policies.max_producer_per_topic,
-            topic_policies.max_consumer_per_topic,
-        );
-        let ml = topic.managed_ledger();
-        let dedup = policies
-            .deduplication_enabled
-            .unwrap_or(self.ctx.config.deduplication_enabled);
-        topic
-            .dedup()
-            .set_enabled(ml, dedup)
-            .await
-            .map_err(|e| BrokerError::Persistence(e.to_string()))?;
-        if let Err(e) = topic.dedup().maybe_snapshot(ml, false).await {
-            tracing::debug!(topic = %topic.name(), error = %e, "deduplication snapshot failed");
-        }
-        apply_delayed_delivery(topic, &policies);
-        self.sync_replication(topic, &policies).await?;
-        let mut config = self.ctx.ml_config.clone();
-        apply_retention(&mut config, policies.retention_policies.as_ref());
-        if ml.set_retention(config.retention()) {
-            tracing::info!(topic = %topic.name(), retention = ?config.retention(), "retention policy changed");
-        }
-        apply_offload(&mut config, &policies, &self.ctx.config.offload);
-        if ml.set_offload_policy(config.offload) {
-            tracing::info!(topic = %topic.name(), offload = ?config.offload, "offload policy changed");
-        }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        if let Some(ttl) = policies.message_ttl_in_seconds.filter(|s| *s > 0) {
-            let cutoff = now_ms.saturating_sub(u64::from(ttl.unsigned_abs()) * 1000);
-            for subscription in topic.loaded_subscriptions().await {
-                subscription.expire_before(cutoff);
-            }
-        }
-        if check_quotas {
-            self.check_backlog_quota(topic, &policies, now_ms).await;
-        }
-        if let Some(threshold) = policies.compaction_threshold.filter(|t| *t > 0)
-            && topic.uncompacted_bytes() > threshold as u64
-            && topic.start_compaction()
-        {
-            tracing::info!(topic = %topic.name(), threshold, "compaction threshold reached: compacting");
-        }
-        Ok(())
-    }
-
-    /// Compares the topic's backlog with its namespace's quotas and acts on the first exceeded.
-    async fn check_backlog_quota(&self, topic: &Topic, policies: &Policies, now_ms: u64) {
-        let ml = topic.managed_ledger();
-        let Some(slowest) = ml.slowest_persisted() else {
-            topic.set_quota_exceeded(None);
-            return;
-        };
-        let size = policies
-            .backlog_quota_map
-            .get(&BacklogQuotaType::DestinationStorage)
-            .filter(|q| q.limit_size >= 0);
-        let age = policies
-            .backlog_quota_map
-            .get(&BacklogQuotaType::MessageAge)
-            .filter(|q| q.limit_time >= 0);
-        let backlog = ml.bytes_after(slowest);
-        let size_exceeded = size.filter(|q| backlog > q.limit_size as u64);
-        let oldest_ms = match age {
-            Some(_) => {
-                let first = ml.layout().next(slowest);
-                publish_time::publish_time(ml, first).await.ok()
-            }
-            None => None,
-        };
-        let age_exceeded = age.filter(|q| {
-            oldest_ms.is_some_and(|t| {
-                t > 0 && now_ms.saturating_sub(t) > (q.limit_time as u64).saturating_mul(1000)
-            })
-        });
-        let Some(quota) = size_exceeded.or(age_exceeded) else {
-            if topic.set_quota_exceeded(None) {
-                tracing::info!(topic = %topic.name(), "backlog back under its quota");
-            }
-            return;
-        };
-        match quota.policy {
-            RetentionPolicy::ProducerRequestHold | RetentionPolicy::ProducerException => {
-                if topic.set_quota_exceeded(Some(quota.policy)) {
-                    tracing::warn!(topic = %topic.name(), backlog, policy = ?quota.policy, "backlog quota exceeded: producers refused");
-                }
-                topic.disconnect_producers();
-            }
-            RetentionPolicy::ConsumerBacklogEviction => {
-                topic.set_quota_exceeded(None);
-                if size_exceeded.is_some()
-                    && let Some(through) = ml.position_keeping(quota.limit_size as u64)
-                {
-                    tracing::warn!(topic = %topic.name(), backlog, %through, "backlog quota exceeded: evicting the oldest backlog");
-                    topic.skip_backlog_through(through).await;
-                } else if age_exceeded.is_some() {
-                    let cutoff = now_ms.saturating_sub((quota.limit_time as u64) * 1000);
-                    for subscription in topic.loaded_subscriptions().await {
-                        subscription.expire_before(cutoff);
-                    }
-                    if let Ok(first_live) =
-                        publish_time::first_at_or_after(ml, &ml.layout(), cutoff).await
-                    {
-                        topic
-                            .skip_backlog_through(ml.layout().prev(first_live))
-                            .await;
-                    }
-                }
-            }
-        }
     }
 
     pub async fn ml_config_for(
