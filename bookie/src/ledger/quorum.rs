@@ -65,6 +65,13 @@ pub(super) struct Quorum {
 }
 
 impl Quorum {
+    /// Frees the pending queue's buffer if nothing is pending.
+    pub fn shrink_if_idle(&mut self) {
+        if self.pending.is_empty() {
+            self.pending.shrink_to_fit();
+        }
+    }
+
     pub fn new(meta: LedgerMetadata) -> Quorum {
         Quorum {
             meta,

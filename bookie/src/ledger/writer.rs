@@ -119,6 +119,16 @@ impl LedgerWriter {
         self.inner.id
     }
 
+    /// Frees the buffers of the queues of entries in flight if none is (a writer that goes
+    /// idle keeps the capacity of its busiest moment otherwise).
+    pub fn shrink_if_idle(&self) {
+        let mut state = self.inner.lock();
+        if state.waiters.is_empty() {
+            state.waiters.shrink_to_fit();
+        }
+        state.quorum.shrink_if_idle();
+    }
+
     /// The last entry acknowledged to callers (−1 before the first).
     pub fn last_add_confirmed(&self) -> i64 {
         self.inner.lock().quorum.lac()

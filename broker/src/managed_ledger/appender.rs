@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
+use futures::StreamExt;
+use futures::channel::mpsc;
 use magnetar_bookie::ledger::{LedgerError, LedgerWriter, PendingAdd};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::MlError;
@@ -51,7 +53,7 @@ struct Current {
 #[derive(Debug)]
 pub(super) struct Appender {
     shared: Arc<Shared>,
-    commands: mpsc::UnboundedReceiver<Box<Command>>,
+    commands: mpsc::UnboundedReceiver<Command>,
     current: Option<Current>,
     /// A ledger sealed (or abandoned) whose final count is not in the ledger list yet.
     unrecorded: Option<LedgerRecord>,
@@ -73,7 +75,7 @@ async fn next_completion(inflight: &mut VecDeque<InFlight>) -> Result<u64, Ledge
 impl Appender {
     pub fn new(
         shared: Arc<Shared>,
-        commands: mpsc::UnboundedReceiver<Box<Command>>,
+        commands: mpsc::UnboundedReceiver<Command>,
         writer: LedgerWriter,
     ) -> Appender {
         Appender {
@@ -95,7 +97,7 @@ impl Appender {
                 biased;
                 _ = cancel.cancelled() => break,
                 result = next_completion(&mut self.inflight) => self.completed(result).await,
-                command = self.commands.recv() => match command.map(|c| *c) {
+                command = self.commands.next() => match command {
                     None => break,
                     Some(Command::Append { data, done }) => self.submit(Request { data, done }).await,
                     Some(Command::Rollover { done }) => {
@@ -115,11 +117,24 @@ impl Appender {
                     {
                         tracing::warn!(managed_ledger = %self.shared.name, error = %e, "time-based rollover failed");
                     }
+                    self.shrink_if_idle();
                 }
             }
         }
         // Whatever is left is answered `Closed` as its sender is dropped.
         self.shared.set_closed();
+    }
+
+    /// Gives back the queues' buffers while nothing is in flight: they keep the capacity of
+    /// their busiest moment, and an idle topic should cost as little as a new one.
+    fn shrink_if_idle(&mut self) {
+        if self.inflight.is_empty() && self.waiting.is_empty() {
+            self.inflight.shrink_to_fit();
+            self.waiting.shrink_to_fit();
+            if let Some(current) = &self.current {
+                current.writer.shrink_if_idle();
+            }
+        }
     }
 
     async fn submit(&mut self, request: Request) {
@@ -400,7 +415,7 @@ impl Appender {
                 tracing::debug!(managed_ledger = %self.shared.name, ledger_id = new_id, "new ledger");
                 self.current = Some(Current::new(writer));
                 // The ledger before it is closed now: trimming may have work.
-                self.shared.wake.notify_one();
+                self.shared.wake_trim();
                 self.send_waiting();
                 if let Some(id) = empty {
                     delete_quietly(&self.shared.ledgers, &self.shared.name, id).await;

@@ -38,8 +38,6 @@ use bytes::Bytes;
 use magnetar_bookie::ledger::LedgerClient;
 use magnetar_metadata::Expected;
 use tokio::sync::{oneshot, watch};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use cache::CacheBudget;
 pub use config::{ManagedLedgerConfig, OffloadPolicy, OwnershipGuard, Retention};
@@ -55,14 +53,12 @@ use shared::{Command, CursorCore, Shared, lock};
 #[derive(Debug)]
 struct Handle {
     shared: Arc<Shared>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.cancel.cancel();
-        self.shared.ended.cancel();
+        self.shared.cancel.cancel();
+        shared::lock(&self.shared.on_fenced).take();
     }
 }
 
@@ -98,17 +94,18 @@ impl ManagedLedger {
         config: ManagedLedgerConfig,
     ) -> Result<ManagedLedger, MlError> {
         let opened = open::open(name, ledgers, config).await?;
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(opened.appender.run(cancel.child_token()));
-        tasks.spawn(trim::run(opened.shared.clone(), cancel.child_token()));
-        tasks.spawn(offload::run(opened.shared.clone(), cancel.child_token()));
+        let shared = opened.shared;
+        shared
+            .tasks
+            .spawn(opened.appender.run(shared.cancel.child_token()));
+        shared.wake_trim();
+        if shared.config.offloader.is_some() {
+            shared
+                .tasks
+                .spawn(offload::run(shared.clone(), shared.cancel.child_token()));
+        }
         Ok(ManagedLedger {
-            handle: Arc::new(Handle {
-                shared: opened.shared,
-                cancel,
-                tasks,
-            }),
+            handle: Arc::new(Handle { shared }),
         })
     }
 
@@ -116,16 +113,18 @@ impl ManagedLedger {
         &self.handle.shared
     }
 
-    /// Resolves once this managed ledger is fenced (true: another broker took the topic; the
-    /// topic should be unloaded) or closed (false). Holds no reference to the managed ledger.
-    pub fn ended(&self) -> impl Future<Output = bool> + Send + 'static {
-        let ended = self.shared().ended.clone();
-        let shared = Arc::downgrade(self.shared());
-        async move {
-            ended.cancelled().await;
-            shared
-                .upgrade()
-                .is_some_and(|s| s.status() == shared::Status::Fenced)
+    /// Calls `callback` once if this managed ledger is fenced (another broker took the topic;
+    /// the topic should be unloaded): at once if it already is, never once it is closed.
+    pub fn on_fenced(&self, callback: impl FnOnce() + Send + 'static) {
+        let shared = self.shared();
+        let mut slot = shared::lock(&shared.on_fenced);
+        match shared.status() {
+            shared::Status::Open => *slot = Some(shared::OnFenced(Box::new(callback))),
+            shared::Status::Fenced => {
+                drop(slot);
+                callback();
+            }
+            shared::Status::Closed => {}
         }
     }
 
@@ -158,7 +157,7 @@ impl ManagedLedger {
         let sent = self.shared().check_open().and_then(|()| {
             self.shared()
                 .commands
-                .send(Box::new(Command::Append { data: entry, done }))
+                .unbounded_send(Command::Append { data: entry, done })
                 .map_err(|_| MlError::Closed)
         });
         async move {
@@ -317,7 +316,7 @@ impl ManagedLedger {
             .is_ok_and(|effect| effect.mark_delete_moved);
         if moved {
             record.idle_unwritten = true;
-            self.shared().wake.notify_one();
+            self.shared().wake_trim();
         }
         moved
     }
@@ -453,7 +452,7 @@ impl ManagedLedger {
         shared
             .owned_txn(|txn| txn.delete(key.clone(), Expected::Any))
             .await?;
-        shared.wake.notify_one();
+        shared.wake_trim();
         Ok(())
     }
 
@@ -476,7 +475,7 @@ impl ManagedLedger {
         let (done, rx) = oneshot::channel();
         self.shared()
             .commands
-            .send(Box::new(Command::Rollover { done }))
+            .unbounded_send(Command::Rollover { done })
             .map_err(|_| MlError::Closed)?;
         rx.await.unwrap_or(Err(MlError::Closed))
     }
@@ -493,7 +492,7 @@ impl ManagedLedger {
     pub async fn close(&self) -> Result<(), MlError> {
         let shared = self.shared();
         let (done, rx) = oneshot::channel();
-        let sealed = match shared.commands.send(Box::new(Command::Close { done })) {
+        let sealed = match shared.commands.unbounded_send(Command::Close { done }) {
             Ok(()) => rx.await.unwrap_or(Ok(())),
             Err(_) => Ok(()), // already closed
         };
@@ -501,9 +500,9 @@ impl ManagedLedger {
             shared::Status::Fenced => Ok(()),
             _ => stored_cursor::write_idle(shared).await,
         };
-        self.handle.cancel.cancel();
-        self.handle.tasks.close();
-        self.handle.tasks.wait().await;
+        shared.cancel.cancel();
+        shared.tasks.close();
+        shared.tasks.wait().await;
         shared.set_closed();
         lock(&shared.cache).clear();
         tracing::info!(managed_ledger = %shared.name, "managed ledger closed");

@@ -127,7 +127,7 @@ pub(super) async fn open(
         current_size: 0,
         writers,
     };
-    let (commands, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (commands, rx) = futures::channel::mpsc::unbounded();
     let shared = Arc::new(Shared::new(name, config, ledgers, state, commands));
     for reader in readers.into_values() {
         shared.keep_reader(reader);

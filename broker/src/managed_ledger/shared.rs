@@ -6,15 +6,17 @@
 //! read-modify-CAS cycles of the ledger list between the appender and the trimmer.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::channel::mpsc;
 use magnetar_bookie::ledger::{LedgerClient, LedgerReader, LedgerWriter};
 use magnetar_metadata::{Expected, MetadataClient, MetadataError, Txn};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::EntryCache;
 use super::config::{OffloadPolicy, Retention};
@@ -41,8 +43,18 @@ pub(super) enum Status {
     Closed = 2,
 }
 
-/// What the appender task is asked to do, in call order. Sent boxed: a channel allocates its
-/// first block of 32 slots when created, and every loaded topic has one.
+/// What [`Shared::fence`] calls.
+pub struct OnFenced(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for OnFenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnFenced")
+    }
+}
+
+/// What the appender task is asked to do, in call order. The channel is `futures`' unbounded
+/// one: tokio's allocates a block of 32 slots and a cache-padded header (about 800 bytes) when
+/// created, and every loaded topic has one.
 #[derive(Debug)]
 pub(super) enum Command {
     Append {
@@ -142,17 +154,25 @@ pub(super) struct Shared {
     pub meta_lock: tokio::sync::Mutex<()>,
     pub cache: Mutex<EntryCache>,
     pub readers: Mutex<HashMap<u64, LedgerReader>>,
-    pub commands: mpsc::UnboundedSender<Box<Command>>,
+    pub commands: mpsc::UnboundedSender<Command>,
     pub appended: watch::Sender<Option<Position>>,
     pub cursors: Mutex<BTreeMap<String, Arc<CursorCore>>>,
     /// Serializes cursor creation and deletion.
     pub cursor_lock: tokio::sync::Mutex<()>,
-    /// Wakes the background task (trim) before its next tick.
+    /// Wakes the trim task before its next tick (see [`Shared::wake_trim`]).
     pub wake: Notify,
+    /// Whether the trim task runs: it runs only while there is something to trim or an idle
+    /// cursor to write, so that an idle topic keeps neither a task nor a timer.
+    trim_running: AtomicBool,
+    /// Stops the managed ledger's tasks.
+    pub cancel: CancellationToken,
+    /// The managed ledger's tasks (closing waits for them).
+    pub tasks: TaskTracker,
     /// Ledger writes that failed (each followed by a rollover).
     pub write_failures: AtomicU64,
-    /// Cancelled once the managed ledger is fenced or closed.
-    pub ended: CancellationToken,
+    /// Called once when the managed ledger is fenced (a callback rather than a task waiting
+    /// for it: every loaded topic has one).
+    pub on_fenced: Mutex<Option<OnFenced>>,
     /// Retention now (the namespace policy may change while the topic is loaded).
     pub retention: Mutex<Retention>,
     /// The offload policy now (likewise).
@@ -190,7 +210,7 @@ impl Shared {
         config: ManagedLedgerConfig,
         ledgers: LedgerClient,
         state: State,
-        commands: mpsc::UnboundedSender<Box<Command>>,
+        commands: mpsc::UnboundedSender<Command>,
     ) -> Shared {
         let last = state.last_confirmed;
         let retention = config.retention();
@@ -213,8 +233,11 @@ impl Shared {
             cursors: Mutex::default(),
             cursor_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            trim_running: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             write_failures: AtomicU64::new(0),
-            ended: CancellationToken::new(),
+            on_fenced: Mutex::new(None),
             retention: Mutex::new(retention),
             offload_policy: Mutex::new(offload_policy),
             offload: Mutex::default(),
@@ -247,6 +270,29 @@ impl Shared {
         }
     }
 
+    /// Something to trim or write may have appeared (a ledger closed, a cursor released, moved
+    /// or deleted): wakes the trim task, or starts it if it had stopped for want of work. Call
+    /// after the change is visible to [`trim::has_work`](super::trim).
+    pub fn wake_trim(self: &Arc<Self>) {
+        // The permit makes a new task's first round start at once, as a woken task's does.
+        self.wake.notify_one();
+        if !self.trim_running.swap(true, Ordering::AcqRel)
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.tasks
+                .spawn(super::trim::run(self.clone(), self.cancel.child_token()));
+        }
+    }
+
+    /// The trim task found nothing to do: it may stop, unless work appeared meanwhile and no
+    /// other task was started for it. True if the caller should go on running.
+    pub fn trim_may_stop(&self, has_work: impl Fn() -> bool) -> bool {
+        self.trim_running.store(false, Ordering::Release);
+        // A wake between the caller's check and the store saw the task running and only
+        // notified: look again, and go on unless that wake started a task of its own.
+        has_work() && !self.trim_running.swap(true, Ordering::AcqRel)
+    }
+
     /// Another broker took the topic: stop writing for good.
     pub fn fence(&self) {
         if self
@@ -261,7 +307,10 @@ impl Shared {
         {
             tracing::warn!(managed_ledger = %self.name, "fenced: another broker owns the topic now");
         }
-        self.ended.cancel();
+        let callback = lock(&self.on_fenced).take();
+        if let Some(OnFenced(callback)) = callback {
+            callback();
+        }
     }
 
     pub fn set_closed(&self) {
@@ -271,7 +320,7 @@ impl Shared {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        self.ended.cancel();
+        lock(&self.on_fenced).take();
     }
 
     /// Changes the ledger list by compare-and-set: `edit` the latest list, write it, then

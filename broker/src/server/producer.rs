@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use magnetar_protocol::Frame;
 use magnetar_protocol::pulsar::{CommandSendError, CommandSendReceipt, MessageIdData};
 use prometheus::IntGauge;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::BrokerError;
 use crate::position::Position;
@@ -52,16 +54,17 @@ pub(super) struct Producer {
     pub topic: Arc<Topic>,
     pub name: String,
     pub owner: ProducerOwner,
-    /// Boxed: the channel allocates its first block of 32 slots up front, for every producer.
-    receipts: mpsc::UnboundedSender<Box<Receipt>>,
+    /// `futures`' unbounded channel: tokio's allocates about 800 bytes up front, for every
+    /// producer.
+    receipts: mpsc::UnboundedSender<Receipt>,
 }
 
 impl Producer {
     pub fn new(topic: Arc<Topic>, name: String, owner: ProducerOwner, out: Outbound) -> Producer {
-        let (receipts, mut queue) = mpsc::unbounded_channel::<Box<Receipt>>();
+        let (receipts, mut queue) = mpsc::unbounded::<Receipt>();
         let producer_id = owner.producer_id;
         tokio::spawn(async move {
-            while let Some(receipt) = queue.recv().await {
+            while let Some(receipt) = queue.next().await {
                 let frame: Frame = match receipt.append.await {
                     Ok(position) => CommandSendReceipt {
                         producer_id,
@@ -102,7 +105,7 @@ impl Producer {
 
     pub fn enqueue(&self, receipt: Receipt) {
         // The receipt task ends only when the connection's writer is gone.
-        let _ = self.receipts.send(Box::new(receipt));
+        let _ = self.receipts.unbounded_send(receipt);
     }
 
     pub fn close(&self) {

@@ -293,12 +293,9 @@ impl BrokerService {
                     return Err(e);
                 }
                 tracing::info!(topic = %name, "topic loaded");
-                let ended = topic.managed_ledger().ended();
                 let (fenced, fenced_name) = (self.fenced.clone(), name.clone());
-                tokio::spawn(async move {
-                    if ended.await {
-                        let _ = fenced.send(fenced_name);
-                    }
+                topic.managed_ledger().on_fenced(move || {
+                    let _ = fenced.send(fenced_name);
                 });
                 Ok::<_, BrokerError>(topic)
             })
