@@ -19,13 +19,23 @@ impl NamespaceService {
 
     /// The topic's own policies (a partition's are its partitioned topic's).
     pub fn topic_policies(&self, topic: &TopicName) -> Result<TopicPolicies, BrokerError> {
+        Ok(self.own_topic_policies(topic)?.unwrap_or_default())
+    }
+
+    /// The topic's own policies, if it has any.
+    pub fn own_topic_policies(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<TopicPolicies>, BrokerError> {
         let key = magnetar_admin_api::keys::topic_policies(topic);
-        match self.topic_policies.get(&key) {
-            None => Ok(Default::default()),
-            Some(record) => serde_json::from_slice(&record.value).map_err(|e| {
-                BrokerError::Metadata(format!("unreadable policies of topic {topic}: {e}"))
-            }),
-        }
+        self.topic_policies
+            .get(&key)
+            .map(|record| {
+                serde_json::from_slice(&record.value).map_err(|e| {
+                    BrokerError::Metadata(format!("unreadable policies of topic {topic}: {e}"))
+                })
+            })
+            .transpose()
     }
 
     /// Namespaces (`tenant/ns`) holding a topic whose own replication clusters name a cluster

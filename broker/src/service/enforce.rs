@@ -12,8 +12,17 @@ use super::storage_policies::{apply_offload, apply_retention};
 use super::sweep::SWEEP_EVERY;
 use super::{BrokerService, apply_delayed_delivery};
 use crate::error::BrokerError;
+use crate::managed_ledger::{OffloadPolicy, Retention};
 use crate::publish_time;
 use crate::topic::Topic;
+
+/// A namespace's (or a topic's) policies as a round applies them: parsed once, with the
+/// managed-ledger settings they give.
+struct RoundPolicies {
+    policies: Policies,
+    retention: Retention,
+    offload: OffloadPolicy,
+}
 
 impl BrokerService {
     /// Applies namespace policies to the loaded topics, every `every` until `cancel`: retention
@@ -48,7 +57,7 @@ impl BrokerService {
                 last_quota_check = std::time::Instant::now();
             }
             // Each namespace's policies are parsed once a round, not once per topic.
-            let mut namespaces = HashMap::new();
+            let mut namespaces: HashMap<String, Arc<RoundPolicies>> = HashMap::new();
             for topic in self.loaded_topics().await {
                 if cancel.is_cancelled() {
                     return;
@@ -58,7 +67,8 @@ impl BrokerService {
                     Some(policies) => Arc::clone(policies),
                     None => match self.ctx.namespaces.policies(&namespace).await {
                         Ok(policies) => {
-                            let policies = Arc::new(policies.unwrap_or_default());
+                            let policies =
+                                Arc::new(self.round_policies(policies.unwrap_or_default()));
                             namespaces.insert(namespace, Arc::clone(&policies));
                             policies
                         }
@@ -78,17 +88,34 @@ impl BrokerService {
         }
     }
 
+    /// `policies` with the managed-ledger settings they give.
+    fn round_policies(&self, policies: Policies) -> RoundPolicies {
+        let mut config = self.ctx.ml_config.clone();
+        apply_retention(&mut config, policies.retention_policies.as_ref());
+        apply_offload(&mut config, &policies, &self.ctx.config.offload);
+        RoundPolicies {
+            retention: config.retention(),
+            offload: config.offload,
+            policies,
+        }
+    }
+
     async fn apply_policies(
         &self,
         topic: &Arc<Topic>,
-        namespace_policies: &Policies,
+        namespace: &RoundPolicies,
         check_quotas: bool,
     ) -> Result<(), BrokerError> {
-        let topic_policies = self.ctx.namespaces.topic_policies(topic.name())?;
-        let policies = topic_policies.applied_to(namespace_policies);
+        // Most topics have no policies of their own: they use their namespace's as they are.
+        let own = self.ctx.namespaces.own_topic_policies(topic.name())?;
+        let overridden = own
+            .as_ref()
+            .map(|own| self.round_policies(own.applied_to(&namespace.policies)));
+        let round = overridden.as_ref().unwrap_or(namespace);
+        let policies = &round.policies;
         topic.set_policy_limits(
-            topic_policies.max_producer_per_topic,
-            topic_policies.max_consumer_per_topic,
+            own.as_ref().and_then(|own| own.max_producer_per_topic),
+            own.as_ref().and_then(|own| own.max_consumer_per_topic),
         );
         let ml = topic.managed_ledger();
         let dedup = policies
@@ -102,16 +129,13 @@ impl BrokerService {
         if let Err(e) = topic.dedup().maybe_snapshot(ml, false).await {
             tracing::debug!(topic = %topic.name(), error = %e, "deduplication snapshot failed");
         }
-        apply_delayed_delivery(topic, &policies);
-        self.sync_replication(topic, &policies).await?;
-        let mut config = self.ctx.ml_config.clone();
-        apply_retention(&mut config, policies.retention_policies.as_ref());
-        if ml.set_retention(config.retention()) {
-            tracing::info!(topic = %topic.name(), retention = ?config.retention(), "retention policy changed");
+        apply_delayed_delivery(topic, policies);
+        self.sync_replication(topic, policies).await?;
+        if ml.set_retention(round.retention) {
+            tracing::info!(topic = %topic.name(), retention = ?round.retention, "retention policy changed");
         }
-        apply_offload(&mut config, &policies, &self.ctx.config.offload);
-        if ml.set_offload_policy(config.offload) {
-            tracing::info!(topic = %topic.name(), offload = ?config.offload, "offload policy changed");
+        if ml.set_offload_policy(round.offload) {
+            tracing::info!(topic = %topic.name(), offload = ?round.offload, "offload policy changed");
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -123,7 +147,7 @@ impl BrokerService {
             }
         }
         if check_quotas {
-            self.check_backlog_quota(topic, &policies, now_ms).await;
+            self.check_backlog_quota(topic, policies, now_ms).await;
         }
         if let Some(threshold) = policies.compaction_threshold.filter(|t| *t > 0)
             && topic.uncompacted_bytes() > threshold as u64
