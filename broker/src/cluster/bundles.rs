@@ -11,6 +11,8 @@ use std::fmt;
 
 use magnetar_admin_api::keys;
 
+use crate::error::BrokerError;
+
 /// The hash that places a topic in a bundle.
 pub fn topic_hash(full_name: &str) -> u32 {
     crc32fast::hash(full_name.as_bytes())
@@ -72,6 +74,52 @@ fn parse_hex(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(digits, 16).ok()
+}
+
+pub(super) fn parse_bundles(policies: &[u8]) -> Result<Bundles, BrokerError> {
+    #[derive(serde::Deserialize)]
+    struct Policies {
+        #[serde(default)]
+        bundles: Option<BundlesData>,
+    }
+    #[derive(serde::Deserialize)]
+    struct BundlesData {
+        boundaries: Vec<String>,
+    }
+    let parsed: Policies = serde_json::from_slice(policies)
+        .map_err(|e| BrokerError::Metadata(format!("unreadable namespace policies: {e}")))?;
+    match parsed.bundles {
+        None => Ok(Bundles::full()),
+        Some(data) => {
+            Bundles::from_hex(&data.boundaries).map_err(|e| BrokerError::Metadata(e.to_string()))
+        }
+    }
+}
+
+/// Each namespace's bundles, parsed, by the version of its policies record: every lookup and
+/// every unload asks for a topic's bundle, and parsing the whole policies document each time
+/// showed in profiles (100,000 topics unloading, 4 bundles: 400,000 parses).
+#[derive(Debug, Default)]
+pub(super) struct ParsedBundles(
+    std::sync::Mutex<std::collections::HashMap<String, (u64, Bundles)>>,
+);
+
+impl ParsedBundles {
+    /// The bundles in `value`, the policies record `key` at `version`.
+    pub fn get(&self, key: &str, version: u64, value: &[u8]) -> Result<Bundles, BrokerError> {
+        let mut parsed = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, bundles)) = parsed.get(key)
+            && *at == version
+        {
+            return Ok(bundles.clone());
+        }
+        let bundles = parse_bundles(value)?;
+        parsed.insert(key.to_string(), (version, bundles.clone()));
+        Ok(bundles)
+    }
 }
 
 /// The bundles of one namespace: sorted boundaries from 0 to `0xffffffff`.
@@ -328,5 +376,25 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(holding, vec![found]);
         }
+    }
+
+    #[test]
+    fn bundles_come_from_the_policies() {
+        let with = br#"{"bundles":{"boundaries":["0x00000000","0x80000000","0xffffffff"],"numBundles":2}}"#;
+        assert_eq!(parse_bundles(with).expect("valid").len(), 2);
+        assert_eq!(parse_bundles(b"{}").expect("valid"), Bundles::full());
+        assert!(parse_bundles(b"not json").is_err());
+    }
+
+    #[test]
+    fn parsed_bundles_follow_the_record_version() {
+        let cache = ParsedBundles::default();
+        let two = br#"{"bundles":{"boundaries":["0x00000000","0x80000000","0xffffffff"]}}"#;
+        let four = br#"{"bundles":{"boundaries":["0x00000000","0x40000000","0x80000000","0xc0000000","0xffffffff"]}}"#;
+        assert_eq!(cache.get("k", 1, two).expect("valid").len(), 2);
+        // Same version: the parsed copy, whatever the bytes.
+        assert_eq!(cache.get("k", 1, four).expect("valid").len(), 2);
+        assert_eq!(cache.get("k", 2, four).expect("valid").len(), 4);
+        assert!(cache.get("k", 3, b"not json").is_err());
     }
 }

@@ -31,14 +31,13 @@ use magnetar_metadata::{
     Expected, MetadataClient, MetadataError, PrefixCache, Session, SessionKeeper, Txn,
 };
 use magnetar_protocol::TopicName;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
 use crate::managed_ledger::OwnershipGuard;
 pub use bundles::BundleName;
-use bundles::Bundles;
+use bundles::{Bundles, parse_bundles};
 use magnetar_admin_api::keys;
 
 /// Live brokers: `/loadbalance/brokers/{broker id}` → [`BrokerData`]; bundle owners:
@@ -101,6 +100,7 @@ pub struct NamespaceService {
     owners: PrefixCache,
     policies: PrefixCache,
     topic_policies: PrefixCache,
+    parsed_bundles: bundles::ParsedBundles,
     held: Mutex<HashMap<BundleName, Held>>,
     lost: mpsc::UnboundedSender<LostBundles>,
     stop: CancellationToken,
@@ -132,6 +132,7 @@ impl NamespaceService {
             owners,
             policies,
             topic_policies,
+            parsed_bundles: Default::default(),
             held: Mutex::default(),
             lost,
             stop: CancellationToken::new(),
@@ -205,7 +206,10 @@ impl NamespaceService {
                 BrokerError::TopicNotFound(format!("namespace {namespace} does not exist"))
             })?,
         };
-        Ok((parse_bundles(&record.value)?, record.version))
+        let bundles = self
+            .parsed_bundles
+            .get(&key, record.version, &record.value)?;
+        Ok((bundles, record.version))
     }
 
     /// A namespace's policies (`tenant/ns`), from the watched copy or the group.
@@ -599,26 +603,6 @@ impl NamespaceService {
     }
 }
 
-fn parse_bundles(policies: &[u8]) -> Result<Bundles, BrokerError> {
-    #[derive(Deserialize)]
-    struct Policies {
-        #[serde(default)]
-        bundles: Option<BundlesData>,
-    }
-    #[derive(Deserialize)]
-    struct BundlesData {
-        boundaries: Vec<String>,
-    }
-    let parsed: Policies = serde_json::from_slice(policies)
-        .map_err(|e| BrokerError::Metadata(format!("unreadable namespace policies: {e}")))?;
-    match parsed.bundles {
-        None => Ok(Bundles::full()),
-        Some(data) => {
-            Bundles::from_hex(&data.boundaries).map_err(|e| BrokerError::Metadata(e.to_string()))
-        }
-    }
-}
-
 /// Re-registers on every new session and gives up what the previous one held.
 async fn follow_sessions(service: std::sync::Weak<NamespaceService>, stop: CancellationToken) {
     let Some(mut changes) = service.upgrade().map(|s| s.sessions.subscribe()) else {
@@ -688,13 +672,5 @@ mod tests {
         assert_eq!(bundle.name(), "public/default/0x40000000_0x80000000");
         assert_eq!(BundleName::from_key(&bundle.key()), Some(bundle));
         assert_eq!(BundleName::from_key("/namespace/x"), None);
-    }
-
-    #[test]
-    fn bundles_come_from_the_policies() {
-        let with = br#"{"bundles":{"boundaries":["0x00000000","0x80000000","0xffffffff"],"numBundles":2}}"#;
-        assert_eq!(parse_bundles(with).expect("valid").len(), 2);
-        assert_eq!(parse_bundles(b"{}").expect("valid"), Bundles::full());
-        assert!(parse_bundles(b"not json").is_err());
     }
 }

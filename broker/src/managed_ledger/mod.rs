@@ -505,7 +505,8 @@ impl ManagedLedger {
         shared.tasks.wait().await;
         shared.set_closed();
         lock(&shared.cache).clear();
-        tracing::info!(managed_ledger = %shared.name, "managed ledger closed");
+        // At debug, as "opened": the broker logs "topic unloaded".
+        tracing::debug!(managed_ledger = %shared.name, "managed ledger closed");
         sealed.and(flushed)
     }
 

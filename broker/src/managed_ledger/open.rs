@@ -141,7 +141,9 @@ pub(super) async fn open(
             );
         }
     }
-    tracing::info!(
+    // At debug: the broker logs "topic loaded" for the same event (a line per topic and
+    // event is what 100,000 topics can afford).
+    tracing::debug!(
         managed_ledger = name,
         ledger_id = writer.id(),
         "managed ledger opened"
