@@ -208,7 +208,7 @@ impl NamespaceService {
         };
         let bundles = self
             .parsed_bundles
-            .get(&key, record.version, &record.value)?;
+            .get(&key, record.mod_revision, &record.value)?;
         Ok((bundles, record.version))
     }
 

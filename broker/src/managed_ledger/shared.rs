@@ -276,9 +276,12 @@ impl Shared {
     pub fn wake_trim(self: &Arc<Self>) {
         // The permit makes a new task's first round start at once, as a woken task's does.
         self.wake.notify_one();
-        if !self.trim_running.swap(true, Ordering::AcqRel)
-            && tokio::runtime::Handle::try_current().is_ok()
-        {
+        // Nothing starts once the managed ledger is closing (no round may run after `close`),
+        // nor where there is no runtime to run it (the flag stays clear for the next wake).
+        if self.cancel.is_cancelled() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if !self.trim_running.swap(true, Ordering::AcqRel) {
             self.tasks
                 .spawn(super::trim::run(self.clone(), self.cancel.child_token()));
         }

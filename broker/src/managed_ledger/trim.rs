@@ -128,9 +128,10 @@ pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             return;
         }
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
             _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
         }
         if shared.status() == Status::Fenced {
             return;
