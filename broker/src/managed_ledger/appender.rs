@@ -414,8 +414,9 @@ impl Appender {
             Ok(()) => {
                 tracing::debug!(managed_ledger = %self.shared.name, ledger_id = new_id, "new ledger");
                 self.current = Some(Current::new(writer));
-                // The ledger before it is closed now: trimming may have work.
-                self.shared.wake_trim();
+                // The ledger before it is closed now: trimming may have work (at its next
+                // round, as before the task could stop).
+                super::trim::start(&self.shared);
                 self.send_waiting();
                 if let Some(id) = empty {
                     delete_quietly(&self.shared.ledgers, &self.shared.name, id).await;

@@ -86,7 +86,7 @@ impl ManagedCursor {
         record.idle = Some(cursor);
         record.idle_unwritten = unwritten;
         if unwritten {
-            self.shared.wake_trim();
+            super::trim::wake(&self.shared);
         }
     }
 

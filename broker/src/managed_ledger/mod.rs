@@ -98,7 +98,7 @@ impl ManagedLedger {
         shared
             .tasks
             .spawn(opened.appender.run(shared.cancel.child_token()));
-        shared.wake_trim();
+        trim::start(&shared);
         if shared.config.offloader.is_some() {
             shared
                 .tasks
@@ -316,7 +316,7 @@ impl ManagedLedger {
             .is_ok_and(|effect| effect.mark_delete_moved);
         if moved {
             record.idle_unwritten = true;
-            self.shared().wake_trim();
+            trim::wake(self.shared());
         }
         moved
     }
@@ -452,7 +452,7 @@ impl ManagedLedger {
         shared
             .owned_txn(|txn| txn.delete(key.clone(), Expected::Any))
             .await?;
-        shared.wake_trim();
+        trim::wake(shared);
         Ok(())
     }
 

@@ -159,7 +159,7 @@ pub(super) struct Shared {
     pub cursors: Mutex<BTreeMap<String, Arc<CursorCore>>>,
     /// Serializes cursor creation and deletion.
     pub cursor_lock: tokio::sync::Mutex<()>,
-    /// Wakes the trim task before its next tick (see [`Shared::wake_trim`]).
+    /// Wakes the trim task before its next tick (see [`trim::wake`](super::trim::wake)).
     pub wake: Notify,
     /// Whether the trim task runs: it runs only while there is something to trim or an idle
     /// cursor to write, so that an idle topic keeps neither a task nor a timer.
@@ -270,21 +270,9 @@ impl Shared {
         }
     }
 
-    /// Something to trim or write may have appeared (a ledger closed, a cursor released, moved
-    /// or deleted): wakes the trim task, or starts it if it had stopped for want of work. Call
-    /// after the change is visible to [`trim::has_work`](super::trim).
-    pub fn wake_trim(self: &Arc<Self>) {
-        // The permit makes a new task's first round start at once, as a woken task's does.
-        self.wake.notify_one();
-        // Nothing starts once the managed ledger is closing (no round may run after `close`),
-        // nor where there is no runtime to run it (the flag stays clear for the next wake).
-        if self.cancel.is_cancelled() || tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        if !self.trim_running.swap(true, Ordering::AcqRel) {
-            self.tasks
-                .spawn(super::trim::run(self.clone(), self.cancel.child_token()));
-        }
+    /// Marks the trim task running; false if it already was.
+    pub fn begin_trim(&self) -> bool {
+        !self.trim_running.swap(true, Ordering::AcqRel)
     }
 
     /// The trim task found nothing to do: it may stop, unless work appeared meanwhile and no

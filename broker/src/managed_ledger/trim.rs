@@ -118,7 +118,7 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
 /// so there is nothing to trim more often than cursors are written.
 ///
 /// The task runs only while there is something to do: with nothing to trim (no ledger but the
-/// open one) and no idle cursor left to write it stops, and [`Shared::wake_trim`] starts it
+/// open one) and no idle cursor left to write it stops, and [`start`] or [`wake`] starts it
 /// again — after a new ledger, a released, moved or deleted cursor. With 100,000 idle topics
 /// the per-topic ticks kept a core busy and the tasks took half a KiB each.
 pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
@@ -142,6 +142,30 @@ pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         if let Err(e) = Box::pin(trim(&shared)).await {
             tracing::warn!(managed_ledger = %shared.name, error = %e, "trimming failed");
         }
+    }
+}
+
+/// Something to trim or write may have appeared (a cursor released, moved or deleted): wakes
+/// the trim task for a round now, or starts it if it had stopped for want of work. Call after
+/// the change is visible to [`has_work`].
+pub(super) fn wake(shared: &Arc<Shared>) {
+    // The permit makes a new task's first round start at once, as a woken task's does.
+    shared.wake.notify_one();
+    start(shared);
+}
+
+/// Starts the trim task unless it runs; its first round comes a `cursor_persist_interval`
+/// later, like every other (a round the moment a topic opens would trim ledgers before its
+/// subscriptions are back). Nothing starts once the managed ledger is closing (no round may
+/// run after `close`), nor where there is no runtime (the running flag stays clear).
+pub(super) fn start(shared: &Arc<Shared>) {
+    if shared.cancel.is_cancelled() || tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    if shared.begin_trim() {
+        shared
+            .tasks
+            .spawn(run(shared.clone(), shared.cancel.child_token()));
     }
 }
 
