@@ -159,7 +159,7 @@ pub(super) struct Shared {
     pub cursors: Mutex<BTreeMap<String, Arc<CursorCore>>>,
     /// Serializes cursor creation and deletion.
     pub cursor_lock: tokio::sync::Mutex<()>,
-    /// Wakes the trim task before its next tick (see [`trim::wake`](super::trim::wake)).
+    /// Wakes the trim task before its next tick (see `trim::wake`).
     pub wake: Notify,
     /// Whether the trim task runs: it runs only while there is something to trim or an idle
     /// cursor to write, so that an idle topic keeps neither a task nor a timer.
