@@ -258,13 +258,21 @@ impl LedgerClient {
             }
         }
         let key = metadata::key(ledger_id);
-        self.inner
+        match self
+            .inner
             .metadata
             .delete(
                 &key,
                 magnetar_metadata::Expected::Version(versioned.version),
             )
-            .await?;
-        Ok(())
+            .await
+        {
+            // Version 0 is an absent key: a concurrent delete of the same ledger finished first.
+            Ok(_)
+            | Err(MetadataError::BadVersion {
+                actual_version: 0, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -105,6 +105,7 @@ pub(super) async fn offload(shared: &Shared, ids: &[u64]) -> Result<(), MlError>
     let Some(offloader) = shared.config.offloader.clone() else {
         return Ok(());
     };
+    let _turn = shared.offload_turn.lock().await;
     lock(&shared.offload).status.progress = OffloadProgress::Running;
     let mut result = Ok(());
     for id in ids {
@@ -215,6 +216,7 @@ async fn offload_one(shared: &Shared, offloader: &Offloader, id: u64) -> Result<
 
 /// Deletes from the bookies the offloaded ledgers whose deletion lag has passed.
 async fn delete_lagged(shared: &Shared) -> Result<(), MlError> {
+    let _turn = shared.offload_turn.lock().await;
     let lag = lock(&shared.offload_policy).deletion_lag;
     let now = now_ms();
     let due: Vec<u64> = {

@@ -181,6 +181,10 @@ pub(super) struct Shared {
     pub offload: Mutex<OffloadState>,
     /// Wakes the offload task before its next tick.
     pub offload_wake: Notify,
+    /// Held while ledgers are copied to tiered storage or deleted from the bookies after
+    /// their lag: the task's rounds and an admin's or a test's explicit ones take turns (two
+    /// at once copied the same ledger twice or deleted it twice).
+    pub offload_turn: tokio::sync::Mutex<()>,
     /// The last block read ahead from tiered storage (sequential readers take the entries
     /// after the ones they asked for from here).
     pub tiered_block: Mutex<Option<TieredBlock>>,
@@ -242,6 +246,7 @@ impl Shared {
             offload_policy: Mutex::new(offload_policy),
             offload: Mutex::default(),
             offload_wake: Notify::new(),
+            offload_turn: tokio::sync::Mutex::new(()),
             tiered_block: Mutex::new(None),
         }
     }
