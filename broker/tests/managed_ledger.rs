@@ -104,6 +104,73 @@ async fn appends_and_reads_back_across_rollovers() {
     storage.shutdown().await;
 }
 
+/// A close records only the sealed ledger's own metadata (one metadata write per topic, what a
+/// shutdown of many topics waits on); the next owner finds the ledger's entries, bytes and
+/// close time there:
+/// 1. 150 entries in two ledgers (the second one open); close.
+/// 2. Reopened: both ledgers with their entry counts and sizes, the second one's timestamp its
+///    close time (not the reopen's); every entry reads back; a new ledger is open after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopen_finds_the_sealed_ledger_from_its_own_metadata() {
+    let storage = Storage::start(2).await;
+    let name = "t/ns/persistent/sealed";
+    let ml = ManagedLedger::open(name, storage.ledger_client(), small_ledgers(100))
+        .await
+        .expect("open");
+    for i in 0..150 {
+        ml.append(payload(i)).await.expect("append");
+    }
+    let size: u64 = (0..150).map(|i| payload(i).len() as u64).sum();
+    assert_eq!(ml.size_bytes(), size);
+    let before_close = now_ms();
+    ml.close().await.expect("close");
+    let after_close = now_ms();
+    // The clock moves on, so that a timestamp taken at the reopen would fall outside the
+    // close's window.
+    wait_until("the clock to move on", TIMEOUT, || async {
+        now_ms() > after_close + 20
+    })
+    .await;
+
+    let reopened = ManagedLedger::open(name, storage.ledger_client(), small_ledgers(100))
+        .await
+        .expect("reopen");
+    let after_reopen = now_ms();
+    let info = reopened.info();
+    let sealed: Vec<_> = info.ledgers.iter().filter(|l| l.entries > 0).collect();
+    assert_eq!(
+        sealed.iter().map(|l| l.entries).collect::<Vec<_>>(),
+        vec![100, 50],
+        "{info:?}"
+    );
+    assert_eq!(sealed.iter().map(|l| l.size).sum::<u64>(), size, "{info:?}");
+    assert_eq!(reopened.size_bytes(), size);
+    let closed_at = sealed[1].timestamp;
+    assert!(
+        (before_close..=after_close).contains(&closed_at),
+        "close time {closed_at} not in {before_close}..={after_close} (reopened at {after_reopen})"
+    );
+    assert_eq!(reopened.entries(), 150);
+    let all = read_all(&reopened).await;
+    assert_eq!(all.len(), 150);
+    for (i, (_, data)) in all.iter().enumerate() {
+        assert_eq!(*data, payload(i as u64), "entry {i}");
+    }
+    assert_eq!(
+        info.ledgers.len(),
+        3,
+        "a new ledger after the sealed ones: {info:?}"
+    );
+    reopened.close().await.expect("close");
+    storage.shutdown().await;
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// 1. A 4 KiB cache; 200 entries of ~1 KiB appended (most evicted), in two ledgers.
 /// 2. Reading them all serves the old ones from bookies (closed ledger and open ledger alike),
 ///    the recent ones from the cache, with the right payloads.

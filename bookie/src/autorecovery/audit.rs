@@ -121,6 +121,7 @@ mod tests {
                 })
                 .collect(),
             created_ms: 0,
+            closed_ms: 0,
             custom: BTreeMap::new(),
         }
     }

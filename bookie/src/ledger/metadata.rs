@@ -45,6 +45,10 @@ pub struct LedgerMetadata {
     pub length: u64,
     pub fragments: Vec<Fragment>,
     pub created_ms: u64,
+    /// When its writer or a recovery closed it (ms since the epoch); 0 while open and for
+    /// ledgers closed before this was recorded.
+    #[serde(default)]
+    pub closed_ms: u64,
     /// Free-form properties from the creator (e.g. the managed ledger it belongs to).
     pub custom: BTreeMap<String, String>,
 }
@@ -152,6 +156,7 @@ mod tests {
                 },
             ],
             created_ms: 0,
+            closed_ms: 0,
             custom: BTreeMap::new(),
         };
         assert_eq!(metadata.write_set(0), vec![0, 1]);

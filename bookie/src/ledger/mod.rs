@@ -212,6 +212,7 @@ impl LedgerClient {
                 bookies,
             }],
             created_ms: now_ms(),
+            closed_ms: 0,
             custom,
         };
         let version = metadata::create(&self.inner.metadata, ledger_id, &meta).await?;

@@ -18,6 +18,7 @@ fn metadata(ensemble: usize, write_quorum: usize, ack_quorum: usize) -> LedgerMe
             bookies: (0..ensemble).map(|i| format!("b{i}")).collect(),
         }],
         created_ms: 0,
+        closed_ms: 0,
         custom: BTreeMap::new(),
     }
 }

@@ -110,6 +110,7 @@ pub(super) async fn recover(
     closed.state = LedgerState::Closed;
     closed.last_entry_id = last;
     closed.length = length;
+    closed.closed_ms = super::now_ms();
     match metadata::update(&client.metadata, id, &closed, current.version).await {
         Ok(_) => Ok(LedgerReader::closed(id, client, closed)),
         Err(LedgerError::Metadata(MetadataError::BadVersion { .. })) => {

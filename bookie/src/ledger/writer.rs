@@ -221,6 +221,7 @@ impl LedgerWriter {
         meta.state = LedgerState::Closed;
         meta.last_entry_id = lac;
         meta.length = length;
+        meta.closed_ms = super::now_ms();
         match metadata::update(&self.inner.client.metadata, self.inner.id, &meta, version).await {
             Ok(version) => {
                 self.inner.lock().version = version;
