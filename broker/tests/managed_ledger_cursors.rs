@@ -331,7 +331,8 @@ async fn deleting_a_topic_removes_ledgers_cursors_and_metadata() {
     let ml = ManagedLedger::open(name, ledgers.clone(), config(10))
         .await
         .expect("open");
-    ml.open_cursor("a", InitialPosition::Earliest)
+    let (held, state) = ml
+        .open_cursor("a", InitialPosition::Earliest)
         .await
         .expect("cursor");
     ml.open_cursor("b/with/slashes", InitialPosition::Latest)
@@ -340,6 +341,9 @@ async fn deleting_a_topic_removes_ledgers_cursors_and_metadata() {
     append_n(&ml, 15).await;
     let ids: Vec<i64> = ml.layout().ledgers().iter().map(|l| l.ledger_id).collect();
     ml.delete().await.expect("delete");
+    // A holder that has not let go yet writes nothing more (a late write would leave a cursor
+    // key behind for the topic's next incarnation).
+    assert_eq!(held.persist(&state).await, Err(MlError::CursorClosed));
     let key = format!("/managed-ledgers/{name}");
     assert!(storage.metadata.get(&key).await.expect("get").is_none());
     assert!(
@@ -356,11 +360,17 @@ async fn deleting_a_topic_removes_ledgers_cursors_and_metadata() {
             Err(LedgerError::NoSuchLedger(_))
         ));
     }
-    let again = ManagedLedger::open(name, ledgers, config(10))
+    let again = ManagedLedger::open(name, ledgers.clone(), config(10))
         .await
         .expect("open again");
     assert_eq!(again.entries(), 0);
     assert!(again.cursor_names().is_empty());
     again.close().await.expect("close");
+    // Opened again (the list exists now, so its cursors are listed): still none.
+    let third = ManagedLedger::open(name, ledgers.clone(), config(10))
+        .await
+        .expect("open a third time");
+    assert!(third.cursor_names().is_empty());
+    third.close().await.expect("close");
     storage.shutdown().await;
 }

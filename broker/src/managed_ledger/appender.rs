@@ -57,6 +57,10 @@ pub(super) struct Appender {
     current: Option<Current>,
     /// A ledger sealed (or abandoned) whose final count is not in the ledger list yet.
     unrecorded: Option<LedgerRecord>,
+    /// Whether that ledger's own metadata says closed, with its last entry and bytes (its
+    /// writer's close succeeded); if not, a recovery by the next owner would know only the
+    /// bytes of the tail it re-writes, and the list must keep the count.
+    unrecorded_closed: bool,
     inflight: VecDeque<InFlight>,
     /// Appends not yet sent: queued while there is no writable ledger.
     waiting: VecDeque<Request>,
@@ -83,6 +87,7 @@ impl Appender {
             commands,
             current: Some(Current::new(writer)),
             unrecorded: None,
+            unrecorded_closed: false,
             inflight: VecDeque::new(),
             waiting: VecDeque::new(),
             creation_failing: false,
@@ -319,8 +324,8 @@ impl Appender {
         let Some(current) = self.current.take() else {
             return Ok(());
         };
-        match current.writer.close().await {
-            Ok(_) => {}
+        let closed = match current.writer.close().await {
+            Ok(_) => true,
             Err(LedgerError::Fenced(_)) => {
                 self.fence_all();
                 return Err(MlError::Fenced);
@@ -328,8 +333,9 @@ impl Appender {
             Err(e) => {
                 // Its confirmed entries stay readable; the list records only those.
                 tracing::warn!(managed_ledger = %self.shared.name, ledger_id = current.writer.id(), error = %e, "closing the ledger failed");
+                false
             }
-        }
+        };
         let id = current.writer.id();
         let (entries, size) = {
             let state = self.shared.lock();
@@ -348,6 +354,7 @@ impl Appender {
             timestamp: now_ms(),
             offload_context: None,
         });
+        self.unrecorded_closed = closed;
         Ok(())
     }
 
@@ -456,10 +463,11 @@ impl Appender {
     /// Finishes in-flight appends and seals the current ledger; an empty one is dropped from
     /// the list and deleted.
     ///
-    /// A sealed ledger with entries is not written to the list: its closed metadata holds
-    /// what the list would (last entry, bytes, close time), and the next owner reads it there
-    /// when it opens the managed ledger, as it does after a crash. One metadata write per
-    /// topic instead of two is what a shutdown or a bundle unload of many topics waits on.
+    /// A sealed ledger with entries is not written to the list when its own metadata says
+    /// closed: that holds what the list would (last entry, bytes, close time), and the next
+    /// owner reads it there when it opens the managed ledger, as it does after a crash. One
+    /// metadata write per topic instead of two is what a shutdown or a bundle unload of many
+    /// topics waits on. If the ledger's close failed, the list records its count as before.
     async fn close(&mut self) -> Result<(), MlError> {
         self.drain().await;
         self.fail_waiting(MlError::Closed);
@@ -468,16 +476,28 @@ impl Appender {
         }
         self.shared.set_closed();
         self.seal_current().await?;
-        let Some(sealed) = self.unrecorded.take().filter(|s| s.entries == 0) else {
+        let Some(sealed) = self.unrecorded.take() else {
             return Ok(());
         };
+        let empty = sealed.entries == 0;
+        if !empty && self.unrecorded_closed {
+            return Ok(());
+        }
         self.shared
             .update_info(
-                |info| info.ledgers.retain(|l| l.ledger_id != sealed.ledger_id),
+                |info| {
+                    if empty {
+                        info.ledgers.retain(|l| l.ledger_id != sealed.ledger_id);
+                    } else if let Some(entry) = info.ledger_mut(sealed.ledger_id) {
+                        *entry = sealed;
+                    }
+                },
                 |_| {},
             )
             .await?;
-        delete_quietly(&self.shared.ledgers, &self.shared.name, sealed.ledger_id).await;
+        if empty {
+            delete_quietly(&self.shared.ledgers, &self.shared.name, sealed.ledger_id).await;
+        }
         Ok(())
     }
 }

@@ -518,6 +518,15 @@ impl ManagedLedger {
         if shared.status() == shared::Status::Fenced {
             return Err(MlError::Fenced);
         }
+        // A cursor still held (a subscription or the compactor closing late) writes nothing
+        // more, as after `delete_cursor`: a write between the listing and the list's delete
+        // would leave a key that the topic's next incarnation loads as a phantom cursor.
+        let cores: Vec<_> = lock(&shared.cursors).values().cloned().collect();
+        let mut _persisting = Vec::with_capacity(cores.len());
+        for core in &cores {
+            lock(&core.record).deleted = true;
+            _persisting.push(core.persist_lock.lock().await);
+        }
         let metadata = shared.metadata();
         for record in metadata.list(&info::cursors_prefix(&shared.name)).await? {
             let key = record.key;
