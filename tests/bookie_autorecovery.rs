@@ -4,13 +4,13 @@
 //! is stored on its full write quorum again, and `magnetar bookie underreplicated` shows the
 //! backlog in the meantime.
 
-mod bookie_harness;
+use crate::bookie_harness;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Instant;
 
-use bookie_harness::{BookieProcess, bookie_command, listed, metadata, wait_until};
+use bookie_harness::{BookieProcess, ONE_AT_A_TIME, bookie_command, listed, metadata, wait_until};
 use futures::future::try_join_all;
 use magnetar_bookie::ledger::{LedgerClient, LedgerConfig, LedgerMetadata, LedgerOptions};
 use magnetar_bookie::simpletest::payload;
@@ -76,6 +76,7 @@ async fn fully_replicated(
 /// 5. Start a fourth bookie: the last ledger is repaired too and the admin view empties.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_bookie_is_re_replicated_to_the_write_quorum() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir()?;
     let (_node, client, servers) = metadata().await?;
     let mut bookies = Vec::new();

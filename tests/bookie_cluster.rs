@@ -1,13 +1,13 @@
 //! Four real `magnetar bookie serve --metadata …` processes and a metadata node: writes through
 //! the ledger client survive `kill -9` of a bookie of the ledger's ensemble.
 
-mod bookie_harness;
+use crate::bookie_harness;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bookie_harness::{BookieProcess, TIMEOUT, listed, metadata, wait_until};
+use bookie_harness::{BookieProcess, ONE_AT_A_TIME, TIMEOUT, listed, metadata, wait_until};
 use magnetar_bookie::BookieClient;
 use magnetar_bookie::ledger::{LedgerClient, LedgerConfig, LedgerMetadata, LedgerOptions};
 use magnetar_bookie::simpletest::payload;
@@ -16,9 +16,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-/// The tests of this file start four bookies each: one at a time on a shared machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const ENTRY_SIZE: usize = 512;
 

@@ -1,7 +1,7 @@
 //! A real `magnetar bookie serve --metadata …` process and the metadata service: registration,
 //! read-only on a full disk, and garbage collection of ledgers deleted from metadata.
 
-mod bookie_harness;
+use crate::bookie_harness;
 
 use std::collections::BTreeMap;
 

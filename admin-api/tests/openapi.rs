@@ -1,7 +1,7 @@
 //! The OpenAPI document: it parses, names exactly the routes this crate serves, and every
 //! operation in it is answered by the running router (never a routing 404/405).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! 403 for a role without the right, superusers everywhere, tenant admins in their tenant,
 //! and namespace permission grants (which need authorization on).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, auth_on, expect, token};
 use magnetar_auth::TopicOperation;

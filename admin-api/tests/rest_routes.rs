@@ -1,7 +1,7 @@
 //! Every admin route over real HTTP against a real metadata node, authentication off:
 //! successes, then each error status (400 bad JSON, 404, 405, 409, 412, 501).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, expect};
 use magnetar_auth::AuthConfig;

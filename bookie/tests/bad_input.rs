@@ -1,7 +1,7 @@
 //! Bad input gets a clear answer, never a panic or a hang: malformed frames, requests without an
 //! operation, oversized frames and entries, reads of ledgers and entries the bookie lacks.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{add, config};

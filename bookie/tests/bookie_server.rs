@@ -1,6 +1,6 @@
 //! The bookie over TCP, in process: pipelined adds, restart, fencing, deletion.
 
-mod common;
+use crate::common;
 
 use common::{add, config, payload};
 use futures::future::try_join_all;

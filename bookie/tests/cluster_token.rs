@@ -1,7 +1,7 @@
 //! A bookie with a cluster token serves only connections that present it first; everyone else
 //! gets one refusal and a closed connection, and the ledgers stay as they were.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! callers down; the ledger client keeps one slot per bookie, so a bookie that is slow to
 //! connect holds up only its own callers.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The ledger client against real in-process bookies registered in a real metadata node.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

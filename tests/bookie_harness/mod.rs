@@ -16,6 +16,10 @@ use magnetar_metadata::testing::{ClusterOptions, LocalCluster};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Taken by the tests that start three bookies or more: one of them at a time on a shared
+/// machine (they share one test binary with the rest).
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Deadline of every wait; generous, since the machine is shared with builds.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
