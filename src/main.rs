@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use magnetar_broker::role_http;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: closing 100,000 topics at shutdown spent a third of its
+/// CPU in glibc's allocator (free-list searches, consolidation, arena locks between the tokio
+/// workers); see docs/perf.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "magnetar",
