@@ -382,6 +382,20 @@ impl BrokerService {
         topics
     }
 
+    /// Loaded topics grouped by bundle, each topic's bundle worked out once. Finding the topics
+    /// of many bundles one bundle at a time works out every loaded topic's bundle once per
+    /// bundle: 400,000 lookups to shut down 100,000 topics in four bundles, and a thousand
+    /// bundles would make it a hundred million.
+    async fn topics_by_bundle(&self) -> HashMap<BundleName, Vec<Arc<Topic>>> {
+        let mut grouped: HashMap<BundleName, Vec<Arc<Topic>>> = HashMap::new();
+        for topic in self.loaded_topics().await {
+            if let Ok(bundle) = self.ctx.namespaces.bundle_of(topic.name()).await {
+                grouped.entry(bundle).or_default().push(topic);
+            }
+        }
+        grouped
+    }
+
     /// Hands a bundle over: refuse new work on it, unload its topics, release ownership.
     /// False when this broker does not own it.
     pub async fn unload_bundle(&self, bundle: &BundleName) -> bool {
@@ -389,6 +403,13 @@ impl BrokerService {
             return false;
         }
         let topics = self.topics_of_bundle(bundle).await;
+        self.finish_unload(bundle, topics).await;
+        true
+    }
+
+    /// The rest of an unload once the bundle refuses new work: its topics closed, its
+    /// non-persistent topics stopped, its ownership released.
+    async fn finish_unload(&self, bundle: &BundleName, topics: Vec<Arc<Topic>>) {
         tracing::info!(
             bundle = bundle.name(),
             topics = topics.len(),
@@ -405,19 +426,19 @@ impl BrokerService {
             self.unload_np_topic(&name).await;
         }
         self.ctx.namespaces.release(bundle).await;
-        true
     }
 
     /// Bundles this broker lost with its session: their topics stop at once (clients move
     /// to the next owner). Their ledgers may no longer be sealable; the next owner recovers.
     pub async fn drop_lost_bundles(&self, lost: &[BundleName]) {
+        let mut grouped = self.topics_by_bundle().await;
         for bundle in lost {
             for name in self.np_topics_of_bundle(bundle).await {
                 if let Some(topic) = self.np_map().remove(&name.to_string()) {
                     topic.unload();
                 }
             }
-            let topics = self.topics_of_bundle(bundle).await;
+            let topics = grouped.remove(bundle).unwrap_or_default();
             futures::stream::iter(topics)
                 .for_each_concurrent(UNLOAD_PARALLELISM, |topic| async move {
                     let name = topic.name().clone();
@@ -437,11 +458,27 @@ impl BrokerService {
 
     /// Unloads every owned bundle (graceful shutdown): clients move to other brokers.
     pub async fn unload_all(&self) {
-        // A few bundles at once, each with its own bound: at most 4 × UNLOAD_PARALLELISM
-        // topics closing together.
-        futures::stream::iter(self.ctx.namespaces.owned_bundles())
-            .for_each_concurrent(4, |bundle| async move {
-                self.unload_bundle(&bundle).await;
+        // Every bundle refuses new work first, so that the topics grouped next are all there
+        // will be; then a few bundles at once, each with its own bound: at most
+        // 4 × UNLOAD_PARALLELISM topics closing together.
+        let bundles: Vec<BundleName> = self
+            .ctx
+            .namespaces
+            .owned_bundles()
+            .into_iter()
+            .filter(|bundle| self.ctx.namespaces.begin_unload(bundle))
+            .collect();
+        let mut grouped = self.topics_by_bundle().await;
+        let work: Vec<(BundleName, Vec<Arc<Topic>>)> = bundles
+            .into_iter()
+            .map(|bundle| {
+                let topics = grouped.remove(&bundle).unwrap_or_default();
+                (bundle, topics)
+            })
+            .collect();
+        futures::stream::iter(work)
+            .for_each_concurrent(4, |(bundle, topics)| async move {
+                self.finish_unload(&bundle, topics).await;
             })
             .await;
     }
