@@ -174,15 +174,6 @@ impl NamespaceService {
     }
 
     /// Records that this broker holds `bundle` through `session`.
-    fn hold(&self, bundle: &BundleName, session: &Session) {
-        let held = Held {
-            session: session.id(),
-            unloading: false,
-            since: Instant::now(),
-        };
-        self.held().insert(bundle.clone(), held);
-    }
-
     fn held(&self) -> MutexGuard<'_, HashMap<BundleName, Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -357,7 +348,7 @@ impl NamespaceService {
                 .put_ephemeral(bundle.key(), value, Expected::Absent, &session);
             match self.metadata.txn(txn).await {
                 Ok(_) => {
-                    self.hold(bundle, &session);
+                    record_claim(&mut self.held(), bundle, session.id());
                     tracing::info!(bundle = bundle.name(), "bundle owned");
                     return Ok(owner);
                 }
@@ -387,7 +378,7 @@ impl NamespaceService {
         let record = self.metadata.get(&bundle.key()).await?;
         match record {
             Some(record) if record.session == Some(session.id()) => {
-                self.hold(bundle, session);
+                record_claim(&mut self.held(), bundle, session.id());
                 serde_json::from_slice(&record.value)
                     .map_err(|e| BrokerError::Unknown(e.to_string()))
             }
@@ -415,7 +406,7 @@ impl NamespaceService {
                     .put_ephemeral(bundle.key(), value, Expected::Any, session);
                 match self.metadata.txn(txn).await {
                     Ok(_) => {
-                        self.hold(bundle, session);
+                        record_claim(&mut self.held(), bundle, session.id());
                         tracing::info!(
                             bundle = bundle.name(),
                             old_session = old,
@@ -651,10 +642,42 @@ async fn follow_sessions(service: std::sync::Weak<NamespaceService>, stop: Cance
     }
 }
 
+/// Records a claim. A bundle this session holds keeps its state: a claim that lost a race to this
+/// broker's own must not undo an unload under way (topics would load into a bundle handed over).
+fn record_claim(held: &mut HashMap<BundleName, Held>, bundle: &BundleName, session: u64) {
+    if held.get(bundle).is_none_or(|h| h.session != session) {
+        let claim = Held {
+            session,
+            unloading: false,
+            since: Instant::now(),
+        };
+        held.insert(bundle.clone(), claim);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::bundles::BundleRange;
     use super::*;
+
+    #[test]
+    fn a_raced_claim_does_not_undo_an_unload() {
+        let bundle = BundleName::from_key("/namespace/public/default/0x00000000_0xffffffff");
+        let bundle = bundle.expect("a bundle key");
+        let mut held = HashMap::new();
+        record_claim(&mut held, &bundle, 7);
+        held.get_mut(&bundle).expect("held").unloading = true;
+        record_claim(&mut held, &bundle, 7);
+        assert!(
+            held[&bundle].unloading,
+            "the same session's second claim kept the unload"
+        );
+        record_claim(&mut held, &bundle, 8);
+        assert!(
+            !held[&bundle].unloading,
+            "a new session's claim starts afresh"
+        );
+    }
 
     #[test]
     fn ownership_keys_round_trip() {
