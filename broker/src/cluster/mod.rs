@@ -173,7 +173,7 @@ impl NamespaceService {
         Ok(())
     }
 
-    /// Records that this broker holds `bundle` through `session`.
+    /// The bundles this broker holds, each with its session and whether it is being unloaded.
     fn held(&self) -> MutexGuard<'_, HashMap<BundleName, Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
