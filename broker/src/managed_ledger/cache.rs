@@ -46,7 +46,7 @@ impl CacheBudget {
         self.limit
     }
 
-    fn try_reserve(&self, bytes: usize) -> bool {
+    pub(super) fn try_reserve(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
@@ -54,7 +54,7 @@ impl CacheBudget {
             .is_ok()
     }
 
-    fn release(&self, bytes: usize) {
+    pub(super) fn release(&self, bytes: usize) {
         let _ = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -158,6 +158,11 @@ impl EntryCache {
             budget.release(self.bytes);
         }
         self.bytes = 0;
+    }
+
+    /// The oldest entry held.
+    pub fn oldest(&self) -> Option<Position> {
+        self.entries.front().map(|(p, _)| *p)
     }
 
     pub fn size_bytes(&self) -> usize {

@@ -27,6 +27,7 @@ mod offload;
 mod offload_status;
 mod open;
 mod read;
+mod read_ahead;
 mod shared;
 mod stored_cursor;
 mod trim;

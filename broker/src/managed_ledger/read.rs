@@ -5,11 +5,12 @@
 use bytes::Bytes;
 
 use super::MlError;
-use super::shared::{Shared, TieredBlock, lock};
-
-/// Bytes fetched per GET when a reader reads an offloaded ledger (one block kept per topic).
-const TIERED_READ_AHEAD: u64 = 4 * 1024 * 1024;
+use super::read_ahead::{self, Block};
+use super::shared::{Shared, lock};
 use crate::position::{LedgerLayout, Position};
+
+/// Bytes fetched per GET when a reader reads an offloaded ledger.
+const TIERED_READ_AHEAD: u64 = 4 * 1024 * 1024;
 
 /// Consecutive entries of one ledger: `(ledger, first, last)`.
 type Run = (i64, i64, i64);
@@ -63,7 +64,7 @@ pub(super) async fn read(
     };
     let mut out = Vec::new();
     for run in runs {
-        read_run(shared, run, &mut out).await?;
+        read_run(shared, run, true, &mut out).await?;
     }
     Ok(out)
 }
@@ -90,15 +91,17 @@ pub(super) async fn read_positions(
     }
     let mut out = Vec::with_capacity(positions.len());
     for run in runs {
-        read_run(shared, run, &mut out).await?;
+        read_run(shared, run, false, &mut out).await?;
     }
     Ok(out)
 }
 
-/// One run: cached entries as they are, the gaps between them from the bookies.
+/// One run: cached entries as they are, the gaps between them from the bookies. A `sequential`
+/// run whose last entries are not cached reads ahead past them (see [`read_ahead`]).
 async fn read_run(
     shared: &Shared,
     (ledger, first, last): Run,
+    sequential: bool,
     out: &mut Vec<(Position, Bytes)>,
 ) -> Result<(), MlError> {
     let cached: Vec<Option<Bytes>> = {
@@ -120,7 +123,8 @@ async fn read_run(
             .iter()
             .position(Option::is_some)
             .map_or(last, |n| entry + n as i64 - 1);
-        let data = from_bookies(shared, ledger, entry, gap_end).await?;
+        let ahead = sequential && gap_end == last;
+        let data = from_bookies(shared, ledger, entry, gap_end, ahead).await?;
         if data.len() as i64 != gap_end - entry + 1 {
             return Err(MlError::Corrupt(format!(
                 "ledger {ledger}: asked for entries {entry}..={gap_end}, got {}",
@@ -136,13 +140,15 @@ async fn read_run(
     Ok(())
 }
 
-/// Entries `first..=last` of a ledger: from the bookies while they have it, else from tiered
-/// storage (also when a bookie read of an offloaded ledger fails).
+/// Entries `first..=last` of a ledger: entries read ahead before, else from the bookies while
+/// they have it, else from tiered storage (also when a bookie read of an offloaded ledger
+/// fails). With `ahead`, the entries after `last` are read too and kept for the next read.
 async fn from_bookies(
     shared: &Shared,
     ledger: i64,
     first: i64,
     last: i64,
+    ahead: bool,
 ) -> Result<Vec<Bytes>, MlError> {
     let (Ok(id), Ok(first), Ok(last)) = (
         u64::try_from(ledger),
@@ -151,6 +157,24 @@ async fn from_bookies(
     ) else {
         return Err(MlError::UnknownPosition(Position::new(ledger, first)));
     };
+    let mut held = lock(&shared.read_ahead).take(id, first, last);
+    if held.len() as u64 > last - first {
+        return Ok(held);
+    }
+    if !held.is_empty() {
+        let next = first + held.len() as u64;
+        held.extend(
+            Box::pin(from_bookies(
+                shared,
+                ledger,
+                next as i64,
+                last as i64,
+                ahead,
+            ))
+            .await?,
+        );
+        return Ok(held);
+    }
     let offloaded = shared
         .lock()
         .info
@@ -160,10 +184,10 @@ async fn from_bookies(
         .and_then(|l| l.offload_context)
         .filter(|c| c.complete);
     let Some(context) = offloaded else {
-        return bookie_read(shared, id, first, last).await;
+        return bookie_read_ahead(shared, id, first, last, ahead).await;
     };
     if !context.bookkeeper_deleted {
-        match bookie_read(shared, id, first, last).await {
+        match bookie_read_ahead(shared, id, first, last, ahead).await {
             Ok(entries) => return Ok(entries),
             Err(e) => {
                 tracing::debug!(managed_ledger = %shared.name, ledger = id, error = %e,
@@ -176,12 +200,6 @@ async fn from_bookies(
             "ledger {id} is in tiered storage, but this broker has no offload driver configured"
         )));
     };
-    if let Some(hit) = lock(&shared.tiered_block)
-        .as_ref()
-        .and_then(|b| b.slice(id, first, last))
-    {
-        return Ok(hit);
-    }
     let mut entries = offloader
         .read_ahead(
             &shared.name,
@@ -193,17 +211,97 @@ async fn from_bookies(
         )
         .await
         .map_err(MlError::Offload)?;
-    let wanted = (last - first + 1) as usize;
-    if entries.len() > wanted {
-        let asked = entries[..wanted].to_vec();
-        *lock(&shared.tiered_block) = Some(TieredBlock {
-            ledger: id,
-            first,
-            entries: std::mem::take(&mut entries),
-        });
-        return Ok(asked);
-    }
+    keep_past(shared, id, first, last, &mut entries, false);
     Ok(entries)
+}
+
+/// Entries `first..=last` from the bookies, and with `ahead` the ones after them as far as
+/// [`read_ahead::extra_entries`] allows (kept for the next read).
+async fn bookie_read_ahead(
+    shared: &Shared,
+    id: u64,
+    first: u64,
+    last: u64,
+    ahead: bool,
+) -> Result<Vec<Bytes>, MlError> {
+    let extra = if ahead {
+        extra_entries(shared, id, last)
+    } else {
+        0
+    };
+    let mut entries = bookie_read(shared, id, first, last + extra).await?;
+    keep_past(shared, id, first, last, &mut entries, true);
+    Ok(entries)
+}
+
+/// Moves the entries past `last` out of `entries` into a read-ahead block (which must fit the
+/// cache budget if `budgeted`).
+fn keep_past(
+    shared: &Shared,
+    id: u64,
+    first: u64,
+    last: u64,
+    entries: &mut Vec<Bytes>,
+    budgeted: bool,
+) {
+    let wanted = (last - first + 1) as usize;
+    if entries.len() <= wanted {
+        return;
+    }
+    let rest = entries.split_off(wanted);
+    let budget = shared.config.cache_budget.as_ref();
+    if let Some(block) = Block::new(id, last + 1, rest, budget, budgeted) {
+        lock(&shared.read_ahead).keep(block);
+    }
+}
+
+/// How many entries of ledger `id` to read past `last`: up to its last confirmed entry, short of
+/// the entries in the entry cache, within the cache budget's free room.
+fn extra_entries(shared: &Shared, id: u64, last: u64) -> u64 {
+    let Ok(ledger) = i64::try_from(id) else {
+        return 0;
+    };
+    let (mut ledger_last, average) = {
+        let state = shared.lock();
+        let Some(entries) = state
+            .layout
+            .ledgers()
+            .iter()
+            .find(|l| l.ledger_id == ledger)
+            .map(|l| l.entries)
+        else {
+            return 0;
+        };
+        let mut ledger_last = entries - 1;
+        if let Some(confirmed) = state.last_confirmed.filter(|p| p.ledger_id == ledger) {
+            ledger_last = ledger_last.min(confirmed.entry_id);
+        }
+        let bytes = if ledger == state.layout.open_ledger_id() {
+            state.current_size
+        } else {
+            let record = state.info.ledgers.iter().find(|l| l.ledger_id == id);
+            record.map_or(0, |l| l.size)
+        };
+        let average = u64::try_from(entries)
+            .ok()
+            .filter(|n| *n > 0)
+            .map_or(0, |n| bytes / n);
+        (ledger_last, average)
+    };
+    if let Some(oldest) = lock(&shared.cache)
+        .oldest()
+        .filter(|p| p.ledger_id == ledger)
+    {
+        ledger_last = ledger_last.min(oldest.entry_id - 1);
+    }
+    let Ok(ledger_last) = u64::try_from(ledger_last) else {
+        return 0;
+    };
+    let extra = read_ahead::extra_entries(last, ledger_last, average);
+    match &shared.config.cache_budget {
+        Some(budget) if budget.used() as u64 + extra * average > budget.limit() as u64 => 0,
+        _ => extra,
+    }
 }
 
 /// Entries `first..=last` of ledger `id` from the bookies: through this instance's writer if it

@@ -22,6 +22,7 @@ use super::cache::EntryCache;
 use super::config::{OffloadPolicy, Retention};
 use super::info::{self, MlInfo};
 use super::offload_status::OffloadState;
+use super::read_ahead::ReadAhead;
 use super::{ManagedLedgerConfig, MlError};
 use crate::cursor::Cursor;
 use crate::position::{LedgerLayout, Position};
@@ -185,27 +186,8 @@ pub(super) struct Shared {
     /// their lag: the task's rounds and an admin's or a test's explicit ones take turns (two
     /// at once copied the same ledger twice or deleted it twice).
     pub offload_turn: tokio::sync::Mutex<()>,
-    /// The last block read ahead from tiered storage (sequential readers take the entries
-    /// after the ones they asked for from here).
-    pub tiered_block: Mutex<Option<TieredBlock>>,
-}
-
-/// Consecutive entries of an offloaded ledger, read ahead in one GET.
-#[derive(Debug)]
-pub(super) struct TieredBlock {
-    pub ledger: u64,
-    pub first: u64,
-    pub entries: Vec<Bytes>,
-}
-
-impl TieredBlock {
-    /// Entries `first..=last` of `ledger`, if the block holds them all.
-    pub fn slice(&self, ledger: u64, first: u64, last: u64) -> Option<Vec<Bytes>> {
-        let end = self.first + self.entries.len() as u64;
-        (ledger == self.ledger && first >= self.first && last < end && first <= last).then(|| {
-            self.entries[(first - self.first) as usize..=(last - self.first) as usize].to_vec()
-        })
-    }
+    /// Entries read ahead for sequential readers (from the bookies or tiered storage).
+    pub read_ahead: Mutex<ReadAhead>,
 }
 
 impl Shared {
@@ -247,7 +229,7 @@ impl Shared {
             offload: Mutex::default(),
             offload_wake: Notify::new(),
             offload_turn: tokio::sync::Mutex::new(()),
-            tiered_block: Mutex::new(None),
+            read_ahead: Mutex::default(),
         }
     }
 
