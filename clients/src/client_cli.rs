@@ -249,12 +249,12 @@ fn to_json(message: &Message) -> serde_json::Value {
         .collect();
     let mut value = serde_json::json!({
         "message_id": message.id.to_string(),
-        "topic": message.topic,
+        "topic": &*message.topic,
         "key": message.key,
         "properties": properties,
         "publish_time": message.publish_time,
         "event_time": message.event_time,
-        "producer_name": message.producer_name,
+        "producer_name": &*message.producer_name,
         "sequence_id": message.sequence_id,
         "redelivery_count": message.redelivery_count,
     });

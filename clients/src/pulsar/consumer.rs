@@ -17,6 +17,7 @@ use magnetar_protocol::pulsar::{
     KeySharedMeta, KeySharedMode, MessageIdData,
 };
 use magnetar_protocol::{MessageId, TopicName};
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -138,7 +139,7 @@ impl ConsumerBuilder {
             rx,
             queue: VecDeque::new(),
             nacks: Vec::new(),
-            batches: HashMap::new(),
+            batches: FxHashMap::default(),
         };
         for i in 0..consumer.parts.len() {
             consumer.subscribe_part(i).await?;
@@ -178,7 +179,8 @@ pub struct Consumer {
     queue: VecDeque<Message>,
     nacks: Vec<(Instant, MessageId)>,
     /// Batched entries with messages not yet acked: (partition, ledger, entry) → unacked bits.
-    batches: HashMap<(i32, i64, i64), Vec<u64>>,
+    /// Looked up once per acked message, so hashed with Fx rather than SipHash.
+    batches: FxHashMap<(i32, i64, i64), Vec<u64>>,
 }
 
 impl Consumer {

@@ -1,6 +1,8 @@
 //! Messages going out ([`ProducerMessage`]) and coming in ([`Message`]), and the decoding of a
 //! delivered entry: checksum, decompression, unbatching.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use magnetar_protocol::MessageId;
 use magnetar_protocol::batch::decode_batch;
@@ -77,15 +79,15 @@ impl From<Bytes> for ProducerMessage {
 pub struct Message {
     /// Ledger, entry, partition (−1 if not partitioned) and batch index (−1 if not batched).
     pub id: MessageId,
-    /// The (partition) topic it came from.
-    pub topic: String,
+    /// The (partition) topic it came from (shared by the messages of a delivery).
+    pub topic: Arc<str>,
     pub payload: Bytes,
     pub key: Option<String>,
     pub properties: Vec<(String, String)>,
     /// Milliseconds since the epoch, set by the producer's client.
     pub publish_time: u64,
     pub event_time: Option<u64>,
-    pub producer_name: String,
+    pub producer_name: Arc<str>,
     pub sequence_id: u64,
     /// How often the broker delivered it before.
     pub redelivery_count: u32,
@@ -160,27 +162,24 @@ pub(crate) fn decode_entry(
         partition,
         ..MessageId::from(&command.message_id)
     };
-    let base = Message {
-        id,
-        topic: topic.to_string(),
-        payload: Bytes::new(),
-        key: metadata.partition_key.clone(),
-        properties: pairs(&metadata.properties),
-        publish_time: metadata.publish_time,
-        event_time: metadata.event_time.filter(|t| *t > 0),
-        producer_name: metadata.producer_name.clone(),
-        sequence_id: metadata.sequence_id,
-        redelivery_count: command.redelivery_count.unwrap_or(0),
-        batch_size: 0,
-    };
+    let topic: Arc<str> = Arc::from(topic);
+    let producer_name: Arc<str> = Arc::from(metadata.producer_name.as_str());
+    let redelivery_count = command.redelivery_count.unwrap_or(0);
     let Some(count) = metadata.num_messages_in_batch else {
-        return Ok((
-            vec![Message {
-                payload: body,
-                ..base
-            }],
-            1,
-        ));
+        let message = Message {
+            id,
+            topic,
+            payload: body,
+            key: metadata.partition_key,
+            properties: pairs(&metadata.properties),
+            publish_time: metadata.publish_time,
+            event_time: metadata.event_time.filter(|t| *t > 0),
+            producer_name,
+            sequence_id: metadata.sequence_id,
+            redelivery_count,
+            batch_size: 0,
+        };
+        return Ok((vec![message], 1));
     };
     let count = usize::try_from(count).map_err(|_| CorruptEntry::Batch("negative count".into()))?;
     let batch = decode_batch(&body, count).map_err(|e| CorruptEntry::Batch(e.to_string()))?;
@@ -191,6 +190,8 @@ pub(crate) fn decode_entry(
                 .get(i / 64)
                 .is_some_and(|word| word & (1 << (i % 64)) != 0)
     };
+    // Built field by field: each message of a batch shares the entry's topic and producer
+    // name, and clones nothing it then drops.
     let messages = batch
         .into_iter()
         .enumerate()
@@ -200,16 +201,19 @@ pub(crate) fn decode_entry(
                 batch_index: i as i32,
                 ..id
             },
+            topic: topic.clone(),
             payload: m.payload,
-            key: m.metadata.partition_key.clone(),
+            key: m.metadata.partition_key,
             properties: pairs(&m.metadata.properties),
+            publish_time: metadata.publish_time,
             event_time: m.metadata.event_time.filter(|t| *t > 0),
+            producer_name: producer_name.clone(),
             sequence_id: m
                 .metadata
                 .sequence_id
                 .unwrap_or(metadata.sequence_id + i as u64),
+            redelivery_count,
             batch_size: count as u32,
-            ..base.clone()
         })
         .collect();
     Ok((messages, count as u32))
