@@ -506,6 +506,7 @@ impl ManagedLedger {
         shared.tasks.wait().await;
         shared.set_closed();
         lock(&shared.cache).clear();
+        lock(&shared.read_ahead).clear();
         // At debug, as "opened": the broker logs "topic unloaded".
         tracing::debug!(managed_ledger = %shared.name, "managed ledger closed");
         sealed.and(flushed)

@@ -225,13 +225,25 @@ async fn bookie_read_ahead(
     ahead: bool,
 ) -> Result<Vec<Bytes>, MlError> {
     let extra = if ahead {
-        extra_entries(shared, id, last)
+        extra_entries(shared, id, first, last)
     } else {
         0
     };
-    let mut entries = bookie_read(shared, id, first, last + extra).await?;
-    keep_past(shared, id, first, last, &mut entries, true);
-    Ok(entries)
+    if extra == 0 {
+        return bookie_read(shared, id, first, last).await;
+    }
+    match bookie_read(shared, id, first, last + extra).await {
+        Ok(mut entries) => {
+            keep_past(shared, id, first, last, &mut entries, true);
+            Ok(entries)
+        }
+        Err(e) => {
+            // What was asked for may still be readable without the entries after it.
+            tracing::debug!(managed_ledger = %shared.name, ledger = id, error = %e,
+                "read-ahead failed; reading only the entries asked for");
+            bookie_read(shared, id, first, last).await
+        }
+    }
 }
 
 /// Moves the entries past `last` out of `entries` into a read-ahead block (which must fit the
@@ -255,9 +267,10 @@ fn keep_past(
     }
 }
 
-/// How many entries of ledger `id` to read past `last`: up to its last confirmed entry, short of
-/// the entries in the entry cache, within the cache budget's free room.
-fn extra_entries(shared: &Shared, id: u64, last: u64) -> u64 {
+/// How many entries of ledger `id` to read past `first..=last`: up to its last confirmed entry,
+/// short of the entries in the entry cache, within the read-ahead window and while the cache
+/// budget is at most half used.
+fn extra_entries(shared: &Shared, id: u64, first: u64, last: u64) -> u64 {
     let Ok(ledger) = i64::try_from(id) else {
         return 0;
     };
@@ -297,9 +310,10 @@ fn extra_entries(shared: &Shared, id: u64, last: u64) -> u64 {
     let Ok(ledger_last) = u64::try_from(ledger_last) else {
         return 0;
     };
-    let extra = read_ahead::extra_entries(last, ledger_last, average);
+    let window = lock(&shared.read_ahead).window();
+    let extra = read_ahead::extra_entries(first, last, ledger_last, average, window);
     match &shared.config.cache_budget {
-        Some(budget) if budget.used() as u64 + extra * average > budget.limit() as u64 => 0,
+        Some(budget) if budget.used() as u64 + extra * average > budget.limit() as u64 / 2 => 0,
         _ => extra,
     }
 }

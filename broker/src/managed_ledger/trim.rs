@@ -106,6 +106,7 @@ pub(super) async fn trim(shared: &Shared) -> Result<Vec<u64>, MlError> {
         .await?;
     for record in &records {
         lock(&shared.cache).remove_ledger(record.ledger_id as i64);
+        lock(&shared.read_ahead).remove_ledger(record.ledger_id);
         lock(&shared.readers).remove(&record.ledger_id);
         delete_ledger(shared, record).await;
     }
