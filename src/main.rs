@@ -9,8 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than glibc's malloc: closing 100,000 topics at shutdown spent a third of its
 /// CPU in glibc's allocator (free-list searches, consolidation, arena locks between the tokio
-/// workers). Built without transparent huge pages (`no_thp`): with them, catch-up reads spent a
-/// fifth to a third of the broker's CPU zeroing 2-MiB pages; see docs/perf.md.
+/// workers); see docs/perf.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
