@@ -52,6 +52,29 @@ pub(crate) fn configure(stream: &TcpStream) {
     }
 }
 
+/// Messages written to a socket in one go at most, when more are queued.
+const MAX_WRITE_BATCH: usize = 256;
+
+/// Writes `first` and whatever else is already queued behind it, then flushes once: one
+/// syscall for a burst of requests or responses (a topic load makes several) rather than one
+/// each. The codec still flushes whenever its buffer passes its boundary.
+pub(crate) async fn write_batch<S, M>(
+    sink: &mut S,
+    first: M,
+    queue: &mut mpsc::Receiver<M>,
+) -> Result<(), std::io::Error>
+where
+    S: futures::Sink<Bytes, Error = std::io::Error> + Unpin,
+    M: Message,
+{
+    sink.feed(Bytes::from(first.encode_to_vec())).await?;
+    for _ in 1..MAX_WRITE_BATCH {
+        let Ok(next) = queue.try_recv() else { break };
+        sink.feed(Bytes::from(next.encode_to_vec())).await?;
+    }
+    sink.flush().await
+}
+
 enum Pending {
     Once(oneshot::Sender<Response>),
     Stream(mpsc::Sender<Response>),
@@ -103,7 +126,7 @@ impl Connection {
                     _ = writer_closed.cancelled() => break,
                     request = queue.recv() => {
                         let Some(request) = request else { break };
-                        if sink.send(Bytes::from(request.encode_to_vec())).await.is_err() {
+                        if write_batch(&mut sink, request, &mut queue).await.is_err() {
                             break;
                         }
                     }

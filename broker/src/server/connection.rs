@@ -52,6 +52,8 @@ use slots::{ConsumerSlot, ProducerSlot, TopicRef};
 const SERVER_VERSION: &str = concat!("Magnetar-", env!("CARGO_PKG_VERSION"));
 /// Outbound frames queued per connection before senders wait.
 const OUTBOUND_QUEUE: usize = 8192;
+/// Frames written to the socket in one go at most, when more are queued.
+const MAX_WRITE_BATCH: usize = 256;
 /// How long a closing connection may take to write what is queued (an ERROR, say).
 const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -140,17 +142,36 @@ pub(super) async fn run<R, W>(
     let stalled = ctx.metrics.guards.stalled_connections.clone();
     let mut writer = tokio::spawn(async move {
         loop {
-            let frame = tokio::select! {
+            let first = tokio::select! {
                 _ = writer_cancel.cancelled() => break,
                 frame = outbound.recv() => match frame { Some(f) => f, None => break },
             };
-            match tokio::time::timeout(write_timeout, sink.send(*frame)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(FrameError::TooLarge { size, max })) => {
-                    // Nothing stored is larger than a SEND may be, so this is a bug; losing the
-                    // connection (and every consumer on it) would make it worse.
-                    tracing::error!(%peer, size, max, "a frame for the client exceeds the frame limit; dropped");
+            // Whatever else is queued goes out in the same write: one syscall for a burst of
+            // receipts or responses rather than one each (the codec still flushes whenever its
+            // buffer passes its boundary, so a burst of large frames is not held in memory).
+            let write = async {
+                let mut next = Some(first);
+                let mut fed = 0;
+                while let Some(frame) = next.take() {
+                    match sink.feed(*frame).await {
+                        Ok(()) => {}
+                        Err(FrameError::TooLarge { size, max }) => {
+                            // Nothing stored is larger than a SEND may be, so this is a bug;
+                            // losing the connection (and every consumer on it) would make it
+                            // worse.
+                            tracing::error!(%peer, size, max, "a frame for the client exceeds the frame limit; dropped");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    fed += 1;
+                    if fed < MAX_WRITE_BATCH {
+                        next = outbound.try_recv().ok();
+                    }
                 }
+                SinkExt::<Frame>::flush(&mut sink).await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "write failed");
                     break;

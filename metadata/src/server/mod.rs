@@ -13,8 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use magnetar_protocol::metadata::{RaftResponse, Request, Response, request, response};
 use prost::Message;
 use tokio::net::{TcpListener, TcpStream};
@@ -302,8 +301,7 @@ async fn serve_connection(
                 _ = writer_cancel.cancelled() => break,
                 response = responses.recv() => match response { Some(r) => r, None => break },
             };
-            if sink
-                .send(Bytes::from(response.encode_to_vec()))
+            if crate::conn::write_batch(&mut sink, response, &mut responses)
                 .await
                 .is_err()
             {
