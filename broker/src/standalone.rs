@@ -165,6 +165,8 @@ impl Standalone {
             [metadata_addr.to_string()],
             ClientOptions {
                 cluster_token: Some(token.clone()),
+                // The broker's calls to the metadata node stay in memory (same protocol).
+                local: Some(metadata_node.local_connector()),
                 ..ClientOptions::default()
             },
         )

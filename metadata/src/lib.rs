@@ -30,6 +30,7 @@ pub use client::{
     WatchEvent,
 };
 pub use config::{NodeConfig, PeerConfig};
+pub use conn::LocalConnector;
 pub use error::MetadataError;
 pub use server::{MetadataNode, RaftStatus, run};
 pub use store::StateReader;

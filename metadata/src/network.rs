@@ -75,7 +75,12 @@ impl Peer {
         if self.conn.as_ref().is_none_or(Connection::is_closed) {
             let connect_timeout = timeout.min(Duration::from_secs(1));
             let conn =
-                Connection::connect(&self.addr, connect_timeout, self.cluster_token.as_ref())
+                Connection::connect(
+                    &self.addr,
+                    connect_timeout,
+                    self.cluster_token.as_ref(),
+                    None,
+                )
                     .await
                     .map_err(|e| {
                         if let MetadataError::Unauthenticated(_) = e {

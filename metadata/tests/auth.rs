@@ -296,3 +296,48 @@ async fn a_node_without_a_token_serves_everyone() {
     assert!(without.get("/a").await.expect("get").is_some());
     cluster.shutdown().await;
 }
+
+/// A client of this process's node (the standalone's broker) reaches it through an in-memory
+/// pipe: same protocol and token check; a wrong token is refused as over TCP; once the node
+/// stops, calls fail as `Unavailable` instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_clients_use_a_pipe_with_the_same_checks() {
+    let token = ClusterToken::generate();
+    let mut cluster = LocalCluster::start(
+        1,
+        ClusterOptions {
+            cluster_token: Some(token.clone()),
+            ..ClusterOptions::default()
+        },
+    )
+    .await
+    .expect("cluster");
+    let local = cluster.node(0).expect("running").local_connector();
+    assert_eq!(local.addr(), cluster.addr(0).to_string());
+    let in_process = |token| {
+        MetadataClient::new(
+            cluster.addrs(),
+            ClientOptions {
+                local: Some(local.clone()),
+                request_timeout: Duration::from_secs(2),
+                ..options(token)
+            },
+        )
+        .expect("client")
+    };
+    let client = in_process(Some(token.clone()));
+    client
+        .put("/piped", "yes", Expected::Absent)
+        .await
+        .expect("put");
+    let record = client.get("/piped").await.expect("get").expect("stored");
+    assert_eq!(record.value, b"yes");
+    let stranger = in_process(Some(ClusterToken::generate()));
+    let err = stranger.get("/piped").await.expect_err("refused");
+    assert!(matches!(err, MetadataError::Unauthenticated(_)), "{err:?}");
+
+    cluster.stop(0).await;
+    let err = client.get("/piped").await.expect_err("stopped");
+    assert!(matches!(err, MetadataError::Unavailable(_)), "{err:?}");
+    cluster.shutdown().await;
+}

@@ -24,7 +24,7 @@ pub use record::{Record, Txn};
 pub use session::{Session, SessionState};
 pub use watch::{Change, Watch, WatchEvent};
 
-use crate::conn::Connection;
+use crate::conn::{Connection, LocalConnector};
 use crate::error::MetadataError;
 use crate::types::{EventKind, Expected};
 
@@ -39,6 +39,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Presented first on every connection; needed by nodes that have one configured.
     pub cluster_token: Option<ClusterToken>,
+    /// A node of this process (the standalone's): reached in memory rather than over TCP.
+    pub local: Option<LocalConnector>,
 }
 
 impl Default for ClientOptions {
@@ -48,6 +50,7 @@ impl Default for ClientOptions {
             attempt_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
             cluster_token: None,
+            local: None,
         }
     }
 }
@@ -138,6 +141,7 @@ impl MetadataClient {
             &route.target,
             options.connect_timeout,
             options.cluster_token.as_ref(),
+            options.local.as_ref(),
         )
         .await?;
         let conn = Arc::new(conn);
@@ -433,6 +437,7 @@ impl MetadataClient {
             addr,
             options.connect_timeout,
             options.cluster_token.as_ref(),
+            options.local.as_ref(),
         );
         let conn = tokio::time::timeout_at(deadline, connect)
             .await

@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use magnetar_protocol::ClusterToken;
 use magnetar_protocol::metadata::{Request, Response, request, response};
 use prost::Message;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -52,8 +52,8 @@ pub(super) fn answer(id: u64, outcome: Result<(), MetadataError>) -> Response {
 
 /// Reads the connection's first request and answers it. `true`: it presented `token`, serve
 /// the connection. `false`: it did not (the refusal has been sent) or went away; close it.
-pub(super) async fn authenticate(
-    wire: &mut Framed<TcpStream, LengthDelimitedCodec>,
+pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Framed<S, LengthDelimitedCodec>,
     token: &ClusterToken,
     peer: SocketAddr,
     cancel: &CancellationToken,

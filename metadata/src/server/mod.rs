@@ -16,14 +16,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use magnetar_protocol::metadata::{RaftResponse, Request, Response, request, response};
 use prost::Message;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::NodeConfig;
-use crate::conn::codec;
+use crate::conn::{LocalConnector, codec};
 use crate::error::MetadataError;
 use crate::network::{Network, RaftRpc};
 use crate::store::{LogStore, StateMachine, StateReader, open_db};
@@ -45,6 +46,7 @@ pub struct MetadataNode {
     tasks: TaskTracker,
     /// Held to know when everything else has let go of the database (see `shutdown`).
     db: Arc<rocksdb::DB>,
+    local: LocalConnector,
 }
 
 impl std::fmt::Debug for MetadataNode {
@@ -143,6 +145,14 @@ impl MetadataNode {
             sessions,
             cluster_token: config.cluster_token.clone(),
         });
+        let (local, pipes) = LocalConnector::new(addr.to_string());
+        tasks.spawn(serve_pipes(
+            pipes,
+            addr,
+            service.clone(),
+            cancel.clone(),
+            tasks.clone(),
+        ));
         tasks.spawn(accept_loop(
             listener,
             service,
@@ -158,6 +168,7 @@ impl MetadataNode {
             cancel,
             tasks,
             db: db_handle,
+            local,
         })
     }
 
@@ -167,6 +178,12 @@ impl MetadataNode {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// For clients in this process ([`ClientOptions::local`](crate::ClientOptions)): they
+    /// reach this node through in-memory pipes instead of loopback TCP.
+    pub fn local_connector(&self) -> LocalConnector {
+        self.local.clone()
     }
 
     pub fn raft(&self) -> &Raft {
@@ -247,6 +264,31 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves the in-memory connections of this process's clients (see [`LocalConnector`]) until
+/// the node stops; then the connector's `connect` fails as a refused TCP connection would.
+async fn serve_pipes(
+    mut pipes: mpsc::UnboundedReceiver<DuplexStream>,
+    addr: SocketAddr,
+    service: Arc<Service>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let pipe = tokio::select! {
+            _ = cancel.cancelled() => return,
+            pipe = pipes.recv() => match pipe { Some(pipe) => pipe, None => return },
+        };
+        let conn_tasks = tasks.clone();
+        tasks.spawn(serve_connection(
+            pipe,
+            addr,
+            service.clone(),
+            cancel.child_token(),
+            conn_tasks,
+        ));
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
@@ -278,13 +320,15 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     service: Arc<Service>,
     cancel: CancellationToken,
     tasks: TaskTracker,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut wire = Framed::new(stream, codec());
     if let Some(token) = &service.cluster_token
         && !auth::authenticate(&mut wire, token, peer, &cancel).await
