@@ -191,13 +191,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Transparent huge pages off for this process (Linux `PR_SET_THP_DISABLE`; inherited by the
-/// processes it starts), unless `MIMALLOC_ALLOW_THP=1` asks to keep them. With them on, each
-/// fresh mimalloc page the broker touched was a 2-MiB page the kernel zeroed first: a fifth to a
-/// third of the broker's CPU on catch-up reads, and 60% more RSS for 10,000 idle connections
-/// (docs/perf.md). mimalloc's own `MIMALLOC_ALLOW_THP=0` does the same but is read before
+/// processes it starts), unless `MIMALLOC_ALLOW_THP=1` (or `true`, `yes`, `on`, as mimalloc
+/// reads it) asks to keep them. With them on, each fresh mimalloc page the broker touched was a
+/// 2-MiB page the kernel zeroed first: a fifth to a third of the broker's CPU on catch-up reads,
+/// and 60% more RSS for 10,000 idle connections (docs/perf.md). mimalloc's own `MIMALLOC_ALLOW_THP=0` does the same but is read before
 /// `main`, so the binary cannot set it for itself. Returns what to log once tracing is up.
 fn keep_huge_pages_off() -> Option<String> {
-    if std::env::var("MIMALLOC_ALLOW_THP").is_ok_and(|v| v.trim() == "1") {
+    let allow = std::env::var("MIMALLOC_ALLOW_THP").unwrap_or_default();
+    if matches!(
+        allow.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    ) {
         return None;
     }
     #[cfg(target_os = "linux")]

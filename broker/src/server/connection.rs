@@ -148,29 +148,30 @@ pub(super) async fn run<R, W>(
             };
             // Whatever else is queued goes out in the same write: one syscall for a burst of
             // receipts or responses rather than one each (the codec still flushes whenever its
-            // buffer passes its boundary, so a burst of large frames is not held in memory).
-            let write = async {
-                let mut next = Some(first);
-                let mut fed = 0;
-                while let Some(frame) = next.take() {
-                    match sink.feed(*frame).await {
-                        Ok(()) => {}
-                        Err(FrameError::TooLarge { size, max }) => {
-                            // Nothing stored is larger than a SEND may be, so this is a bug;
-                            // losing the connection (and every consumer on it) would make it
-                            // worse.
-                            tracing::error!(%peer, size, max, "a frame for the client exceeds the frame limit; dropped");
-                        }
-                        Err(e) => return Err(e),
+            // buffer passes its boundary). Each frame and the flush get the whole timeout, as a
+            // frame alone did: it catches a write that makes no progress, not a long burst.
+            let mut next = Some(first);
+            let mut fed = 0;
+            let outcome = loop {
+                let Some(frame) = next.take() else {
+                    let flush = SinkExt::<Frame>::flush(&mut sink);
+                    break tokio::time::timeout(write_timeout, flush).await;
+                };
+                match tokio::time::timeout(write_timeout, sink.feed(*frame)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(FrameError::TooLarge { size, max })) => {
+                        // Nothing stored is larger than a SEND may be, so this is a bug; losing
+                        // the connection (and every consumer on it) would make it worse.
+                        tracing::error!(%peer, size, max, "a frame for the client exceeds the frame limit; dropped");
                     }
-                    fed += 1;
-                    if fed < MAX_WRITE_BATCH {
-                        next = outbound.try_recv().ok();
-                    }
+                    failed => break failed,
                 }
-                SinkExt::<Frame>::flush(&mut sink).await
+                fed += 1;
+                if fed < MAX_WRITE_BATCH {
+                    next = outbound.try_recv().ok();
+                }
             };
-            match tokio::time::timeout(write_timeout, write).await {
+            match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "write failed");
