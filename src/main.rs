@@ -182,36 +182,8 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-fn main() -> anyhow::Result<()> {
-    let thp = keep_huge_pages_off();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(thp))
-}
-
-/// Transparent huge pages off for this process (Linux `PR_SET_THP_DISABLE`; inherited by the
-/// processes it starts), unless `MIMALLOC_ALLOW_THP=1` (or `true`, `yes`, `on`, as mimalloc
-/// reads it) asks to keep them. With them on, each fresh mimalloc page the broker touched was a
-/// 2-MiB page the kernel zeroed first: a fifth to a third of the broker's CPU on catch-up reads,
-/// and 60% more RSS for 10,000 idle connections (docs/perf.md). mimalloc's own `MIMALLOC_ALLOW_THP=0` does the same but is read before
-/// `main`, so the binary cannot set it for itself. Returns what to log once tracing is up.
-fn keep_huge_pages_off() -> Option<String> {
-    let allow = std::env::var("MIMALLOC_ALLOW_THP").unwrap_or_default();
-    if matches!(
-        allow.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    ) {
-        return None;
-    }
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        return Some(format!("could not turn transparent huge pages off: {e}"));
-    }
-    None
-}
-
-async fn run(thp: Option<String>) -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -219,9 +191,6 @@ async fn run(thp: Option<String>) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
-    if let Some(warning) = thp {
-        tracing::warn!("{warning}");
-    }
     match Cli::parse().command {
         Command::Standalone(args) => {
             let args = *args;
