@@ -28,9 +28,16 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
-def wait_for_port(port, timeout=60.0, host="127.0.0.1"):
+class ExitedEarly(Exception):
+    """The process waited on exited before its port opened."""
+
+
+def wait_for_port(port, timeout=60.0, host="127.0.0.1", proc=None):
+    """Waits until `port` accepts connections; with `proc`, fails at once if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ExitedEarly(f"exited with {proc.returncode} before port {port} opened")
         with socket.socket() as s:
             s.settimeout(0.5)
             if s.connect_ex((host, port)) == 0:
@@ -45,12 +52,9 @@ class Standalone:
         self.bin = os.environ.get("MAGNETAR_BIN", "magnetar")
         self.data_dir = str(data_dir)
         self.cluster = cluster
-        self.port = free_port()
-        self.metadata_port = free_port()
-        self.bookie_port = free_port()
-        self.http_port = free_port()
         # quic=False: no replication endpoint (a cluster reached over the Pulsar protocol only).
-        self.replication_port = free_udp_port() if quic else None
+        self.quic = quic
+        self.pick_ports()
         # More `magnetar standalone` flags (auth, TLS, ...); may name more ports.
         self.extra_args = list(extra_args)
         # Listens on (and advertises) `host`; `prefix` runs it, e.g. `ip netns exec NS`.
@@ -80,7 +84,41 @@ class Standalone:
     def metadata_servers(self):
         return f"{self.host}:{self.metadata_port}"
 
+    def pick_ports(self):
+        """Free ports now; another process may take one before the standalone binds it."""
+        self.port = free_port()
+        self.metadata_port = free_port()
+        self.bookie_port = free_port()
+        self.http_port = free_port()
+        self.replication_port = free_udp_port() if self.quic else None
+
+    def log_since(self, offset):
+        """What the standalone logged from `offset` on (at most the first 4 KiB)."""
+        with open(os.path.join(self.data_dir, "standalone.log"), "rb") as f:
+            f.seek(offset)
+            return f.read(4096).decode(errors="replace")
+
     def start(self):
+        # A port picked free may be taken (by any process's outgoing connection) before the
+        # standalone listens on it; then it exits saying "cannot listen". A first start picks
+        # fresh ports and tries again; a restart keeps its ports, which clients already use.
+        first = not hasattr(self, "started")
+        for attempt in range(5):
+            self.log.flush()
+            offset = self.log.tell()
+            try:
+                self.launch()
+                self.started = True
+                return self
+            except ExitedEarly as e:
+                said = self.log_since(offset)
+                self.proc = None
+                if first and "cannot listen" in said and attempt < 4:
+                    self.pick_ports()
+                    continue
+                raise RuntimeError(f"magnetar standalone {e}; it said:\n{said}") from None
+
+    def launch(self):
         h = self.host
         self.proc = subprocess.Popen(
             [
@@ -100,10 +138,9 @@ class Standalone:
             stdout=self.log,
             stderr=self.log,
         )
-        wait_for_port(self.port, host=h)
+        wait_for_port(self.port, host=h, proc=self.proc)
         # The admin API and metrics listen a moment after the broker port on some starts.
-        wait_for_port(self.http_port, host=h)
-        return self
+        wait_for_port(self.http_port, host=h, proc=self.proc)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
