@@ -2,7 +2,7 @@
 //! `/bookies/{address}` (owned by its session, so it vanishes when the bookie dies) holding a
 //! JSON [`BookieInfo`]; ledger clients pick ensembles from the writable ones.
 
-use magnetar_metadata::{Expected, MetadataClient, MetadataError, Session};
+use magnetar_metadata::{Expected, MetadataClient, MetadataError, Record, Session};
 use serde::{Deserialize, Serialize};
 
 /// Where bookie registrations live.
@@ -39,8 +39,11 @@ pub async fn register(
 
 /// Every registered bookie, in address order. Unreadable registrations are skipped with a warning.
 pub async fn list(client: &MetadataClient) -> Result<Vec<BookieInfo>, MetadataError> {
-    let records = client.list(BOOKIES_PREFIX).await?;
-    Ok(records
+    Ok(parse(client.list(BOOKIES_PREFIX).await?))
+}
+
+fn parse(records: Vec<Record>) -> Vec<BookieInfo> {
+    records
         .into_iter()
         .filter_map(|record| match serde_json::from_slice(&record.value) {
             Ok(info) => Some(info),
@@ -49,14 +52,18 @@ pub async fn list(client: &MetadataClient) -> Result<Vec<BookieInfo>, MetadataEr
                 None
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Writable bookies only.
 pub async fn writable(client: &MetadataClient) -> Result<Vec<BookieInfo>, MetadataError> {
-    Ok(list(client)
-        .await?
+    Ok(writable_of(client.list(BOOKIES_PREFIX).await?))
+}
+
+/// The writable bookies among registration records (e.g. a cached copy of `/bookies/`).
+pub fn writable_of(records: Vec<Record>) -> Vec<BookieInfo> {
+    parse(records)
         .into_iter()
         .filter(|b| !b.read_only)
-        .collect())
+        .collect()
 }

@@ -22,7 +22,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnetar_metadata::{MetadataClient, MetadataError};
+use magnetar_metadata::{Expected, MetadataClient, MetadataError, PrefixCache, Txn};
 use magnetar_protocol::ClusterToken;
 
 pub use metadata::{LedgerMetadata, LedgerState};
@@ -124,12 +124,31 @@ pub(crate) struct ClientInner {
     pub(crate) pool: BookiePool,
     pub(crate) options: LedgerOptions,
     pub(crate) placement: Arc<dyn PlacementPolicy>,
+    ids: metadata::IdAllocator,
+    /// A live copy of the bookie registrations new ensembles are chosen from, started by the
+    /// first creation.
+    bookies: tokio::sync::OnceCell<PrefixCache>,
 }
 
 /// Creates, opens, recovers and deletes ledgers. Cheap to clone; connections are shared.
 #[derive(Debug, Clone)]
 pub struct LedgerClient {
     inner: Arc<ClientInner>,
+}
+
+/// A ledger chosen by [`LedgerClient::prepare`] whose metadata is not written yet.
+#[derive(Debug, Clone)]
+pub struct NewLedger {
+    pub id: u64,
+    pub metadata: LedgerMetadata,
+    value: Vec<u8>,
+}
+
+impl NewLedger {
+    /// Adds the creation of its metadata (which must not exist yet) to `txn`.
+    pub fn put(&self, txn: Txn) -> Txn {
+        txn.put(metadata::key(self.id), self.value.clone(), Expected::Absent)
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -155,6 +174,8 @@ impl LedgerClient {
                 pool: BookiePool::new(options.connect_options()),
                 options,
                 placement,
+                ids: metadata::IdAllocator::default(),
+                bookies: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -189,8 +210,32 @@ impl LedgerClient {
         config: LedgerConfig,
         custom: std::collections::BTreeMap<String, String>,
     ) -> Result<LedgerWriter, LedgerError> {
+        self.create_after(config, custom, 0).await
+    }
+
+    /// Creates a ledger whose id is greater than `after` (a managed ledger's last).
+    pub async fn create_after(
+        &self,
+        config: LedgerConfig,
+        custom: std::collections::BTreeMap<String, String>,
+        after: u64,
+    ) -> Result<LedgerWriter, LedgerError> {
+        let new = self.prepare(config, custom, after).await?;
+        let version = metadata::create(&self.inner.metadata, new.id, &new.metadata).await?;
+        Ok(self.writer(new, version))
+    }
+
+    /// Chooses a new ledger's id (greater than `after`) and ensemble without writing its
+    /// metadata: the caller writes it with [`NewLedger::put`] in a transaction of its own (a
+    /// managed ledger's list and its first ledger in one write), then calls [`Self::writer`].
+    pub async fn prepare(
+        &self,
+        config: LedgerConfig,
+        custom: std::collections::BTreeMap<String, String>,
+        after: u64,
+    ) -> Result<NewLedger, LedgerError> {
         config.validate()?;
-        let candidates = registry::writable(&self.inner.metadata).await?;
+        let candidates = self.candidates(config.ensemble).await?;
         let bookies = self
             .inner
             .placement
@@ -199,8 +244,8 @@ impl LedgerClient {
                 needed: config.ensemble,
                 available: candidates.len(),
             })?;
-        let ledger_id = metadata::allocate_id(&self.inner.metadata).await?;
-        let meta = LedgerMetadata {
+        let id = self.inner.ids.next(&self.inner.metadata, after).await?;
+        let metadata = LedgerMetadata {
             ensemble_size: config.ensemble,
             write_quorum: config.write_quorum,
             ack_quorum: config.ack_quorum,
@@ -215,15 +260,46 @@ impl LedgerClient {
             closed_ms: 0,
             custom,
         };
-        let version = metadata::create(&self.inner.metadata, ledger_id, &meta).await?;
-        Ok(LedgerWriter::new(
-            ledger_id,
+        let value = metadata::encode(&metadata)?;
+        Ok(NewLedger {
+            id,
+            metadata,
+            value,
+        })
+    }
+
+    /// The writer of a prepared ledger whose metadata was written at `version`.
+    pub fn writer(&self, new: NewLedger, version: u64) -> LedgerWriter {
+        LedgerWriter::new(
+            new.id,
             self.inner.clone(),
             metadata::Versioned {
-                metadata: meta,
+                metadata: new.metadata,
                 version,
             },
-        ))
+        )
+    }
+
+    /// Writable bookies for a new ensemble of `needed`: from the live copy of the registrations
+    /// when it has enough (no round trip per ledger), else listed afresh (a bookie that has just
+    /// registered, or a copy that could not start).
+    async fn candidates(&self, needed: usize) -> Result<Vec<registry::BookieInfo>, LedgerError> {
+        let metadata = &self.inner.metadata;
+        let cache = self
+            .inner
+            .bookies
+            .get_or_try_init(|| PrefixCache::start(metadata.clone(), registry::BOOKIES_PREFIX))
+            .await;
+        match cache {
+            Ok(cache) => {
+                let cached = registry::writable_of(cache.records());
+                if cached.len() >= needed {
+                    return Ok(cached);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "bookie registrations not cached; listing them"),
+        }
+        Ok(registry::writable(metadata).await?)
     }
 
     /// Fences and closes a ledger another writer may still hold, keeping every entry that may

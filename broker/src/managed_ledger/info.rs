@@ -137,17 +137,37 @@ pub async fn cas(
     expected: Expected,
     ownership: Option<&OwnershipGuard>,
 ) -> Result<u64, MlError> {
+    cas_with(metadata, key, value, expected, ownership, None).await
+}
+
+/// As [`cas`], with the writes `with` adds to the same transaction (a new ledger's metadata):
+/// all apply or none.
+pub async fn cas_with(
+    metadata: &MetadataClient,
+    key: &str,
+    value: Vec<u8>,
+    expected: Expected,
+    ownership: Option<&OwnershipGuard>,
+    with: Option<&(dyn Fn(Txn) -> Txn + Sync)>,
+) -> Result<u64, MlError> {
     for _ in 0..5 {
-        let written = match ownership {
-            None => metadata.put(key, value.clone(), expected).await,
-            Some(guard) => metadata
-                .txn(guarded(Txn::new(), Some(guard)).put(key, value.clone(), expected))
-                .await
-                .and_then(|versions| {
-                    versions.first().copied().ok_or_else(|| {
-                        MetadataError::Unavailable("a transaction answered no version".into())
+        let written = match (ownership, with) {
+            (None, None) => metadata.put(key, value.clone(), expected).await,
+            _ => {
+                let txn = match with {
+                    Some(with) => with(guarded(Txn::new(), ownership)),
+                    None => guarded(Txn::new(), ownership),
+                };
+                metadata
+                    .txn(txn.put(key, value.clone(), expected))
+                    .await
+                    .and_then(|versions| {
+                        // The list's own write is the transaction's last.
+                        versions.last().copied().ok_or_else(|| {
+                            MetadataError::Unavailable("a transaction answered no version".into())
+                        })
                     })
-                }),
+            }
         };
         match written {
             Ok(version) => return Ok(version),

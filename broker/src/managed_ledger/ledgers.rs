@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use magnetar_bookie::ledger::{LedgerClient, LedgerError, LedgerWriter};
+use magnetar_bookie::ledger::{LedgerClient, LedgerError, LedgerWriter, NewLedger};
 use magnetar_metadata::MetadataError;
 
 use super::{ManagedLedgerConfig, MlError};
@@ -33,26 +33,57 @@ fn retryable(e: &LedgerError) -> bool {
 /// Retries of a ledger creation, about 10 s in all.
 const CREATE_ATTEMPTS: u32 = 12;
 
-/// Creates a ledger for `name`, retrying a few times while bookies are missing (a bookie
-/// restarting, registrations not yet visible) before giving up. With `retry` false one attempt
-/// is made: the caller already waited out a whole retry window without bookies (a full disk
-/// on every bookie, say) and its publishers should hear so at once, as Pulsar's do.
+/// What a managed ledger's ledgers carry in their metadata.
+fn custom(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("application".to_string(), "magnetar-broker".to_string()),
+        ("managed-ledger".to_string(), name.to_string()),
+    ])
+}
+
+/// Creates a ledger for `name` with an id above `after` (its last), retrying a few times while
+/// bookies are missing (a bookie restarting, registrations not yet visible) before giving up.
+/// With `retry` false one attempt is made: the caller already waited out a whole retry window
+/// without bookies (a full disk on every bookie, say) and its publishers should hear so at once,
+/// as Pulsar's do.
 pub(super) async fn create_ledger(
     ledgers: &LedgerClient,
     config: &ManagedLedgerConfig,
     name: &str,
     retry: bool,
+    after: u64,
 ) -> Result<LedgerWriter, MlError> {
+    retrying(name, retry, || {
+        ledgers.create_after(config.ledger_config(), custom(name), after)
+    })
+    .await
+}
+
+/// As [`create_ledger`] (with retries), without writing the ledger's metadata: the caller
+/// writes it in its own transaction.
+pub(super) async fn prepare_ledger(
+    ledgers: &LedgerClient,
+    config: &ManagedLedgerConfig,
+    name: &str,
+    after: u64,
+) -> Result<NewLedger, MlError> {
+    retrying(name, true, || {
+        ledgers.prepare(config.ledger_config(), custom(name), after)
+    })
+    .await
+}
+
+async fn retrying<T, F: Future<Output = Result<T, LedgerError>>>(
+    name: &str,
+    retry: bool,
+    attempt_once: impl Fn() -> F,
+) -> Result<T, MlError> {
     let attempts = if retry { CREATE_ATTEMPTS } else { 0 };
-    let custom = BTreeMap::from([
-        ("application".to_string(), "magnetar-broker".to_string()),
-        ("managed-ledger".to_string(), name.to_string()),
-    ]);
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
-        match ledgers.create(config.ledger_config(), custom.clone()).await {
-            Ok(writer) => return Ok(writer),
+        match attempt_once().await {
+            Ok(done) => return Ok(done),
             Err(e) if retryable(&e) && attempt < attempts => {
                 tracing::debug!(managed_ledger = name, error = %e, "ledger creation failed; retrying");
                 tokio::time::sleep(delay).await;
