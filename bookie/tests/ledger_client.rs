@@ -471,7 +471,12 @@ async fn ledger_ids_come_in_blocks_and_stay_in_order_per_topic() {
     let b = second.create(config, BTreeMap::new()).await.expect("b");
     assert!(a.id() >= FIRST_BLOCKED_ID, "{}", a.id());
     assert_eq!(a2.id(), a.id() + 1, "the same block");
-    assert!(b.id() >= a.id() + ID_BLOCK, "another block: {} {}", a.id(), b.id());
+    assert!(
+        b.id() >= a.id() + ID_BLOCK,
+        "another block: {} {}",
+        a.id(),
+        b.id()
+    );
 
     let moved = first
         .create_after(config, BTreeMap::new(), b.id())
@@ -501,7 +506,11 @@ async fn ledger_ids_come_in_blocks_and_stay_in_order_per_topic() {
     assert_eq!(versions, vec![CREATED_VERSION]);
     let writer = first.writer(new, CREATED_VERSION);
     assert_eq!(writer.append(payload(0)).await.expect("add"), 0);
-    assert_eq!(writer.close().await.expect("close"), 0, "closed at its version");
+    assert_eq!(
+        writer.close().await.expect("close"),
+        0,
+        "closed at its version"
+    );
     for w in [a, a2, b, moved, next] {
         w.close().await.expect("close");
     }

@@ -105,7 +105,12 @@ where
     sink.feed(Bytes::from(first.encode_to_vec())).await?;
     for _ in 1..MAX_WRITE_BATCH {
         let Ok(next) = queue.try_recv() else { break };
-        sink.feed(Bytes::from(next.encode_to_vec())).await?;
+        if let Err(e) = sink.feed(Bytes::from(next.encode_to_vec())).await {
+            // A frame the codec refuses (over the size limit) ends the connection, but what was
+            // fed before it still goes out, as it would have one frame at a time.
+            let _ = sink.flush().await;
+            return Err(e);
+        }
     }
     sink.flush().await
 }
@@ -353,6 +358,40 @@ pub fn into_result(response: Response) -> Result<response::Body, MetadataError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch whose second frame is over the size limit fails, and its first frame (an answer a
+    /// peer waits on) still reaches the other end.
+    #[tokio::test]
+    async fn a_refused_frame_in_a_batch_does_not_take_the_earlier_ones_with_it() {
+        use futures::StreamExt;
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let small = |n: usize| {
+            LengthDelimitedCodec::builder()
+                .max_frame_length(n)
+                .new_codec()
+        };
+        let mut sink = tokio_util::codec::FramedWrite::new(ours, small(64));
+        let (queue_tx, mut queue) = mpsc::channel(4);
+        let oversized = Response {
+            id: 2,
+            error: Some(magnetar_protocol::metadata::Error {
+                message: "x".repeat(200),
+                ..Default::default()
+            }),
+            body: None,
+        };
+        queue_tx.try_send(oversized).expect("queued");
+        let first = Response {
+            id: 1,
+            ..Default::default()
+        };
+        let written = write_batch(&mut sink, first.clone(), &mut queue).await;
+        assert!(written.is_err(), "the oversized frame is refused");
+        drop(sink);
+        let mut reader = tokio_util::codec::FramedRead::new(theirs, small(64));
+        let got = reader.next().await.expect("a frame").expect("readable");
+        assert_eq!(Response::decode(got).expect("decode"), first);
+    }
 
     #[tokio::test]
     async fn connections_probe_idle_peers() {

@@ -278,15 +278,27 @@ async fn serve_pipes(
             _ = cancel.cancelled() => return,
             pipe = pipes.recv() => match pipe { Some(pipe) => pipe, None => return },
         };
-        let conn_tasks = tasks.clone();
-        tasks.spawn(serve_connection(
-            pipe,
-            addr,
-            service.clone(),
-            cancel.child_token(),
-            conn_tasks,
-        ));
+        spawn_connection(pipe, addr, &service, &cancel, &tasks);
     }
+}
+
+/// Serves one connection (a socket or an in-process pipe) on its own tracked task.
+fn spawn_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    service: &Arc<Service>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tasks.spawn(serve_connection(
+        stream,
+        peer,
+        service.clone(),
+        cancel.child_token(),
+        tasks.clone(),
+    ));
 }
 
 async fn accept_loop(
@@ -303,14 +315,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 crate::conn::configure(&stream);
-                let conn_tasks = tasks.clone();
-                tasks.spawn(serve_connection(
-                    stream,
-                    peer,
-                    service.clone(),
-                    cancel.child_token(),
-                    conn_tasks,
-                ));
+                spawn_connection(stream, peer, &service, &cancel, &tasks);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
