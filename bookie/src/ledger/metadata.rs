@@ -1,28 +1,17 @@
 //! Ledger metadata, stored at `/ledgers/{id}` in the metadata service as JSON and changed only by
-//! compare-and-set on its version.
-//!
-//! Ledger ids are unique and never reused. A client takes them in blocks of [`ID_BLOCK`]: each put
-//! of the key `/ledgers-id-blocks` raises its version by one, and version `v` is the client's
-//! alone to hand out as ids `FIRST_BLOCKED_ID + (v - 1) * ID_BLOCK ..` (one metadata write per
-//! 1,024 ledgers instead of one per ledger). Earlier versions took each id from the version of
-//! `/ledgers-counter`; those ids stay far below [`FIRST_BLOCKED_ID`], so the two never meet.
+//! compare-and-set on its version. Ledger ids come from the version of the counter key
+//! `/ledgers-counter`, which grows by one with every put: unique, never reused, and rising across
+//! the whole cluster, which is what keeps every managed ledger's ledgers (and so its positions)
+//! in order when its topic moves between brokers or its list was trimmed to nothing.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use magnetar_metadata::{Expected, MetadataClient};
 use serde::{Deserialize, Serialize};
 
 use super::LedgerError;
 
-const BLOCKS_KEY: &str = "/ledgers-id-blocks";
-/// Ledger ids one put of `/ledgers-id-blocks` reserves.
-pub const ID_BLOCK: u64 = 1024;
-/// The first id of the first block: 2^32, above any id `/ledgers-counter` ever gave out (that
-/// would have taken four billion ledgers).
-pub const FIRST_BLOCKED_ID: u64 = 1 << 32;
-/// Blocks fetched for one id before giving up (one is always enough for ids from blocks).
-const BLOCK_FETCHES: usize = 3;
+const COUNTER_KEY: &str = "/ledgers-counter";
 /// Where ledger metadata lives: `{prefix}{id:020}`.
 pub const LEDGERS_PREFIX: &str = "/ledgers/";
 
@@ -107,31 +96,8 @@ pub struct Versioned {
 /// versions from 1), e.g. by [`super::NewLedger::put`] in someone else's transaction.
 pub const CREATED_VERSION: u64 = 1;
 
-/// Hands out ledger ids from the blocks this client reserved.
-#[derive(Debug, Default)]
-pub struct IdAllocator {
-    block: tokio::sync::Mutex<Range<u64>>,
-}
-
-impl IdAllocator {
-    /// A new ledger id greater than `after`, so that a managed ledger's ledgers stay in id order
-    /// when its topic moves to a broker whose current block is older than the one its last
-    /// ledger came from (that broker takes a new block: every block is above all before it).
-    pub async fn next(&self, client: &MetadataClient, after: u64) -> Result<u64, LedgerError> {
-        let mut block = self.block.lock().await;
-        for _ in 0..BLOCK_FETCHES {
-            block.start = block.start.max(after.saturating_add(1));
-            if let Some(id) = block.next() {
-                return Ok(id);
-            }
-            let version = client.put(BLOCKS_KEY, Vec::new(), Expected::Any).await?;
-            let start = FIRST_BLOCKED_ID + version.saturating_sub(1) * ID_BLOCK;
-            *block = start..start + ID_BLOCK;
-        }
-        Err(LedgerError::Internal(format!(
-            "no ledger id block lies above ledger {after}: it was not allocated by this cluster"
-        )))
-    }
+pub async fn allocate_id(client: &MetadataClient) -> Result<u64, LedgerError> {
+    Ok(client.put(COUNTER_KEY, Vec::new(), Expected::Any).await?)
 }
 
 /// The stored form of `metadata`.

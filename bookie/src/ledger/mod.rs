@@ -124,7 +124,6 @@ pub(crate) struct ClientInner {
     pub(crate) pool: BookiePool,
     pub(crate) options: LedgerOptions,
     pub(crate) placement: Arc<dyn PlacementPolicy>,
-    ids: metadata::IdAllocator,
     /// A live copy of the bookie registrations new ensembles are chosen from, started by the
     /// first creation.
     bookies: tokio::sync::OnceCell<PrefixCache>,
@@ -174,7 +173,6 @@ impl LedgerClient {
                 pool: BookiePool::new(options.connect_options()),
                 options,
                 placement,
-                ids: metadata::IdAllocator::default(),
                 bookies: tokio::sync::OnceCell::new(),
             }),
         }
@@ -210,29 +208,18 @@ impl LedgerClient {
         config: LedgerConfig,
         custom: std::collections::BTreeMap<String, String>,
     ) -> Result<LedgerWriter, LedgerError> {
-        self.create_after(config, custom, 0).await
-    }
-
-    /// Creates a ledger whose id is greater than `after` (a managed ledger's last).
-    pub async fn create_after(
-        &self,
-        config: LedgerConfig,
-        custom: std::collections::BTreeMap<String, String>,
-        after: u64,
-    ) -> Result<LedgerWriter, LedgerError> {
-        let new = self.prepare(config, custom, after).await?;
+        let new = self.prepare(config, custom).await?;
         let version = metadata::create(&self.inner.metadata, new.id, &new.metadata).await?;
         Ok(self.writer(new, version))
     }
 
-    /// Chooses a new ledger's id (greater than `after`) and ensemble without writing its
-    /// metadata: the caller writes it with [`NewLedger::put`] in a transaction of its own (a
-    /// managed ledger's list and its first ledger in one write), then calls [`Self::writer`].
+    /// Chooses a new ledger's id and ensemble without writing its metadata: the caller writes
+    /// it with [`NewLedger::put`] in a transaction of its own (a managed ledger's list and its
+    /// first ledger in one write), then calls [`Self::writer`].
     pub async fn prepare(
         &self,
         config: LedgerConfig,
         custom: std::collections::BTreeMap<String, String>,
-        after: u64,
     ) -> Result<NewLedger, LedgerError> {
         config.validate()?;
         let candidates = self.candidates(config.ensemble).await?;
@@ -244,7 +231,7 @@ impl LedgerClient {
                 needed: config.ensemble,
                 available: candidates.len(),
             })?;
-        let id = self.inner.ids.next(&self.inner.metadata, after).await?;
+        let id = metadata::allocate_id(&self.inner.metadata).await?;
         let metadata = LedgerMetadata {
             ensemble_size: config.ensemble,
             write_quorum: config.write_quorum,

@@ -361,14 +361,11 @@ impl Appender {
     /// Creates a ledger, records it (with the sealed one) in the list, sends the queue to it.
     /// On failure the queued appends fail with the error.
     async fn open_new_ledger(&mut self) -> Result<(), MlError> {
-        let sealed_id = self.unrecorded.as_ref().map_or(0, |s| s.ledger_id);
-        let after = self.shared.lock().last_ledger_id().max(sealed_id);
         let writer = match create_ledger(
             &self.shared.ledgers,
             &self.shared.config,
             &self.shared.name,
             !self.creation_failing,
-            after,
         )
         .await
         {

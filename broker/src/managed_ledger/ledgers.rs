@@ -41,8 +41,7 @@ fn custom(name: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// Creates a ledger for `name` with an id above `after` (its last), retrying a few times while
-/// bookies are missing (a bookie restarting, registrations not yet visible) before giving up.
+/// Creates a ledger for `name`, retrying a few times while bookies are missing (a bookie restarting, registrations not yet visible) before giving up.
 /// With `retry` false one attempt is made: the caller already waited out a whole retry window
 /// without bookies (a full disk on every bookie, say) and its publishers should hear so at once,
 /// as Pulsar's do.
@@ -51,10 +50,9 @@ pub(super) async fn create_ledger(
     config: &ManagedLedgerConfig,
     name: &str,
     retry: bool,
-    after: u64,
 ) -> Result<LedgerWriter, MlError> {
     retrying(name, retry, || {
-        ledgers.create_after(config.ledger_config(), custom(name), after)
+        ledgers.create(config.ledger_config(), custom(name))
     })
     .await
 }
@@ -65,10 +63,9 @@ pub(super) async fn prepare_ledger(
     ledgers: &LedgerClient,
     config: &ManagedLedgerConfig,
     name: &str,
-    after: u64,
 ) -> Result<NewLedger, MlError> {
     retrying(name, true, || {
-        ledgers.prepare(config.ledger_config(), custom(name), after)
+        ledgers.prepare(config.ledger_config(), custom(name))
     })
     .await
 }

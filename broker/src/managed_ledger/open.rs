@@ -87,9 +87,7 @@ pub(super) async fn open(
 
     // The new ledger's metadata is written in the same transaction as the list naming it: one
     // round trip less per topic opened, and no orphan ledger when the write loses.
-    let after = info.ledgers.iter().map(|l| l.ledger_id).max().unwrap_or(0);
-    let after = after.max(empty.iter().copied().max().unwrap_or(0));
-    let new = prepare_ledger(&ledgers, &config, name, after).await?;
+    let new = prepare_ledger(&ledgers, &config, name).await?;
     info.ledgers.push(LedgerRecord {
         ledger_id: new.id,
         entries: 0,

@@ -86,16 +86,6 @@ pub(super) struct State {
 }
 
 impl State {
-    /// The highest ledger id this managed ledger has used (listed, or written and not listed
-    /// yet): a new ledger's id must be above it.
-    pub fn last_ledger_id(&self) -> u64 {
-        let listed = self.info.ledgers.iter().map(|l| l.ledger_id);
-        listed
-            .chain(self.writers.iter().map(|w| w.id()))
-            .max()
-            .unwrap_or(0)
-    }
-
     pub fn remember_writer(&mut self, writer: LedgerWriter) {
         self.writers.push_back(writer);
         while self.writers.len() > RECENT_WRITERS {
