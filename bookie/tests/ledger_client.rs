@@ -499,7 +499,7 @@ async fn prepared_ledgers_are_written_by_the_callers_transaction() {
     assert_eq!(
         writer.close().await.expect("close"),
         0,
-        "closed at its version"
+        "closed (its metadata at the version the transaction gave) after entry 0"
     );
     for w in writers {
         w.close().await.expect("close");

@@ -7,6 +7,7 @@ same data, so tests can prove what survives a crash.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,16 +94,30 @@ class Standalone:
         self.replication_port = free_udp_port() if self.quic else None
 
     def log_since(self, offset):
-        """What the standalone logged from `offset` on (at most the first 4 KiB)."""
+        """What the standalone logged from `offset` on."""
         with open(os.path.join(self.data_dir, "standalone.log"), "rb") as f:
             f.seek(offset)
-            return f.read(4096).decode(errors="replace")
+            return f.read().decode(errors="replace")
+
+    def own_port_taken(self, said):
+        """Whether the standalone says one of the ports picked here was taken (not a port of
+        `extra_args`, which a new pick would not change)."""
+        own = [self.port, self.metadata_port, self.bookie_port, self.http_port,
+               self.replication_port]
+        for line in said.splitlines():
+            if "cannot listen" in line or "Address already in use" in line:
+                if any(p and f"{self.host}:{p}" in line for p in own):
+                    return True
+        return False
 
     def start(self):
         # A port picked free may be taken (by any process's outgoing connection) before the
-        # standalone listens on it; then it exits saying "cannot listen". A first start picks
-        # fresh ports and tries again; a restart keeps its ports, which clients already use.
+        # standalone listens on it; then it exits saying so. A first start picks fresh ports and
+        # tries again, on a data directory cleared of what the failed attempt made (its metadata
+        # node and bookie, registered at the old addresses); a restart keeps its ports, which
+        # clients already use.
         first = not hasattr(self, "started")
+        existing = set(os.listdir(self.data_dir))
         for attempt in range(5):
             self.log.flush()
             offset = self.log.tell()
@@ -113,9 +128,17 @@ class Standalone:
             except ExitedEarly as e:
                 said = self.log_since(offset)
                 self.proc = None
-                if first and "cannot listen" in said and attempt < 4:
+                if first and attempt < 4 and self.own_port_taken(said):
+                    for name in set(os.listdir(self.data_dir)) - existing - {"standalone.log"}:
+                        path = os.path.join(self.data_dir, name)
+                        if os.path.isdir(path):
+                            shutil.rmtree(path)
+                        else:
+                            os.remove(path)
                     self.pick_ports()
                     continue
+                if len(said) > 6144:  # a backtrace follows the error: keep both ends
+                    said = f"{said[:4096]}\n[...]\n{said[-2048:]}"
                 raise RuntimeError(f"magnetar standalone {e}; it said:\n{said}") from None
 
     def launch(self):

@@ -139,11 +139,16 @@ pub struct LedgerClient {
 #[derive(Debug, Clone)]
 pub struct NewLedger {
     pub id: u64,
-    pub metadata: LedgerMetadata,
+    /// Encoded once, into `value`: not to be changed after.
+    metadata: LedgerMetadata,
     value: Vec<u8>,
 }
 
 impl NewLedger {
+    pub fn metadata(&self) -> &LedgerMetadata {
+        &self.metadata
+    }
+
     /// Adds the creation of its metadata (which must not exist yet) to `txn`.
     pub fn put(&self, txn: Txn) -> Txn {
         txn.put(metadata::key(self.id), self.value.clone(), Expected::Absent)
