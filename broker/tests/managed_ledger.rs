@@ -286,7 +286,8 @@ async fn reopening_fences_the_previous_owner_and_keeps_acknowledged_entries() {
 /// The metadata-level fence: a managed ledger opened under an ownership guard (the bundle's
 /// ephemeral ownership key and the session holding it) writes its metadata only while that
 /// session still holds the key.
-/// 1. Opening under a guard whose session does not hold the key is refused (`Fenced`).
+/// 1. Opening under a guard whose session does not hold the key is refused (`Fenced`), and
+///    leaves no ledger behind.
 /// 2. A opens under a held key, appends 20 entries, acknowledges 5 and persists the cursor.
 /// 3. The session ends (as when a broker's lease expires while it still thinks it serves): A's
 ///    ledger-list update (a rollover) is refused and fences A; appends and cursor writes after
@@ -319,6 +320,11 @@ async fn a_lapsed_ownership_record_fences_every_metadata_write() {
             .err(),
         Some(MlError::Fenced),
         "opened without holding the ownership key"
+    );
+    // Its new ledger's metadata was to be written in the refused transaction: none is left.
+    assert!(
+        metadata.list("/ledgers/").await.expect("list").is_empty(),
+        "a refused open leaves no ledger behind"
     );
     metadata
         .put_ephemeral(key, b"a".to_vec(), Expected::Absent, &first)
